@@ -1,0 +1,31 @@
+"""Errors raised by flight planning. Messages name the value and the fix."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CameraError",
+    "FlightPlanError",
+    "PlanParameterError",
+    "SiteGeometryError",
+    "VehicleError",
+]
+
+
+class FlightPlanError(Exception):
+    """Root of every error raised by :mod:`flightplans`."""
+
+
+class SiteGeometryError(FlightPlanError, ValueError):
+    """The site polygon, its holes or the no-fly zones cannot be flown."""
+
+
+class CameraError(FlightPlanError, ValueError):
+    """Unknown camera preset or impossible camera values."""
+
+
+class PlanParameterError(FlightPlanError, ValueError):
+    """A planning parameter (GSD, altitude, overlap, speed, battery, home) is out of range."""
+
+
+class VehicleError(FlightPlanError, OSError):
+    """The vehicle link failed or the vehicle refused the mission."""

@@ -1,0 +1,39 @@
+"""Errors raised by the survey package (I/O, ingestion, orchestration).
+
+Every message names the file, the offending value and the fix; the CLI prints it as one line.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InputFileError",
+    "NotGeoreferencedError",
+    "OutputError",
+    "RasterFormatError",
+    "SurveyError",
+    "TelemetryError",
+]
+
+
+class SurveyError(Exception):
+    """Root of every error raised by :mod:`survey`."""
+
+
+class InputFileError(SurveyError, FileNotFoundError):
+    """An input file is missing or cannot be opened."""
+
+
+class NotGeoreferencedError(SurveyError, ValueError):
+    """A raster or vector file has no CRS or no usable transform."""
+
+
+class RasterFormatError(SurveyError, ValueError):
+    """A raster exists but its content cannot be used (bands, dtype, nodata, units)."""
+
+
+class OutputError(SurveyError, OSError):
+    """An output location cannot be written."""
+
+
+class TelemetryError(SurveyError, OSError):
+    """A telemetry log cannot be read."""

@@ -1,0 +1,276 @@
+"""Reading and writing the rasters of a survey epoch.
+
+Orthophotos come out of OpenDroneMap and other photogrammetry tools in three shapes: RGB with a
+GDAL mask band, RGB with a nodata value, or RGBA with an alpha band. :func:`open_orthophoto`
+accepts all three and returns the uint8 RGB ``DataArray`` (dims ``band, y, x``) and a boolean
+validity mask (dims ``y, x``). DSMs are returned as float32 metres with NaN for nodata
+(:func:`open_dsm`). Everything is written atomically through :func:`write_geotiff`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rioxarray
+import xarray as xr
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import ColorInterp, Resampling
+
+from survey.errors import (
+    InputFileError,
+    NotGeoreferencedError,
+    OutputError,
+    RasterFormatError,
+)
+
+__all__ = [
+    "atomic_path",
+    "open_dsm",
+    "open_orthophoto",
+    "sha256_file",
+    "write_geotiff",
+]
+
+_HASH_CHUNK = 1 << 22
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Return the hex SHA-256 of a file, read in 4 MiB chunks."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(_HASH_CHUNK), b""):
+                h.update(block)
+    except FileNotFoundError as exc:
+        raise InputFileError(f"{path}: no such file; check the path") from exc
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    A crash or an exception leaves no half-written file and never touches an existing one.
+    """
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(
+            f"{target.parent}: cannot write here ({exc.strerror}); choose a writable --out"
+        ) from exc
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_geotiff(
+    path: str | os.PathLike[str],
+    data: np.ndarray,
+    *,
+    transform: Affine,
+    crs: CRS | str | int,
+    nodata: float | None = None,
+    mask: np.ndarray | None = None,
+    blocksize: int = 512,
+    compress: str = "deflate",
+    overviews: tuple[int, ...] = (),
+    tags: dict[str, str] | None = None,
+    colorinterp: tuple[ColorInterp, ...] | None = None,
+) -> Path:
+    """Write a tiled, compressed GeoTIFF atomically and return its path.
+
+    Parameters
+    ----------
+    data : ndarray, shape (bands, rows, cols) or (rows, cols)
+    mask : ndarray of bool, shape (rows, cols), optional
+        Validity mask written as an internal GDAL mask band (True = valid).
+    overviews : tuple of int
+        Decimation factors of internal overviews (e.g. ``(2, 4, 8)``); nearest resampling
+        for integer data, average for float.
+    """
+    arr = data[np.newaxis] if data.ndim == 2 else data
+    if arr.ndim != 3:
+        raise RasterFormatError(f"{path}: expected a 2-D or 3-D array, got shape {data.shape}")
+    count, rows, cols = arr.shape
+    crs_obj = CRS.from_user_input(crs)
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": cols,
+        "height": rows,
+        "count": count,
+        "dtype": arr.dtype.name,
+        "crs": crs_obj,
+        "transform": transform,
+        "compress": compress,
+        "predictor": 2 if np.issubdtype(arr.dtype, np.integer) else 3,
+        "tiled": True,
+        "blockxsize": blocksize,
+        "blockysize": blocksize,
+        "interleave": "pixel" if count > 1 else "band",
+    }
+    if nodata is not None:
+        profile["nodata"] = nodata
+    if count == 3 and arr.dtype == np.uint8:
+        profile["photometric"] = "RGB"
+    with (
+        atomic_path(path) as tmp,
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
+        rasterio.open(tmp, "w", **profile) as dst,
+    ):
+        dst.write(arr)
+        if mask is not None:
+            dst.write_mask(np.where(mask, 255, 0).astype(np.uint8))
+        if colorinterp is not None:
+            dst.colorinterp = colorinterp
+        if tags:
+            dst.update_tags(**tags)
+        if overviews:
+            resampling = (
+                Resampling.nearest if np.issubdtype(arr.dtype, np.integer) else Resampling.average
+            )
+            dst.build_overviews(list(overviews), resampling)
+    return Path(path)
+
+
+def _open_checked(path: str | os.PathLike[str], role: str) -> rasterio.DatasetReader:
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"{p}: {role} not found; check the path")
+    try:
+        ds = rasterio.open(p)
+    except rasterio.errors.RasterioIOError as exc:
+        raise RasterFormatError(f"{p}: cannot be read as a raster ({exc}); pass a GeoTIFF") from exc
+    if ds.crs is None:
+        ds.close()
+        raise NotGeoreferencedError(
+            f"{p}: {role} has no CRS; write one with gdal_edit.py -a_srs EPSG:xxxx"
+        )
+    if ds.transform == Affine.identity():
+        ds.close()
+        raise NotGeoreferencedError(
+            f"{p}: {role} has no geotransform; export it georeferenced from the photogrammetry tool"
+        )
+    return ds
+
+
+def open_orthophoto(
+    path: str | os.PathLike[str], chunks: int | None = None
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """Open an orthophoto as (rgb, valid).
+
+    Returns
+    -------
+    rgb : DataArray, uint8, dims (band, y, x), band = 1..3
+    valid : DataArray, bool, dims (y, x); False where the image has no data
+        (mask band, alpha band or nodata value, whichever the file declares).
+
+    Raises
+    ------
+    RasterFormatError
+        Not 8-bit, fewer than 3 bands, or no way to tell valid pixels from nodata.
+    """
+    with _open_checked(path, "orthophoto") as ds:
+        if ds.count < 3 or ds.dtypes[0] != "uint8":
+            raise RasterFormatError(
+                f"{path}: orthophoto must be 8-bit RGB or RGBA, found {ds.count} band(s) of "
+                f"{ds.dtypes[0]}; convert with gdal_translate -ot Byte -scale"
+            )
+        has_alpha = ds.count >= 4 and ds.colorinterp[3] == ColorInterp.alpha
+        flags = ds.mask_flag_enums[0]
+        has_mask = any(f.name == "per_dataset" for f in flags) or has_alpha
+        if not has_mask and ds.nodata is None:
+            raise RasterFormatError(
+                f"{path}: orthophoto has neither a mask, an alpha band nor a nodata value, so "
+                "valid pixels cannot be told from fill; add one with gdal_translate -a_nodata"
+            )
+    kwargs: dict[str, Any] = {"masked": False}
+    if chunks is not None:
+        kwargs.update(chunks={"band": -1, "y": chunks, "x": chunks}, lock=False)
+    raw = rioxarray.open_rasterio(path, **kwargs)
+    assert isinstance(raw, xr.DataArray)
+    rgb = raw.isel(band=slice(0, 3))
+    rgb.attrs.pop("_FillValue", None)
+    if has_alpha:
+        valid = raw.isel(band=3) > 0
+    elif has_mask:
+        valid = _mask_array(path, rgb, chunks)
+    else:
+        valid = (rgb != raw.rio.nodata).any("band")
+    valid = valid.drop_vars("band", errors="ignore").rename("valid")
+    return rgb, valid
+
+
+def _mask_array(
+    path: str | os.PathLike[str], like: xr.DataArray, chunks: int | None
+) -> xr.DataArray:
+    coords = {"y": like["y"], "x": like["x"]}
+    if chunks is None:
+        with rasterio.open(path) as ds:
+            m = ds.dataset_mask() > 0
+        out = xr.DataArray(m, dims=("y", "x"), coords=coords)
+    else:
+        import dask.array as da
+
+        def _block(block_info: Any = None) -> np.ndarray:
+            assert block_info is not None
+            (r0, r1), (c0, c1) = block_info[None]["array-location"]
+            with rasterio.open(path) as ds:
+                win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
+                return np.asarray(ds.dataset_mask(window=win) > 0)
+
+        shape = (like.sizes["y"], like.sizes["x"])
+        chunk_spec = (like.chunks[1], like.chunks[2]) if like.chunks else (chunks, chunks)
+        arr = da.map_blocks(_block, dtype=bool, chunks=chunk_spec, meta=np.zeros((0, 0), bool))
+        assert arr.shape == shape
+        out = xr.DataArray(arr, dims=("y", "x"), coords=coords)
+    out = out.rio.write_crs(like.rio.crs).rio.write_transform(like.rio.transform())
+    return out
+
+
+def open_dsm(path: str | os.PathLike[str], chunks: int | None = None) -> xr.DataArray:
+    """Open a DSM as float32 metres with NaN for nodata, dims (y, x).
+
+    Raises
+    ------
+    RasterFormatError
+        Several bands, no nodata declared, or a vertical unit that is not metres.
+    """
+    with _open_checked(path, "DSM") as ds:
+        if ds.count != 1:
+            raise RasterFormatError(f"{path}: a DSM has one band, found {ds.count}")
+        units = (ds.units[0] or "").lower() if ds.units else ""
+        if units and units not in ("m", "metre", "meter", "metres", "meters"):
+            raise RasterFormatError(
+                f"{path}: DSM heights are in {units!r}; convert them to metres "
+                "(e.g. gdal_calc.py --calc='A*0.3048') and set the unit to 'm'"
+            )
+        if ds.nodata is None and not any(f.name == "per_dataset" for f in ds.mask_flag_enums[0]):
+            raise RasterFormatError(
+                f"{path}: DSM declares no nodata value, so holes would read as real heights; "
+                "set one with gdal_edit.py -a_nodata -9999"
+            )
+    kwargs: dict[str, Any] = {"masked": True}
+    if chunks is not None:
+        kwargs.update(chunks={"band": 1, "y": chunks, "x": chunks}, lock=False)
+    raw = rioxarray.open_rasterio(path, **kwargs)
+    assert isinstance(raw, xr.DataArray)
+    dsm = raw.squeeze("band", drop=True).astype(np.float32)
+    dsm.attrs.pop("_FillValue", None)
+    dsm = dsm.rio.write_nodata(np.nan, encoded=False)
+    return dsm.rename("dsm")
