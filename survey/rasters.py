@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,10 @@ def _open_checked(path: str | os.PathLike[str], role: str) -> rasterio.DatasetRe
     if not p.exists():
         raise InputFileError(f"{p}: {role} not found; check the path")
     try:
-        ds = rasterio.open(p)
+        with warnings.catch_warnings():
+            # A missing geotransform is reported below as a one-line error of our own.
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            ds = rasterio.open(p)
     except rasterio.errors.RasterioIOError as exc:
         raise RasterFormatError(f"{p}: cannot be read as a raster ({exc}); pass a GeoTIFF") from exc
     if ds.crs is None:

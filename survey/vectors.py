@@ -81,6 +81,8 @@ def read_features(
             f"{p}: {role} cannot be read ({_first_line(exc)}); pass GeoJSON, GeoPackage or KML"
         ) from exc
     crs_text = meta.get("crs")
+    if crs_text and "undefined" in crs_text.lower():
+        crs_text = None  # GeoPackage srs_id 0 / -1: "Undefined geographic/Cartesian SRS"
     if crs_text:
         crs = CRS.from_user_input(crs_text)
     elif p.suffix.lower() in (".geojson", ".json"):

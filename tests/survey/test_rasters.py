@@ -1,0 +1,155 @@
+"""Raster I/O: the three orthophoto mask conventions, DSM checks, atomic writes, hashing."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.enums import ColorInterp
+
+from survey.errors import InputFileError, NotGeoreferencedError, OutputError, RasterFormatError
+from survey.rasters import atomic_path, open_dsm, open_orthophoto, sha256_file, write_geotiff
+
+TRANSFORM = Affine(0.05, 0, 500000.0, 0, -0.05, 4100000.0)
+CRS = "EPSG:32650"
+
+
+def _rgb(rows: int = 64, cols: int = 80) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(1, 255, size=(3, rows, cols), dtype=np.uint8)
+
+
+def _valid(rows: int = 64, cols: int = 80) -> np.ndarray:
+    v = np.ones((rows, cols), bool)
+    v[:5] = False
+    v[:, -7:] = False
+    return v
+
+
+def test_orthophoto_with_mask_band(tmp_path: Path) -> None:
+    rgb, valid = _rgb(), _valid()
+    path = write_geotiff(tmp_path / "o.tif", rgb, transform=TRANSFORM, crs=CRS, mask=valid)
+    da, v = open_orthophoto(path)
+    assert da.dims == ("band", "y", "x") and da.dtype == np.uint8
+    np.testing.assert_array_equal(da.values, rgb)
+    np.testing.assert_array_equal(v.values, valid)
+    assert da.rio.crs.to_epsg() == 32650
+    assert da.rio.transform() == TRANSFORM
+    with rasterio.open(path) as ds:
+        assert ds.profile["tiled"] and ds.compression is not None
+
+
+def test_orthophoto_with_mask_band_chunked(tmp_path: Path) -> None:
+    rgb, valid = _rgb(600, 700), _valid(600, 700)
+    path = write_geotiff(tmp_path / "o.tif", rgb, transform=TRANSFORM, crs=CRS, mask=valid)
+    da, v = open_orthophoto(path, chunks=256)
+    assert da.chunks is not None
+    np.testing.assert_array_equal(v.values, valid)
+    np.testing.assert_array_equal(da.values, rgb)
+
+
+def test_orthophoto_with_alpha(tmp_path: Path) -> None:
+    rgb, valid = _rgb(), _valid()
+    rgba = np.concatenate([rgb, np.where(valid, 255, 0).astype(np.uint8)[None]])
+    path = write_geotiff(
+        tmp_path / "o.tif",
+        rgba,
+        transform=TRANSFORM,
+        crs=CRS,
+        colorinterp=(ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha),
+    )
+    da, v = open_orthophoto(path)
+    assert da.sizes["band"] == 3
+    np.testing.assert_array_equal(v.values, valid)
+
+
+def test_orthophoto_with_nodata(tmp_path: Path) -> None:
+    rgb, valid = _rgb(), _valid()
+    rgb[:, ~valid] = 0
+    path = write_geotiff(tmp_path / "o.tif", rgb, transform=TRANSFORM, crs=CRS, nodata=0)
+    _, v = open_orthophoto(path)
+    np.testing.assert_array_equal(v.values, valid)
+
+
+def test_orthophoto_without_any_mask_is_refused(tmp_path: Path) -> None:
+    path = write_geotiff(tmp_path / "o.tif", _rgb(), transform=TRANSFORM, crs=CRS)
+    before = path.read_bytes()
+    with pytest.raises(RasterFormatError, match=r"o\.tif.*nodata"):
+        open_orthophoto(path)
+    assert path.read_bytes() == before
+
+
+def test_orthophoto_not_8bit(tmp_path: Path) -> None:
+    path = write_geotiff(
+        tmp_path / "o.tif", _rgb().astype(np.uint16), transform=TRANSFORM, crs=CRS, nodata=0
+    )
+    with pytest.raises(RasterFormatError, match="8-bit"):
+        open_orthophoto(path)
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_missing_and_not_georeferenced(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="nope.tif"):
+        open_orthophoto(tmp_path / "nope.tif")
+    path = tmp_path / "plain.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=8, height=8, count=1, dtype="float32", nodata=-9999
+    ) as ds:
+        ds.write(np.zeros((1, 8, 8), np.float32))
+    with pytest.raises(NotGeoreferencedError, match="no CRS"):
+        open_dsm(path)
+
+
+def test_dsm_nodata_becomes_nan(tmp_path: Path) -> None:
+    z = np.full((40, 50), 62.5, np.float32)
+    z[3:6, 4:9] = -9999
+    path = write_geotiff(tmp_path / "dsm.tif", z, transform=TRANSFORM, crs=CRS, nodata=-9999)
+    dsm = open_dsm(path)
+    assert dsm.dims == ("y", "x") and dsm.dtype == np.float32
+    assert np.isnan(dsm.values[3:6, 4:9]).all()
+    assert np.nanmax(dsm.values) == pytest.approx(62.5)
+
+
+def test_dsm_without_nodata_is_refused(tmp_path: Path) -> None:
+    path = write_geotiff(
+        tmp_path / "dsm.tif", np.ones((8, 8), np.float32), transform=TRANSFORM, crs=CRS
+    )
+    with pytest.raises(RasterFormatError, match="no nodata"):
+        open_dsm(path)
+
+
+def test_dsm_in_feet_is_refused(tmp_path: Path) -> None:
+    path = write_geotiff(
+        tmp_path / "dsm.tif", np.ones((8, 8), np.float32), transform=TRANSFORM, crs=CRS, nodata=-1
+    )
+    with rasterio.open(path, "r+") as ds:
+        ds.units = ("ft",)
+    with pytest.raises(RasterFormatError, match="'ft'.*metres"):
+        open_dsm(path)
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("crash")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+def test_atomic_path_unwritable_parent(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="choose a writable"), atomic_path(blocker / "a" / "b"):
+        pass
+
+
+def test_sha256_file(tmp_path: Path) -> None:
+    p = tmp_path / "x"
+    p.write_bytes(b"abc" * 1000)
+    assert sha256_file(p) == hashlib.sha256(b"abc" * 1000).hexdigest()
