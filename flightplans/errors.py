@@ -5,6 +5,8 @@ from __future__ import annotations
 __all__ = [
     "CameraError",
     "FlightPlanError",
+    "MissionOutputError",
+    "PlanFileError",
     "PlanParameterError",
     "SiteGeometryError",
     "VehicleError",
@@ -29,3 +31,11 @@ class PlanParameterError(FlightPlanError, ValueError):
 
 class VehicleError(FlightPlanError, OSError):
     """The vehicle link failed or the vehicle refused the mission."""
+
+
+class PlanFileError(FlightPlanError, ValueError):
+    """A mission file (.plan, .waypoints) is not in the expected format."""
+
+
+class MissionOutputError(FlightPlanError, OSError):
+    """A mission file cannot be written."""
