@@ -39,3 +39,26 @@ class PlanFileError(FlightPlanError, ValueError):
 
 class MissionOutputError(FlightPlanError, OSError):
     """A mission file cannot be written."""
+
+
+class VehicleLinkError(VehicleError):
+    """No MAVLink link: nothing listening, no heartbeat, no parameters, or the link was lost."""
+
+
+class VehicleRefusedError(VehicleError):
+    """The vehicle answered but refused the mission (MISSION_ACK error, no MISSION_INT)."""
+
+
+class MissionMismatchError(VehicleError):
+    """The mission read back from the vehicle differs from the plan that was uploaded.
+
+    ``report`` holds the :class:`flightplans.vehicle.UploadReport` of the failed upload (with
+    every difference listed), so a caller can still write it out.
+    """
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+__all__ += ["MissionMismatchError", "VehicleLinkError", "VehicleRefusedError"]
