@@ -11,6 +11,7 @@ __all__ = [
     "OutputError",
     "RasterFormatError",
     "SurveyError",
+    "SynthParamsError",
     "TelemetryError",
 ]
 
@@ -37,3 +38,7 @@ class OutputError(SurveyError, OSError):
 
 class TelemetryError(SurveyError, OSError):
     """A telemetry log cannot be read."""
+
+
+class SynthParamsError(SurveyError, ValueError):
+    """Parameters of the synthetic survey site are out of range."""

@@ -20,3 +20,35 @@ def realdata() -> Path:
 
 def pytest_report_header() -> list[str]:
     return [f"sitewatch browser required: {os.environ.get('SITEWATCH_REQUIRE_BROWSER', '0')}"]
+
+
+# --- synthetic survey site (survey.synth) ------------------------------------------------------
+# ``synth_site`` is the smallest scene that still holds every planted kind (new structures, an
+# extension, an added storey, a permitted building, a demolition, a shed, a pile, moved cars and
+# growing trees): an 80 m site at 10 cm (800 x 800 px), seed 0, generated once per session in
+# about a second. ``make_synth_site(seed, size_m, gsd_cm)`` generates (and caches) any other.
+
+_SYNTH_CACHE: dict[tuple[int, float, float], object] = {}
+
+
+@pytest.fixture(scope="session")
+def make_synth_site(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Factory ``fn(seed=0, size_m=80.0, gsd_cm=10.0) -> survey.synth.SynthSite`` (cached)."""
+    from survey.synth import SynthParams, generate_site
+
+    def make(seed: int = 0, size_m: float = 80.0, gsd_cm: float = 10.0):  # type: ignore[no-untyped-def]
+        key = (int(seed), float(size_m), float(gsd_cm))
+        if key not in _SYNTH_CACHE:
+            out = tmp_path_factory.mktemp(f"synth-s{seed}-{size_m:g}m-{gsd_cm:g}cm")
+            _SYNTH_CACHE[key] = generate_site(
+                out, SynthParams(seed=int(seed), size_m=float(size_m), gsd_cm=float(gsd_cm))
+            )
+        return _SYNTH_CACHE[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def synth_site(make_synth_site):  # type: ignore[no-untyped-def]
+    """The default test scene: ``SynthParams(seed=0, size_m=80, gsd_cm=10)`` on disk."""
+    return make_synth_site(0, 80.0, 10.0)

@@ -1,0 +1,624 @@
+"""Rendering the two epochs of the synthetic site into orthophoto and DSM arrays.
+
+Both epochs are first painted on the same "true" grid (the before grid): terrain, ground
+texture, roads, then the objects standing in that epoch. Sun shading and cast shadows are
+computed from each epoch's DSM, photogrammetric artefacts are smeared along height jumps, and
+the after epoch is resampled through the planted misregistration (bilinear,
+:func:`scipy.ndimage.affine_transform`) before its colour change, vertical offset and noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from affine import Affine
+from pyproj import Transformer
+from rasterio import features as rio_features
+from scipy import ndimage
+from shapely.geometry.base import BaseGeometry
+
+from survey.synth.layout import (
+    CAR_HEIGHT_M,
+    MIN_AREA_M2,
+    MIN_HEIGHT_M,
+    STOREY_HEIGHT_M,
+    Building,
+    Layout,
+    plan_layout,
+)
+from survey.synth.params import SynthParams
+from survey.synth.shadows import cast_shadows
+
+__all__ = ["Misregistration", "SynthScene", "render_scene"]
+
+F32 = np.float32
+_AMBIENT = 0.42
+_SKY = np.array([0.90, 0.97, 1.10], dtype=F32)  # ambient (skylight) tint: shadows are bluish
+_RGB_NOISE_DN = 1.2
+_EDGE_M = 0.3
+
+
+@dataclass(frozen=True)
+class Misregistration:
+    """The after epoch's planted misregistration.
+
+    A ground point at true UTM (E, N) appears in the after rasters at
+    ``R(rotation_deg) @ ((E, N) - center) + center + shift_m`` where R is the counter-clockwise
+    rotation in the (E, N) plane.
+    """
+
+    shift_m: tuple[float, float]
+    rotation_deg: float
+    center: tuple[float, float]
+
+    def forward(self, e: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """True ground coordinates -> where they appear in the after rasters (metres)."""
+        r = math.radians(self.rotation_deg)
+        de, dn = e - self.center[0], n - self.center[1]
+        return (
+            math.cos(r) * de - math.sin(r) * dn + self.center[0] + self.shift_m[0],
+            math.sin(r) * de + math.cos(r) * dn + self.center[1] + self.shift_m[1],
+        )
+
+    def matrix(self) -> np.ndarray:
+        """The forward map as a 3x3 homogeneous matrix on (E, N, 1)."""
+        r = math.radians(self.rotation_deg)
+        rot = np.array([[math.cos(r), -math.sin(r)], [math.sin(r), math.cos(r)]])
+        c = np.asarray(self.center, dtype=float)
+        out = np.eye(3)
+        out[:2, :2] = rot
+        out[:2, 2] = c - rot @ c + np.asarray(self.shift_m, dtype=float)
+        return out
+
+
+@dataclass(frozen=True)
+class SynthScene:
+    """The rendered site in memory (what :func:`survey.synth.generate_site` writes).
+
+    All arrays are on the raster grid of ``transform`` (shape (rows, cols) = ``shape``);
+    the ``true_*``, ``shadow_*`` and ``edge_zone`` arrays are in true (before-epoch)
+    coordinates, the ``after_*`` arrays in the misregistered after grid.
+
+    Attributes
+    ----------
+    before_rgb, after_rgb : ndarray of uint8, shape (3, rows, cols)
+    before_dsm, after_dsm : ndarray of float32, shape (rows, cols); NaN where invalid
+    before_valid, after_valid : ndarray of bool, shape (rows, cols)
+    true_before_dsm, true_after_dsm : ndarray of float32; noise- and artefact-free heights
+    shadow_before, shadow_after : ndarray of float32 in [0, 1]; cast-shadow fraction
+    edge_zone : ndarray of bool; pixels within the artefact band of a height jump (either epoch)
+    truth : dict
+        The content of ``truth.json``.
+    features : list of (geometry, properties)
+        Truth features in UTM metres.
+    """
+
+    params: SynthParams
+    transform: Affine
+    epsg: int
+    layout: Layout
+    misregistration: Misregistration
+    before_rgb: np.ndarray
+    before_dsm: np.ndarray
+    before_valid: np.ndarray
+    after_rgb: np.ndarray
+    after_dsm: np.ndarray
+    after_valid: np.ndarray
+    true_before_dsm: np.ndarray
+    true_after_dsm: np.ndarray
+    shadow_before: np.ndarray
+    shadow_after: np.ndarray
+    edge_zone: np.ndarray
+    truth: dict[str, Any]
+    features: list[tuple[BaseGeometry, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class _Grid:
+    x0: float
+    y0: float
+    gsd: float
+    n: int
+
+    @property
+    def xs(self) -> np.ndarray:
+        return self.x0 + (np.arange(self.n) + 0.5) * self.gsd
+
+    @property
+    def ys(self) -> np.ndarray:
+        return self.y0 - (np.arange(self.n) + 0.5) * self.gsd
+
+    @property
+    def transform(self) -> Affine:
+        return Affine(self.gsd, 0.0, self.x0, 0.0, -self.gsd, self.y0)
+
+    def window(
+        self, bounds: tuple[float, float, float, float], pad_m: float = 0.5
+    ) -> tuple[slice, slice, np.ndarray, np.ndarray]:
+        """Row/col slices covering ``bounds`` and the (N column, E row) centre coordinates."""
+        e0, n0, e1, n1 = bounds
+        c0 = max(0, math.floor((e0 - pad_m - self.x0) / self.gsd))
+        c1 = min(self.n, math.ceil((e1 + pad_m - self.x0) / self.gsd))
+        r0 = max(0, math.floor((self.y0 - n1 - pad_m) / self.gsd))
+        r1 = min(self.n, math.ceil((self.y0 - n0 + pad_m) / self.gsd))
+        rs, cs = slice(r0, max(r0, r1)), slice(c0, max(c0, c1))
+        return rs, cs, self.ys[rs][:, None], self.xs[cs][None, :]
+
+
+def _smooth_noise(rng: np.random.Generator, n: int, cell_px: float) -> np.ndarray:
+    """Unit-variance noise of correlation length ``cell_px`` pixels, shape (n, n), float32."""
+    if cell_px <= 1.0:
+        return rng.standard_normal((n, n), dtype=F32)
+    m = math.ceil(n / cell_px) + 3
+    coarse = ndimage.gaussian_filter(rng.standard_normal((m, m)), 0.8)
+    coarse /= coarse.std()
+    fine = ndimage.zoom(coarse.astype(F32), cell_px, order=1, grid_mode=True, mode="nearest")
+    return np.ascontiguousarray(fine[:n, :n])
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return F32(1.0) / (F32(1.0) + np.exp(-x))
+
+
+def _draw_look(params: SynthParams, center: tuple[float, float]) -> dict[str, Any]:
+    """Misregistration, sun, colour change and noise levels (independent of the GSD)."""
+    rng = np.random.default_rng([params.seed, 5])
+    mag = rng.uniform(0.3, 1.5)
+    direction = rng.uniform(0, 2 * math.pi)
+    rot = rng.uniform(0.05, 0.3) * (1 if rng.random() < 0.5 else -1)
+    dz = rng.uniform(0.1, 0.4) * (1 if rng.random() < 0.5 else -1)
+    az_b = rng.uniform(115, 165)
+    az_a = rng.uniform(195, 245)
+    if rng.random() < 0.5:
+        az_b, az_a = az_a, az_b
+    el_b = rng.uniform(35, 62)
+    el_a = float(np.clip(el_b + rng.choice([-1, 1]) * rng.uniform(6, 15), 30, 68))
+    common = rng.uniform(0.85, 1.15)
+    gain = [round(common * rng.uniform(0.95, 1.05), 4) for _ in range(3)]
+    off_c = rng.uniform(-10, 10)
+    offset = [round(off_c + rng.uniform(-3, 3), 3) for _ in range(3)]
+    return {
+        "shift_m": (round(mag * math.cos(direction), 4), round(mag * math.sin(direction), 4)),
+        "rotation_deg": round(rot, 5),
+        "center": center,
+        "dz": round(dz, 4),
+        "sun_before": (round(az_b, 3), round(el_b, 3)),
+        "sun_after": (round(az_a, 3), round(el_a, 3)),
+        "gain": gain,
+        "offset": offset,
+        "gamma": round(rng.uniform(0.85, 1.15), 4),
+        "dsm_noise": round(rng.uniform(0.05, 0.1), 4),
+    }
+
+
+class _Painter:
+    """Paints terrain, ground, roads and objects of one site on the true grid."""
+
+    def __init__(self, params: SynthParams, grid: _Grid, layout: Layout) -> None:
+        self.p = params
+        self.g = grid
+        self.layout = layout
+        n, gsd = grid.n, grid.gsd
+        rng = np.random.default_rng([params.seed, 2])
+        cx, cy = layout.center
+        de = grid.xs - cx
+        dn = grid.ys - cy
+        terrain = np.zeros((n, n), dtype=np.float64)
+        for _ in range(3):
+            lam = rng.uniform(90.0, 260.0)
+            phi = rng.uniform(0, 2 * math.pi)
+            amp = rng.uniform(0.6, 1.4)
+            k = 2 * math.pi / lam
+            ae = k * math.cos(phi) * de + rng.uniform(0, 2 * math.pi)
+            an = k * math.sin(phi) * dn
+            terrain += amp * (np.outer(np.cos(an), np.sin(ae)) + np.outer(np.sin(an), np.cos(ae)))
+        self.terrain = (terrain + rng.uniform(58.0, 66.0)).astype(F32)
+        self.terrain += F32(0.35) * _smooth_noise(rng, n, 12.0 / gsd)
+        self.micro = F32(0.012) * _smooth_noise(rng, n, 0.3 / gsd)
+        self.tex = _smooth_noise(rng, n, 0.25 / gsd) * F32(0.6) + rng.standard_normal(
+            (n, n), dtype=F32
+        ) * F32(0.4)
+        big = _smooth_noise(rng, n, 7.0 / gsd)
+        mid = _smooth_noise(rng, n, 1.6 / gsd)
+        big2 = _smooth_noise(rng, n, 10.0 / gsd)
+        w_grass = _sigmoid(F32(2.5) * big + F32(1.2) * mid - F32(0.3))
+        w_gravel = _sigmoid(F32(3.0) * big2 - F32(2.0) + F32(0.8) * mid)
+        soil = np.array([0.50, 0.41, 0.30], dtype=F32)
+        grass = np.array([0.31, 0.43, 0.19], dtype=F32)
+        gravel = np.array([0.60, 0.58, 0.54], dtype=F32)
+        ground = (
+            soil[:, None, None] * ((1 - w_grass) * (1 - w_gravel))
+            + grass[:, None, None] * (w_grass * (1 - w_gravel))
+            + gravel[:, None, None] * w_gravel
+        )
+        ground *= F32(1.0) + F32(0.09) * self.tex
+        ground[1] *= F32(1.0) + F32(0.03) * mid  # a little hue variation
+        self.ground = ground
+        self._paint_roads()
+        self.base: dict[str, float] = {}
+
+    def _paint_roads(self) -> None:
+        g = self.g
+        for road in self.layout.roads:
+            a = math.radians(road.angle_deg)
+            across = (-(g.xs - road.px) * math.sin(a))[None, :] + ((g.ys - road.py) * math.cos(a))[
+                :, None
+            ]
+            along = ((g.xs - road.px) * math.cos(a))[None, :] + ((g.ys - road.py) * math.sin(a))[
+                :, None
+            ]
+            half = road.width / 2
+            on = np.abs(across) <= half
+            asphalt = np.array([0.25, 0.25, 0.26], dtype=F32)
+            shade = F32(1.0) + F32(0.06) * self.tex
+            for c in range(3):
+                np.copyto(self.ground[c], asphalt[c] * shade, where=on)
+            dash = (np.abs(across) <= 0.075) & (np.mod(along, 9.0) < 4.5)
+            edge = np.abs(np.abs(across) - (half - 0.35)) <= 0.06
+            paint = (dash | edge) & on
+            self.ground[:, paint] = F32(0.86)
+
+    def base_of(self, b: Building) -> float:
+        """Mean terrain height under a footprint (the building's platform), metres."""
+        if b.name not in self.base:
+            rs, cs, nn, ee = self.g.window(b.footprint.polygon().bounds)
+            inside = b.footprint.inside(ee, nn)
+            vals = self.terrain[rs, cs][inside]
+            self.base[b.name] = (
+                float(vals.mean()) if vals.size else float(self.terrain[rs, cs].mean())
+            )
+        return self.base[b.name]
+
+    def paint(self, epoch: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return (dsm, albedo) of one epoch on the true grid, noise- and artefact-free."""
+        after = epoch == "after"
+        dsm = self.terrain.copy()
+        alb = self.ground.copy()
+        for b in [*self.layout.buildings, self.layout.shed]:
+            stands = b.after if after else b.before
+            if not stands:
+                if after and b.before:  # demolished: disturbed ground and rubble
+                    rs, cs, nn, ee = self.g.window(b.footprint.polygon().bounds)
+                    inside = b.footprint.inside(ee, nn)
+                    rubble = np.array([0.56, 0.50, 0.43], dtype=F32)[:, None, None] * (
+                        F32(1.0) + F32(0.18) * self.tex[rs, cs]
+                    )
+                    win = alb[:, rs, cs]
+                    win[:] = np.where(inside, F32(0.4) * win + F32(0.6) * rubble, win)
+                continue
+            self._paint_building(b, after, dsm, alb)
+        for tree in self.layout.trees:
+            r = tree.radius_after if after else tree.radius_before
+            h = tree.height_after if after else tree.height_before
+            rs, cs, nn, ee = self.g.window(
+                (tree.cx - 1.1 * r, tree.cy - 1.1 * r, tree.cx + 1.1 * r, tree.cy + 1.1 * r)
+            )
+            de, dn = ee - tree.cx, nn - tree.cy
+            d = np.hypot(de, dn)
+            rr = r * (1.0 + 0.08 * np.sin(5 * np.arctan2(dn, de) + tree.lobes_phase))
+            q = np.clip(1.0 - (d / rr) ** 2, 0.0, None)
+            inside = d < rr
+            ground = self.terrain[rs, cs]
+            crown = (
+                ground
+                + (h * np.sqrt(q) * (0.9 + 0.1 * q)).astype(F32)
+                + F32(0.12) * self.tex[rs, cs] * inside
+            )
+            dsm[rs, cs] = np.where(inside, np.maximum(dsm[rs, cs], crown), dsm[rs, cs])
+            green = (
+                np.array([0.17, 0.31, 0.11], dtype=F32)[:, None, None]
+                * (F32(0.75) + F32(0.45) * q.astype(F32))
+                * (F32(1.0) + F32(0.2) * self.tex[rs, cs])
+            )
+            win = alb[:, rs, cs]
+            win[:] = np.where(inside, green, win)
+        for car in self.layout.cars:
+            if not (car.after if after else car.before):
+                continue
+            fp = car.footprint
+            rs, cs, nn, ee = self.g.window(fp.polygon().bounds)
+            u, v = fp.local(ee, nn)
+            inside = (np.abs(u) <= fp.length / 2) & (np.abs(v) <= fp.width / 2)
+            cabin = np.abs(u + 0.2) <= 1.3
+            top = np.where(cabin, F32(CAR_HEIGHT_M), F32(1.0))
+            dsm[rs, cs] = np.where(inside, self.terrain[rs, cs] + top, dsm[rs, cs])
+            body = np.array(car.colour, dtype=F32)[:, None, None] * np.ones_like(self.tex[rs, cs])
+            glass = cabin & (np.abs(v) <= 0.75) & (np.abs(np.abs(u + 0.2) - 1.0) <= 0.3)
+            body = np.where(glass, F32(0.08), body)
+            win = alb[:, rs, cs]
+            win[:] = np.where(inside, body, win)
+        if after:
+            for pile in self.layout.piles:
+                rmax = max(pile.radii)
+                rs, cs, nn, ee = self.g.window(
+                    (pile.cx - rmax, pile.cy - rmax, pile.cx + rmax, pile.cy + rmax)
+                )
+                de, dn = ee - pile.cx, nn - pile.cy
+                d = np.hypot(de, dn)
+                k = len(pile.radii)
+                t = np.mod(np.arctan2(dn, de), 2 * math.pi) / (2 * math.pi) * k
+                radii = np.asarray(pile.radii + pile.radii[:1])
+                i0 = np.floor(t).astype(int) % k
+                frac = t - np.floor(t)
+                rad = radii[i0] * (1 - frac) + radii[i0 + 1] * frac
+                q = np.clip(1.0 - d / rad, 0.0, None)
+                inside = d < rad
+                top = self.terrain[rs, cs] + (pile.height * q**0.7).astype(F32)
+                dsm[rs, cs] = np.where(inside, np.maximum(dsm[rs, cs], top), dsm[rs, cs])
+                col = np.array(pile.colour, dtype=F32)[:, None, None] * (
+                    F32(1.0) + F32(0.25) * self.tex[rs, cs]
+                )
+                win = alb[:, rs, cs]
+                win[:] = np.where(inside, col, win)
+        return dsm, alb
+
+    def _paint_building(self, b: Building, after: bool, dsm: np.ndarray, alb: np.ndarray) -> None:
+        fp = b.footprint
+        rs, cs, nn, ee = self.g.window(fp.polygon().bounds)
+        u, v = fp.local(ee, nn)
+        inside = (np.abs(u) <= fp.length / 2) & (np.abs(v) <= fp.width / 2)
+        height = b.height_after if (after and b.height_after is not None) else b.height
+        colour = b.colour_after if (after and b.colour_after is not None) else b.colour
+        base = self.base_of(b)
+        if b.roof == "gable":
+            roof = base + height + b.ridge * (1.0 - np.abs(v) / (fp.width / 2))
+        else:
+            roof = np.full(u.shape, base + height)
+        dsm[rs, cs] = np.where(inside, roof.astype(F32), dsm[rs, cs])
+        col = np.array(colour, dtype=F32)[:, None, None] * (F32(1.0) + F32(0.05) * self.tex[rs, cs])
+        if b.roof == "flat":
+            rim = (np.abs(u) > fp.length / 2 - 0.25) | (np.abs(v) > fp.width / 2 - 0.25)
+            col = np.where(rim, col * F32(0.8), col)
+        else:
+            ridge = np.abs(v) < 0.15
+            col = np.where(ridge, col * F32(0.75), col)
+        win = alb[:, rs, cs]
+        win[:] = np.where(inside, col, win)
+
+
+def _shade(dsm: np.ndarray, gsd: float, az_deg: float, el_deg: float) -> np.ndarray:
+    """Direct-light factor relative to flat ground (1 on level ground), shape (rows, cols)."""
+    dz_drow, dz_dcol = np.gradient(dsm, gsd)
+    gx, gy = dz_dcol, -dz_drow  # slopes along E and N
+    az, el = math.radians(az_deg), math.radians(el_deg)
+    sx, sy, sz = math.cos(el) * math.sin(az), math.cos(el) * math.cos(az), math.sin(el)
+    cos_i = (-gx * sx - gy * sy + sz) / np.sqrt(gx * gx + gy * gy + 1.0)
+    return np.clip(cos_i / sz, 0.0, 2.0).astype(F32)
+
+
+def _light(dsm: np.ndarray, gsd: float, sun: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    shadow = cast_shadows(dsm, gsd, sun[0], sun[1])
+    direct = _shade(dsm, gsd, sun[0], sun[1]) * (F32(1.0) - shadow)
+    light = F32(_AMBIENT) * _SKY[:, None, None] + F32(1.0 - _AMBIENT) * direct[None]
+    return light, shadow
+
+
+def _artefacts(
+    dsm: np.ndarray, gsd: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smear and spike the DSM within ~0.3 m of height jumps, as dense matching does."""
+    jump = ndimage.maximum_filter(dsm, 3) - ndimage.minimum_filter(dsm, 3) > 1.0
+    r = max(1, round(_EDGE_M / gsd))
+    zone = ndimage.maximum_filter(jump.view(np.uint8), 2 * r + 1).astype(bool)
+    idx = np.flatnonzero(zone)
+    if idx.size == 0:
+        return dsm, zone
+    lo = ndimage.minimum_filter(dsm, 2 * r + 1).ravel()[idx]
+    hi = ndimage.maximum_filter(dsm, 2 * r + 1).ravel()[idx]
+    z = dsm.ravel()[idx]
+    target = np.where(z < (lo + hi) / 2, hi, lo)
+    alpha = (rng.random(idx.size, dtype=F32) ** 2) * F32(0.8)
+    out = z + alpha * (target - z)
+    spike = rng.random(idx.size, dtype=F32)
+    out = np.where(spike < 0.015, hi + rng.uniform(0.0, 1.5, idx.size).astype(F32), out)
+    out = np.where(spike > 0.99, lo - rng.uniform(0.0, 1.0, idx.size).astype(F32), out)
+    res = dsm.copy()
+    res.ravel()[idx] = out
+    return res, zone
+
+
+def _border(n: int, gsd: float, rng: np.random.Generator) -> np.ndarray:
+    """Validity mask with a thin irregular invalid strip (1 to 3.5 m) along the edges."""
+    pos = np.arange(n) * gsd
+    widths = []
+    for _ in range(4):
+        knots = np.arange(0.0, n * gsd + 6.0, 5.0)
+        w = np.interp(pos, knots, rng.uniform(1.0, 3.5, knots.size))
+        widths.append(w + rng.uniform(0.0, 0.12, n))
+    dist = pos + 0.5 * gsd
+    left = dist[None, :] < widths[0][:, None]
+    right = dist[::-1][None, :] < widths[1][:, None]
+    top = dist[:, None] < widths[2][None, :]
+    bottom = dist[::-1][:, None] < widths[3][None, :]
+    return ~(left | right | top | bottom)
+
+
+def _resample(src: np.ndarray, mat: np.ndarray, cval: float) -> np.ndarray:
+    return ndimage.affine_transform(
+        src,
+        mat[:2, :2],
+        offset=mat[:2, 2],
+        order=1,
+        mode="constant",
+        cval=cval,
+        prefilter=False,
+    )
+
+
+def render_scene(params: SynthParams = SynthParams()) -> SynthScene:  # noqa: B008
+    """Render both epochs of the synthetic site in memory.
+
+    Returns
+    -------
+    SynthScene
+        Rasters of both epochs, the noise-free true DSMs, shadow masks, the layout and the
+        ``truth.json`` record. :func:`survey.synth.generate_site` writes it to disk.
+    """
+    gsd, n = params.gsd_m, params.side_px
+    to_utm = Transformer.from_crs(4326, params.epsg, always_xy=True)
+    ce, cn = to_utm.transform(params.lon, params.lat)
+    x0, y0 = float(round(ce - params.size_m / 2)), float(round(cn + params.size_m / 2))
+    grid = _Grid(x0, y0, gsd, n)
+    layout = plan_layout(params, (x0, y0))
+    look = _draw_look(params, layout.center)
+    mis = Misregistration(look["shift_m"], look["rotation_deg"], layout.center)
+
+    painter = _Painter(params, grid, layout)
+    true_b, alb_b = painter.paint("before")
+    true_a, alb_a = painter.paint("after")
+    micro = painter.micro
+    terrain = painter.terrain
+    del painter
+
+    light_b, shadow_b = _light(true_b, gsd, look["sun_before"])
+    light_a, shadow_a = _light(true_a, gsd, look["sun_after"])
+    rad_b = alb_b * light_b
+    rad_a = alb_a * light_a
+    del alb_b, alb_a, light_b, light_a
+
+    sigma = look["dsm_noise"]
+    rng_b = np.random.default_rng([params.seed, 3])
+    rng_a = np.random.default_rng([params.seed, 4])
+    art_b, zone_b = _artefacts(true_b, gsd, rng_b)
+    art_a, zone_a = _artefacts(true_a, gsd, rng_a)
+
+    valid_b = _border(n, gsd, rng_b)
+    dsm_b = art_b + micro + F32(sigma) * rng_b.standard_normal((n, n), dtype=F32)
+    dsm_b[~valid_b] = np.nan
+    rgb_b = np.clip(
+        np.rint(
+            F32(255.0) * rad_b + F32(_RGB_NOISE_DN) * rng_b.standard_normal(rad_b.shape, dtype=F32)
+        ),
+        0,
+        255,
+    ).astype(np.uint8)
+    rgb_b[:, ~valid_b] = 0
+
+    # after pixel (row', col') -> true pixel (row, col): W^-1 F^-1 W on (row, col, 1)
+    w = np.array([[0.0, gsd, x0 + gsd / 2], [-gsd, 0.0, y0 - gsd / 2], [0.0, 0.0, 1.0]])
+    w_inv = np.linalg.inv(w)
+    after_to_true = w_inv @ np.linalg.inv(mis.matrix()) @ w
+    dsm_a = _resample(art_a + micro, after_to_true, np.nan)
+    valid_a = _border(n, gsd, rng_a) & np.isfinite(dsm_a)
+    dsm_a += F32(look["dz"]) + F32(sigma) * rng_a.standard_normal((n, n), dtype=F32)
+    dsm_a[~valid_a] = np.nan
+    rgb_a = np.empty((3, n, n), dtype=np.uint8)
+    gain, offset, gamma = look["gain"], look["offset"], look["gamma"]
+    for c in range(3):
+        v = np.clip(_resample(rad_a[c], after_to_true, 0.0), 0.0, 1.0)
+        dn = F32(255.0 * gain[c]) * v ** F32(gamma) + F32(offset[c])
+        dn += F32(_RGB_NOISE_DN) * rng_a.standard_normal((n, n), dtype=F32)
+        rgb_a[c] = np.clip(np.rint(dn), 0, 255).astype(np.uint8)
+    rgb_a[:, ~valid_a] = 0
+
+    feats = _truth_features(layout, grid, true_b, true_a)
+    truth = _truth_record(params, grid, layout, look, mis, feats)
+    del terrain
+    return SynthScene(
+        params=params,
+        transform=grid.transform,
+        epsg=params.epsg,
+        layout=layout,
+        misregistration=mis,
+        before_rgb=rgb_b,
+        before_dsm=dsm_b.astype(F32),
+        before_valid=valid_b,
+        after_rgb=rgb_a,
+        after_dsm=dsm_a.astype(F32),
+        after_valid=valid_a,
+        true_before_dsm=true_b,
+        true_after_dsm=true_a,
+        shadow_before=shadow_b,
+        shadow_after=shadow_a,
+        edge_zone=zone_b | zone_a,
+        truth=truth,
+        features=feats,
+    )
+
+
+def polygon_mask(geom: BaseGeometry, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels whose centre lies inside ``geom`` (same CRS as ``transform``), bool (rows, cols)."""
+    return rio_features.geometry_mask([geom], out_shape=shape, transform=transform, invert=True)
+
+
+def _truth_features(
+    layout: Layout, grid: _Grid, true_b: np.ndarray, true_a: np.ndarray
+) -> list[tuple[BaseGeometry, dict[str, Any]]]:
+    out = []
+    for feat in layout.truth:
+        rs, cs, _, _ = grid.window(feat.geometry.bounds, pad_m=1.0)
+        sub_t = grid.transform * Affine.translation(cs.start, rs.start)
+        shape = (rs.stop - rs.start, cs.stop - cs.start)
+        mask = polygon_mask(feat.geometry, sub_t, shape)
+        diff = (true_a[rs, cs].astype(np.float64) - true_b[rs, cs])[mask]
+        props = dict(feat.props)
+        props["height_change_m"] = round(float(diff.mean()), 3) if diff.size else 0.0
+        out.append((feat.geometry, props))
+    return out
+
+
+def _truth_record(
+    params: SynthParams,
+    grid: _Grid,
+    layout: Layout,
+    look: dict[str, Any],
+    mis: Misregistration,
+    feats: list[tuple[BaseGeometry, dict[str, Any]]],
+) -> dict[str, Any]:
+    gsd = grid.gsd
+    dx, dy = mis.shift_m
+    planted = [p for _, p in feats if p["kind"] not in ("car_moved", "tree_growth")]
+    return {
+        "seed": params.seed,
+        "size_m": params.size_m,
+        "gsd_m": gsd,
+        "shape_px": [grid.n, grid.n],
+        "crs": f"EPSG:{params.epsg}",
+        "origin": [grid.x0, grid.y0],
+        "before_date": params.before_date,
+        "after_date": params.after_date,
+        "misregistration": {
+            "shift_m": [dx, dy],
+            "rotation_deg": mis.rotation_deg,
+            "center": [mis.center[0], mis.center[1]],
+            "shift_px": {"col": round(dx / gsd, 6), "row": round(-dy / gsd, 6)},
+            "register_shift_rc_px": [round(dy / gsd, 6), round(-dx / gsd, 6)],
+            "convention": (
+                "a ground point at true UTM (E, N) appears in the after rasters at "
+                "R(r)·((E, N) − c) + c + (dx, dy), R(r) the counter-clockwise rotation by "
+                "rotation_deg in the (E, N) plane, c = center, (dx, dy) = shift_m; both epochs "
+                "share one grid, so features of the after rasters sit shift_px.col columns "
+                "right and shift_px.row rows down of the before rasters (plus the rotation), "
+                "and register_shift_rc_px is the (row, col) shift that maps the after raster "
+                "onto the before one (skimage phase_cross_correlation(before, after) sign)"
+            ),
+        },
+        "sun": {
+            "before": {
+                "azimuth_deg": look["sun_before"][0],
+                "elevation_deg": look["sun_before"][1],
+            },
+            "after": {"azimuth_deg": look["sun_after"][0], "elevation_deg": look["sun_after"][1]},
+        },
+        "colour": {
+            "gain": look["gain"],
+            "offset": look["offset"],
+            "gamma": look["gamma"],
+            "formula": (
+                "after_DN = clip(255·gain_c·(v^gamma) + offset_c, 0, 255), v = DN/255 that "
+                "the before camera would record for the same ground under the same light"
+            ),
+        },
+        "dsm_noise_m": look["dsm_noise"],
+        "rgb_noise_dn": _RGB_NOISE_DN,
+        "vertical_offset_m": look["dz"],
+        "edge_artefact_m": _EDGE_M,
+        "min_area_m2": MIN_AREA_M2,
+        "min_height_m": MIN_HEIGHT_M,
+        "storey_height_m": STOREY_HEIGHT_M,
+        "n_planted": len(planted),
+        "must_flag": sorted(p["change_id"] for p in planted if p["must_flag"]),
+    }
