@@ -33,6 +33,7 @@ __all__ = [
     "copy_assets",
     "localize_assets",
     "remote_references",
+    "write_text_atomic",
 ]
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,22 @@ def copy_assets(dest: Path) -> Path:
         shutil.copyfile(src, tmp)
         os.replace(tmp, target)
     return dest
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` through a temporary file renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise MapError(f"{path}: cannot write ({exc.strerror}); choose a writable --out") from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
 
 
 def _walk(element: Element) -> Iterator[Element]:

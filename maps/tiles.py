@@ -33,9 +33,10 @@ import numpy as np
 import rasterio
 from affine import Affine
 from PIL import Image
+from pyproj import Transformer
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import calculate_default_transform, transform_bounds
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from maps.errors import MapError
@@ -260,10 +261,7 @@ def render_tiles(
             if merc_bounds[0] >= merc_bounds[2] or merc_bounds[1] >= merc_bounds[3]:
                 raise MapError(f"{path}: area {area} does not overlap the orthophoto")
         if max_zoom is None:
-            tr, _, _ = calculate_default_transform(
-                src.crs, "EPSG:3857", src.width, src.height, *src.bounds
-            )
-            max_zoom = native_zoom(abs(tr.a))
+            max_zoom = native_zoom(_mercator_pixel_size(src))
         if min_zoom is None:
             extent = max(merc_bounds[2] - merc_bounds[0], merc_bounds[3] - merc_bounds[1])
             px = extent / (_tile_m(max_zoom) / TILE_SIZE)
@@ -325,6 +323,17 @@ def render_tiles(
                     shutil.rmtree(tmp_root, ignore_errors=True)
     log.info("%s: %d tiles, zoom %d..%d, into %s", path.name, writer.count, min_zoom, zmax, out_dir)
     return TileSet(out_dir, min_zoom, zmax, (west, south, east, north), writer.count)
+
+
+def _mercator_pixel_size(src: rasterio.io.DatasetReader) -> float:
+    """Size of a source pixel at the raster centre, in web-mercator metres (mean of x, y)."""
+    t = src.transform
+    cx, cy = t.c + t.a * src.width / 2, t.f + t.e * src.height / 2
+    tr = Transformer.from_crs(src.crs, "EPSG:3857", always_xy=True)
+    xs, ys = tr.transform([cx, cx + t.a, cx], [cy, cy, cy + t.e])
+    dx = math.hypot(xs[1] - xs[0], ys[1] - ys[0])
+    dy = math.hypot(xs[2] - xs[0], ys[2] - ys[0])
+    return (dx + dy) / 2
 
 
 def _replace_dir(new: Path, target: Path) -> None:
