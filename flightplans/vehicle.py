@@ -331,6 +331,28 @@ def _vehicle_class(params_timeout_s: float) -> type:
     return _BoundedVehicle
 
 
+class _ToDebug(logging.Handler):
+    """Re-log a dronekit record as one DEBUG line of this module (no traceback)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log.debug("%s: %s", record.name, record.getMessage())
+
+
+def _route_dronekit_logging() -> None:
+    """Keep dronekit's log records off stderr.
+
+    dronekit calls ``logging.basicConfig()`` whenever a Vehicle is built and logs a full
+    traceback at ERROR when a link dies; STATUSTEXT goes to its ``autopilot`` logger. The
+    caller gets one-line errors from here instead, so both loggers are routed to this
+    module's DEBUG output (``sitewatch -vv`` shows them).
+    """
+    for name in ("dronekit", "autopilot"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _ToDebug) for h in logger.handlers):
+            logger.addHandler(_ToDebug())
+        logger.propagate = False
+
+
 _CONNECTION_RE = re.compile(r"^(udpin|udpout|udp|udpbcast|tcp|tcpin):([^:]+):(\d{1,5})$")
 
 
@@ -350,9 +372,7 @@ def _connect(connection: str, *, baud: int, timeout_s: float, wait_ready_s: floa
     _check_connection(connection)
     import dronekit
 
-    # dronekit logs a traceback when the link dies; the caller gets a one-line error instead.
-    for name in ("dronekit", "autopilot"):
-        logging.getLogger(name).addHandler(logging.NullHandler())
+    _route_dronekit_logging()
     # pymavlink prints "... sleeping" while it retries a refused TCP connection.
     chatter = io.StringIO()
     try:
