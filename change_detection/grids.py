@@ -1,0 +1,482 @@
+"""The thin xarray/rioxarray layer of co-registration: grids in, aligned epoch out.
+
+:func:`align_epoch` brings a target epoch (orthophoto, validity mask, DSM) onto the reference
+grid (CRS, resolution, extent), estimates the residual misregistration with
+:func:`change_detection.coregistration.coregister`, resamples the target with the estimated
+model window by window, removes the DSM's vertical offset on stable ground and returns an
+:class:`AlignedEpoch` whose :meth:`AlignedEpoch.report` is the JSON co-registration report.
+
+Bringing onto the grid: a target on the same grid is used as it is; a target in the same CRS
+and resolution whose grid is offset by whole pixels is cropped and padded exactly (lazily for
+dask arrays, no resampling); anything else is resampled with ``.rio.reproject_match``
+(bilinear for imagery and heights, nearest for the mask; this loads the target in memory).
+
+Dask-backed inputs (``open_orthophoto(..., chunks=...)``) give dask-backed outputs: the warp is
+built as one task per output chunk reading only the source window it needs (plus a halo), so
+memory stays bounded by the chunk size.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from affine import Affine
+from rasterio.enums import Resampling
+
+from change_detection.coregistration import (
+    SHIFT_CONVENTION,
+    CoregParams,
+    CoregResult,
+    coregister,
+    estimate_vertical_offset,
+    warp_array,
+)
+from change_detection.errors import CoregistrationError, GridMismatchError
+
+__all__ = [
+    "SHIFT_CONVENTION",
+    "VERTICAL_OFFSET_CONVENTION",
+    "AlignedEpoch",
+    "align_epoch",
+    "onto_reference_grid",
+    "residuals_feature_collection",
+]
+
+log = logging.getLogger(__name__)
+
+VERTICAL_OFFSET_CONVENTION = (
+    "vertical_offset_m = median(target DSM - reference DSM) on stable ground, after horizontal "
+    "alignment; it has been subtracted from the aligned target DSM"
+)
+
+
+@dataclass(frozen=True)
+class AlignedEpoch:
+    """A target epoch resampled onto the reference grid.
+
+    Attributes
+    ----------
+    rgb : DataArray, uint8, dims (band, y, x)
+        Target orthophoto on the reference grid (same coords, CRS and transform).
+    valid : DataArray, bool, dims (y, x)
+        True where the aligned target has data.
+    dsm : DataArray, float32 metres, dims (y, x), or None
+        Target DSM on the reference grid with the vertical offset removed (NaN = nodata).
+    result : CoregResult
+        The estimated model (shift, residuals, confidence, tie points).
+    vertical_offset_m : float or None
+        ``median(target - reference)`` on stable ground before removal; None without DSMs.
+    """
+
+    rgb: xr.DataArray
+    valid: xr.DataArray
+    dsm: xr.DataArray | None
+    result: CoregResult
+    vertical_offset_m: float | None
+    extra_warnings: tuple[str, ...] = ()
+    reference_crs: Any = field(default=None, repr=False)
+    reference_transform: Affine = field(default=Affine.identity(), repr=False)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Warnings of the estimate and of the grid and DSM handling."""
+        return tuple(self.result.warnings) + tuple(self.extra_warnings)
+
+    def report(self) -> dict[str, Any]:
+        """The co-registration report (the content of ``R.json``), JSON-serialisable.
+
+        Keys: shift_x_px, shift_y_px, shift_convention, shift_east_m, shift_north_m, model,
+        parameters, rmse_px, rmse_m, n_tiepoints, n_used, vertical_offset_m,
+        vertical_offset_convention, confidence, warnings, grid (crs, transform, shape) and
+        residuals (a GeoJSON FeatureCollection in WGS84 of the tie points with their measured
+        shift, residual vectors and used flag).
+        """
+        r = self.result
+        t = self.reference_transform
+        res_x, res_y = abs(t.a), abs(t.e)
+        out = r.to_dict()
+        out["shift_east_m"] = float(r.shift_x_px * t.a + r.shift_y_px * t.b)
+        out["shift_north_m"] = float(r.shift_x_px * t.d + r.shift_y_px * t.e)
+        out["rmse_m"] = (
+            None if out["rmse_px"] is None else float(out["rmse_px"] * math.sqrt(res_x * res_y))
+        )
+        out["vertical_offset_m"] = (
+            None if self.vertical_offset_m is None else float(self.vertical_offset_m)
+        )
+        out["vertical_offset_convention"] = VERTICAL_OFFSET_CONVENTION
+        out["warnings"] = list(self.warnings)
+        out["grid"] = {
+            "crs": None if self.reference_crs is None else str(self.reference_crs),
+            "transform": list(t)[:6],
+            "shape": list(r.shape),
+        }
+        out["residuals"] = residuals_feature_collection(r, t, self.reference_crs)
+        return out
+
+
+def residuals_feature_collection(
+    result: CoregResult, transform: Affine, crs: Any
+) -> dict[str, Any]:
+    """Tie points as an RFC 7946 FeatureCollection (WGS84 points) for the review map.
+
+    Properties: ``dx_px, dy_px`` (measured shift, shift convention), ``res_dx_px, res_dy_px``
+    (measured minus model), ``res_east_m, res_north_m`` (the same on the ground), ``used``,
+    ``status`` (why a point was not used), ``peak``, ``snr``, ``ratio``.
+    """
+    from pyproj import CRS, Transformer
+
+    tp = result.tiepoints
+    features: list[dict[str, Any]] = []
+    if tp.size == 0 or crs is None:
+        return {"type": "FeatureCollection", "features": features}
+    px, py = tp["x"] + 0.5, tp["y"] + 0.5
+    mx = transform.a * px + transform.b * py + transform.c
+    my = transform.d * px + transform.e * py + transform.f
+    tr = Transformer.from_crs(CRS.from_user_input(crs), CRS.from_epsg(4326), always_xy=True)
+    lon, lat = tr.transform(np.asarray(mx), np.asarray(my))
+    rex = tp["res_x"] * transform.a + tp["res_y"] * transform.b
+    rny = tp["res_x"] * transform.d + tp["res_y"] * transform.e
+
+    def num(v: float, nd: int = 4) -> float | None:
+        return round(float(v), nd) if math.isfinite(float(v)) else None
+
+    for i in range(tp.size):
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {
+                    "type": "Point",
+                    "coordinates": [round(float(lon[i]), 8), round(float(lat[i]), 8)],
+                },
+                "properties": {
+                    "id": i,
+                    "x_px": float(tp["x"][i]),
+                    "y_px": float(tp["y"][i]),
+                    "dx_px": num(tp["dx"][i]),
+                    "dy_px": num(tp["dy"][i]),
+                    "res_dx_px": num(tp["res_x"][i]),
+                    "res_dy_px": num(tp["res_y"][i]),
+                    "res_east_m": num(rex[i]),
+                    "res_north_m": num(rny[i]),
+                    "used": bool(tp["used"][i]),
+                    "status": str(tp["status"][i]),
+                    "peak": num(tp["peak"][i]),
+                    "snr": num(tp["snr"][i], 2),
+                    "ratio": num(tp["ratio"][i], 3),
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+# --------------------------------------------------------------------------------------------
+# Grids
+# --------------------------------------------------------------------------------------------
+
+
+def _grid_of(da: xr.DataArray) -> tuple[Any, Affine, tuple[int, int]]:
+    crs = da.rio.crs
+    if crs is None:
+        raise GridMismatchError(
+            f"raster {da.name or ''} has no CRS; write one (rio.write_crs) before aligning"
+        )
+    return crs, da.rio.transform(), (int(da.sizes["y"]), int(da.sizes["x"]))
+
+
+def _integer_offset(ref_t: Affine, tgt_t: Affine, tol: float = 1e-6) -> tuple[int, int] | None:
+    """Whole-pixel (row, col) offset of the reference grid origin in the target grid, or None."""
+    if not all(
+        math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+        for a, b in zip(
+            (ref_t.a, ref_t.b, ref_t.d, ref_t.e), (tgt_t.a, tgt_t.b, tgt_t.d, tgt_t.e), strict=True
+        )
+    ):
+        return None
+    col, row = ~tgt_t * (ref_t.c, ref_t.f)
+    if abs(col - round(col)) > tol or abs(row - round(row)) > tol:
+        return None
+    return round(row), round(col)
+
+
+def onto_reference_grid(
+    target: xr.DataArray,
+    reference: xr.DataArray,
+    *,
+    resampling: Resampling = Resampling.bilinear,
+    fill: float | bool = 0,
+) -> xr.DataArray:
+    """Put ``target`` (dims (..., y, x)) on the grid of ``reference``.
+
+    Same grid: returned as is (with the reference's coordinates). Same CRS and resolution,
+    offset by whole pixels: cropped/padded exactly with ``fill`` (lazy for dask). Otherwise
+    ``target.rio.reproject_match(reference, resampling=resampling)``.
+
+    Raises
+    ------
+    GridMismatchError
+        Either raster has no CRS.
+    """
+    r_crs, r_t, r_shape = _grid_of(reference)
+    t_crs, t_t, t_shape = _grid_of(target)
+    same_crs = r_crs == t_crs
+    off = _integer_offset(r_t, t_t) if same_crs else None
+    if off is not None:
+        r0, c0 = off
+        H, W = r_shape
+        th, tw = t_shape
+        ys = slice(max(r0, 0), max(min(r0 + H, th), max(r0, 0)))
+        xs = slice(max(c0, 0), max(min(c0 + W, tw), max(c0, 0)))
+        cropped = target.isel(y=ys, x=xs)
+        pad_y = (max(-r0, 0), H - max(-r0, 0) - (ys.stop - ys.start))
+        pad_x = (max(-c0, 0), W - max(-c0, 0) - (xs.stop - xs.start))
+        data = cropped.data
+        if any(pad_y) or any(pad_x):
+            widths = [(0, 0)] * (data.ndim - 2) + [pad_y, pad_x]
+            if hasattr(data, "dask"):
+                import dask.array as dsa
+
+                data = dsa.pad(data, widths, mode="constant", constant_values=fill)
+            else:
+                data = np.pad(np.asarray(data), widths, mode="constant", constant_values=fill)
+        coords = {"y": reference["y"].values, "x": reference["x"].values}
+        for d in target.dims[:-2]:
+            coords[str(d)] = target[d].values
+        out = xr.DataArray(
+            data, dims=target.dims, coords=coords, name=target.name, attrs=dict(target.attrs)
+        )
+        return out.rio.write_crs(r_crs).rio.write_transform(r_t)
+    log.info("reprojecting the target onto the reference grid (%s)", resampling.name)
+    src = target
+    if src.dtype == np.bool_:
+        src = src.astype(np.uint8).rio.write_nodata(0)
+    elif np.issubdtype(src.dtype, np.floating):
+        src = src.rio.write_nodata(np.nan, encoded=False)
+    else:
+        src = src.rio.write_nodata(fill)
+    out = src.rio.reproject_match(reference, resampling=resampling)
+    if target.dtype == np.bool_:
+        out = out > 0
+    out = out.assign_coords(y=reference["y"].values, x=reference["x"].values)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Warping DataArrays
+# --------------------------------------------------------------------------------------------
+
+
+def _warp_dataarray(
+    result: CoregResult,
+    data: xr.DataArray,
+    like: xr.DataArray,
+    order: int,
+    block_px: int,
+) -> xr.DataArray:
+    """Resample ``data`` (on the reference grid, pre-alignment) with the model of ``result``."""
+    arr = data.data
+    out_shape = result.shape
+    if result.is_identity:
+        warped: Any = arr
+    elif hasattr(arr, "dask"):
+        warped = _warp_lazy(result, arr, order, like, block_px)
+    else:
+        warped = result.warp(np.asarray(arr), order=order, block_px=block_px)
+    out = xr.DataArray(
+        warped, dims=data.dims, coords=data.coords, name=data.name, attrs=dict(data.attrs)
+    )
+    assert out.shape[-2:] == out_shape
+    return out.rio.write_crs(like.rio.crs).rio.write_transform(like.rio.transform())
+
+
+def _warp_lazy(result: CoregResult, arr: Any, order: int, like: xr.DataArray, block_px: int) -> Any:
+    import dask
+    import dask.array as dsa
+
+    H, W = result.shape
+    if like.chunks is not None:
+        ych, xch = like.chunks[-2], like.chunks[-1]
+    else:
+        ych = tuple(min(block_px, H - i) for i in range(0, H, block_px))
+        xch = tuple(min(block_px, W - i) for i in range(0, W, block_px))
+    lead = tuple(arr.shape[:-2])
+    src_h, src_w = arr.shape[-2], arr.shape[-1]
+    in_dtype = np.dtype(arr.dtype)
+    out_dtype = (
+        in_dtype
+        if in_dtype == np.bool_ or np.issubdtype(in_dtype, np.integer)
+        else np.dtype(np.float32)
+        if in_dtype.itemsize <= 4
+        else in_dtype
+    )
+    halo = 2 + (order + 1) // 2 + (4 if order > 1 else 0)
+    rows_blocks = []
+    r0 = 0
+    for h in ych:
+        row_blocks = []
+        c0 = 0
+        for w in xch:
+            rr = np.unique(np.r_[np.arange(r0, r0 + h, 32), r0 + h - 1]).astype(np.float64)
+            cc = np.unique(np.r_[np.arange(c0, c0 + w, 32), c0 + w - 1]).astype(np.float64)
+            sr, sc = result.source_coordinates(rr[:, None], cc[None, :])
+            y0 = max(0, math.floor(float(np.min(sr))) - halo)
+            y1 = min(src_h, math.ceil(float(np.max(sr))) + halo + 1)
+            x0 = max(0, math.floor(float(np.min(sc))) - halo)
+            x1 = min(src_w, math.ceil(float(np.max(sc))) + halo + 1)
+            if y1 <= y0 or x1 <= x0:
+                y0, y1, x0, x1 = 0, 1, 0, 1  # outside: any pixel, every sample falls outside
+            src = arr[..., y0:y1, x0:x1]
+            blk = dask.delayed(_warp_block)(result, src, (y0, x0), (r0, c0, h, w), order)
+            row_blocks.append(dsa.from_delayed(blk, shape=(*lead, h, w), dtype=out_dtype))
+            c0 += w
+        rows_blocks.append(row_blocks)
+        r0 += h
+    return dsa.block(rows_blocks)
+
+
+def _warp_block(
+    result: CoregResult,
+    src: np.ndarray,
+    origin: tuple[int, int],
+    window: tuple[int, int, int, int],
+    order: int,
+) -> np.ndarray:
+    oy, ox = origin
+    src = np.asarray(src)
+
+    def coords(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sr, sc = result.source_coordinates(rows, cols)
+        return sr - oy, sc - ox
+
+    return warp_array(
+        coords, src, order, None, result.shape, block_px=window[2] + window[3], window=window
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The epoch
+# --------------------------------------------------------------------------------------------
+
+
+def align_epoch(
+    reference_rgb: xr.DataArray,
+    target_rgb: xr.DataArray,
+    target_valid: xr.DataArray,
+    target_dsm: xr.DataArray | None = None,
+    reference_dsm: xr.DataArray | None = None,
+    params: CoregParams = CoregParams(),  # noqa: B008 - frozen dataclass, immutable default
+    *,
+    reference_valid: xr.DataArray | None = None,
+    order: int = 1,
+) -> AlignedEpoch:
+    """Bring a target epoch onto the reference grid and remove its misregistration.
+
+    Parameters
+    ----------
+    reference_rgb : DataArray, uint8, dims (band, y, x), with CRS and transform
+        The reference orthophoto (or a rasterised line map, 1 or 3 bands); its grid is the
+        output grid.
+    target_rgb : DataArray, uint8, dims (band, y, x)
+        The new epoch, any CRS/resolution/extent overlapping the reference.
+    target_valid : DataArray, bool, dims (y, x)
+        Validity of ``target_rgb`` (same grid as it).
+    target_dsm, reference_dsm : DataArray, float32 metres, dims (y, x), optional
+        DSMs (NaN = nodata). With both, the vertical offset is estimated and removed; with
+        only the target's, it is aligned horizontally and the offset is None.
+    params : CoregParams
+    reference_valid : DataArray, bool, dims (y, x), optional
+        Validity of the reference (default: all pixels valid).
+    order : int
+        Interpolation order of the imagery warp (1 bilinear, 3 cubic); DSMs use 1, masks
+        keep only pixels whose neighbours are all valid.
+
+    Returns
+    -------
+    AlignedEpoch
+
+    Raises
+    ------
+    GridMismatchError
+        A raster without CRS.
+    InsufficientOverlapError
+        The epochs do not overlap (or less than ``params.min_overlap``).
+    CoregistrationError
+        Under ``params.strict`` when no reliable model is found.
+    """
+    warnings: list[str] = []
+    r_crs, r_t, _ = _grid_of(reference_rgb)
+    t_crs = _grid_of(target_rgb)[0]
+    if r_crs != t_crs:
+        warnings.append(f"the target's CRS ({t_crs}) was reprojected to the reference's ({r_crs})")
+    tgt = onto_reference_grid(target_rgb, reference_rgb, resampling=Resampling.bilinear, fill=0)
+    tval = onto_reference_grid(
+        target_valid, reference_rgb, resampling=Resampling.nearest, fill=False
+    )
+    rval = None
+    if reference_valid is not None:
+        rval = onto_reference_grid(
+            reference_valid, reference_rgb, resampling=Resampling.nearest, fill=False
+        ).data
+    result = coregister(
+        reference_rgb.data,
+        tgt.data,
+        reference_valid=rval,
+        target_valid=tval.data,
+        params=params,
+    )
+    log.info(
+        "co-registration: %s, shift (%.3f, %.3f) px, rmse %.3f px, %d/%d tie points, "
+        "confidence %.2f",
+        result.model,
+        result.shift_x_px,
+        result.shift_y_px,
+        result.rmse_px,
+        result.n_used,
+        result.n_tiepoints,
+        result.confidence,
+    )
+    for w in result.warnings:
+        log.warning("co-registration: %s", w)
+    rgb = _warp_dataarray(result, tgt, reference_rgb, order, params.block_px)
+    valid = _warp_dataarray(result, tval, reference_rgb, 1, params.block_px)
+    valid = valid.rename("valid")
+    dsm_out: xr.DataArray | None = None
+    offset: float | None = None
+    if target_dsm is not None:
+        tdsm = onto_reference_grid(
+            target_dsm, reference_rgb, resampling=Resampling.bilinear, fill=np.nan
+        )
+        if not np.issubdtype(tdsm.dtype, np.floating):
+            tdsm = tdsm.astype(np.float32)
+        dsm_w = _warp_dataarray(result, tdsm, reference_rgb, 1, params.block_px)
+        if reference_dsm is not None:
+            rdsm = onto_reference_grid(
+                reference_dsm, reference_rgb, resampling=Resampling.bilinear, fill=np.nan
+            )
+            try:
+                offset = estimate_vertical_offset(
+                    rdsm.data, dsm_w.data, pixel_size_m=math.sqrt(abs(r_t.a * r_t.e))
+                )
+            except CoregistrationError as exc:
+                warnings.append(f"DSM vertical offset not estimated: {exc}")
+                offset = None
+            if offset is not None:
+                dsm_w = (dsm_w - np.float32(offset)).astype(np.float32)
+                dsm_w = dsm_w.rio.write_crs(r_crs).rio.write_transform(r_t)
+        else:
+            warnings.append("no reference DSM: the vertical offset was not estimated")
+        dsm_out = dsm_w.rio.write_nodata(np.nan, encoded=False).rename("dsm")
+    return AlignedEpoch(
+        rgb=rgb.rename("rgb"),
+        valid=valid,
+        dsm=dsm_out,
+        result=result,
+        vertical_offset_m=offset,
+        extra_warnings=tuple(warnings),
+        reference_crs=r_crs,
+        reference_transform=r_t,
+    )
