@@ -1,0 +1,147 @@
+"""Survey cameras and the photogrammetric relations between altitude, GSD and footprint.
+
+The relations are the standard ones QGroundControl's ``CameraCalc`` uses (square pixels,
+landscape orientation, image width across track)::
+
+    GSD [cm/px]     = H * Sw * 100 / (Iw * f)        H metres, Sw and f millimetres, Iw px
+    side footprint  = Iw * GSD / 100 = H * Sw / f    metres, across track
+    front footprint = Ih * GSD / 100 = H * Sh / f    metres, along track
+    line spacing    = side footprint  * (100 - side overlap %) / 100
+    trigger spacing = front footprint * (100 - front overlap %) / 100
+
+Example
+-------
+>>> cam = get_camera("phantom4pro")
+>>> round(cam.gsd_cm(100.0), 3)
+2.741
+>>> round(cam.altitude_for_gsd(2.741), 1)
+100.0
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from flightplans.errors import CameraError
+
+__all__ = ["CAMERAS", "Camera", "get_camera", "list_cameras"]
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A frame camera looking straight down.
+
+    Attributes
+    ----------
+    name
+        Preset key or ``"custom"``.
+    sensor_w_mm, sensor_h_mm
+        Sensor width and height in millimetres (landscape: width is the long side).
+    focal_mm
+        Focal length in millimetres.
+    image_w_px, image_h_px
+        Image width and height in pixels.
+    label
+        Human-readable model name.
+    """
+
+    name: str
+    sensor_w_mm: float
+    sensor_h_mm: float
+    focal_mm: float
+    image_w_px: int
+    image_h_px: int
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        values = {
+            "sensor width": self.sensor_w_mm,
+            "sensor height": self.sensor_h_mm,
+            "focal length": self.focal_mm,
+            "image width": self.image_w_px,
+            "image height": self.image_h_px,
+        }
+        for what, v in values.items():
+            if not v > 0:
+                raise CameraError(
+                    f"camera {self.name!r}: {what} is {v}; pass a positive value "
+                    "(--sensor-mm W H --focal-mm F --image-px W H)"
+                )
+
+    def gsd_cm(self, altitude_m: float) -> float:
+        """Ground sample distance in cm/px at ``altitude_m`` above ground."""
+        return altitude_m * self.sensor_w_mm * 100.0 / (self.image_w_px * self.focal_mm)
+
+    def altitude_for_gsd(self, gsd_cm: float) -> float:
+        """Height above ground in metres that gives ``gsd_cm`` cm/px."""
+        return gsd_cm * self.image_w_px * self.focal_mm / (self.sensor_w_mm * 100.0)
+
+    def footprint_m(self, altitude_m: float) -> tuple[float, float]:
+        """(side, front) footprint in metres at ``altitude_m``: across and along track."""
+        g = self.gsd_cm(altitude_m) / 100.0
+        return self.image_w_px * g, self.image_h_px * g
+
+    def line_spacing_m(self, altitude_m: float, side_overlap_pct: float) -> float:
+        """Distance between flight lines in metres."""
+        return self.footprint_m(altitude_m)[0] * (100.0 - side_overlap_pct) / 100.0
+
+    def trigger_distance_m(self, altitude_m: float, front_overlap_pct: float) -> float:
+        """Distance between photos along a line in metres."""
+        return self.footprint_m(altitude_m)[1] * (100.0 - front_overlap_pct) / 100.0
+
+
+#: Built-in presets (manufacturers' published sensor, lens and image sizes).
+CAMERAS: dict[str, Camera] = {
+    c.name: c
+    for c in (
+        Camera("phantom4pro", 13.2, 8.8, 8.8, 5472, 3648, "DJI Phantom 4 Pro / Pro V2.0"),
+        Camera("phantom4rtk", 13.2, 8.8, 8.8, 5472, 3648, "DJI Phantom 4 RTK"),
+        # 4/3" CMOS 17.3 x 13.0 mm, 5280 x 3956 px, 12.29 mm (24 mm equivalent).
+        Camera("mavic3e", 17.3, 12.96, 12.29, 5280, 3956, "DJI Mavic 3 Enterprise (wide)"),
+        # Full frame 35.9 x 24 mm, 8192 x 5460 px, DL 35 mm F2.8 LS ASPH.
+        Camera("zenmusep1-35", 35.9, 24.0, 35.0, 8192, 5460, "DJI Zenmuse P1, 35 mm lens"),
+        # Full frame 35.9 x 24 mm, 7952 x 5304 px, fixed Zeiss Sonnar 35 mm.
+        Camera("sonyrx1r2", 35.9, 24.0, 35.0, 7952, 5304, "Sony RX1R II"),
+        # 1" 13.2 x 8.8 mm, 5472 x 3648 px, 10.4 mm at the wide end.
+        Camera("sonyrx100m2", 13.2, 8.8, 10.4, 5472, 3648, "Sony RX100 II (wide end)"),
+    )
+}
+
+_ALIASES = {
+    "p4p": "phantom4pro",
+    "p4rtk": "phantom4rtk",
+    "m3e": "mavic3e",
+    "p1": "zenmusep1-35",
+    "zenmusep1": "zenmusep1-35",
+    "rx1rii": "sonyrx1r2",
+    "rx1r2": "sonyrx1r2",
+}
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "", name.lower().replace("dji", "").replace("_", ""))
+
+
+def get_camera(name: str) -> Camera:
+    """Look a preset up by name (case, spaces, ``_`` and a ``DJI`` prefix are ignored).
+
+    Raises
+    ------
+    CameraError
+        Unknown name; the message lists the known presets.
+    """
+    k = _key(name)
+    k = _ALIASES.get(k, k)
+    if k in CAMERAS:
+        return CAMERAS[k]
+    known = ", ".join(sorted(CAMERAS))
+    raise CameraError(
+        f"unknown camera {name!r}; use one of {known} "
+        "or give --sensor-mm W H --focal-mm F --image-px W H"
+    )
+
+
+def list_cameras() -> list[Camera]:
+    """The presets, sorted by name."""
+    return [CAMERAS[k] for k in sorted(CAMERAS)]

@@ -1,0 +1,559 @@
+"""Plan a photogrammetric survey of a site: :func:`plan_survey`.
+
+Steps: check the site and parameters; derive altitude, footprint, line spacing and trigger
+distance from the camera (:mod:`flightplans.camera`); choose the bearing
+(:mod:`flightplans.angle`) unless fixed; lay the transects (:mod:`flightplans.grid`), add the
+crosshatch pass; order them from home (:mod:`flightplans.ordering`); route transits around holes
+and no-fly zones (:mod:`flightplans.routing`); split into battery-sized sorties
+(:mod:`flightplans.sorties`); give every waypoint its altitude, following the DEM when one is
+given (:mod:`flightplans.terrain`); and emit one MAVLink :class:`~flightplans.mission.Mission`
+per sortie.
+
+Conventions
+-----------
+* The site, no-fly zones and ``home`` are in one projected metric CRS (the CLI uses the site's
+  UTM zone); missions come out in WGS84.
+* Default home: the point of the site's outer boundary nearest to the point due south of the
+  site's centroid on the site's southern edge (a take-off spot at the site's south side).
+* Each sortie: NAV_TAKEOFF above home, transit, for each line a waypoint at its entry
+  (turnaround start), a waypoint where photos start followed by DO_SET_CAM_TRIGG_DIST
+  (p1 = trigger distance, p3 = 1: one photo at once), terrain waypoints if any, a waypoint where
+  photos stop followed by DO_SET_CAM_TRIGG_DIST 0, a waypoint at its exit; with
+  hover-and-capture a waypoint with a hold at every photo followed by IMAGE_START_CAPTURE
+  (p3 = 1 image). The sortie ends with a waypoint above home and NAV_RETURN_TO_LAUNCH.
+* Flight time: cruise at ``speed_ms`` with the turn model of :mod:`flightplans.ordering`,
+  plus takeoff climb and landing descent, plus stops with hover-and-capture. A sortie fits
+  ``battery_min * (1 - reserve_frac)`` (20 % reserve by default).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+from shapely.geometry import MultiPolygon, Point, Polygon
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import nearest_points
+
+from flightplans.angle import GridSpec, best_bearing
+from flightplans.errors import PlanParameterError, SiteGeometryError
+from flightplans.grid import GridGeometry, Transect, make_transects
+from flightplans.mission import (
+    FRAME_AMSL,
+    FRAME_RELATIVE,
+    FRAME_TERRAIN,
+    MAV_CMD_DO_SET_CAM_TRIGG_DIST,
+    MAV_CMD_IMAGE_START_CAPTURE,
+    MAV_CMD_NAV_RETURN_TO_LAUNCH,
+    MAV_CMD_NAV_TAKEOFF,
+    MAV_CMD_NAV_WAYPOINT,
+    Mission,
+    MissionItem,
+)
+from flightplans.ordering import order_transects, polyline_length, polyline_time
+from flightplans.params import PlanParams
+from flightplans.routing import Router
+from flightplans.sorties import sortie_path, split_sorties
+from flightplans.terrain import Terrain, ground_at, terrain_profile
+
+__all__ = ["Sortie", "SurveyPlan", "plan_survey"]
+
+log = logging.getLogger(__name__)
+
+FRAME_MISSION = 2  # MAV_FRAME_MISSION, what QGroundControl writes for commands without a place
+_NAN = math.nan
+
+
+@dataclass(frozen=True, eq=False)
+class Sortie:
+    """One battery's flight.
+
+    ``path`` is the (n, 2) horizontal route home → home in the plan CRS (m); ``photos`` the
+    (m, 2) photo centres and ``photo_bearing`` (m,) the direction of flight at each (degrees).
+    """
+
+    number: int
+    mission: Mission
+    transects: tuple[Transect, ...]
+    path: np.ndarray
+    photos: np.ndarray
+    photo_bearing: np.ndarray
+    length_m: float
+    duration_s: float
+
+
+@dataclass(frozen=True, eq=False)
+class SurveyPlan:
+    """The result of :func:`plan_survey`: geometry in ``crs`` (metres), missions in WGS84."""
+
+    crs: CRS
+    site: BaseGeometry
+    nofly: BaseGeometry | None
+    keepout: BaseGeometry | None
+    params: PlanParams
+    home: tuple[float, float]
+    home_amsl: float
+    alt_m: float
+    gsd_cm: float
+    footprint_m: tuple[float, float]
+    spacing_m: float
+    trigger_m: float
+    angle_deg: float
+    alt_frame: int
+    sorties: tuple[Sortie, ...]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def missions(self) -> tuple[Mission, ...]:
+        """One mission per sortie, in flying order."""
+        return tuple(s.mission for s in self.sorties)
+
+    @property
+    def photos(self) -> np.ndarray:
+        """(n, 2) all photo centres (plan CRS, m)."""
+        arrs = [s.photos for s in self.sorties]
+        return np.vstack(arrs) if arrs else np.zeros((0, 2))
+
+    @property
+    def photo_bearing(self) -> np.ndarray:
+        """(n,) direction of flight at each photo, degrees clockwise from grid north."""
+        arrs = [s.photo_bearing for s in self.sorties]
+        return np.concatenate(arrs) if arrs else np.zeros(0)
+
+    def footprints(self) -> list[Polygon]:
+        """Nominal photo footprints (plan CRS): side x front rectangles along the flight."""
+        return footprint_rectangles(self.photos, self.photo_bearing, *self.footprint_m)
+
+    def to_lonlat(self, xy: np.ndarray) -> np.ndarray:
+        """(n, 2) plan-CRS metres to (n, 2) longitude, latitude degrees."""
+        tr = Transformer.from_crs(self.crs, 4326, always_xy=True)
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        lon, lat = tr.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+
+    def summary(self) -> dict[str, Any]:
+        """The figures written to ``summary.json``."""
+        return dict(self.stats)
+
+
+def footprint_rectangles(
+    centres: np.ndarray, bearing_deg: np.ndarray, side_m: float, front_m: float
+) -> list[Polygon]:
+    """Rectangles ``side_m`` across by ``front_m`` along the flight direction at each centre."""
+    c = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+    b = np.radians(np.asarray(bearing_deg, dtype=np.float64))
+    d = np.column_stack([np.sin(b), np.cos(b)]) * (front_m / 2)
+    n = np.column_stack([np.cos(b), -np.sin(b)]) * (side_m / 2)
+    corners = np.stack([c + d + n, c + d - n, c - d - n, c - d + n, c + d + n], axis=1)
+    return list(shapely.polygons(corners))
+
+
+def _polygons_of(geom: BaseGeometry | None, role: str) -> BaseGeometry | None:
+    if geom is None or geom.is_empty:
+        return None
+    polys = [g for g in shapely.get_parts(geom) if isinstance(g, Polygon | MultiPolygon)]
+    if not polys:
+        raise SiteGeometryError(
+            f"the {role} is a {geom.geom_type}, not a polygon; draw it as a polygon"
+        )
+    for g in polys:
+        if not g.is_valid:
+            why = shapely.is_valid_reason(g)
+            raise SiteGeometryError(
+                f"the {role} polygon is not valid ({why}); fix it (e.g. QGIS 'Fix geometries') "
+                "or redraw it without self-intersections"
+            )
+    return shapely.union_all(polys)
+
+
+def _check_crs(crs: CRS) -> None:
+    unit = crs.axis_info[0].unit_name if crs.axis_info else ""
+    if not crs.is_projected or unit not in ("metre", "meter"):
+        raise SiteGeometryError(
+            f"plan_survey needs a projected CRS in metres, got {crs.name!r}; "
+            "reproject the site to its UTM zone first (survey.sites.read_site does)"
+        )
+
+
+def _default_home(site: BaseGeometry) -> tuple[float, float]:
+    _minx, miny, _maxx, _maxy = site.bounds
+    c = site.centroid
+    south = Point(c.x, miny - 1.0)
+    boundary = shapely.get_exterior_ring(max(shapely.get_parts(site), key=lambda p: p.area))
+    p = nearest_points(boundary, south)[0]
+    return (float(p.x), float(p.y))
+
+
+def _half_band(spacing: float, side: float) -> float:
+    return max(0.51 * spacing, min(0.475 * side, 1.05 * spacing))
+
+
+def plan_survey(
+    site: BaseGeometry,
+    params: PlanParams,
+    *,
+    crs: CRS | str | int,
+    nofly: Iterable[BaseGeometry] = (),
+    home: tuple[float, float] | None = None,
+    terrain: Terrain | None = None,
+) -> SurveyPlan:
+    """Plan a survey of ``site``.
+
+    Parameters
+    ----------
+    site
+        Polygon or MultiPolygon in ``crs`` (metres). Holes are never flown over.
+    params
+        What to fly (:class:`~flightplans.params.PlanParams`).
+    crs
+        The projected metric CRS of ``site``, ``nofly`` and ``home`` (e.g. the UTM zone).
+    nofly
+        Polygons never to fly over (kept ``params.nofly_margin_m`` away from).
+    home
+        Take-off point (x, y) in ``crs``; default: the site's south edge (module docstring).
+    terrain
+        Ground elevation sampler (x, y arrays in ``crs`` → m AMSL); with it the height above
+        ground is held within ``params.tolerance_m()`` and never exceeds ``params.max_alt_m``.
+
+    Returns
+    -------
+    SurveyPlan
+
+    Raises
+    ------
+    SiteGeometryError
+        Empty, invalid or too small site; no-fly zones covering it; no way around them.
+    PlanParameterError
+        Home too far or inside a no-fly zone, unreachable GSD, a line longer than a battery.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> plan = plan_survey(box(500000, 4100000, 500200, 4100150), PlanParams(alt_m=60),
+    ...                    crs=32650)
+    >>> plan.stats["n_sorties"], plan.stats["n_photos"] > 20
+    (1, True)
+    """
+    crs_obj = CRS.from_user_input(crs)
+    _check_crs(crs_obj)
+    site_g = _polygons_of(site, "site")
+    if site_g is None or site_g.area <= 0:
+        raise SiteGeometryError("the site polygon is empty; draw a polygon with 3 or more corners")
+    nofly_g = _polygons_of(shapely.union_all(list(nofly)) if nofly else None, "no-fly zone")
+    holes = [Polygon(r) for p in shapely.get_parts(site_g) for r in p.interiors]
+    obstacles = shapely.union_all([*holes, *([nofly_g] if nofly_g is not None else [])])
+    obstacles = None if obstacles.is_empty else obstacles
+    target = site_g.difference(nofly_g) if nofly_g is not None else site_g
+    if target.area < 1e-6 * site_g.area or target.area < 1.0:
+        raise SiteGeometryError(
+            "the no-fly zones cover the whole site; check the --nofly file (wrong file or CRS?)"
+        )
+    keepout = obstacles.buffer(params.nofly_margin_m) if obstacles is not None else None
+
+    h = params.altitude_m()
+    tol = params.tolerance_m() if terrain is not None else 0.0
+    if terrain is not None and h > params.max_alt_m - 0.3:
+        coarsest = params.camera.gsd_cm(params.max_alt_m - 0.3)
+        raise PlanParameterError(
+            f"a height of {h:.1f} m above ground leaves no margin under --max-alt-m "
+            f"{params.max_alt_m:g} when following terrain; the coarsest GSD reachable is "
+            f"{coarsest:.2f} cm/px: pass --gsd-cm {math.floor(coarsest * 100) / 100:.2f} or less"
+        )
+    h_eff = max(h - tol, 0.5 * h)
+    side, front = params.camera.footprint_m(h_eff)
+    spacing = params.camera.line_spacing_m(h_eff, params.side_pct)
+    trigger = params.camera.trigger_distance_m(h_eff, params.front_pct)
+    if target.area < side * front:
+        raise SiteGeometryError(
+            f"the site ({target.area:.0f} m²) is smaller than one photo footprint "
+            f"({side:.0f} x {front:.0f} m at {h:.0f} m); fly lower (--alt-m / --gsd-cm) "
+            "or take a single photo"
+        )
+
+    home_xy = _default_home(site_g) if home is None else (float(home[0]), float(home[1]))
+    d_home = site_g.distance(Point(home_xy))
+    if d_home > params.max_home_dist_m:
+        raise PlanParameterError(
+            f"home is {d_home / 1000:.2f} km from the site, farther than "
+            f"{params.max_home_dist_m / 1000:g} km; pass a --home LON,LAT at the site"
+        )
+    if keepout is not None and keepout.contains(Point(home_xy)):
+        raise PlanParameterError(
+            f"home ({home_xy[0]:.1f}, {home_xy[1]:.1f}) is inside a no-fly zone or hole; "
+            "pass a --home LON,LAT outside it"
+        )
+
+    geom = GridGeometry.build(target, keepout)
+    spec = GridSpec(
+        spacing=spacing,
+        half_band=_half_band(spacing, side),
+        trigger=trigger,
+        turnaround=params.turnaround_m,
+        speed=params.speed_ms,
+        accel=params.accel_ms2,
+        crosshatch=params.crosshatch,
+    )
+    if params.angle_deg is None:
+        bearing, est = best_bearing(geom, spec, home_xy)
+        log.info("auto bearing %.1f deg (estimated %.0f s)", bearing, est)
+    else:
+        bearing = float(params.angle_deg) % 180.0
+    args = (spec.spacing, spec.half_band, spec.trigger, spec.turnaround)
+    first = order_transects(make_transects(geom, bearing, *args, pass_index=0), home_xy)
+    ordered = list(first)
+    if params.crosshatch:
+        pos = first[-1].exit() if first else home_xy
+        second = make_transects(geom, (bearing + 90.0) % 180.0, *args, pass_index=1)
+        ordered += order_transects(second, pos)
+    if not ordered:
+        raise SiteGeometryError(
+            "no flight line fits the site outside the no-fly zones; shrink the no-fly margin "
+            "or the zones"
+        )
+
+    router = Router(keepout, clearance=max(1.0, 0.2 * params.nofly_margin_m))
+    overhead = h / params.climb_ms + h / params.descent_ms
+    stop_s = params.speed_ms / params.accel_ms2 + params.hover_hold_s
+    n_photo = [len(t.photo_positions(trigger)) for t in ordered]
+    extra = [n * stop_s if params.hover_capture else 0.0 for n in n_photo]
+    groups = split_sorties(
+        ordered,
+        home_xy,
+        router.path,
+        speed=params.speed_ms,
+        accel=params.accel_ms2,
+        budget_s=params.usable_flight_s(),
+        overhead_s=overhead,
+        extra_s=extra,
+    )
+
+    alt_mode = params.alt_mode or ("amsl" if terrain is not None else "relative")
+    if alt_mode == "amsl" and terrain is None:
+        raise PlanParameterError(
+            "AMSL altitudes need the ground height; pass --dem or use --alt-mode relative"
+        )
+    frame = {"relative": FRAME_RELATIVE, "amsl": FRAME_AMSL, "terrain": FRAME_TERRAIN}[alt_mode]
+    home_amsl = float(ground_at(terrain, np.array([home_xy]))[0]) if terrain is not None else 0.0
+    to_ll = Transformer.from_crs(crs_obj, 4326, always_xy=True)
+    builder = _MissionBuilder(
+        params=params,
+        home=home_xy,
+        home_amsl=home_amsl,
+        height=h,
+        tol=tol,
+        trigger=trigger,
+        frame=frame,
+        terrain=terrain if frame != FRAME_TERRAIN else None,
+        to_ll=to_ll,
+        path=router.path,
+    )
+    sorties = tuple(builder.build(k + 1, tuple(g), overhead, stop_s) for k, g in enumerate(groups))
+    n_photos = int(sum(len(s.photos) for s in sorties))
+    stats: dict[str, Any] = {
+        "gsd_cm": round(params.camera.gsd_cm(h), 4),
+        "alt_m": round(h, 3),
+        "spacing_m": round(spacing, 3),
+        "trigger_m": round(trigger, 3),
+        "angle_deg": round(bearing, 2),
+        "n_photos": n_photos,
+        "length_m": round(sum(s.length_m for s in sorties), 1),
+        "duration_s": round(sum(s.duration_s for s in sorties), 1),
+        "n_sorties": len(sorties),
+        "area_m2": round(float(target.area), 1),
+        "camera": params.camera.name,
+        "camera_label": params.camera.label,
+        "footprint_side_m": round(side, 3),
+        "footprint_front_m": round(front, 3),
+        "front_pct": params.front_pct,
+        "side_pct": params.side_pct,
+        "crosshatch": params.crosshatch,
+        "angle_auto": params.angle_deg is None,
+        "alt_mode": alt_mode,
+        "terrain_tol_m": round(tol, 3) if terrain is not None else None,
+        "max_alt_m": params.max_alt_m,
+        "speed_ms": params.speed_ms,
+        "battery_min": params.battery_min,
+        "reserve_frac": params.reserve_frac,
+        "turnaround_m": params.turnaround_m,
+        "hover_capture": params.hover_capture,
+        "n_lines": len(ordered),
+        "crs": crs_obj.to_string(),
+        "home_lonlat": [float(v) for v in to_ll.transform(*home_xy)],
+        "home_amsl_m": home_amsl,
+        "sorties": [
+            {
+                "sortie": s.number,
+                "n_lines": len(s.transects),
+                "n_photos": len(s.photos),
+                "length_m": round(s.length_m, 1),
+                "duration_s": round(s.duration_s, 1),
+                "n_items": len(s.mission.items),
+            }
+            for s in sorties
+        ],
+    }
+    return SurveyPlan(
+        crs=crs_obj,
+        site=site_g,
+        nofly=nofly_g,
+        keepout=keepout,
+        params=params,
+        home=home_xy,
+        home_amsl=home_amsl,
+        alt_m=h,
+        gsd_cm=params.camera.gsd_cm(h),
+        footprint_m=(side, front),
+        spacing_m=spacing,
+        trigger_m=trigger,
+        angle_deg=bearing,
+        alt_frame=frame,
+        sorties=sorties,
+        stats=stats,
+    )
+
+
+@dataclass
+class _Node:
+    xy: tuple[float, float]
+    actions: list[MissionItem] = field(default_factory=list)
+    hold: float = 0.0
+    emit: bool = True
+
+
+@dataclass
+class _MissionBuilder:
+    params: PlanParams
+    home: tuple[float, float]
+    home_amsl: float
+    height: float
+    tol: float
+    trigger: float
+    frame: int
+    terrain: Terrain | None
+    to_ll: Transformer
+    path: Any
+
+    def _nodes(self, transects: tuple[Transect, ...]) -> tuple[list[_Node], np.ndarray, list]:
+        p = self.params
+        nodes: list[_Node] = []
+        photos: list[np.ndarray] = []
+        bearings: list[np.ndarray] = []
+        pos = self.home
+        on = MissionItem(
+            MAV_CMD_DO_SET_CAM_TRIGG_DIST, FRAME_MISSION, (self.trigger, 0.0, 1.0, 0.0)
+        )
+        off = MissionItem(MAV_CMD_DO_SET_CAM_TRIGG_DIST, FRAME_MISSION, (0.0, 0.0, 0.0, 0.0))
+        for t in transects:
+            for q in self.path(pos, t.entry())[1:-1]:
+                nodes.append(_Node((float(q[0]), float(q[1]))))
+            if t.lead_in > 0:
+                nodes.append(_Node(t.entry()))
+            ph = t.photo_positions(self.trigger)
+            dx, dy = t.direction()
+            bearing = math.degrees(math.atan2(dx, dy)) % 360.0
+            photos.append(ph)
+            bearings.append(np.full(len(ph), bearing))
+            if p.hover_capture:
+                for q in ph:
+                    cap = MissionItem(
+                        MAV_CMD_IMAGE_START_CAPTURE, FRAME_MISSION, (0.0, 0.0, 1.0, 0.0)
+                    )
+                    nodes.append(_Node((float(q[0]), float(q[1])), [cap], p.hover_hold_s))
+                if np.hypot(*(ph[-1] - np.asarray(t.end))) > 1e-3:
+                    nodes.append(_Node(t.end))
+            else:
+                nodes.append(_Node(t.start, [on]))
+                nodes.append(_Node(t.end, [off]))
+            if t.lead_out > 0:
+                nodes.append(_Node(t.exit()))
+            pos = t.exit()
+        for q in self.path(pos, self.home)[1:-1]:
+            nodes.append(_Node((float(q[0]), float(q[1]))))
+        nodes.append(_Node(self.home))
+        ph_all = np.vstack(photos) if photos else np.zeros((0, 2))
+        return nodes, ph_all, bearings
+
+    def _alt_of(self, amsl: float) -> float:
+        if self.frame == FRAME_AMSL:
+            return amsl
+        return amsl - self.home_amsl
+
+    def _with_altitudes(self, nodes: list[_Node]) -> list[tuple[_Node, float]]:
+        p = self.params
+        if self.terrain is None:
+            return [(n, self.height) for n in nodes]
+        out: list[tuple[_Node, float]] = []
+        prev = self.home
+        for n in nodes:
+            xy, alt = terrain_profile(
+                prev, n.xy, self.terrain, self.height, self.tol, p.max_alt_m, p.terrain_step_m
+            )
+            for q, z in zip(xy[1:-1], alt[1:-1], strict=True):
+                out.append((_Node((float(q[0]), float(q[1]))), self._alt_of(float(z))))
+            out.append((n, self._alt_of(float(alt[-1]))))
+            prev = n.xy
+        return out
+
+    def build(
+        self, number: int, transects: tuple[Transect, ...], overhead: float, stop_s: float
+    ) -> Sortie:
+        p = self.params
+        nodes, photos, bearings = self._nodes(transects)
+        placed = self._with_altitudes(nodes)
+        lon0, lat0 = self.to_ll.transform(*self.home)
+        takeoff_alt = self._alt_of(self.home_amsl + self.height) if self.terrain else self.height
+        items = [
+            MissionItem(
+                MAV_CMD_NAV_TAKEOFF, self.frame, (0.0, 0.0, 0.0, _NAN), lat0, lon0, takeoff_alt
+            )
+        ]
+        xy = np.array([n.xy for n, _ in placed])
+        lon, lat = self.to_ll.transform(xy[:, 0], xy[:, 1])
+        for k, (n, alt) in enumerate(placed):
+            items.append(
+                MissionItem(
+                    MAV_CMD_NAV_WAYPOINT,
+                    self.frame,
+                    (n.hold, 0.0, 0.0, _NAN),
+                    float(lat[k]),
+                    float(lon[k]),
+                    round(float(alt), 3),
+                )
+            )
+            items.extend(n.actions)
+        items.append(MissionItem(MAV_CMD_NAV_RETURN_TO_LAUNCH, FRAME_MISSION))
+        path = sortie_path(transects, self.home, self.path)
+        n_ph = len(photos)
+        duration = (
+            polyline_time(path, p.speed_ms, p.accel_ms2)
+            + overhead
+            + (n_ph * stop_s if p.hover_capture else 0.0)
+        )
+        mission = Mission(
+            home=(float(lat0), float(lon0), float(self.home_amsl)),
+            items=tuple(items),
+            cruise_speed_ms=p.speed_ms,
+            hover_speed_ms=p.hover_speed_ms(),
+            stats={
+                "length_m": polyline_length(path),
+                "duration_s": duration,
+                "n_photos": n_ph,
+            },
+            meta={"sortie": number, "camera": p.camera.name},
+        )
+        return Sortie(
+            number=number,
+            mission=mission,
+            transects=transects,
+            path=path,
+            photos=photos,
+            photo_bearing=np.concatenate(bearings) if bearings else np.zeros(0),
+            length_m=polyline_length(path),
+            duration_s=duration,
+        )

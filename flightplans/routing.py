@@ -1,0 +1,140 @@
+"""Transits that go around keep-out areas (holes and no-fly zones).
+
+A straight transit is kept when it does not enter the keep-out area. Otherwise the shortest
+path is taken on a visibility graph whose nodes are the convex corners of the keep-out area
+grown by a small clearance (shortest paths among polygonal obstacles bend only there); the
+all-pairs distances of the graph are computed once (scipy's Dijkstra), so each routed transit
+costs two visibility scans and one small matrix minimum.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import shapely
+from scipy.sparse.csgraph import shortest_path
+from shapely.geometry.base import BaseGeometry
+
+from flightplans.errors import SiteGeometryError
+
+__all__ = ["Router"]
+
+
+def _convex_corners(geom: BaseGeometry) -> np.ndarray:
+    pts = []
+    for poly in shapely.get_parts(geom):
+        rings = shapely.get_rings(poly)
+        for i, ring in enumerate(rings):
+            c = shapely.get_coordinates(ring)[:-1]
+            if len(c) < 3:
+                continue
+            prev, nxt = np.roll(c, 1, axis=0), np.roll(c, -1, axis=0)
+            cross = (c[:, 0] - prev[:, 0]) * (nxt[:, 1] - c[:, 1]) - (c[:, 1] - prev[:, 1]) * (
+                nxt[:, 0] - c[:, 0]
+            )
+            turn = cross * (1.0 if bool(shapely.is_ccw(ring)) else -1.0)
+            # exterior: corners convex towards the outside; a hole of the keep-out (free space
+            # enclosed by it): corners reflex as seen from inside the ring
+            pts.append(c[turn > 0] if i == 0 else c[turn < 0])
+    return np.vstack(pts) if pts else np.zeros((0, 2))
+
+
+class Router:
+    """Shortest transits avoiding ``keepout`` (metric CRS).
+
+    Parameters
+    ----------
+    keepout
+        Area never to fly over, or ``None``.
+    clearance
+        Extra distance (m) the graph nodes keep from ``keepout``.
+    """
+
+    def __init__(self, keepout: BaseGeometry | None, clearance: float = 1.0) -> None:
+        self._keepout = keepout if keepout is not None and not keepout.is_empty else None
+        self._clearance = clearance
+        self._nodes: np.ndarray | None = None
+        self._dist: np.ndarray | None = None
+        self._pred: np.ndarray | None = None
+        self._cache: dict[tuple[float, float, float, float], np.ndarray] = {}
+        if self._keepout is not None:
+            # a hair inside, so that a path touching the boundary is not "inside"
+            self._test = shapely.buffer(self._keepout, -0.01, join_style="mitre")
+            shapely.prepare(self._test)
+
+    def blocked(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """For (n, 2) start and end arrays: True where the straight segment enters keep-out."""
+        if self._keepout is None:
+            return np.zeros(len(a), dtype=bool)
+        lines = shapely.linestrings(np.stack([a, b], axis=1))
+        return np.asarray(shapely.intersects(lines, self._test), dtype=bool)
+
+    def _build(self) -> None:
+        assert self._keepout is not None
+        grown = shapely.buffer(self._keepout, self._clearance, join_style="mitre")
+        grown = shapely.simplify(grown, self._clearance / 4.0)
+        nodes = _convex_corners(grown)
+        if len(nodes):
+            inside = shapely.intersects(shapely.points(nodes), self._test)
+            nodes = nodes[~np.asarray(inside, dtype=bool)]
+        n = len(nodes)
+        dist = np.full((n, n), np.inf)
+        if n:
+            ii, jj = np.triu_indices(n, k=1)
+            free = ~self.blocked(nodes[ii], nodes[jj])
+            d = np.hypot(*(nodes[ii] - nodes[jj]).T)
+            dist[ii[free], jj[free]] = d[free]
+            dist[jj[free], ii[free]] = d[free]
+            np.fill_diagonal(dist, 0.0)
+            graph = np.where(np.isfinite(dist), dist, 0.0)
+            self._dist, self._pred = shortest_path(
+                graph, method="D", directed=False, return_predecessors=True
+            )
+        else:
+            self._dist = dist
+            self._pred = np.zeros((0, 0), dtype=np.int32)
+        self._nodes = nodes
+
+    def path(self, a: tuple[float, float], b: tuple[float, float]) -> np.ndarray:
+        """(n, 2) polyline from ``a`` to ``b`` (both ends included) outside keep-out."""
+        key = (a[0], a[1], b[0], b[1])
+        if key in self._cache:
+            return self._cache[key]
+        pa, pb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        out = np.array([pa, pb]) if not self.blocked(pa[None], pb[None])[0] else self._route(pa, pb)
+        self._cache[key] = out
+        return out
+
+    def _route(self, pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
+        if self._nodes is None:
+            self._build()
+        nodes, dist, pred = self._nodes, self._dist, self._pred
+        assert nodes is not None and dist is not None and pred is not None
+        n = len(nodes)
+        va = ~self.blocked(np.repeat(pa[None], n, 0), nodes) if n else np.zeros(0, bool)
+        vb = ~self.blocked(nodes, np.repeat(pb[None], n, 0)) if n else np.zeros(0, bool)
+        ia, ib = np.flatnonzero(va), np.flatnonzero(vb)
+        if len(ia) == 0 or len(ib) == 0:
+            raise SiteGeometryError(
+                f"no transit from ({pa[0]:.1f}, {pb[1]:.1f}) around the no-fly zones; "
+                "move --home or shrink the no-fly zones"
+            )
+        da = np.hypot(*(nodes[ia] - pa).T)
+        db = np.hypot(*(nodes[ib] - pb).T)
+        total = da[:, None] + dist[np.ix_(ia, ib)] + db[None, :]
+        k = int(np.argmin(total))
+        if not math.isfinite(float(total.ravel()[k])):
+            raise SiteGeometryError(
+                "no transit around the no-fly zones between two lines; "
+                "check that the no-fly zones leave a way through"
+            )
+        i, j = ia[k // len(ib)], ib[k % len(ib)]
+        chain = [j]
+        while chain[-1] != i:
+            p = int(pred[i, chain[-1]])
+            if p < 0:
+                break
+            chain.append(p)
+        chain.reverse()
+        return np.vstack([pa, nodes[chain], pb])

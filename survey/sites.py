@@ -1,0 +1,213 @@
+"""Sites for flight planning: read a site (and no-fly zones, a DEM), plan it, write the mission.
+
+* :func:`read_site` reads a GeoJSON / GeoPackage / KML polygon file in any CRS, unions its
+  polygons and reprojects them to the UTM zone of the site's centroid (:func:`utm_crs_for`).
+* :func:`read_nofly` reads no-fly polygons into that CRS.
+* :func:`read_dem_sampler` opens any single-band GeoTIFF DEM/DSM (any CRS) and returns a
+  bilinear sampler of ground elevation at (x, y) in the plan CRS (NaN outside or on nodata).
+* :func:`plan_site` does all of it, runs :func:`flightplans.plan_survey` and writes the
+  outputs with :func:`flightplans.write_mission_files`; the CLI and the demo call it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.windows
+import shapely
+from pyproj import CRS, Transformer
+from scipy.ndimage import map_coordinates
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
+
+from flightplans import PlanParams, SurveyPlan, plan_survey, write_mission_files
+from survey.errors import InputFileError, RasterFormatError
+from survey.rasters import _open_checked
+from survey.vectors import read_features, reproject_geometries
+
+__all__ = [
+    "Site",
+    "plan_site",
+    "read_dem_sampler",
+    "read_nofly",
+    "read_site",
+    "utm_crs_for",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site polygon in its UTM zone, and where it came from."""
+
+    path: Path
+    geometry: BaseGeometry
+    crs: CRS
+
+
+def utm_crs_for(lon: float, lat: float) -> CRS:
+    """The WGS84 UTM zone CRS (EPSG 326zz north / 327zz south) containing lon, lat."""
+    zone = min(60, max(1, math.floor((lon + 180.0) / 6.0) + 1))
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def _polygons(geoms: tuple[BaseGeometry, ...], path: Path, role: str) -> BaseGeometry:
+    polys = [
+        g
+        for geom in geoms
+        if geom is not None
+        for g in shapely.get_parts(geom)
+        if isinstance(g, Polygon | MultiPolygon)
+    ]
+    if not polys:
+        raise InputFileError(
+            f"{path}: the {role} file holds no polygon; draw the {role} as a polygon"
+        )
+    return shapely.union_all(polys) if len(polys) > 1 else polys[0]
+
+
+def read_site(path: str | os.PathLike[str], crs: CRS | str | int | None = None) -> Site:
+    """Read the polygons of a site file into ``crs`` (default: the site's UTM zone).
+
+    An invalid (e.g. self-intersecting) polygon is passed on as it is, so that the planner
+    reports it with its reason.
+    """
+    feats = read_features(path, role="site")
+    polys = [
+        g
+        for geom in feats.geometries
+        if geom is not None
+        for g in shapely.get_parts(geom)
+        if isinstance(g, Polygon | MultiPolygon)
+    ]
+    if not polys:
+        raise InputFileError(f"{feats.path}: the site file holds no polygon; draw the site as one")
+    if crs is None:
+        ll = reproject_geometries(polys, feats.crs, 4326)
+        c = shapely.union_all([shapely.envelope(g) for g in ll]).centroid
+        target = utm_crs_for(c.x, c.y)
+    else:
+        target = CRS.from_user_input(crs)
+    geoms = reproject_geometries(polys, feats.crs, target)
+    if len(geoms) == 1:
+        geom = geoms[0]
+    elif all(g.is_valid for g in geoms):
+        geom = shapely.union_all(geoms)
+    else:
+        geom = next(g for g in geoms if not g.is_valid)
+    return Site(feats.path, geom, target)
+
+
+def read_nofly(path: str | os.PathLike[str], crs: CRS | str | int) -> list[BaseGeometry]:
+    """No-fly polygons of a vector file, reprojected to ``crs``."""
+    feats = read_features(path, role="no-fly")
+    geom = _polygons(feats.geometries, feats.path, "no-fly")
+    return reproject_geometries(list(shapely.get_parts(geom)), feats.crs, crs)
+
+
+def read_dem_sampler(
+    path: str | os.PathLike[str],
+    crs: CRS | str | int,
+    bounds: tuple[float, float, float, float] | None = None,
+    margin_m: float = 500.0,
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Ground elevation sampler from a single-band DEM/DSM GeoTIFF in any CRS.
+
+    Parameters
+    ----------
+    path
+        The DEM (metres).
+    crs
+        CRS of the points that will be asked for (the plan CRS).
+    bounds
+        (minx, miny, maxx, maxy) in ``crs`` of the area of interest; only the DEM window
+        covering it plus ``margin_m`` is read. ``None`` reads the whole DEM.
+
+    Returns
+    -------
+    callable
+        ``f(x, y) -> z`` for arrays of equal shape; bilinear, NaN outside the DEM or on nodata.
+    """
+    to_dem: Transformer | None = None
+    with rasterio.Env(), _open_checked(path, "DEM") as ds:
+        if ds.count != 1:
+            raise RasterFormatError(f"{path}: a DEM has one band, found {ds.count}; pass a DEM")
+        dem_crs = CRS.from_user_input(ds.crs.to_wkt())
+        plan_crs = CRS.from_user_input(crs)
+        if dem_crs != plan_crs:
+            to_dem = Transformer.from_crs(plan_crs, dem_crs, always_xy=True)
+        window = None
+        if bounds is not None:
+            minx, miny, maxx, maxy = bounds
+            xs = np.array([minx - margin_m, maxx + margin_m, minx - margin_m, maxx + margin_m])
+            ys = np.array([miny - margin_m, miny - margin_m, maxy + margin_m, maxy + margin_m])
+            if to_dem is not None:
+                xs, ys = to_dem.transform(xs, ys)
+            window = rasterio.windows.from_bounds(
+                float(np.min(xs)),
+                float(np.min(ys)),
+                float(np.max(xs)),
+                float(np.max(ys)),
+                transform=ds.transform,
+            )
+            window = window.round_offsets().round_lengths()
+            full = rasterio.windows.Window(0, 0, ds.width, ds.height)
+            try:
+                window = window.intersection(full)
+            except rasterio.errors.WindowError as exc:
+                raise RasterFormatError(
+                    f"{path}: the DEM does not cover the site; pass a DEM of the site's area"
+                ) from exc
+        arr = ds.read(1, window=window, masked=True).astype(np.float64)
+        transform = ds.window_transform(window) if window is not None else ds.transform
+    z = np.ma.filled(arr, np.nan)
+    inv = ~transform
+
+    def sample(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if to_dem is not None:
+            xa, ya = to_dem.transform(xa, ya)
+        col, row = inv * (xa, ya)
+        coords = np.stack([np.ravel(row) - 0.5, np.ravel(col) - 0.5])
+        out = map_coordinates(z, coords, order=1, mode="constant", cval=np.nan)
+        return np.asarray(out).reshape(np.shape(xa))
+
+    return sample
+
+
+def plan_site(
+    site_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None,
+    params: PlanParams,
+    *,
+    nofly_path: str | os.PathLike[str] | None = None,
+    dem_path: str | os.PathLike[str] | None = None,
+    home_lonlat: tuple[float, float] | None = None,
+) -> SurveyPlan:
+    """Read a site file, plan it and (if ``out_dir``) write every mission file there.
+
+    ``home_lonlat`` is (longitude, latitude) in degrees WGS84.
+    """
+    site = read_site(site_path)
+    nofly = read_nofly(nofly_path, site.crs) if nofly_path is not None else []
+    home = None
+    if home_lonlat is not None:
+        tr = Transformer.from_crs(4326, site.crs, always_xy=True)
+        hx, hy = tr.transform(float(home_lonlat[0]), float(home_lonlat[1]))
+        home = (float(hx), float(hy))
+    terrain = None
+    if dem_path is not None:
+        terrain = read_dem_sampler(dem_path, site.crs, bounds=site.geometry.bounds)
+    plan = plan_survey(site.geometry, params, crs=site.crs, nofly=nofly, home=home, terrain=terrain)
+    if out_dir is not None:
+        paths = write_mission_files(plan, out_dir)
+        log.info("wrote %d files to %s", len(paths), out_dir)
+    return plan
