@@ -142,6 +142,17 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
 
 
+def test_atomic_path_gives_default_file_mode(tmp_path: Path) -> None:
+    import os
+
+    target = tmp_path / "out.bin"
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"new")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 def test_atomic_path_unwritable_parent(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
