@@ -82,7 +82,7 @@ _CSS = """
 .sw-popup code{font-size:10px;word-break:break-all}
 .sw-chips{display:flex;gap:6px;margin-top:6px}
 .sw-chips figure{margin:0;text-align:center;font-size:11px}
-.sw-chips img{width:150px;height:auto;border:1px solid #999}
+.sw-chips img{width:150px;height:178px;border:1px solid #999}
 .sw-swatch{display:inline-block;width:11px;height:11px;border:1px solid #333;
  margin-right:4px;vertical-align:-1px}
 .sw-legend,.sw-links{background:rgba(255,255,255,.92);padding:6px 9px;border-radius:5px;

@@ -1,0 +1,264 @@
+"""The review pages in a real headless Chromium with the network blocked.
+
+Debian's ``chromium`` and ``chromium-driver`` are driven through Selenium (installed by
+``tools/install-browser.sh``; ``make test`` runs it). Without them the tests skip, unless
+``SITEWATCH_REQUIRE_BROWSER=1`` is set, in which case they fail. Pages are served from a local
+``http.server`` on 127.0.0.1; every other host is unresolvable and the proxy is a dead port,
+so any attempt to reach the network shows up as a non-local resource or a failed load.
+Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from maps.review import ReviewMap, render_review_map
+from tests.maps.scenes import Scene, make_scene
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def _require_browser() -> None:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        msg = f"{', '.join(missing)} missing; run `bash tools/install-browser.sh`"
+        if os.environ.get("SITEWATCH_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"SITEWATCH_REQUIRE_BROWSER=1 but {msg}")
+        pytest.skip(msg)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def review(tmp_path_factory: pytest.TempPathFactory) -> tuple[Scene, ReviewMap]:
+    scene = make_scene(tmp_path_factory.mktemp("browser_scene"))
+    out = scene.root / "site" / "review.html"
+    rm = render_review_map(
+        scene.leads,
+        before_ortho=scene.before_ortho,
+        after_ortho=scene.after_ortho,
+        out_html=out,
+        permits=scene.permits,
+        track=scene.track,
+        photos=scene.photos,
+        title="Browser test site",
+    )
+    return scene, rm
+
+
+@pytest.fixture(scope="module")
+def server(review: tuple[Scene, ReviewMap]) -> Iterator[str]:
+    _, rm = review
+    handler = functools.partial(_QuietHandler, directory=str(rm.html.parent))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    _require_browser()
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never download a driver
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="sitewatch-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--window-size=1280,900",
+        f"--user-data-dir={profile}",
+        # Everything but loopback goes to a dead proxy port (Chrome bypasses loopback by
+        # default; `<-loopback>` would send the local test server there too).
+        "--proxy-server=127.0.0.1:9",
+        "--proxy-bypass-list=127.0.0.1;localhost",
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost, EXCLUDE 127.0.0.1",
+    ):
+        options.add_argument(flag)
+    drv = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    drv.set_page_load_timeout(30)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _wait(drv: Any, script: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = drv.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.1)
+    return value
+
+
+_TILES_DRAWN = """
+return Array.from(document.querySelectorAll('img.leaflet-tile'))
+  .filter(function (i) {
+    return i.complete && i.naturalWidth > 0 && i.src.indexOf('/tiles/') >= 0;
+  }).length;
+"""
+
+_NON_LOCAL = """
+return performance.getEntriesByType('resource').map(function (e) { return e.name; })
+  .filter(function (u) {
+    var h = new URL(u, location.href).hostname;
+    return !(h === '127.0.0.1' || h === 'localhost' || u.indexOf('data:') === 0);
+  });
+"""
+
+
+def _screenshot(drv: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    time.sleep(0.8)  # let zoom animations and the popup fade-in finish
+    drv.save_screenshot(str(path))
+    return path
+
+
+def test_review_map_loads_offline_and_popups_open(
+    review: tuple[Scene, ReviewMap], server: str, driver: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    scene, rm = review
+    driver.get(f"{server}/{rm.html.name}")
+    assert driver.execute_script("return typeof window.L") == "object", "Leaflet did not load"
+    assert driver.execute_script("return window.L.version") == "1.9.4"
+    assert _wait(driver, _TILES_DRAWN) >= 4, "no orthophoto tile drew"
+    # Every plugin initialised: swipe control, measure, fullscreen, mouse position, layers.
+    for css in (
+        ".leaflet-sbs-range",
+        ".leaflet-control-measure",
+        ".leaflet-control-zoom-fullscreen",
+        ".leaflet-control-mouseposition",
+        ".leaflet-control-layers",
+        ".leaflet-control-scale",
+        ".sw-legend",
+    ):
+        assert driver.find_elements(By.CSS_SELECTOR, css), f"{css} missing from the page"
+    ids = {lead.lead_id for lead in scene.leads}
+    on_map = set(
+        driver.execute_script(
+            "return Array.from(document.querySelectorAll('path[data-lead-id]'))"
+            ".map(function (p) { return p.getAttribute('data-lead-id'); });"
+        )
+    )
+    assert on_map == ids, f"leads drawn {sorted(on_map)} != leads of the run {sorted(ids)}"
+    assert driver.execute_script("return Object.keys(window.sitewatch.leads).length") == len(ids)
+    _screenshot(driver, "review-map.png")
+
+    # A real click on a lead outline opens its popup.
+    lead = scene.leads[0]
+    path = driver.find_element(By.CSS_SELECTOR, f'path[data-lead-id="{lead.lead_id}"]')
+    driver.execute_script("window.sitewatch.map.closePopup();")
+    from selenium.webdriver import ActionChains
+
+    ActionChains(driver).move_to_element(path).click().perform()
+    text = _wait(
+        driver,
+        "var p = document.querySelector('.leaflet-popup-content');return p ? p.textContent : '';",
+    )
+    assert lead.lead_id in text, f"popup after a click shows {text!r}"
+    chips_ok = _wait(
+        driver,
+        "var imgs = document.querySelectorAll('.leaflet-popup-content img');"
+        "return imgs.length == 2 && Array.from(imgs).every(function (i) {"
+        " return i.complete && i.naturalWidth > 0; });",
+    )
+    assert chips_ok, "before/after chips in the popup did not load"
+    _screenshot(driver, "review-map-popup.png")
+
+    # The permit named <script>alert(1)</script> is shown as text, never run as markup.
+    opened = driver.execute_script(
+        "var n = 0; window.sitewatch.map.closePopup();"
+        "window.sitewatch.map.eachLayer(function (l) {"
+        " if (l.feature && l.feature.properties._id === 'permit-0') { l.openPopup(); n++; } });"
+        "return n;"
+    )
+    assert opened == 1
+    text = _wait(
+        driver,
+        "var p = document.querySelector('.leaflet-popup-content');"
+        "return p && p.textContent.indexOf('Permit') === 0 ? p.textContent : '';",
+    )
+    assert "<script>alert(1)</script>" in text
+    assert not driver.find_elements(By.CSS_SELECTOR, ".leaflet-popup-content script")
+    assert not driver.find_elements(By.CSS_SELECTOR, ".leaflet-popup-content img[src='x']")
+    assert driver.execute_script("return window.__xss === undefined")
+    assert driver.execute_script(_NON_LOCAL) == []
+
+
+def test_lead_links_zoom_and_other_pages_load(
+    review: tuple[Scene, ReviewMap], server: str, driver: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    scene, rm = review
+    driver.get(f"{server}/{rm.overview_html.name}")
+    links = driver.find_elements(By.CSS_SELECTOR, "a.lead-link")
+    assert {a.text for a in links} == {lead.lead_id for lead in scene.leads}
+    target = scene.leads[-1]
+    link = next(a for a in links if a.text == target.lead_id)
+    href = link.get_attribute("href")
+    assert href is not None
+    assert urllib.parse.unquote(href.split("#lead=")[1]) == target.lead_id
+    link.click()
+    text = _wait(
+        driver,
+        "var p = document.querySelector('.leaflet-popup-content');return p ? p.textContent : '';",
+    )
+    assert target.lead_id in text
+    zoom = driver.execute_script("return window.sitewatch.map.getZoom()")
+    assert zoom >= rm.tiles["after"].max_zoom - 2
+    center = driver.execute_script(
+        "var c = window.sitewatch.map.getCenter(); return [c.lng, c.lat];"
+    )
+    c = target.geometry.centroid
+    assert abs(center[0] - c.x) < 2e-4 and abs(center[1] - c.y) < 2e-4
+    _screenshot(driver, "review-map-lead-link.png")
+    assert driver.execute_script(_NON_LOCAL) == []
+
+    driver.get(f"{server}/{rm.dual_html.name}")
+    assert _wait(driver, _TILES_DRAWN) >= 4
+    maps = driver.find_elements(By.CSS_SELECTOR, ".folium-map")
+    assert len(maps) == 2
+    assert len(driver.find_elements(By.CSS_SELECTOR, "path[data-lead-id]")) == 2 * len(scene.leads)
+    _screenshot(driver, "review-dual.png")
+    assert driver.execute_script(_NON_LOCAL) == []
