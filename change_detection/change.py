@@ -1,0 +1,531 @@
+"""Per-pixel change between two co-registered epochs: the pure numpy core.
+
+Two modes:
+
+* **Height** (both DSMs): the height change ``dh = after − before`` (after the vertical
+  alignment of the co-registration) is thresholded at ``min_height_m``; vegetation (RGB
+  indices ExG − ExR and GLI) suppresses growing or felled trees; a morphological opening
+  removes speckle and the slivers that residual misregistration leaves along building edges;
+  the before epoch's height above ground (an nDSM from a grey-scale opening of the DSM on a
+  coarse grid) tells a new structure from a raised one.
+* **Spectral** (RGB only, weaker): every band of each epoch is normalised by its local mean
+  and standard deviation (so a global or slowly varying change of brightness, contrast or
+  white balance cancels), the root-mean-square difference of the z-scores is thresholded, and
+  vegetation and shadows that appear or vanish (a different sun) are suppressed.
+
+Every operation has a bounded support, listed by :func:`halo_px`, so the same function
+applied to chunks with that much overlap gives exactly the whole-array answer (integer box
+sums, min/max filters; no running floating-point sums).
+
+The per-pixel classes written to ``change.tif`` are :data:`CHANGE_CODES`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from change_detection.params import DetectParams
+
+__all__ = [
+    "CHANGE_CODES",
+    "CODE_ARTEFACT",
+    "CODE_NEW",
+    "CODE_NODATA",
+    "CODE_NONE",
+    "CODE_RAISED",
+    "CODE_REMOVED",
+    "CODE_SHADOW",
+    "CODE_SPECTRAL",
+    "CODE_VEGETATION",
+    "ChangeLayers",
+    "PixelScale",
+    "block_minimum",
+    "block_sums",
+    "box_sum",
+    "classify_height_change",
+    "classify_spectral_change",
+    "excess_green",
+    "excess_red",
+    "green_leaf_index",
+    "ground_surface",
+    "local_band_statistics",
+    "pixel_scale",
+    "shadow_mask",
+    "upsample",
+    "vegetation_mask",
+]
+
+CODE_NONE = 0
+CODE_NEW = 1
+CODE_RAISED = 2
+CODE_REMOVED = 3
+CODE_SPECTRAL = 4
+CODE_VEGETATION = 10
+CODE_SHADOW = 11
+CODE_ARTEFACT = 12
+CODE_NODATA = 255
+
+#: Per-pixel change classes (``change.tif``, uint8). Codes 1-4 are candidate changes (before
+#: the object filters on area and height); 10-12 are changes that were seen and suppressed.
+CHANGE_CODES: dict[int, str] = {
+    CODE_NONE: "no change",
+    CODE_NEW: "height gain on open ground (new structure)",
+    CODE_RAISED: "height gain on an existing structure (raised)",
+    CODE_REMOVED: "height loss of a structure (removed)",
+    CODE_SPECTRAL: "spectral change without height data (RGB-only mode)",
+    CODE_VEGETATION: "change suppressed: vegetation (growing or felled trees)",
+    CODE_SHADOW: "change suppressed: shadow that appeared or vanished",
+    CODE_ARTEFACT: "change suppressed: speckle or edge artefact (morphological opening)",
+    CODE_NODATA: "no data in one of the epochs",
+}
+
+
+@dataclass(frozen=True)
+class PixelScale:
+    """Parameters converted to pixels for one ground sampling distance.
+
+    Attributes
+    ----------
+    gsd_m : float
+        Pixel size in metres.
+    cell : int
+        Side of the coarse cells in pixels (a power of two), for the ground filter and the
+        local statistics.
+    open_px, close_px, margin_px, grow_px : int
+        Radii of the opening, the closing, the edge erosion and the edge growth in pixels.
+    ground_cells, norm_cells : int
+        Odd window widths, in coarse cells, of the ground filter and the local normalisation.
+    """
+
+    gsd_m: float
+    cell: int
+    open_px: int
+    close_px: int
+    margin_px: int
+    grow_px: int
+    ground_cells: int
+    norm_cells: int
+
+    @property
+    def pixel_area_m2(self) -> float:
+        return self.gsd_m * self.gsd_m
+
+    def halo_px(self) -> int:
+        """Overlap (pixels) a chunk needs so fine-grid results equal the whole-array ones."""
+        support = (
+            2 * self.open_px
+            + 2 * self.close_px
+            + 2 * self.grow_px
+            + self.margin_px
+            + 2 * _VEG_CLOSE_PX
+            + 2
+        )
+        return int(math.ceil(support / self.cell) * self.cell)
+
+    def ground_halo_cells(self) -> int:
+        """Overlap (coarse cells) of the ground filter (a min then a max filter)."""
+        return 2 * (self.ground_cells // 2) + 1
+
+    def norm_halo_cells(self) -> int:
+        """Overlap (coarse cells) of the local normalisation box filter."""
+        return self.norm_cells // 2 + 1
+
+
+_VEG_CLOSE_PX = 2  # closing of the vegetation mask: fills dark gaps inside canopies
+# Leaves reflect more green than blue; a teal or cyan roof (G ~ B) is not vegetation.
+_GREEN_OVER_BLUE = 0.08
+
+
+def pixel_scale(params: DetectParams, gsd_m: float) -> PixelScale:
+    """Convert the metric parameters to pixels for a grid of ``gsd_m`` metres per pixel."""
+    cell = 2 ** max(0, round(math.log2(max(params.ground_cell_m / gsd_m, 1.0))))
+    cell_m = cell * gsd_m
+
+    def odd(n: float) -> int:
+        k = max(3, math.ceil(n))
+        return k if k % 2 else k + 1
+
+    return PixelScale(
+        gsd_m=gsd_m,
+        cell=cell,
+        open_px=round(params.open_radius_m / gsd_m),
+        close_px=round(params.close_radius_m / gsd_m),
+        margin_px=round(params.edge_margin_m / gsd_m),
+        grow_px=math.ceil(params.edge_grow_m / gsd_m),
+        ground_cells=odd(params.ground_window_m / cell_m),
+        norm_cells=odd(params.norm_window_m / cell_m),
+    )
+
+
+@dataclass(frozen=True)
+class ChangeLayers:
+    """Per-pixel outputs for one block.
+
+    Attributes
+    ----------
+    codes : ndarray of uint8, shape (rows, cols)
+        :data:`CHANGE_CODES`.
+    dh : ndarray of float32, shape (rows, cols), or None
+        Height change in metres (after − before; NaN where unknown); None in RGB-only mode.
+    height_after : ndarray of float32, shape (rows, cols), or None
+        Height of the after surface above the before ground (m); None in RGB-only mode.
+    interior : ndarray of bool, shape (rows, cols)
+        Change pixels at least ``edge_margin_m`` inside their region (for robust heights).
+    """
+
+    codes: np.ndarray
+    dh: np.ndarray | None
+    height_after: np.ndarray | None
+    interior: np.ndarray
+
+
+# --- RGB indices ------------------------------------------------------------------------------
+
+
+def _chromatic(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = rgb.astype(np.float32)
+    total = x[0] + x[1] + x[2]
+    total[total == 0] = 1.0
+    return x[0] / total, x[1] / total, x[2] / total
+
+
+def excess_green(rgb: np.ndarray) -> np.ndarray:
+    """ExG = 2g − r − b on chromatic coordinates, shape (rows, cols), in [−1, 2].
+
+    >>> import numpy as np
+    >>> round(float(excess_green(np.array([[[40]], [[120]], [[40]]], np.uint8))[0, 0]), 3)
+    0.8
+    """
+    r, g, b = _chromatic(rgb)
+    return 2 * g - r - b
+
+
+def excess_red(rgb: np.ndarray) -> np.ndarray:
+    """ExR = 1.4 r − g on chromatic coordinates, shape (rows, cols)."""
+    r, g, _ = _chromatic(rgb)
+    return 1.4 * r - g
+
+
+def green_leaf_index(rgb: np.ndarray) -> np.ndarray:
+    """GLI = (2G − R − B) / (2G + R + B), shape (rows, cols), in [−1, 1]."""
+    x = rgb.astype(np.float32)
+    num = 2 * x[1] - x[0] - x[2]
+    den = 2 * x[1] + x[0] + x[2]
+    den[den == 0] = 1.0
+    return num / den
+
+
+def vegetation_mask(rgb: np.ndarray, params: DetectParams) -> np.ndarray:
+    """Vegetation from RGB alone: ExG − ExR > threshold and GLI > threshold.
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8, shape (3, rows, cols)
+
+    Returns
+    -------
+    ndarray of bool, shape (rows, cols); closed by 2 px so dark gaps in canopies count too.
+    """
+    r, g, b = _chromatic(rgb)
+    exg = 2 * g - r - b
+    exr = 1.4 * r - g
+    x = rgb.astype(np.float32)
+    den = 2 * x[1] + x[0] + x[2]
+    den[den == 0] = 1.0
+    gli = (2 * x[1] - x[0] - x[2]) / den
+    green_over_blue = (x[1] - x[2]) > _GREEN_OVER_BLUE * (x[1] + x[2])
+    veg = ((exg - exr) > params.vegetation_exg_exr) & (gli > params.vegetation_gli)
+    return _close(veg & green_over_blue, _VEG_CLOSE_PX)
+
+
+def shadow_mask(rgb: np.ndarray, local_brightness: np.ndarray, ratio: float) -> np.ndarray:
+    """Pixels darker than ``ratio`` times the local mean brightness, shape (rows, cols)."""
+    brightness = rgb.astype(np.float32).mean(axis=0)
+    return brightness < ratio * local_brightness
+
+
+# --- exact neighbourhood operations -----------------------------------------------------------
+
+
+def _square(mask: np.ndarray, radius: int, op: str) -> np.ndarray:
+    if radius <= 0:
+        return mask
+    size = 2 * radius + 1
+    u8 = mask.view(np.uint8) if mask.dtype == np.bool_ else mask.astype(np.uint8)
+    filt = ndimage.minimum_filter if op == "min" else ndimage.maximum_filter
+    return filt(u8, size=size, mode="nearest").astype(bool)
+
+
+def _open(mask: np.ndarray, radius: int) -> np.ndarray:
+    return _square(_square(mask, radius, "min"), radius, "max")
+
+
+def _close(mask: np.ndarray, radius: int) -> np.ndarray:
+    return _square(_square(mask, radius, "max"), radius, "min")
+
+
+def box_sum(values: np.ndarray, size: int) -> np.ndarray:
+    """Exact moving sum over a ``size`` x ``size`` window of an integer array (edges replicated).
+
+    Parameters
+    ----------
+    values : ndarray of int, shape (..., rows, cols)
+    size : int, odd
+
+    Returns
+    -------
+    ndarray of int64, same shape.
+    """
+    r = size // 2
+    pad = [(0, 0)] * (values.ndim - 2) + [(r + 1, r), (r + 1, r)]
+    c = np.pad(values.astype(np.int64), pad, mode="edge")
+    c[..., 0, :] = 0
+    c[..., :, 0] = 0
+    c = c.cumsum(axis=-2).cumsum(axis=-1)
+    rows, cols = values.shape[-2:]
+    return (
+        c[..., size : size + rows, size : size + cols]
+        - c[..., 0:rows, size : size + cols]
+        - c[..., size : size + rows, 0:cols]
+        + c[..., 0:rows, 0:cols]
+    )
+
+
+def block_minimum(dsm: np.ndarray, cell: int) -> np.ndarray:
+    """Low quartile of each ``cell`` x ``cell`` block (NaN ignored; NaN where all are NaN).
+
+    The lower quartile rather than the minimum keeps DSM noise from biasing the ground low.
+
+    Parameters
+    ----------
+    dsm : ndarray of float32, shape (rows, cols)
+
+    Returns
+    -------
+    ndarray of float32, shape (ceil(rows / cell), ceil(cols / cell))
+    """
+    rows, cols = dsm.shape
+    hr, hc = -(-rows // cell), -(-cols // cell)
+    padded = np.full((hr * cell, hc * cell), np.inf, np.float32)
+    padded[:rows, :cols] = np.where(np.isnan(dsm), np.inf, dsm)
+    groups = padded.reshape(hr, cell, hc, cell).transpose(0, 2, 1, 3).reshape(hr, hc, -1)
+    k = (cell * cell) // 4
+    out = np.partition(groups, k, axis=-1)[..., k]
+    out[np.isinf(out)] = np.nan
+    return out
+
+
+def block_sums(rgb: np.ndarray, valid: np.ndarray, cell: int) -> np.ndarray:
+    """Per-cell integer sums for local band statistics.
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8, shape (3, rows, cols)
+    valid : ndarray of bool, shape (rows, cols)
+
+    Returns
+    -------
+    ndarray of int64, shape (7, ceil(rows / cell), ceil(cols / cell)): the sums of the three
+    bands, of their squares, and the count of valid pixels.
+    """
+    _, rows, cols = rgb.shape
+    hr, hc = -(-rows // cell), -(-cols // cell)
+    padded = np.zeros((7, hr * cell, hc * cell), np.int64)
+    v = valid.astype(np.int64)
+    x = rgb.astype(np.int64) * v
+    padded[0:3, :rows, :cols] = x
+    padded[3:6, :rows, :cols] = x * x
+    padded[6, :rows, :cols] = v
+    return padded.reshape(7, hr, cell, hc, cell).sum(axis=(2, 4))
+
+
+def ground_surface(coarse_min: np.ndarray, window_cells: int) -> np.ndarray:
+    """Ground under the structures: grey-scale opening of the coarse minimum surface.
+
+    Parameters
+    ----------
+    coarse_min : ndarray of float32, shape (rows, cols)
+        :func:`block_minimum` of a DSM.
+    window_cells : int
+        Opening width in cells; structures narrower than this are removed.
+
+    Returns
+    -------
+    ndarray of float32, same shape; NaN where no ground is known.
+    """
+    x = np.where(np.isnan(coarse_min), np.inf, coarse_min)
+    opened = ndimage.maximum_filter(
+        ndimage.minimum_filter(x, size=window_cells, mode="nearest"),
+        size=window_cells,
+        mode="nearest",
+    )
+    opened = opened.astype(np.float32)
+    opened[np.isinf(opened)] = np.nan
+    return opened
+
+
+def local_band_statistics(sums: np.ndarray, window_cells: int) -> np.ndarray:
+    """Local mean and standard deviation of each band over ``window_cells`` coarse cells.
+
+    Parameters
+    ----------
+    sums : ndarray of int64, shape (7, rows, cols)
+        :func:`block_sums`.
+
+    Returns
+    -------
+    ndarray of float32, shape (6, rows, cols): three means then three standard deviations.
+    """
+    box = box_sum(sums, window_cells)
+    n = np.maximum(box[6], 1).astype(np.float64)
+    mean = box[0:3] / n
+    var = np.maximum(box[3:6] / n - mean * mean, 0.0)
+    return np.concatenate([mean, np.sqrt(var)]).astype(np.float32)
+
+
+def upsample(coarse: np.ndarray, cell: int, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour upsampling of a coarse grid by ``cell``, cropped to ``shape``."""
+    out = np.repeat(np.repeat(coarse, cell, axis=-2), cell, axis=-1)
+    return out[..., : shape[0], : shape[1]]
+
+
+# --- classification ---------------------------------------------------------------------------
+
+
+def _interior(mask: np.ndarray, margin_px: int) -> np.ndarray:
+    return _square(mask, margin_px, "min") if margin_px > 0 else mask
+
+
+def _grow_half_height(
+    core: np.ndarray, dh: np.ndarray, radius: int, allowed: np.ndarray, sign: int
+) -> np.ndarray:
+    """Pixels within ``radius`` of ``core`` whose change is at least half the local peak."""
+    if radius <= 0 or not core.any():
+        return np.zeros_like(core)
+    signed = np.where(np.isfinite(dh), sign * dh, -np.inf).astype(np.float32)
+    peak = ndimage.maximum_filter(
+        np.where(core, signed, -np.inf), size=2 * radius + 1, mode="nearest"
+    )
+    near = np.isfinite(peak) & ~core
+    return near & allowed & (signed >= 0.5 * peak)
+
+
+def classify_height_change(
+    before_rgb: np.ndarray,
+    after_rgb: np.ndarray,
+    valid: np.ndarray,
+    before_dsm: np.ndarray,
+    after_dsm: np.ndarray,
+    before_ground: np.ndarray,
+    params: DetectParams,
+    scale: PixelScale,
+) -> ChangeLayers:
+    """Classify every pixel from the height change of two aligned DSMs.
+
+    Parameters
+    ----------
+    before_rgb, after_rgb : ndarray of uint8, shape (3, rows, cols)
+    valid : ndarray of bool, shape (rows, cols)
+        Both orthophotos valid.
+    before_dsm, after_dsm : ndarray of float32, shape (rows, cols)
+        Metres, NaN for nodata, vertically aligned.
+    before_ground : ndarray of float32, shape (rows, cols)
+        Ground height under the before epoch (:func:`ground_surface`, upsampled).
+
+    Returns
+    -------
+    ChangeLayers
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rgb = np.full((3, 40, 40), 120, np.uint8)
+    >>> before = np.zeros((40, 40), np.float32)
+    >>> after = before.copy(); after[10:30, 10:30] = 6.0
+    >>> scale = pixel_scale(DetectParams(), 0.1)
+    >>> layers = classify_height_change(
+    ...     rgb, rgb, np.ones((40, 40), bool), before, after, before, DetectParams(), scale)
+    >>> int((layers.codes == CODE_NEW).sum())
+    400
+    """
+    ok = valid & np.isfinite(before_dsm) & np.isfinite(after_dsm)
+    dh = np.where(ok, after_dsm - before_dsm, np.float32(np.nan)).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        up = dh >= params.min_height_m
+        down = dh <= -params.min_height_m
+    veg_after = vegetation_mask(after_rgb, params)
+    veg_before = vegetation_mask(before_rgb, params)
+    up_kept = up & ~veg_after
+    down_kept = down & ~veg_before
+    # Outlines at half the local step height: DSM edges are ramps, and a fixed threshold
+    # would put the outline of a tall building outside its walls and of a low one inside.
+    # The closing after the growth fills the notches that edge artefacts leave.
+    up_open = _open(up_kept, scale.open_px)
+    up_open |= _grow_half_height(up_open, dh, scale.grow_px, ok & ~veg_after, +1)
+    up_clean = _close(up_open, scale.close_px) & ok
+    down_open = _open(down_kept, scale.open_px) & ~up_clean
+    down_open |= _grow_half_height(down_open, dh, scale.grow_px, ok & ~veg_before, -1)
+    down_clean = _close(down_open, scale.close_px) & ok & ~up_clean
+    before_ndsm = before_dsm - before_ground
+    with np.errstate(invalid="ignore"):
+        was_structure = before_ndsm >= params.min_height_m
+    codes = np.zeros(dh.shape, np.uint8)
+    codes[(up & veg_after) | (down & veg_before)] = CODE_VEGETATION
+    codes[(up_kept | down_kept) & ~(up_clean | down_clean)] = CODE_ARTEFACT
+    codes[up_clean & ~was_structure] = CODE_NEW
+    codes[up_clean & was_structure] = CODE_RAISED
+    codes[down_clean] = CODE_REMOVED
+    codes[~ok] = CODE_NODATA
+    interior = _interior(up_clean, scale.margin_px) | _interior(down_clean, scale.margin_px)
+    height_after = (after_dsm - before_ground).astype(np.float32)
+    return ChangeLayers(codes=codes, dh=dh, height_after=height_after, interior=interior)
+
+
+def classify_spectral_change(
+    before_rgb: np.ndarray,
+    after_rgb: np.ndarray,
+    valid: np.ndarray,
+    before_stats: np.ndarray,
+    after_stats: np.ndarray,
+    params: DetectParams,
+    scale: PixelScale,
+) -> ChangeLayers:
+    """Classify every pixel from the orthophotos alone (RGB-only mode, weaker evidence).
+
+    Parameters
+    ----------
+    before_rgb, after_rgb : ndarray of uint8, shape (3, rows, cols)
+    valid : ndarray of bool, shape (rows, cols)
+    before_stats, after_stats : ndarray of float32, shape (6, rows, cols)
+        Local band means and standard deviations (:func:`local_band_statistics`, upsampled).
+
+    Returns
+    -------
+    ChangeLayers
+        ``dh`` and ``height_after`` are None.
+    """
+    sd_floor = np.float32(4.0)  # grey levels: flat areas must not amplify sensor noise
+    zb = (before_rgb.astype(np.float32) - before_stats[0:3]) / np.maximum(
+        before_stats[3:6], sd_floor
+    )
+    za = (after_rgb.astype(np.float32) - after_stats[0:3]) / np.maximum(after_stats[3:6], sd_floor)
+    distance = np.sqrt(((za - zb) ** 2).mean(axis=0))
+    changed = (distance >= params.spectral_threshold) & valid
+    veg = vegetation_mask(before_rgb, params) | vegetation_mask(after_rgb, params)
+    shadow_b = shadow_mask(before_rgb, before_stats[0:3].mean(axis=0), params.shadow_ratio)
+    shadow_a = shadow_mask(after_rgb, after_stats[0:3].mean(axis=0), params.shadow_ratio)
+    shadow = _close(shadow_b ^ shadow_a, 1)
+    kept = changed & ~veg & ~shadow
+    clean = _close(_open(kept, scale.open_px), scale.close_px) & valid
+    codes = np.zeros(valid.shape, np.uint8)
+    codes[changed & shadow] = CODE_SHADOW
+    codes[changed & veg] = CODE_VEGETATION
+    codes[kept & ~clean] = CODE_ARTEFACT
+    codes[clean] = CODE_SPECTRAL
+    codes[~valid] = CODE_NODATA
+    interior = _interior(clean, scale.margin_px)
+    return ChangeLayers(codes=codes, dh=None, height_after=None, interior=interior)

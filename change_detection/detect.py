@@ -1,0 +1,427 @@
+"""Orchestration of change detection on two epochs on one grid, chunked with halos.
+
+:func:`detect_changes` takes two :class:`Epoch` records (xarray ``DataArray`` layers, numpy or
+dask backed, already on one grid: same CRS, transform and shape) and returns the change
+objects and the per-pixel class raster.
+
+How it scales: the grid is cut into square chunks (``DetectParams.chunk_px``, a multiple of the
+coarse ground cell). Two coarse layers are computed first on a grid decimated by the cell size
+(block minimum of the before DSM opened into a ground surface, or local band statistics in
+RGB-only mode) with ``dask.array.map_overlap``. Every fine chunk is then extended by a halo
+(``dask.array.overlap.overlap``, the halo exchange of ``map_overlap``) wide enough for every
+neighbourhood operation of :mod:`change_detection.change`, classified, trimmed back to its
+core, and its regions are labelled into pieces (:mod:`change_detection.objects`). Pieces that
+touch across chunk seams are joined, so an object straddling chunks comes out exactly once, and
+a chunked run returns the same objects as a whole-array run. Peak memory is a few chunks per
+worker, whatever the raster size; ``scheduler`` may be a ``dask.distributed.Client``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from affine import Affine
+
+from change_detection.change import (
+    CODE_NODATA,
+    ChangeLayers,
+    PixelScale,
+    block_minimum,
+    block_sums,
+    classify_height_change,
+    classify_spectral_change,
+    ground_surface,
+    local_band_statistics,
+    pixel_scale,
+    upsample,
+)
+from change_detection.errors import ChangeDetectionError, GridMismatchError
+from change_detection.objects import BlockPieces, ChangeObject, extract_pieces, merge_pieces
+from change_detection.params import DetectParams
+
+__all__ = ["ChangeResult", "Epoch", "detect_changes"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One survey epoch on the common grid.
+
+    Attributes
+    ----------
+    rgb : DataArray of uint8, dims (band, y, x), 3 bands
+        Orthophoto with CRS and transform (rioxarray).
+    valid : DataArray of bool, dims (y, x)
+        True where the orthophoto has data.
+    dsm : DataArray of float32, dims (y, x), or None
+        Surface heights in metres, NaN for nodata; None for an orthophoto-only epoch.
+    """
+
+    rgb: xr.DataArray
+    valid: xr.DataArray
+    dsm: xr.DataArray | None = None
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """What :func:`detect_changes` found.
+
+    Attributes
+    ----------
+    objects : tuple of ChangeObject
+        Changes that passed the area and height filters, in the grid CRS.
+    codes : DataArray of uint8, dims (y, x), or None
+        Per-pixel classes (:data:`change_detection.change.CHANGE_CODES`); None when they were
+        streamed to ``codes_sink`` instead.
+    mode : str
+        ``"dsm"`` or ``"rgb_only"``.
+    crs : object
+        CRS of the grid (as rioxarray reports it).
+    transform : Affine
+    shape : (int, int)
+    scale : PixelScale
+    n_chunks : int
+    """
+
+    objects: tuple[ChangeObject, ...]
+    codes: xr.DataArray | None
+    mode: str
+    crs: Any
+    transform: Affine
+    shape: tuple[int, int]
+    scale: PixelScale
+    n_chunks: int
+
+
+@dataclass(frozen=True)
+class _BlockResult:
+    codes: np.ndarray
+    pieces: BlockPieces
+
+
+def _check_grid(before: Epoch, after: Epoch) -> tuple[Affine, Any, tuple[int, int]]:
+    ref = before.rgb
+    shape = (ref.sizes["y"], ref.sizes["x"])
+    transform = ref.rio.transform()
+    crs = ref.rio.crs
+    layers = {
+        "before valid": before.valid,
+        "after rgb": after.rgb,
+        "after valid": after.valid,
+        "before dsm": before.dsm,
+        "after dsm": after.dsm,
+    }
+    for name, arr in layers.items():
+        if arr is None:
+            continue
+        if (arr.sizes["y"], arr.sizes["x"]) != shape:
+            raise GridMismatchError(
+                f"{name} is {arr.sizes['y']}x{arr.sizes['x']} px but the before orthophoto is "
+                f"{shape[0]}x{shape[1]}; bring both epochs onto one grid (align_epoch) first"
+            )
+        other = arr.rio.transform()
+        if not other.almost_equals(transform, precision=1e-6):
+            raise GridMismatchError(
+                f"{name} has transform {tuple(other)[:6]}, the before orthophoto "
+                f"{tuple(transform)[:6]}; bring both epochs onto one grid (align_epoch) first"
+            )
+        if arr.rio.crs is not None and crs is not None and arr.rio.crs != crs:
+            raise GridMismatchError(
+                f"{name} is in {arr.rio.crs}, the before orthophoto in {crs}; reproject first"
+            )
+    if before.rgb.sizes.get("band") != 3 or after.rgb.sizes.get("band") != 3:
+        raise ChangeDetectionError("orthophotos must have exactly 3 bands (R, G, B)")
+    if (before.dsm is None) != (after.dsm is None):
+        raise ChangeDetectionError(
+            "only one epoch has a DSM; give both DSMs for height mode or neither for RGB-only"
+        )
+    return transform, crs, shape
+
+
+def _axis_chunks(n: int, size: int, min_last: int) -> tuple[int, ...]:
+    sizes = [size] * (n // size)
+    rem = n - size * len(sizes)
+    if rem:
+        if sizes and rem < min_last:
+            sizes[-1] += rem
+        else:
+            sizes.append(rem)
+    return tuple(sizes) if sizes else (n,)
+
+
+def _as_dask(arr: xr.DataArray, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
+    data = arr.data
+    if isinstance(data, da.Array):
+        return data.rechunk(chunks)
+    return da.from_array(np.asarray(data), chunks=chunks)
+
+
+def _process_block(
+    rgb_b: np.ndarray,
+    rgb_a: np.ndarray,
+    valid_b: np.ndarray,
+    valid_a: np.ndarray,
+    dsm_b: np.ndarray | None,
+    dsm_a: np.ndarray | None,
+    coarse_b: np.ndarray,
+    coarse_a: np.ndarray | None,
+    *,
+    block: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    origin: tuple[int, int],
+    params: DetectParams,
+    scale: PixelScale,
+    min_pixels: int,
+) -> _BlockResult:
+    shape = valid_b.shape
+    valid = np.asarray(valid_b, bool) & np.asarray(valid_a, bool)
+    layers: ChangeLayers
+    if dsm_b is not None and dsm_a is not None:
+        ground = upsample(coarse_b, scale.cell, shape)
+        layers = classify_height_change(rgb_b, rgb_a, valid, dsm_b, dsm_a, ground, params, scale)
+    else:
+        assert coarse_a is not None
+        layers = classify_spectral_change(
+            rgb_b,
+            rgb_a,
+            valid,
+            upsample(coarse_b, scale.cell, shape),
+            upsample(coarse_a, scale.cell, shape),
+            params,
+            scale,
+        )
+    top, bottom, left, right = pads
+    rows = slice(top, shape[0] - bottom)
+    cols = slice(left, shape[1] - right)
+    core = ChangeLayers(
+        codes=layers.codes[rows, cols],
+        dh=None if layers.dh is None else layers.dh[rows, cols],
+        height_after=None if layers.height_after is None else layers.height_after[rows, cols],
+        interior=layers.interior[rows, cols],
+    )
+    pieces = extract_pieces(core, block, origin[0], origin[1], min_pixels)
+    return _BlockResult(codes=np.ascontiguousarray(core.codes), pieces=pieces)
+
+
+def _codes_of(result: _BlockResult) -> np.ndarray:
+    return result.codes
+
+
+def _pieces_of(result: _BlockResult) -> BlockPieces:
+    return result.pieces
+
+
+def detect_changes(
+    before: Epoch,
+    after: Epoch,
+    params: DetectParams = DetectParams(),  # noqa: B008 (frozen, immutable default)
+    *,
+    codes_sink: MutableMapping[Any, Any] | Any = None,
+    sink_lock: Any = None,
+    scheduler: Any = None,
+) -> ChangeResult:
+    """Find the changes between two epochs on one grid.
+
+    Parameters
+    ----------
+    before, after : Epoch
+        On the same grid (the after epoch co-registered onto the before one). With both DSMs
+        the height mode runs; with neither, the RGB-only mode (weaker).
+    params : DetectParams
+    codes_sink : object supporting ``sink[(row_slice, col_slice)] = block``, optional
+        Where to stream the per-pixel class raster (for example a windowed GeoTIFF writer);
+        when None the classes are returned in memory as ``ChangeResult.codes``.
+    sink_lock : lock, optional
+        Lock held while writing to ``codes_sink`` (a ``threading.Lock`` or a
+        ``distributed.Lock``).
+    scheduler : str or dask.distributed.Client, optional
+        Dask scheduler; by default ``"synchronous"`` for one chunk and ``"threads"`` otherwise.
+
+    Returns
+    -------
+    ChangeResult
+
+    Raises
+    ------
+    GridMismatchError
+        The layers are not on one grid.
+    ChangeDetectionError
+        Only one DSM, not 3 bands, or a non-square pixel.
+    """
+    transform, crs, shape = _check_grid(before, after)
+    gx, gy = abs(transform.a), abs(transform.e)
+    if not math.isclose(gx, gy, rel_tol=0.01) or transform.b or transform.d:
+        raise ChangeDetectionError(
+            f"the grid has {gx} x {gy} pixels or a rotation; resample to square, north-up "
+            "pixels (gdalwarp -tr) first"
+        )
+    scale = pixel_scale(params, (gx + gy) / 2)
+    rgb_only = before.dsm is None
+    cell = scale.cell
+    halo = scale.halo_px()
+    size = max(cell, (params.chunk_px // cell) * cell)
+    row_chunks = _axis_chunks(shape[0], size, max(halo, cell))
+    col_chunks = _axis_chunks(shape[1], size, max(halo, cell))
+    crow = tuple(-(-s // cell) for s in row_chunks)
+    ccol = tuple(-(-s // cell) for s in col_chunks)
+    ny, nx = len(row_chunks), len(col_chunks)
+    log.info(
+        "change detection (%s) on %dx%d px in %dx%d chunks, halo %d px, ground cell %d px",
+        "rgb_only" if rgb_only else "dsm",
+        shape[0],
+        shape[1],
+        ny,
+        nx,
+        halo,
+        cell,
+    )
+
+    rgb_b = _as_dask(before.rgb, ((3,), row_chunks, col_chunks))
+    rgb_a = _as_dask(after.rgb, ((3,), row_chunks, col_chunks))
+    valid_b = _as_dask(before.valid, (row_chunks, col_chunks))
+    valid_a = _as_dask(after.valid, (row_chunks, col_chunks))
+    hy = halo if ny > 1 else 0
+    hx = halo if nx > 1 else 0
+    fine_depth2 = {0: hy, 1: hx}
+    fine_depth3 = {0: 0, 1: hy, 2: hx}
+    cy, cx = hy // cell, hx // cell
+    inputs: list[da.Array] = [
+        da.overlap.overlap(rgb_b, depth=fine_depth3, boundary="none"),
+        da.overlap.overlap(rgb_a, depth=fine_depth3, boundary="none"),
+        da.overlap.overlap(valid_b, depth=fine_depth2, boundary="none"),
+        da.overlap.overlap(valid_a, depth=fine_depth2, boundary="none"),
+    ]
+    if not rgb_only:
+        assert before.dsm is not None and after.dsm is not None
+        dsm_b = _as_dask(before.dsm, (row_chunks, col_chunks)).astype(np.float32)
+        dsm_a = _as_dask(after.dsm, (row_chunks, col_chunks)).astype(np.float32)
+        cmin = dsm_b.map_blocks(
+            block_minimum, cell, chunks=(crow, ccol), dtype=np.float32, meta=np.zeros((0, 0))
+        )
+        gh = scale.ground_halo_cells()
+        ground = da.map_overlap(
+            ground_surface,
+            cmin,
+            depth=gh,
+            boundary="none",
+            dtype=np.float32,
+            window_cells=scale.ground_cells,
+        ).rechunk((crow, ccol))
+        inputs += [
+            da.overlap.overlap(dsm_b, depth=fine_depth2, boundary="none"),
+            da.overlap.overlap(dsm_a, depth=fine_depth2, boundary="none"),
+            da.overlap.overlap(ground, depth={0: cy, 1: cx}, boundary="none"),
+        ]
+    else:
+        stats = []
+        for rgb, valid in ((rgb_b, valid_b), (rgb_a, valid_a)):
+            sums = da.map_blocks(
+                _block_sums_3d,
+                rgb,
+                valid[None],
+                cell,
+                chunks=((7,), crow, ccol),
+                dtype=np.int64,
+                meta=np.zeros((0, 0, 0), np.int64),
+            )
+            nh = scale.norm_halo_cells()
+            st = da.map_overlap(
+                local_band_statistics,
+                sums,
+                depth={0: 0, 1: nh, 2: nh},
+                boundary="none",
+                dtype=np.float32,
+                chunks=((6,), crow, ccol),
+                window_cells=scale.norm_cells,
+                meta=np.zeros((0, 0, 0), np.float32),
+            ).rechunk(((6,), crow, ccol))
+            stats.append(da.overlap.overlap(st, depth={0: 0, 1: cy, 2: cx}, boundary="none"))
+        inputs += stats
+
+    delayed_grids = [arr.to_delayed() for arr in inputs]
+    row_starts = np.concatenate([[0], np.cumsum(row_chunks)])
+    col_starts = np.concatenate([[0], np.cumsum(col_chunks)])
+    min_pixels = max(1, math.ceil(params.min_area_m2 / scale.pixel_area_m2))
+    process = dask.delayed(_process_block, pure=True)
+    codes_rows: list[list[da.Array]] = []
+    pieces_delayed = []
+    for i in range(ny):
+        row_blocks = []
+        for j in range(nx):
+            args = []
+            for grid in delayed_grids:
+                args.append(grid[0, i, j] if grid.ndim == 3 else grid[i, j])
+            call_args = [*args[:4], None, None, args[4], args[5]] if rgb_only else [*args[:7], None]
+            pads = (
+                halo if i > 0 else 0,
+                halo if i < ny - 1 else 0,
+                halo if j > 0 else 0,
+                halo if j < nx - 1 else 0,
+            )
+            result = process(
+                *call_args,
+                block=(i, j),
+                pads=pads,
+                origin=(int(row_starts[i]), int(col_starts[j])),
+                params=params,
+                scale=scale,
+                min_pixels=min_pixels,
+            )
+            codes_block = dask.delayed(_codes_of, pure=True)(result)
+            row_blocks.append(
+                da.from_delayed(codes_block, shape=(row_chunks[i], col_chunks[j]), dtype=np.uint8)
+            )
+            pieces_delayed.append(dask.delayed(_pieces_of, pure=True)(result))
+        codes_rows.append(row_blocks)
+    codes = da.block(codes_rows)
+
+    if scheduler is None:
+        scheduler = "synchronous" if ny * nx == 1 else "threads"
+    codes_np: np.ndarray | None = None
+    if codes_sink is not None:
+        store = da.store(
+            codes, codes_sink, lock=sink_lock if sink_lock is not None else True, compute=False
+        )
+        pieces_list, _ = dask.compute(pieces_delayed, store, scheduler=scheduler)
+    else:
+        pieces_list, codes_np = dask.compute(pieces_delayed, codes, scheduler=scheduler)
+    blocks = {bp.block: bp for bp in pieces_list}
+    objects = merge_pieces(blocks, transform, params, scale, rgb_only=rgb_only)
+    log.info("%d change objects passed the filters", len(objects))
+    codes_xr: xr.DataArray | None = None
+    if codes_np is not None:
+        codes_xr = xr.DataArray(
+            codes_np,
+            dims=("y", "x"),
+            coords={"y": before.rgb["y"], "x": before.rgb["x"]}
+            if "y" in before.rgb.coords
+            else None,
+            name="change",
+        )
+        codes_xr = codes_xr.rio.write_nodata(CODE_NODATA)
+        if crs is not None:
+            codes_xr = codes_xr.rio.write_crs(crs)
+        codes_xr = codes_xr.rio.write_transform(transform)
+    return ChangeResult(
+        objects=tuple(objects),
+        codes=codes_xr,
+        mode="rgb_only" if rgb_only else "dsm",
+        crs=crs,
+        transform=transform,
+        shape=shape,
+        scale=scale,
+        n_chunks=ny * nx,
+    )
+
+
+def _block_sums_3d(rgb: np.ndarray, valid: np.ndarray, cell: int) -> np.ndarray:
+    return block_sums(rgb, valid[0].astype(bool), cell)

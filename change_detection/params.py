@@ -1,0 +1,132 @@
+"""Parameters of change detection, one frozen dataclass with documented defaults."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from change_detection.errors import ChangeDetectionError
+
+__all__ = ["DetectParams"]
+
+
+@dataclass(frozen=True)
+class DetectParams:
+    """Thresholds and windows of :func:`change_detection.detect.detect_changes`.
+
+    Lengths are in metres of the projected grid and converted to pixels with the ground
+    sampling distance, so the same parameters work at 2 cm and at 20 cm.
+
+    Attributes
+    ----------
+    min_area_m2 : float
+        Smallest change footprint that becomes a lead (default 6 m², a garden shed).
+    min_height_m : float
+        Smallest height change that counts as built (default 2.5 m, below one storey; parked
+        cars, material piles and DSM noise stay under it).
+    storey_height_m : float
+        Height of one floor for ``floors_added`` (default 3 m).
+    height_quantile : float
+        Quantile of the per-pixel height changes inside an object reported as its height gain
+        (default 0.5, the median: robust to edge pixels and DSM spikes).
+    edge_margin_m : float
+        Objects are eroded by this margin before their height is measured, so the blurred
+        edges of a DSM do not pull the statistic down (default 0.5 m).
+    edge_grow_m : float
+        Objects grow by up to this distance into pixels whose height change is at least half
+        the local peak change, so the outline sits at half the step height of the DSM's ramped
+        edges (default 0.45 m).
+    open_radius_m : float
+        Radius of the morphological opening that removes speckle and the thin slivers left at
+        building edges by residual misregistration (default 0.3 m).
+    close_radius_m : float
+        Radius of the closing that fills pin holes and edge notches (default 0.1 m).
+    ground_window_m : float
+        Width of the grey-scale opening that estimates the ground under the before epoch
+        (an nDSM: structures narrower than this are lifted off the ground; default 40 m).
+    ground_cell_m : float
+        The ground filter runs on a grid of about this cell size (block minimum; default
+        0.4 m), which keeps it cheap and its halo small.
+    vegetation_exg_exr : float
+        A pixel is vegetation when ExG − ExR exceeds this (Meyer & Neto 2008 use 0; default
+        0.05) and its GLI exceeds ``vegetation_gli``.
+    vegetation_gli : float
+        Green Leaf Index threshold (default 0.03).
+    shadow_ratio : float
+        A pixel is in shadow when its brightness is below this fraction of the local mean
+        brightness (default 0.6; used in RGB-only mode).
+    norm_window_m : float
+        Window of the local per-band normalisation before spectral differencing (default
+        20 m).
+    spectral_threshold : float
+        RMS difference of the locally normalised bands (z-scores) above which a pixel has
+        changed in RGB-only mode (default 1.6).
+    height_tolerance_m : float
+        Measured building height may exceed a permit's ``max_height_m`` by this much before
+        it is flagged ``over_height`` (default 0.5 m: DSM noise and roof furniture).
+    simplify_m : float
+        Douglas–Peucker tolerance of the output polygons (default 0.1 m).
+    chunk_px : int
+        Side of the square processing chunks in pixels (rounded to a multiple of the ground
+        cell; default 2048).
+    coregister : bool
+        Co-register the after epoch onto the before epoch before differencing (default True).
+    """
+
+    min_area_m2: float = 6.0
+    min_height_m: float = 2.5
+    storey_height_m: float = 3.0
+    height_quantile: float = 0.5
+    edge_margin_m: float = 0.5
+    edge_grow_m: float = 0.45
+    open_radius_m: float = 0.3
+    close_radius_m: float = 0.1
+    ground_window_m: float = 40.0
+    ground_cell_m: float = 0.4
+    vegetation_exg_exr: float = 0.05
+    vegetation_gli: float = 0.03
+    shadow_ratio: float = 0.6
+    norm_window_m: float = 20.0
+    spectral_threshold: float = 1.6
+    height_tolerance_m: float = 0.5
+    simplify_m: float = 0.1
+    chunk_px: int = 2048
+    coregister: bool = True
+
+    def __post_init__(self) -> None:
+        positive = {
+            "min_area_m2": self.min_area_m2,
+            "min_height_m": self.min_height_m,
+            "storey_height_m": self.storey_height_m,
+            "ground_window_m": self.ground_window_m,
+            "ground_cell_m": self.ground_cell_m,
+            "norm_window_m": self.norm_window_m,
+            "spectral_threshold": self.spectral_threshold,
+            "shadow_ratio": self.shadow_ratio,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ChangeDetectionError(f"DetectParams.{name} = {value}; it must be > 0")
+        non_negative = {
+            "edge_margin_m": self.edge_margin_m,
+            "edge_grow_m": self.edge_grow_m,
+            "open_radius_m": self.open_radius_m,
+            "close_radius_m": self.close_radius_m,
+            "height_tolerance_m": self.height_tolerance_m,
+            "simplify_m": self.simplify_m,
+        }
+        for name, value in non_negative.items():
+            if not value >= 0:
+                raise ChangeDetectionError(f"DetectParams.{name} = {value}; it must be >= 0")
+        if not 0.0 <= self.height_quantile <= 1.0:
+            raise ChangeDetectionError(
+                f"DetectParams.height_quantile = {self.height_quantile}; use a value in [0, 1]"
+            )
+        if self.chunk_px < 64:
+            raise ChangeDetectionError(
+                f"DetectParams.chunk_px = {self.chunk_px}; use at least 64 pixels"
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the parameters as a JSON-ready dict (for provenance records)."""
+        return asdict(self)

@@ -1,0 +1,106 @@
+"""Reading building permits for change detection.
+
+A permits file is any vector file :func:`survey.vectors.read_features` reads (GeoJSON,
+GeoPackage, KML, ...) in any CRS, with one polygon footprint per permit and the attributes
+
+``permit_id`` (text, required; ``id`` is accepted), ``max_height_m`` (metres above ground,
+optional), ``floors`` (optional), ``valid_from`` and ``valid_to`` (ISO 8601 dates, optional:
+open-ended). Footprints are reprojected to the detection grid's CRS; invalid rings are
+repaired. An empty file is an error (an empty permit register would turn every change into a
+``no_permit`` lead; leave ``--permits`` out for a plain change report).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import shapely
+from pyproj import CRS
+
+from change_detection.errors import PermitError
+from change_detection.permits import Permit, parse_date
+from survey.vectors import read_features
+
+__all__ = ["read_permits"]
+
+
+def _number(value: Any, field: str, pid: str, path: os.PathLike[str] | str) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError) as exc:
+        raise PermitError(
+            f"{path}: permit {pid} has {field}={value!r}, not a number; fix the attribute"
+        ) from exc
+    if not math.isfinite(x) or x < 0:
+        raise PermitError(f"{path}: permit {pid} has {field}={value!r}; use a number >= 0")
+    return x
+
+
+def read_permits(path: str | os.PathLike[str], crs: CRS | str | int) -> list[Permit]:
+    """Read a permits file and return its permits in ``crs``.
+
+    Parameters
+    ----------
+    path : path
+        Vector file with one (multi)polygon per permit.
+    crs : CRS
+        The projected CRS of the detection grid.
+
+    Raises
+    ------
+    PermitError
+        The file has no features, a feature has no permit id or no polygon, a number or a date
+        cannot be read, or a validity ends before it starts.
+    InputFileError, NotGeoreferencedError
+        From :func:`survey.vectors.read_features`.
+    """
+    features = read_features(path, role="permits file")
+    if len(features) == 0:
+        raise PermitError(
+            f"{path}: the permits file has no features; give a file with permit footprints or "
+            "leave --permits out"
+        )
+    features = features.to_crs(crs)
+    permits: list[Permit] = []
+    seen: set[str] = set()
+    for i, (geom, props) in enumerate(zip(features.geometries, features.properties, strict=True)):
+        raw_id = props.get("permit_id", props.get("id"))
+        if raw_id is None or str(raw_id).strip() == "":
+            raise PermitError(
+                f"{path}: feature {i} has no permit_id; add a permit_id attribute to every "
+                "footprint"
+            )
+        pid = str(raw_id).strip()
+        if pid in seen:
+            raise PermitError(f"{path}: permit_id {pid!r} appears twice; make the ids unique")
+        seen.add(pid)
+        if geom is None or geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
+            kind = "no geometry" if geom is None or geom.is_empty else geom.geom_type
+            raise PermitError(
+                f"{path}: permit {pid} has {kind}; a permit needs a polygon footprint"
+            )
+        if not geom.is_valid:
+            geom = shapely.make_valid(geom)
+        valid_from = parse_date(props.get("valid_from"), f"{path}: permit {pid} valid_from")
+        valid_to = parse_date(props.get("valid_to"), f"{path}: permit {pid} valid_to")
+        if valid_from is not None and valid_to is not None and valid_to < valid_from:
+            raise PermitError(
+                f"{path}: permit {pid} is valid from {valid_from} to {valid_to}, which ends "
+                "before it starts; fix valid_from / valid_to"
+            )
+        floors = _number(props.get("floors"), "floors", pid, path)
+        permits.append(
+            Permit(
+                permit_id=pid,
+                geometry=geom,
+                max_height_m=_number(props.get("max_height_m"), "max_height_m", pid, path),
+                floors=None if floors is None else round(floors),
+                valid_from=valid_from,
+                valid_to=valid_to,
+            )
+        )
+    return permits
