@@ -321,6 +321,7 @@ def _vehicle_class(params_timeout_s: float) -> type:
                 0, 0, mavutil.mavlink.MAV_DATA_STREAM_ALL, rate, 1
             )
             self.add_message_listener("HEARTBEAT", self.send_capabilities_request)
+            self.send_capabilities_request(self, "HEARTBEAT", None)  # now, not in up to 1 s
             deadline = time.monotonic() + params_timeout_s
             while self._params_count < 0:
                 if time.monotonic() > deadline or not handler._alive:
@@ -783,6 +784,7 @@ def _with_boot_retry(
         except _Busy as busy:
             waited = time.monotonic() - started
             if waited + 1.0 > boot_wait_s:
+                _await_statustext(link, "items are supported", 0.3)
                 hint = next(
                     (t for t in reversed(link.statustexts) if "items are supported" in t), ""
                 )
@@ -804,6 +806,13 @@ def _with_boot_retry(
         stats[0] += attempts
         stats[1] += time.monotonic() - started
         return result
+
+
+def _await_statustext(link: _Link, needle: str, timeout_s: float) -> None:
+    """Give the vehicle ``timeout_s`` to send the STATUSTEXT that follows a MISSION_ACK."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not any(needle in t for t in link.statustexts):
+        time.sleep(0.02)
 
 
 def upload_mission(

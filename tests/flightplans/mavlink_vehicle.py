@@ -194,6 +194,12 @@ class LoopbackVehicle:
         ``{seq: n}``: ignore the first ``n`` download requests for item ``seq``.
     initial_items
         Mission already on the vehicle (without home), e.g. yesterday's survey.
+    system_id, component_id
+        MAVLink ids of the vehicle.
+    params
+        Parameters served: name -> (value, MAV_PARAM_TYPE); :data:`DEFAULT_PARAMS` if None.
+    autopilot, custom_mode
+        HEARTBEAT autopilot type and custom mode (to pose as another autopilot).
     """
 
     def __init__(
@@ -213,6 +219,8 @@ class LoopbackVehicle:
         system_id: int = 1,
         component_id: int = 1,
         params: Mapping[str, tuple[float, int]] | None = None,
+        autopilot: int = mavlink2.MAV_AUTOPILOT_ARDUPILOTMEGA,
+        custom_mode: int = 0,
     ) -> None:
         if transport not in ("tcp", "udp"):
             raise ValueError(f"transport must be 'tcp' or 'udp', not {transport!r}")
@@ -226,6 +234,8 @@ class LoopbackVehicle:
         self.ardupilot_storage = ardupilot_storage
         self.system_id = system_id
         self.component_id = component_id
+        self.autopilot = autopilot
+        self.custom_mode = custom_mode
         self._drop_items = Counter(dict(drop_items or {}))
         self._drop_requests = Counter(dict(drop_requests or {}))
         self._params: dict[str, tuple[float, int]] = dict(params or DEFAULT_PARAMS)
@@ -389,6 +399,7 @@ class LoopbackVehicle:
                     self._peer.close()
                 self._peer = conn
                 self._parser = self._new_parser()
+                self._send_heartbeat()  # ArduPilot streams to a new link at once
                 continue
             try:
                 data = s.recv(65535)
@@ -411,9 +422,9 @@ class LoopbackVehicle:
         self._send(
             "heartbeat",
             mavlink2.MAV_TYPE_QUADROTOR,
-            mavlink2.MAV_AUTOPILOT_ARDUPILOTMEGA,
+            self.autopilot,
             mavlink2.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED,
-            0,  # STABILIZE
+            self.custom_mode,  # ArduCopter 0 = STABILIZE
             status,
         )
 
@@ -525,7 +536,7 @@ class LoopbackVehicle:
             self._param_value(list(self._params).index(pid))
 
     def _set_mis_total(self) -> None:
-        if "MIS_TOTAL" in getattr(self, "_params", {}):
+        if "MIS_TOTAL" in self._params:
             self._params["MIS_TOTAL"] = (float(len(self._mission)), self._params["MIS_TOTAL"][1])
 
     # ------------------------------------------------------------------ commands
@@ -821,3 +832,46 @@ class LoopbackVehicle:
             item.z,
             0,
         )
+
+
+def survey_mission(
+    n_lines: int = 8,
+    *,
+    seed: int = 0,
+    home: tuple[float, float, float] = DEFAULT_HOME,
+    alt_m: float = 60.0,
+) -> Any:
+    """A survey sortie like the planner's: takeoff, per line entry waypoint + camera on, exit
+    waypoint + camera off, RTL; positions carry full double precision (not on the 1e-7 grid).
+    """
+    import numpy as np
+
+    from flightplans.mission import (
+        FRAME_RELATIVE,
+        MAV_CMD_DO_SET_CAM_TRIGG_DIST,
+        MAV_CMD_NAV_RETURN_TO_LAUNCH,
+        MAV_CMD_NAV_TAKEOFF,
+        MAV_CMD_NAV_WAYPOINT,
+        Mission,
+        MissionItem,
+    )
+
+    rng = np.random.default_rng(seed)
+    nan = float("nan")
+    lat0, lon0, _ = home
+    items = [MissionItem(MAV_CMD_NAV_TAKEOFF, FRAME_RELATIVE, (0.0, 0.0, 0.0, nan), 0, 0, alt_m)]
+    for k in range(n_lines):
+        for end in (0, 1):
+            lat = lat0 + 0.0004 * k + float(rng.uniform(-1e-5, 1e-5))
+            lon = lon0 + (0.003 if (k + end) % 2 else -0.003) + float(rng.uniform(-1e-5, 1e-5))
+            items.append(
+                MissionItem(
+                    MAV_CMD_NAV_WAYPOINT, FRAME_RELATIVE, (0.0, 0.0, 0.0, nan), lat, lon, alt_m
+                )
+            )
+            trigger = 0.0 if end else 11.5
+            items.append(
+                MissionItem(MAV_CMD_DO_SET_CAM_TRIGG_DIST, FRAME_RELATIVE, (trigger, 0.0, 1.0, 0.0))
+            )
+    items.append(MissionItem(MAV_CMD_NAV_RETURN_TO_LAUNCH, FRAME_RELATIVE))
+    return Mission(home=home, items=tuple(items))
