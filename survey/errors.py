@@ -6,6 +6,7 @@ Every message names the file, the offending value and the fix; the CLI prints it
 from __future__ import annotations
 
 __all__ = [
+    "DetectInputError",
     "InputFileError",
     "NotGeoreferencedError",
     "OutputError",
@@ -42,3 +43,7 @@ class TelemetryError(SurveyError, OSError):
 
 class SynthParamsError(SurveyError, ValueError):
     """Parameters of the synthetic survey site are out of range."""
+
+
+class DetectInputError(SurveyError, ValueError):
+    """Inputs of change detection that cannot be used together (no overlap, site outside)."""
