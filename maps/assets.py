@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -33,6 +34,7 @@ __all__ = [
     "copy_assets",
     "localize_assets",
     "remote_references",
+    "replace_dir",
     "write_text_atomic",
 ]
 
@@ -161,6 +163,21 @@ def write_text_atomic(path: Path, text: str) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Rename the finished folder ``new`` onto ``target`` (same file system).
+
+    An existing ``target`` is first moved aside and removed only after the rename, so a
+    crash leaves either the old folder or the new one, never a mix.
+    """
+    old: Path | None = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+        os.replace(target, old / target.name)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _walk(element: Element) -> Iterator[Element]:

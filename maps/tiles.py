@@ -39,6 +39,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
+from maps.assets import replace_dir
 from maps.errors import MapError
 
 __all__ = [
@@ -317,7 +318,7 @@ def render_tiles(
                 for ty in range(y0, y1 + 1):
                     for tx in range(x0, x1 + 1):
                         pyramid.render(min_zoom, tx, ty)
-                _replace_dir(tmp_root, out_dir)
+                replace_dir(tmp_root, out_dir)
             finally:
                 if tmp_root.exists():
                     shutil.rmtree(tmp_root, ignore_errors=True)
@@ -334,17 +335,6 @@ def _mercator_pixel_size(src: rasterio.io.DatasetReader) -> float:
     dx = math.hypot(xs[1] - xs[0], ys[1] - ys[0])
     dy = math.hypot(xs[2] - xs[0], ys[2] - ys[0])
     return (dx + dy) / 2
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Rename ``new`` onto ``target``; an existing ``target`` is moved aside then removed."""
-    old: Path | None = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-        os.replace(target, old / target.name)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 class _Pyramid:

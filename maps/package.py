@@ -1,0 +1,357 @@
+"""The evidence package of one lead: a folder a reviewer can check with ``sha256sum`` alone.
+
+Layout of a package folder (``DIR`` for one lead, ``DIR/<lead slug>/`` for ``--all``)::
+
+    lead.geojson          the lead as an RFC 7946 FeatureCollection (WGS84)
+    before.png            before chip: scale bar, north arrow, coordinates, survey date
+    after.png             after chip, same frame
+    profile.png           DSM heights across the structure (only when a DSM is given)
+    permits.geojson       permit footprints near the lead (only when permits are given)
+    map.html              offline swipe map centred on the lead, with map_files/ beside it
+    map_files/...         vendored Leaflet + plugins (with licences), tiles around the lead
+    README.txt            what the files are and how to verify them
+    manifest.json         lead, inputs and their hashes, software, time, every file's size
+                          and SHA-256, and ``ledger_excerpt``
+    manifest.sha256       ``sha256sum`` lines (two spaces, relative paths) for every file
+                          above, manifest.json included
+
+``cd DIR && sha256sum -c manifest.sha256`` verifies the package; changing any byte of any
+listed file makes it fail.
+
+Seam for the evidence store: ``manifest.json`` has a ``ledger_excerpt`` key, ``null`` today.
+When the custody ledger exists, the caller passes the ledger entries of the lead's inputs
+(``build_evidence_package(..., ledger_excerpt=[...])``, JSON-ready dicts, each with the hash of
+the previous entry); they are written under that key (and, as ``ledger_excerpt.jsonl``, as a
+file covered by ``manifest.sha256``). Nothing else in the layout changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shapely.geometry import mapping
+
+from change_detection.leads import Lead, leads_to_feature_collection
+from maps.assets import LIBRARIES, replace_dir, write_text_atomic
+from maps.chips import render_chip, render_height_profile
+from maps.errors import PackageError
+from maps.review import Feature, render_lead_view
+
+__all__ = [
+    "MANIFEST_FORMAT",
+    "EvidencePackage",
+    "build_evidence_package",
+    "sha256_of",
+]
+
+log = logging.getLogger(__name__)
+
+#: Value of ``manifest.json["format"]``.
+MANIFEST_FORMAT = "sitewatch-evidence-package/1"
+_HASH_CHUNK = 1 << 22
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+@dataclass(frozen=True)
+class EvidencePackage:
+    """A written evidence package.
+
+    Attributes
+    ----------
+    directory : Path
+        The package folder.
+    lead_id : str
+    files : tuple of Path
+        Every file of the package (absolute), manifest files included.
+    manifest : Path
+        ``manifest.json``.
+    checksums : Path
+        ``manifest.sha256`` (verify with ``cd directory && sha256sum -c manifest.sha256``).
+    """
+
+    directory: Path
+    lead_id: str
+    files: tuple[Path, ...]
+    manifest: Path
+    checksums: Path
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file (cached by path, size and modification time within a process)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    cached = _hash_cache.get(key)
+    if cached is not None:
+        return cached
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_HASH_CHUNK), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    _hash_cache[key] = digest
+    return digest
+
+
+def _software_version() -> str:
+    try:
+        return importlib.metadata.version("sitewatch")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _inputs(
+    lead: Lead, given: Mapping[str, Path | None], verify: bool
+) -> dict[str, dict[str, Any]]:
+    """Inputs of the lead: recorded hash (from detection), hash now, and whether they match."""
+    out: dict[str, dict[str, Any]] = {}
+    for role in sorted(set(lead.input_hashes) | {r for r, p in given.items() if p is not None}):
+        path = given.get(role)
+        recorded = lead.input_hashes.get(role)
+        entry: dict[str, Any] = {"sha256": recorded, "file": None, "sha256_now": None}
+        if path is not None:
+            now = sha256_of(path)
+            entry.update(file=path.name, sha256_now=now, matches=recorded in (None, now))
+            if verify and recorded is not None and recorded != now:
+                raise PackageError(
+                    f"{path}: SHA-256 {now[:12]}… differs from the {role} hash "
+                    f"{recorded[:12]}… recorded in lead {lead.lead_id}; package the lead with "
+                    "the files it was detected from"
+                )
+        out[role] = entry
+    return out
+
+
+def _related_permits(lead: Lead, permits: Sequence[Feature]) -> list[Feature]:
+    ids = set(lead.permit_ids)
+    zone = lead.geometry.buffer(0.0005)  # ~50 m around the lead
+    out = []
+    for geom, props in permits:
+        if geom is None:
+            continue
+        pid = next((str(props[k]) for k in ("permit_id", "id") if props.get(k) is not None), "")
+        if pid in ids or geom.intersects(zone):
+            out.append((geom, props))
+    return out
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _readme(lead: Lead, has_profile: bool, has_permits: bool) -> str:
+    lines = [
+        f"sitewatch evidence package — lead {lead.lead_id} ({lead.lead_class})",
+        "",
+        "lead.geojson     the lead (WGS84, RFC 7946) with its class, reasons, measures, survey",
+        "                 dates and the SHA-256 of the inputs it was detected from",
+        "before.png       orthophoto chip of the first survey (scale bar, north arrow, date)",
+        "after.png        the same frame in the second survey",
+    ]
+    if has_profile:
+        lines.append("profile.png      DSM heights along a transect across the structure")
+    if has_permits:
+        lines.append("permits.geojson  permit footprints near the lead")
+    lines += [
+        "map.html         offline map of the lead (open in a browser; needs map_files/)",
+        "manifest.json    inputs and their hashes, software version, time, every file's hash",
+        "manifest.sha256  checksums of every file",
+        "",
+        "Verify: cd into this folder and run   sha256sum -c manifest.sha256",
+        "Every line must say OK; any changed byte in any file makes the check fail.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def build_evidence_package(
+    lead: Lead,
+    *,
+    before_ortho: Path,
+    after_ortho: Path,
+    before_dsm: Path | None = None,
+    after_dsm: Path | None = None,
+    permits: Sequence[Feature] | None = None,
+    out_dir: Path,
+    before_date: str | None = None,
+    after_date: str | None = None,
+    verify_inputs: bool = True,
+    ledger_excerpt: Sequence[Mapping[str, Any]] | None = None,
+) -> EvidencePackage:
+    """Write the evidence package of ``lead`` into ``out_dir`` (see the module docstring).
+
+    Parameters
+    ----------
+    lead : Lead
+    before_ortho, after_ortho : Path
+        Orthophotos of the two epochs.
+    before_dsm, after_dsm : Path, optional
+        DSMs; with at least one, ``profile.png`` is drawn.
+    permits : sequence of (geometry WGS84, properties), optional
+        All permits of the site; those near the lead or named by it are packaged.
+    out_dir : Path
+        The package folder. It is built in a temporary folder beside it and renamed into
+        place; an existing folder is replaced only if it is an earlier package (it has a
+        ``manifest.json``) or empty.
+    before_date, after_date : str, optional
+        Survey dates when the lead carries none.
+    verify_inputs : bool
+        Refuse inputs whose SHA-256 differs from the hash recorded in the lead.
+    ledger_excerpt : sequence of dict, optional
+        Custody-ledger entries of the lead's inputs (from the evidence store, when it exists).
+
+    Returns
+    -------
+    EvidencePackage
+
+    Raises
+    ------
+    PackageError
+        An input is missing or does not match the lead's recorded hash, or ``out_dir`` holds
+        something other than a package.
+    """
+    out_dir = Path(out_dir)
+    before_ortho, after_ortho = Path(before_ortho), Path(after_ortho)
+    given: dict[str, Path | None] = {
+        "before_ortho": before_ortho,
+        "after_ortho": after_ortho,
+        "before_dsm": Path(before_dsm) if before_dsm is not None else None,
+        "after_dsm": Path(after_dsm) if after_dsm is not None else None,
+    }
+    for role, p in given.items():
+        if p is not None and not p.is_file():
+            raise PackageError(f"{p}: {role.replace('_', ' ')} not found; check the path")
+    if out_dir.exists() and (
+        not out_dir.is_dir()
+        or (any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file())
+    ):
+        raise PackageError(
+            f"{out_dir}: exists and is not an evidence package; choose an empty or new --out"
+        )
+    inputs = _inputs(lead, given, verify_inputs)
+    before_date = lead.before_date or before_date
+    after_date = lead.after_date or after_date
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent))
+    try:
+        write_text_atomic(
+            work / "lead.geojson", json.dumps(leads_to_feature_collection([lead]), indent=2)
+        )
+        before_png = render_chip(
+            before_ortho,
+            lead.geometry,
+            work / "before.png",
+            title="Before",
+            date=before_date,
+        )
+        after_png = render_chip(
+            after_ortho,
+            lead.geometry,
+            work / "after.png",
+            title="After",
+            date=after_date,
+        )
+        has_profile = given["before_dsm"] is not None or given["after_dsm"] is not None
+        if has_profile:
+            render_height_profile(
+                lead.geometry,
+                work / "profile.png",
+                before_dsm=given["before_dsm"],
+                after_dsm=given["after_dsm"],
+                before_date=before_date,
+                after_date=after_date,
+                title=f"Height profile across lead {lead.lead_id}",
+            )
+        related = _related_permits(lead, permits or [])
+        if related:
+            fc = {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "geometry": mapping(g), "properties": _json_ready(dict(p))}
+                    for g, p in related
+                ],
+            }
+            write_text_atomic(work / "permits.geojson", json.dumps(fc, indent=2))
+        render_lead_view(
+            lead,
+            before_ortho=before_ortho,
+            after_ortho=after_ortho,
+            out_html=work / "map.html",
+            permits=related,
+            chips=(before_png, after_png),
+            before_date=before_date,
+            after_date=after_date,
+        )
+        if ledger_excerpt is not None:
+            write_text_atomic(
+                work / "ledger_excerpt.jsonl",
+                "".join(
+                    json.dumps(_json_ready(dict(e)), sort_keys=True) + "\n" for e in ledger_excerpt
+                ),
+            )
+        write_text_atomic(work / "README.txt", _readme(lead, has_profile, bool(related)))
+        _write_manifests(work, lead, inputs, ledger_excerpt)
+        replace_dir(work, out_dir)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    files = tuple(sorted(p for p in out_dir.rglob("*") if p.is_file()))
+    log.info("evidence package of %s: %s (%d files)", lead.lead_id, out_dir, len(files))
+    return EvidencePackage(
+        out_dir, lead.lead_id, files, out_dir / "manifest.json", out_dir / "manifest.sha256"
+    )
+
+
+def _write_manifests(
+    work: Path,
+    lead: Lead,
+    inputs: Mapping[str, Any],
+    ledger_excerpt: Sequence[Mapping[str, Any]] | None,
+) -> None:
+    entries = []
+    for p in sorted(work.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(work).as_posix()
+        if "\n" in rel or "\\" in rel:
+            raise PackageError(f"{rel!r}: file names with newlines or backslashes cannot be listed")
+        entries.append({"path": rel, "bytes": p.stat().st_size, "sha256": sha256_of(p)})
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "lead_id": lead.lead_id,
+        "lead": lead.to_feature(),
+        "inputs": inputs,
+        "software": {
+            "name": "sitewatch",
+            "version": _software_version(),
+            "web_libraries": [
+                {"name": lib.name, "version": lib.version, "licence": lib.licence}
+                for lib in LIBRARIES
+            ],
+        },
+        "created_utc": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "files": entries,
+        "ledger_excerpt": None if ledger_excerpt is None else _json_ready(list(ledger_excerpt)),
+        "verify": "sha256sum -c manifest.sha256",
+    }
+    write_text_atomic(work / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    lines = [f"{e['sha256']}  {e['path']}\n" for e in entries]
+    lines.append(f"{sha256_of(work / 'manifest.json')}  manifest.json\n")
+    write_text_atomic(work / "manifest.sha256", "".join(sorted(lines, key=lambda s: s[66:])))
+    os.chmod(work / "manifest.sha256", 0o644)
