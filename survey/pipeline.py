@@ -1,0 +1,530 @@
+"""The detection pipeline: two survey epochs on disk → leads and their evidence on disk.
+
+:func:`run_detect` opens the epochs (chunked with dask for large rasters), hashes every input,
+brings the after epoch onto the before grid with :func:`change_detection.grids.align_epoch`
+(co-registration and vertical alignment), runs :func:`change_detection.detect.detect_changes`,
+overlays the permits and writes into ``out_dir``:
+
+``leads.geojson``
+    RFC 7946 FeatureCollection (WGS84) of the leads.
+``leads.gpkg``
+    The same leads as a GeoPackage layer (list properties stored as JSON text).
+``change.tif``
+    Per-pixel change classes (uint8, tiled, DEFLATE, internal overviews); the code table is in
+    the dataset tags (``CHANGE_CODE_<n>``) and in ``change_detection.change.CHANGE_CODES``.
+``coregistration.json``
+    The co-registration report (shift, model, residuals, vertical offset, confidence).
+``provenance.json``
+    Inputs' paths and SHA-256, parameters, software version, outputs' SHA-256, the mode
+    (``dsm`` or ``rgb_only``), the dates and the start and end times.
+
+Survey dates default to the orthophotos' tags (``SITEWATCH_SURVEY_DATE``, else
+``TIFFTAG_DATETIME``), then to a ``truth.json`` two folders above the before orthophoto (the
+layout of a synthetic site); without any, permits are checked without dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.errors
+import rasterio.windows
+import shapely
+import xarray as xr
+from pyproj import CRS, Transformer
+from rasterio.enums import Resampling
+from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
+
+from change_detection.change import CHANGE_CODES, CODE_NODATA
+from change_detection.detect import ChangeResult, Epoch, detect_changes
+from change_detection.grids import AlignedEpoch, align_epoch, onto_reference_grid
+from change_detection.leads import Lead, leads_to_feature_collection
+from change_detection.params import DetectParams
+from change_detection.permits import build_leads, parse_date
+from survey import __version__
+from survey.errors import DetectInputError
+from survey.permits import read_permits
+from survey.rasters import atomic_path, open_dsm, open_orthophoto, sha256_file
+from survey.vectors import read_features, write_features
+
+__all__ = ["DetectResult", "run_detect"]
+
+log = logging.getLogger(__name__)
+
+#: Rasters with more pixels than this run on a dask.distributed LocalCluster by default.
+LOCAL_CLUSTER_MIN_PX = 50_000_000
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    """What :func:`run_detect` produced.
+
+    Attributes
+    ----------
+    leads : tuple of Lead
+    mode : str
+        ``"dsm"`` or ``"rgb_only"``.
+    out_dir, leads_geojson, leads_gpkg, change_tif, coregistration_json, provenance_json : Path
+    coregistration : dict
+        The co-registration report.
+    """
+
+    leads: tuple[Lead, ...]
+    mode: str
+    out_dir: Path
+    leads_geojson: Path
+    leads_gpkg: Path
+    change_tif: Path
+    coregistration_json: Path
+    provenance_json: Path
+    coregistration: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+class _WindowWriter:
+    """``sink[(rows, cols)] = block`` writes a window of band 1 of an existing GeoTIFF.
+
+    Picklable (it holds a path), so dask.distributed workers can write through it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __setitem__(self, key: tuple[slice, slice], value: np.ndarray) -> None:
+        rows, cols = key
+        window = rasterio.windows.Window.from_slices(rows, cols)
+        with rasterio.open(self.path, "r+") as dst:
+            dst.write(np.asarray(value, np.uint8), 1, window=window)
+
+
+def _survey_date(path: Path) -> str | None:
+    with rasterio.open(path) as ds:
+        tags = ds.tags()
+    if tags.get("SITEWATCH_SURVEY_DATE"):
+        return str(tags["SITEWATCH_SURVEY_DATE"])[:10]
+    stamp = tags.get("TIFFTAG_DATETIME")
+    if stamp and len(stamp) >= 10:
+        return stamp[:10].replace(":", "-")
+    return None
+
+
+def _truth_dates(before_ortho: Path) -> tuple[str | None, str | None]:
+    truth = before_ortho.resolve().parent.parent / "truth.json"
+    if not truth.is_file():
+        return None, None
+    try:
+        data = json.loads(truth.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, None
+    return data.get("before_date"), data.get("after_date")
+
+
+def _bounds_polygon(arr: xr.DataArray) -> BaseGeometry:
+    t = arr.rio.transform()
+    rows, cols = arr.sizes["y"], arr.sizes["x"]
+    x0, y0 = t * (0, 0)
+    x1, y1 = t * (cols, rows)
+    return box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+def _to_crs(geom: BaseGeometry, src: Any, dst: Any) -> BaseGeometry:
+    src_crs, dst_crs = CRS.from_user_input(src), CRS.from_user_input(dst)
+    if src_crs == dst_crs:
+        return geom
+    tr = Transformer.from_crs(src_crs, dst_crs, always_xy=True)
+    dense = shapely.segmentize(geom, max(geom.length / 200.0, 1e-9)) if geom.length else geom
+    return shapely.transform(dense, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+
+
+def _check_overlap(
+    before: xr.DataArray, after: xr.DataArray, before_path: Path, after_path: Path
+) -> None:
+    b = _bounds_polygon(before)
+    a = _to_crs(_bounds_polygon(after), after.rio.crs, before.rio.crs)
+    inter = b.intersection(a).area
+    if inter <= 0:
+        raise DetectInputError(
+            f"{after_path} does not overlap {before_path} (bounds "
+            f"{tuple(round(v) for v in a.bounds)} vs {tuple(round(v) for v in b.bounds)} in "
+            f"{before.rio.crs}); give two surveys of the same site"
+        )
+
+
+def _crop_to_site(
+    epoch: Epoch, site: BaseGeometry, site_path: Path, margin_m: float
+) -> tuple[Epoch, BaseGeometry]:
+    bounds = _bounds_polygon(epoch.rgb)
+    if not site.intersects(bounds) or site.intersection(bounds).area <= 0:
+        raise DetectInputError(
+            f"{site_path}: the site lies outside the rasters (site bounds "
+            f"{tuple(round(v) for v in site.bounds)}, raster bounds "
+            f"{tuple(round(v) for v in bounds.bounds)}); check the site file and its CRS"
+        )
+    t = epoch.rgb.rio.transform()
+    minx, miny, maxx, maxy = site.buffer(margin_m).intersection(bounds).bounds
+    inv = ~t
+    cols, rows = zip(*(inv * (x, y) for x in (minx, maxx) for y in (miny, maxy)), strict=True)
+    r0, r1 = max(0, math.floor(min(rows))), min(epoch.rgb.sizes["y"], math.ceil(max(rows)))
+    c0, c1 = max(0, math.floor(min(cols))), min(epoch.rgb.sizes["x"], math.ceil(max(cols)))
+    sel = {"y": slice(r0, r1), "x": slice(c0, c1)}
+
+    def crop(a: xr.DataArray | None) -> xr.DataArray | None:
+        if a is None:
+            return None
+        out = a.isel(sel)
+        return out.rio.write_transform(t * t.translation(c0, r0))
+
+    rgb, valid = crop(epoch.rgb), crop(epoch.valid)
+    assert rgb is not None and valid is not None
+    return Epoch(rgb=rgb, valid=valid, dsm=crop(epoch.dsm)), site
+
+
+def _scheduler(scheduler: str | None, n_px: int) -> tuple[Any, Any]:
+    """Return (scheduler for dask.compute, something to close afterwards)."""
+    if scheduler:
+        from dask.distributed import Client
+
+        client = Client(scheduler)
+        return client, client
+    if n_px > LOCAL_CLUSTER_MIN_PX:
+        from dask.distributed import Client, LocalCluster
+
+        cluster = LocalCluster(processes=False, n_workers=1, threads_per_worker=os.cpu_count() or 2)
+        client = Client(cluster)
+        log.info("large input (%d px): running on a dask LocalCluster", n_px)
+        return client, _Closer(client, cluster)
+    return None, None
+
+
+class _Closer:
+    def __init__(self, *things: Any) -> None:
+        self.things = things
+
+    def close(self) -> None:
+        for t in self.things:
+            t.close()
+
+
+def _write_json(path: Path, data: Any) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(
+            json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False, default=_jsonable)
+            + "\n",
+            encoding="utf-8",
+        )
+    return path
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, dt.date | dt.datetime):
+        return obj.isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _overview_factors(rows: int, cols: int) -> list[int]:
+    factors = []
+    f = 2
+    while max(rows, cols) / f >= 256:
+        factors.append(f)
+        f *= 2
+    return factors
+
+
+def _new_change_tif(path: Path, shape: tuple[int, int], transform: Any, crs: Any) -> None:
+    profile = {
+        "driver": "GTiff",
+        "width": shape[1],
+        "height": shape[0],
+        "count": 1,
+        "dtype": "uint8",
+        "crs": crs,
+        "transform": transform,
+        "nodata": CODE_NODATA,
+        "compress": "deflate",
+        "predictor": 2,
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "sparse_ok": False,
+    }
+    with rasterio.open(path, "w", **profile):
+        pass
+
+
+def _finish_change_tif(path: Path, mode: str) -> None:
+    with rasterio.open(path, "r+") as dst:
+        tags = {f"CHANGE_CODE_{k}": v for k, v in CHANGE_CODES.items()}
+        tags["CHANGE_CODES"] = json.dumps({str(k): v for k, v in CHANGE_CODES.items()})
+        tags["SITEWATCH_MODE"] = mode
+        tags["TIFFTAG_SOFTWARE"] = f"sitewatch {__version__}"
+        dst.update_tags(**tags)
+        dst.set_band_description(1, "change class (see CHANGE_CODES tag)")
+        factors = _overview_factors(dst.height, dst.width)
+        if factors:
+            dst.build_overviews(factors, Resampling.nearest)
+
+
+def run_detect(
+    before_ortho: str | os.PathLike[str],
+    after_ortho: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    before_dsm: str | os.PathLike[str] | None = None,
+    after_dsm: str | os.PathLike[str] | None = None,
+    permits: str | os.PathLike[str] | None = None,
+    site: str | os.PathLike[str] | None = None,
+    before_date: str | dt.date | None = None,
+    after_date: str | dt.date | None = None,
+    params: DetectParams = DetectParams(),  # noqa: B008 (frozen, immutable default)
+    scheduler: str | None = None,
+) -> DetectResult:
+    """Detect changes between two survey epochs and write the leads and their evidence.
+
+    Parameters
+    ----------
+    before_ortho, after_ortho : path
+        Orthophotos (8-bit RGB with a mask, an alpha band or a nodata value).
+    out_dir : path
+        Output folder (created).
+    before_dsm, after_dsm : path, optional
+        DSMs in metres with nodata; with both, height mode; with neither, RGB-only mode.
+    permits : path, optional
+        Permit footprints (any vector format and CRS); without it, leads are
+        ``new_structure`` / ``raised`` / ``demolished``.
+    site : path, optional
+        Site boundary; detection is cropped to it and leads outside it are dropped.
+    before_date, after_date : ISO 8601 date, optional
+        Survey dates (default: from the orthophotos' tags, see the module docstring).
+    params : DetectParams
+    scheduler : str, optional
+        Address of a dask.distributed scheduler (``tcp://host:8786``). By default inputs
+        above 50 Mpx run on a LocalCluster and smaller ones in-process with threads.
+
+    Returns
+    -------
+    DetectResult
+
+    Raises
+    ------
+    InputFileError, RasterFormatError, NotGeoreferencedError
+        An input cannot be read (missing, DSM in feet or without nodata, orthophoto without a
+        mask or nodata, ...).
+    DetectInputError
+        The epochs do not overlap, or the site lies outside the rasters; only one DSM.
+    PermitError
+        The permits file is empty or has unusable records.
+    """
+    started = dt.datetime.now(dt.UTC)
+    out = Path(out_dir)
+    paths = {"before_ortho": Path(before_ortho), "after_ortho": Path(after_ortho)}
+    if before_dsm is not None:
+        paths["before_dsm"] = Path(before_dsm)
+    if after_dsm is not None:
+        paths["after_dsm"] = Path(after_dsm)
+    if (before_dsm is None) != (after_dsm is None):
+        given = "before" if before_dsm is not None else "after"
+        raise DetectInputError(
+            f"only the {given} DSM was given; pass both --before-dsm and --after-dsm for height "
+            "mode, or neither for RGB-only mode"
+        )
+    if permits is not None:
+        paths["permits"] = Path(permits)
+    if site is not None:
+        paths["site"] = Path(site)
+    # Open (and so validate) every raster before the slower hashing.
+    n_px = _pixel_count(paths["before_ortho"])
+    chunks = params.chunk_px if n_px > 4 * params.chunk_px**2 else None
+    rgb_b, valid_b = open_orthophoto(paths["before_ortho"], chunks=chunks)
+    rgb_a, valid_a = open_orthophoto(paths["after_ortho"], chunks=chunks)
+    dsm_b = open_dsm(paths["before_dsm"], chunks=chunks) if before_dsm is not None else None
+    dsm_a = open_dsm(paths["after_dsm"], chunks=chunks) if after_dsm is not None else None
+    _check_overlap(rgb_b, rgb_a, paths["before_ortho"], paths["after_ortho"])
+    hashes = {role: sha256_file(p) for role, p in paths.items()}
+    start = parse_date(before_date, "--before-date")
+    end = parse_date(after_date, "--after-date")
+    truth_dates = _truth_dates(paths["before_ortho"])
+    if start is None:
+        start = parse_date(_survey_date(paths["before_ortho"]) or truth_dates[0], "before date")
+    if end is None:
+        end = parse_date(_survey_date(paths["after_ortho"]) or truth_dates[1], "after date")
+
+    before = Epoch(rgb=rgb_b, valid=valid_b, dsm=dsm_b)
+    site_geom: BaseGeometry | None = None
+    if site is not None:
+        feats = read_features(paths["site"], role="site file").to_crs(rgb_b.rio.crs)
+        if len(feats) == 0:
+            raise DetectInputError(f"{paths['site']}: the site file has no features")
+        site_geom = shapely.union_all(list(feats.geometries))
+        before, site_geom = _crop_to_site(before, site_geom, paths["site"], margin_m=5.0)
+
+    aligned: AlignedEpoch | None = None
+    if params.coregister:
+        aligned = align_epoch(
+            before.rgb,
+            rgb_a,
+            valid_a,
+            target_dsm=dsm_a,
+            reference_dsm=before.dsm,
+            reference_valid=before.valid,
+        )
+        after = Epoch(rgb=aligned.rgb, valid=aligned.valid, dsm=aligned.dsm)
+        coreg_report: dict[str, Any] = aligned.report()
+        coreg_report["coregistered"] = True
+    else:
+        after = Epoch(
+            rgb=onto_reference_grid(rgb_a, before.rgb, resampling=Resampling.bilinear, fill=0),
+            valid=onto_reference_grid(
+                valid_a, before.rgb, resampling=Resampling.nearest, fill=False
+            ).astype(bool),
+            dsm=None
+            if dsm_a is None
+            else onto_reference_grid(
+                dsm_a, before.rgb, resampling=Resampling.bilinear, fill=np.nan
+            ),
+        )
+        coreg_report = {
+            "coregistered": False,
+            "model": "none",
+            "warnings": ["co-registration skipped (--no-coregister): the grids were only matched"],
+        }
+
+    sched, closer = _scheduler(scheduler, n_px)
+    out.mkdir(parents=True, exist_ok=True)
+    change_tif = out / "change.tif"
+    lock: Any
+    if sched is not None:
+        from dask.distributed import Lock
+
+        lock = Lock("sitewatch-change-tif")
+    else:
+        lock = threading.Lock()
+    try:
+        with atomic_path(change_tif) as tmp:
+            _new_change_tif(
+                tmp,
+                (before.rgb.sizes["y"], before.rgb.sizes["x"]),
+                before.rgb.rio.transform(),
+                before.rgb.rio.crs,
+            )
+            result: ChangeResult = detect_changes(
+                before,
+                after,
+                params,
+                codes_sink=_WindowWriter(tmp),
+                sink_lock=lock,
+                scheduler=sched,
+            )
+            _finish_change_tif(tmp, result.mode)
+    finally:
+        if closer is not None:
+            closer.close()
+
+    objects = list(result.objects)
+    if site_geom is not None:
+        objects = [o for o in objects if o.geometry.intersects(site_geom)]
+    permit_list = read_permits(paths["permits"], result.crs) if permits is not None else None
+    rgb_only = result.mode == "rgb_only"
+    leads = build_leads(
+        objects,
+        permit_list,
+        crs=result.crs,
+        params=params,
+        before_date=start,
+        after_date=end,
+        rgb_only=rgb_only,
+        input_hashes=hashes,
+    )
+
+    leads_geojson = out / "leads.geojson"
+    _write_json(leads_geojson, leads_to_feature_collection(leads))
+    leads_gpkg = out / "leads.gpkg"
+    features = [lead.to_feature() for lead in leads]
+    write_features(
+        leads_gpkg,
+        [lead.geometry for lead in leads],
+        [f["properties"] for f in features],
+        crs=4326,
+        layer="leads",
+    )
+    coreg_json = _write_json(out / "coregistration.json", coreg_report)
+    outputs = {
+        "leads.geojson": leads_geojson,
+        "leads.gpkg": leads_gpkg,
+        "change.tif": change_tif,
+        "coregistration.json": coreg_json,
+    }
+    provenance = {
+        "software": {"name": "sitewatch", "version": __version__},
+        "command": "detect",
+        "mode": result.mode,
+        "rgb_only": rgb_only,
+        "inputs": {
+            role: {"path": str(p.resolve()), "sha256": hashes[role]} for role, p in paths.items()
+        },
+        "before_date": start.isoformat() if start else None,
+        "after_date": end.isoformat() if end else None,
+        "parameters": params.as_dict(),
+        "grid": {
+            "crs": str(result.crs),
+            "transform": list(result.transform)[:6],
+            "shape": list(result.shape),
+            "chunks": result.n_chunks,
+        },
+        "coregistration": {
+            k: coreg_report.get(k)
+            for k in (
+                "coregistered",
+                "model",
+                "shift_x_px",
+                "shift_y_px",
+                "rmse_px",
+                "vertical_offset_m",
+                "confidence",
+            )
+        },
+        "n_leads": len(leads),
+        "outputs": {
+            name: {"path": str(p.resolve()), "sha256": sha256_file(p)}
+            for name, p in outputs.items()
+        },
+        "started": started.isoformat(),
+        "finished": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    provenance_json = _write_json(out / "provenance.json", provenance)
+    log.info("%d leads written to %s", len(leads), out)
+    return DetectResult(
+        leads=tuple(leads),
+        mode=result.mode,
+        out_dir=out,
+        leads_geojson=leads_geojson,
+        leads_gpkg=leads_gpkg,
+        change_tif=change_tif,
+        coregistration_json=coreg_json,
+        provenance_json=provenance_json,
+        coregistration=coreg_report,
+    )
+
+
+def _pixel_count(path: Path) -> int:
+    """Pixels of a raster, 0 when it cannot be opened (open_orthophoto then says why)."""
+    try:
+        with rasterio.open(path) as ds:
+            return int(ds.width) * int(ds.height)
+    except (rasterio.errors.RasterioIOError, OSError):
+        return 0
