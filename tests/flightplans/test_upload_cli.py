@@ -94,6 +94,12 @@ def test_no_vehicle_is_one_line_within_the_timeout(
 
     import flightplans.vehicle  # noqa: F401
 
+    # Warm the CLI's error path too (it imports every package's errors on first use).
+    bad = plan_file.with_name("not-a-plan.plan")
+    bad.write_text("[]")
+    assert run(["upload", str(bad), "--connect", "tcp:127.0.0.1:5760"]) == EXIT_ERROR
+    capsys.readouterr()
+
     conn = f"udpin:127.0.0.1:{free_udp_port()}"
     t0 = time.monotonic()
     code = run(["upload", str(plan_file), "--connect", conn, "--timeout-s", "1.5"])
