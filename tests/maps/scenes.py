@@ -21,7 +21,7 @@ from shapely.geometry import LineString, Point, box
 from shapely.geometry.base import BaseGeometry
 
 from change_detection.leads import Lead
-from survey.rasters import write_geotiff
+from survey.rasters import sha256_file, write_geotiff
 
 RES = 0.1
 N = 800
@@ -79,7 +79,7 @@ def make_scene(root: Path) -> Scene:
         ("after_dsm", dsm_a, {"nodata": -9999.0}),
     ):
         paths[name] = write_geotiff(root / f"{name}.tif", arr, transform=TRANSFORM, crs=CRS, **kw)
-    hashes = {"before_ortho": "a" * 64, "after_ortho": "b" * 64, "after_dsm": "c" * 64}
+    hashes = {role: sha256_file(p) for role, p in paths.items()}
     leads = [
         Lead(
             "L-0001",

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from maps.review import ReviewMap, render_review_map
-from tests.maps.scenes import Scene, make_scene
+from maps.review import ReviewMap
+from tests.maps.scenes import Scene
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -49,20 +49,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def review(tmp_path_factory: pytest.TempPathFactory) -> tuple[Scene, ReviewMap]:
-    scene = make_scene(tmp_path_factory.mktemp("browser_scene"))
-    out = scene.root / "site" / "review.html"
-    rm = render_review_map(
-        scene.leads,
-        before_ortho=scene.before_ortho,
-        after_ortho=scene.after_ortho,
-        out_html=out,
-        permits=scene.permits,
-        track=scene.track,
-        photos=scene.photos,
-        title="Browser test site",
-    )
-    return scene, rm
+def review(scene: Scene, review_map: ReviewMap) -> tuple[Scene, ReviewMap]:
+    return scene, review_map
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,83 @@
+"""``sitewatch package``: evidence packages of leads, verifiable with ``sha256sum -c``.
+
+``--lead ID`` writes one package into ``--out DIR``; ``--all`` writes one per lead into
+``DIR/<lead id>/`` (ids made file-name safe). Each package holds the before/after chips, the
+height profile (with DSMs), the lead's GeoJSON, an offline map page, ``manifest.json`` and
+``manifest.sha256`` (see :mod:`maps.package`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from survey.cli._common import ensure_out_dir, existing_file, is_quiet
+from survey.cli.map import _STORE_HELP, check_store, load_features, load_leads
+
+__all__ = ["command"]
+
+
+@click.command(name="package")
+@click.option("--leads", "leads_path", required=True, type=existing_file, help="leads.geojson.")
+@click.option("--lead", "lead_id", help="Id of the lead to package.")
+@click.option("--all", "all_leads", is_flag=True, help="Package every lead into DIR/<id>/.")
+@click.option("--before-ortho", required=True, type=existing_file, help="Before orthophoto.")
+@click.option("--after-ortho", required=True, type=existing_file, help="After orthophoto.")
+@click.option("--before-dsm", type=existing_file, help="Before DSM (for the height profile).")
+@click.option("--after-dsm", type=existing_file, help="After DSM (for the height profile).")
+@click.option("--permits", type=existing_file, help="Permit footprints (any format, any CRS).")
+@click.option("--store", type=click.Path(path_type=Path), help=_STORE_HELP)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Package folder (--lead) or parent folder of the packages (--all).",
+)
+def command(
+    leads_path: Path,
+    lead_id: str | None,
+    all_leads: bool,
+    before_ortho: Path,
+    after_ortho: Path,
+    before_dsm: Path | None,
+    after_dsm: Path | None,
+    permits: Path | None,
+    store: Path | None,
+    out: Path,
+) -> None:
+    """Write the evidence package of one lead (--lead ID) or of every lead (--all)."""
+    check_store(store)
+    if (lead_id is None) == (not all_leads):
+        raise click.UsageError("give exactly one of --lead ID or --all")
+    from maps import build_evidence_package
+    from maps.errors import PackageError
+    from maps.review import lead_slug
+
+    leads = load_leads(leads_path)
+    if lead_id is not None:
+        chosen = [lead for lead in leads if lead.lead_id == lead_id]
+        if not chosen:
+            known = ", ".join(lead.lead_id for lead in leads[:10]) or "none"
+            raise PackageError(f"{leads_path}: no lead {lead_id!r} (ids: {known}); check --lead")
+        targets = [(chosen[0], out)]
+    else:
+        ensure_out_dir(out)
+        targets = [(lead, out / lead_slug(lead.lead_id)) for lead in leads]
+    permit_features = load_features(permits, "permits")
+    for lead, folder in targets:
+        pkg = build_evidence_package(
+            lead,
+            before_ortho=before_ortho,
+            after_ortho=after_ortho,
+            before_dsm=before_dsm,
+            after_dsm=after_dsm,
+            permits=permit_features,
+            out_dir=folder,
+        )
+        if not is_quiet():
+            click.echo(f"lead {lead.lead_id}: {len(pkg.files)} files", err=True)
+        click.echo(str(pkg.directory))
+    if not is_quiet():
+        click.echo("verify: cd <package> && sha256sum -c manifest.sha256", err=True)
