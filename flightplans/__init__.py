@@ -15,16 +15,20 @@ from flightplans.camera import CAMERAS, Camera, get_camera, list_cameras
 from flightplans.errors import (
     CameraError,
     FlightPlanError,
+    MissionMismatchError,
     MissionOutputError,
     PlanFileError,
     PlanParameterError,
     SiteGeometryError,
     VehicleError,
+    VehicleLinkError,
+    VehicleRefusedError,
 )
 from flightplans.mission import Mission, MissionItem
 from flightplans.params import PlanParams
 from flightplans.planner import Sortie, SurveyPlan, footprint_rectangles, plan_survey
 from flightplans.qgc import read_plan, read_waypoints, write_plan, write_waypoints
+from flightplans.vehicle import UploadReport, download_mission, upload_mission
 from flightplans.writers import write_mission_files
 
 __all__ = [
@@ -34,6 +38,7 @@ __all__ = [
     "FlightPlanError",
     "Mission",
     "MissionItem",
+    "MissionMismatchError",
     "MissionOutputError",
     "PlanFileError",
     "PlanParameterError",
@@ -41,13 +46,18 @@ __all__ = [
     "SiteGeometryError",
     "Sortie",
     "SurveyPlan",
+    "UploadReport",
     "VehicleError",
+    "VehicleLinkError",
+    "VehicleRefusedError",
+    "download_mission",
     "footprint_rectangles",
     "get_camera",
     "list_cameras",
     "plan_survey",
     "read_plan",
     "read_waypoints",
+    "upload_mission",
     "write_mission_files",
     "write_plan",
     "write_waypoints",
