@@ -1,13 +1,13 @@
 """Choose the grid bearing of least flight time.
 
 The cost of a bearing is the flight time (:func:`flightplans.ordering.polyline_time`) of the
-whole route home → transects in greedy order → home, counting line length, turnarounds,
-transits and turns (straight transits; routing around no-fly zones is left to the final plan).
-With a crosshatch both passes are counted.
+whole route home → segments → home, with spans from :func:`flightplans.grid.estimate_spans`
+ordered by :func:`flightplans.ordering.order_indices`: line length, turnarounds, transits and
+turns (straight transits; routing around no-fly zones is left to the final plan). With a
+crosshatch both passes are counted.
 
 The sweep covers the full half-turn [0°, 180°): every 5°, then 1° steps around the three best
-coarse bearings, then 0.2° steps around the best — 66 evaluations of
-:func:`flightplans.grid.estimate_transects` instead of the 180 of a 1° sweep.
+coarse bearings, then 0.2° steps around the best: about 64 evaluations instead of 180.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flightplans.grid import GridGeometry, Transect, estimate_transects, make_transects
-from flightplans.ordering import order_transects, polyline_time, route_points
+from flightplans.grid import GridGeometry, estimate_spans
+from flightplans.ordering import order_indices, polyline_time
 
 __all__ = ["GridSpec", "best_bearing", "route_time"]
 
@@ -35,13 +35,15 @@ class GridSpec:
     crosshatch: bool = False
 
 
-def _passes(geom: GridGeometry, bearing: float, spec: GridSpec, exact: bool) -> list[Transect]:
-    fn = make_transects if exact else estimate_transects
-    args = (spec.spacing, spec.half_band, spec.trigger, spec.turnaround)
-    out = fn(geom, bearing, *args, pass_index=0)
-    if spec.crosshatch:
-        out += fn(geom, (bearing + 90.0) % 180.0, *args, pass_index=1)
-    return out
+def _pass_points(
+    geom: GridGeometry, bearing: float, spec: GridSpec, start: tuple[float, float]
+) -> np.ndarray:
+    sp = estimate_spans(geom, bearing, spec.spacing, spec.half_band, spec.trigger, spec.turnaround)
+    entries, exits = sp.entries_exits()
+    idx, rev = order_indices(entries, exits, sp.line, start, spec.speed, spec.accel)
+    a = np.where(rev[:, None], exits[idx], entries[idx])
+    b = np.where(rev[:, None], entries[idx], exits[idx])
+    return np.column_stack([a, b]).reshape(-1, 2)
 
 
 def route_time(
@@ -49,17 +51,14 @@ def route_time(
     bearing: float,
     spec: GridSpec,
     home: tuple[float, float],
-    exact: bool = False,
 ) -> float:
-    """Flight time (s) of the straight-transit route at ``bearing`` (degrees)."""
-    tr = _passes(geom, bearing, spec, exact)
+    """Estimated flight time (s) of the straight-transit route at ``bearing`` (degrees)."""
+    pts = _pass_points(geom, bearing, spec, home)
     if spec.crosshatch:
-        first = order_transects([t for t in tr if t.pass_index == 0], home)
-        pos = first[-1].exit() if first else home
-        ordered = first + order_transects([t for t in tr if t.pass_index == 1], pos)
-    else:
-        ordered = order_transects(tr, home)
-    return polyline_time(route_points(ordered, home, home), spec.speed, spec.accel)
+        pos = (float(pts[-1, 0]), float(pts[-1, 1])) if len(pts) else home
+        pts = np.vstack([pts, _pass_points(geom, (bearing + 90.0) % 180.0, spec, pos)])
+    p0 = np.asarray(home, dtype=np.float64)[None]
+    return polyline_time(np.vstack([p0, pts, p0]), spec.speed, spec.accel)
 
 
 def best_bearing(

@@ -18,8 +18,8 @@ span's start and the span is lengthened to a whole number of trigger distances s
 falls on (or past) its far end.
 
 Two implementations share the post-processing: :func:`make_transects` (exact, shapely band
-clipping, used for the final plan) and :func:`estimate_transects` (vectorized scan lines, used
-inside the angle sweep, where a few per cent error on a span does not change the best angle).
+clipping, used for the final plan) and :func:`estimate_spans` (vectorized scan lines at the
+band edges and centre plus the vertices inside the band, used inside the angle sweep).
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-__all__ = ["GridGeometry", "Transect", "estimate_transects", "make_transects"]
+__all__ = [
+    "GridGeometry",
+    "Spans",
+    "Transect",
+    "estimate_spans",
+    "estimate_transects",
+    "make_transects",
+]
 
 _EPS_M = 0.05
 
@@ -138,39 +145,76 @@ def _to_uv(x: np.ndarray, y: np.ndarray, s: float, c: float) -> tuple[np.ndarray
     return x * s + y * c, x * c - y * s
 
 
-def _scan(edges: np.ndarray, vs: np.ndarray, s: float, c: float) -> list[np.ndarray]:
-    """Even-odd crossing intervals of horizontal lines ``v = vs`` with the rings (u frame)."""
-    if len(edges) == 0:
-        return [np.zeros((0, 2)) for _ in vs]
+@dataclass(frozen=True, eq=False)
+class Spans:
+    """Photo spans of one bearing as flat arrays (all lines together).
+
+    ``line`` (n,) line index, ``a``/``b`` (n,) start/end of the trigger span along ``u`` (m),
+    ``lead_in``/``lead_out`` (n,) turnarounds (m), ``v`` (L,) line offsets, ``s``/``c`` the
+    frame (sine and cosine of the bearing).
+    """
+
+    line: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    lead_in: np.ndarray
+    lead_out: np.ndarray
+    v: np.ndarray
+    s: float
+    c: float
+
+    def entries_exits(self) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 2) entry and exit points (x, y) when flown in the +u direction."""
+        vv = self.v[self.line]
+        ue, ux = self.a - self.lead_in, self.b + self.lead_out
+        ex, ey = _to_uv(ue, vv, self.s, self.c)
+        xx, xy = _to_uv(ux, vv, self.s, self.c)
+        return np.column_stack([ex, ey]), np.column_stack([xx, xy])
+
+
+def _scan(
+    edges: np.ndarray, vs: np.ndarray, s: float, c: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Even-odd intervals of lines ``v = vs`` inside the rings: flat (row, u0, u1)."""
+    if len(edges) == 0 or len(vs) == 0:
+        z = np.zeros(0)
+        return z.astype(np.int64), z, z
     u1, v1 = _to_uv(edges[:, 0], edges[:, 1], s, c)
     u2, v2 = _to_uv(edges[:, 2], edges[:, 3], s, c)
+    lo, hi = np.minimum(v1, v2), np.maximum(v1, v2)
+    keep = (hi >= vs.min()) & (lo <= vs.max())
+    u1, v1, u2, v2 = u1[keep], v1[keep], u2[keep], v2[keep]
     V = vs[:, None]
     crosses = (v1[None, :] <= V) != (v2[None, :] <= V)
     dv = np.where(v2 != v1, v2 - v1, 1.0)
     u = u1[None, :] + (V - v1[None, :]) * ((u2 - u1) / dv)[None, :]
     u = np.where(crosses, u, np.inf)
     u.sort(axis=1)
-    starts, ends = u[:, 0::2], u[:, 1::2]
-    m = min(starts.shape[1], ends.shape[1])
-    starts, ends = starts[:, :m], ends[:, :m]
-    out = []
-    for i in range(len(vs)):
-        ok = np.isfinite(ends[i])
-        out.append(np.column_stack([starts[i][ok], ends[i][ok]]))
-    return out
+    m = u.shape[1] // 2
+    starts, ends = u[:, 0 : 2 * m : 2], u[:, 1 : 2 * m : 2]
+    row, j = np.nonzero(np.isfinite(ends))
+    return row, starts[row, j], ends[row, j]
 
 
-def _merge(iv: np.ndarray, gap: float = 0.0) -> np.ndarray:
-    if len(iv) == 0:
-        return iv.reshape(0, 2)
-    iv = iv[np.argsort(iv[:, 0])]
-    out = [list(iv[0])]
-    for a, b in iv[1:]:
-        if a <= out[-1][1] + gap:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return np.asarray(out, dtype=np.float64)
+def _merge(
+    line: np.ndarray, a: np.ndarray, b: np.ndarray, gap: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Union of intervals per line (intervals closer than ``gap`` are joined)."""
+    if len(a) == 0:
+        return line, a, b
+    base = float(np.min(a))
+    big = float(np.max(b)) - base + 2 * gap + 10.0
+    A = a - base + line * big
+    B = b - base + line * big
+    order = np.lexsort((A, line))
+    A, B, ln = A[order], B[order], line[order]
+    cmax = np.maximum.accumulate(B)
+    new = np.ones(len(A), dtype=bool)
+    new[1:] = A[1:] > cmax[:-1] + gap
+    idx = np.flatnonzero(new)
+    ends = np.maximum.reduceat(B, idx)
+    lm = ln[idx]
+    return lm, A[idx] - lm * big + base, ends - lm * big + base
 
 
 def _line_offsets(vmin: float, vmax: float, spacing: float) -> np.ndarray:
@@ -181,8 +225,8 @@ def _line_offsets(vmin: float, vmax: float, spacing: float) -> np.ndarray:
 
 def _spans_exact(
     geom: GridGeometry, s: float, c: float, vs: np.ndarray, half_band: float
-) -> list[np.ndarray]:
-    u0, _v0 = _to_uv(geom.vertices[:, 0], geom.vertices[:, 1], s, c)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    u0, _ = _to_uv(geom.vertices[:, 0], geom.vertices[:, 1], s, c)
     umin, umax = float(u0.min()) - 1.0, float(u0.max()) + 1.0
 
     def fwd(xy: np.ndarray) -> np.ndarray:
@@ -195,115 +239,131 @@ def _spans_exact(
     parts, idx = shapely.get_parts(pieces, return_index=True)
     keep = shapely.area(parts) > 1e-9
     parts, idx = parts[keep], idx[keep]
-    b = shapely.bounds(parts)
-    out = []
-    for k in range(len(vs)):
-        sel = idx == k
-        out.append(_merge(np.column_stack([b[sel, 0], b[sel, 2]])))
-    return out
+    bnd = shapely.bounds(parts).reshape(-1, 4)
+    return _merge(idx.astype(np.int64), bnd[:, 0], bnd[:, 2])
 
 
 def _spans_fast(
     geom: GridGeometry, s: float, c: float, vs: np.ndarray, half_band: float
-) -> list[np.ndarray]:
-    offsets = np.linspace(-half_band, half_band, 5)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    offsets = np.array([-half_band, 0.0, half_band])
     sub = (vs[:, None] + offsets[None, :]).ravel()
-    scans = _scan(geom.target_edges, sub, s, c)
+    row, a, b = _scan(geom.target_edges, sub, s, c)
+    line = row // len(offsets)
+    # vertices inside a band extend that line's spans (extremes of a band piece lie on the
+    # band edges or at vertices)
     u0, v0 = _to_uv(geom.vertices[:, 0], geom.vertices[:, 1], s, c)
-    out = []
-    for k, vk in enumerate(vs):
-        iv = np.vstack(scans[k * 5 : (k + 1) * 5])
-        iv = _merge(iv, gap=half_band)
-        inband = np.abs(v0 - vk) <= half_band
-        if len(iv) and inband.any():
-            for u in u0[inband]:
-                j = int(np.argmin(np.maximum(iv[:, 0] - u, u - iv[:, 1])))
-                iv[j, 0] = min(iv[j, 0], u)
-                iv[j, 1] = max(iv[j, 1], u)
-            iv = _merge(iv)
-        elif inband.any():
-            iv = np.array([[u0[inband].min(), u0[inband].max()]])
-        out.append(iv)
-    return out
+    spacing = float(vs[1] - vs[0]) if len(vs) > 1 else 2 * half_band + 1.0
+    k_lo = np.ceil((v0 - half_band - vs[0]) / spacing).astype(np.int64)
+    k_hi = np.floor((v0 + half_band - vs[0]) / spacing).astype(np.int64)
+    n_k = int(np.max(k_hi - k_lo)) + 1 if len(v0) else 0
+    vl, vu = [line], [a]
+    for off in range(max(n_k, 0)):
+        k = k_lo + off
+        ok = (k <= k_hi) & (k >= 0) & (k < len(vs))
+        vl.append(k[ok])
+        vu.append(u0[ok])
+    lines = np.concatenate(vl)
+    us = np.concatenate(vu)
+    ends = np.concatenate([b, *vu[1:]])
+    return _merge(lines, us, ends, gap=half_band)
 
 
-def _subtract(spans: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    out = []
-    for a, b in spans:
-        pieces = [(a, b)]
-        for ca, cb in cuts:
+def _subtract(
+    line: np.ndarray, a: np.ndarray, b: np.ndarray, cl: np.ndarray, ca: np.ndarray, cb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if len(cl) == 0:
+        return line, a, b
+    cut_lines = set(cl.tolist())
+    has = np.array([k in cut_lines for k in line.tolist()], dtype=bool)
+    out_l, out_a, out_b = [line[~has]], [a[~has]], [b[~has]]
+    for k, pa, pb in zip(line[has].tolist(), a[has].tolist(), b[has].tolist(), strict=True):
+        pieces = [(pa, pb)]
+        sel = cl == k
+        for qa, qb in zip(ca[sel].tolist(), cb[sel].tolist(), strict=True):
             nxt = []
-            for pa, pb in pieces:
-                if cb <= pa or ca >= pb:
-                    nxt.append((pa, pb))
+            for xa, xb in pieces:
+                if qb <= xa or qa >= xb:
+                    nxt.append((xa, xb))
                     continue
-                if ca > pa:
-                    nxt.append((pa, ca))
-                if cb < pb:
-                    nxt.append((cb, pb))
+                if qa > xa:
+                    nxt.append((xa, qa))
+                if qb < xb:
+                    nxt.append((qb, xb))
             pieces = nxt
-        out.extend(pieces)
-    return np.asarray(out, dtype=np.float64).reshape(-1, 2)
+        out_l.append(np.full(len(pieces), k, dtype=np.int64))
+        out_a.append(np.array([p[0] for p in pieces], dtype=np.float64))
+        out_b.append(np.array([p[1] for p in pieces], dtype=np.float64))
+    line, a, b = np.concatenate(out_l), np.concatenate(out_a), np.concatenate(out_b)
+    order = np.lexsort((a, line))
+    return line[order], a[order], b[order]
 
 
-def _finish(
-    spans_per_line: list[np.ndarray],
-    cuts_per_line: list[np.ndarray],
-    vs: np.ndarray,
-    s: float,
-    c: float,
-    trigger: float,
-    turnaround: float,
-    pass_index: int,
-) -> list[Transect]:
-    out: list[Transect] = []
-    for k, (spans, cuts) in enumerate(zip(spans_per_line, cuts_per_line, strict=True)):
-        flyable = _subtract(spans, cuts)
-        cut_starts = np.sort(cuts[:, 0]) if len(cuts) else np.zeros(0)
-        cut_ends = np.sort(cuts[:, 1]) if len(cuts) else np.zeros(0)
-        for a, b in flyable:
-            if b - a < 0:
-                continue
-            nxt = cut_starts[cut_starts >= b - 1e-9]
-            prv = cut_ends[cut_ends <= a + 1e-9]
-            limit_hi = float(nxt.min()) if len(nxt) else math.inf
-            limit_lo = float(prv.max()) if len(prv) else -math.inf
-            n = max(0, math.ceil((b - a) / trigger - 1e-9))
-            end = min(a + n * trigger + min(_EPS_M, 0.05 * trigger), limit_hi)
-            end = max(end, a + min(_EPS_M, limit_hi - a))
-            lead_in = max(0.0, min(turnaround, a - limit_lo - _EPS_M))
-            lead_out = max(0.0, min(turnaround, limit_hi - end - _EPS_M))
-            vk = float(vs[k])
-            x0, y0 = _to_uv(np.array([a, end]), np.array([vk, vk]), s, c)
-            out.append(
-                Transect(
-                    pass_index,
-                    k,
-                    (float(x0[0]), float(y0[0])),
-                    (float(x0[1]), float(y0[1])),
-                    lead_in,
-                    lead_out,
-                )
-            )
-    return out
+def _neighbour_limits(
+    line: np.ndarray, a: np.ndarray, b: np.ndarray, cl: np.ndarray, ca: np.ndarray, cb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each span: end of the keep-out cut before it and start of the one after (or inf)."""
+    lo = np.full(len(a), -np.inf)
+    hi = np.full(len(a), np.inf)
+    if len(cl) == 0 or len(a) == 0:
+        return lo, hi
+    base = float(min(np.min(a), np.min(ca)))
+    big = float(max(np.max(b), np.max(cb))) - base + 10.0
+    S = ca - base + cl * big
+    E = cb - base + cl * big
+    order_s, order_e = np.argsort(S), np.argsort(E)
+    S, E = S[order_s], E[order_e]
+    ls, le = cl[order_s], cl[order_e]
+    A = a - base + line * big
+    B = b - base + line * big
+    i = np.searchsorted(S, B - 1e-6)
+    ok = (i < len(S)) & (ls[np.minimum(i, len(S) - 1)] == line)
+    hi[ok] = S[i[ok]] - line[ok] * big + base
+    j = np.searchsorted(E, A + 1e-6) - 1
+    ok = (j >= 0) & (le[np.maximum(j, 0)] == line)
+    lo[ok] = E[j[ok]] - line[ok] * big + base
+    return lo, hi
 
 
-def _transects(
+def _spans(
     geom: GridGeometry,
     bearing_deg: float,
     spacing: float,
     half_band: float,
     trigger: float,
     turnaround: float,
-    pass_index: int,
     exact: bool,
-) -> list[Transect]:
+) -> Spans:
     s, c = _frame(bearing_deg)
     _, v0 = _to_uv(geom.vertices[:, 0], geom.vertices[:, 1], s, c)
     vs = _line_offsets(float(v0.min()), float(v0.max()), spacing)
-    spans = (_spans_exact if exact else _spans_fast)(geom, s, c, vs, half_band)
-    cuts = _scan(geom.keepout_edges, vs, s, c)
-    return _finish(spans, cuts, vs, s, c, trigger, turnaround, pass_index)
+    line, a, b = (_spans_exact if exact else _spans_fast)(geom, s, c, vs, half_band)
+    cr, ca, cb = _scan(geom.keepout_edges, vs, s, c)
+    if len(cr):
+        cr, ca, cb = _merge(cr, ca, cb)
+    line, a, b = _subtract(line, a, b, cr, ca, cb)
+    lo, hi = _neighbour_limits(line, a, b, cr, ca, cb)
+    eps = min(_EPS_M, 0.05 * trigger)
+    n = np.maximum(0, np.ceil((b - a) / trigger - 1e-9))
+    end = np.minimum(a + n * trigger + eps, hi)
+    end = np.maximum(end, a + np.minimum(eps, hi - a))
+    lead_in = np.clip(np.minimum(turnaround, a - lo - _EPS_M), 0.0, None)
+    lead_out = np.clip(np.minimum(turnaround, hi - end - _EPS_M), 0.0, None)
+    return Spans(line, a, end, lead_in, lead_out, vs, s, c)
+
+
+def _to_transects(sp: Spans, pass_index: int) -> list[Transect]:
+    vv = sp.v[sp.line]
+    x0, y0 = _to_uv(sp.a, vv, sp.s, sp.c)
+    x1, y1 = _to_uv(sp.b, vv, sp.s, sp.c)
+    return [
+        Transect(
+            pass_index, int(k), (float(p), float(q)), (float(r), float(t)), float(li), float(lo)
+        )
+        for k, p, q, r, t, li, lo in zip(
+            sp.line, x0, y0, x1, y1, sp.lead_in, sp.lead_out, strict=True
+        )
+    ]
 
 
 def make_transects(
@@ -340,7 +400,23 @@ def make_transects(
     list of Transect
         In line order (``v`` increasing), all flown in the direction of ``bearing_deg``.
     """
-    return _transects(geom, bearing_deg, spacing, half_band, trigger, turnaround, pass_index, True)
+    sp = _spans(geom, bearing_deg, spacing, half_band, trigger, turnaround, True)
+    return _to_transects(sp, pass_index)
+
+
+def estimate_spans(
+    geom: GridGeometry,
+    bearing_deg: float,
+    spacing: float,
+    half_band: float,
+    trigger: float,
+    turnaround: float,
+) -> Spans:
+    """Spans from three scan lines per band plus the vertices in it (vectorized, approximate).
+
+    Used inside the angle sweep; spans can differ slightly from :func:`make_transects`.
+    """
+    return _spans(geom, bearing_deg, spacing, half_band, trigger, turnaround, False)
 
 
 def estimate_transects(
@@ -352,8 +428,6 @@ def estimate_transects(
     turnaround: float,
     pass_index: int = 0,
 ) -> list[Transect]:
-    """Like :func:`make_transects`, from five scan lines per band plus the vertices in it.
-
-    About ten times faster on large polygons; spans can differ slightly from the exact ones.
-    """
-    return _transects(geom, bearing_deg, spacing, half_band, trigger, turnaround, pass_index, False)
+    """:func:`estimate_spans` as :class:`Transect` objects."""
+    sp = estimate_spans(geom, bearing_deg, spacing, half_band, trigger, turnaround)
+    return _to_transects(sp, pass_index)

@@ -1,8 +1,9 @@
 """Order transects into a route, and the flight-time model of a route.
 
-Ordering is greedy nearest-entry: from the current position, fly next the unvisited transect
-whose entry or exit (then flown reversed) is closest. On convex sites this is the usual
-boustrophedon (lawn-mower) order; on concave sites it finishes one arm before moving on.
+When every line holds a single segment (convex sites) the order is the boustrophedon
+(lawn-mower) one, the best of its four variants. Otherwise it is greedy nearest-entry: from the
+current position, fly next the unvisited segment whose entry or exit (then flown reversed) is
+closest, which finishes one arm of a concave site before moving on.
 
 Flight time of a polyline at cruise speed ``v`` with horizontal acceleration ``a``::
 
@@ -20,34 +21,81 @@ import numpy as np
 
 from flightplans.grid import Transect
 
-__all__ = ["order_transects", "polyline_length", "polyline_time", "route_points"]
+__all__ = [
+    "order_indices",
+    "order_transects",
+    "polyline_length",
+    "polyline_time",
+    "route_points",
+]
 
 
-def order_transects(transects: Sequence[Transect], start: tuple[float, float]) -> list[Transect]:
-    """Greedy nearest-entry order from ``start``; transects come back possibly reversed."""
-    n = len(transects)
+def order_indices(
+    entries: np.ndarray,
+    exits: np.ndarray,
+    line: np.ndarray,
+    start: tuple[float, float],
+    speed: float = 8.0,
+    accel: float = 2.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Order segments given their (n, 2) entry and exit points and (n,) line indices.
+
+    When every line holds one segment the best of the four boustrophedon orders (first or
+    last line first, either direction) by flight time from ``start`` and back is taken;
+    otherwise greedy nearest-entry. Returns (indices in flying order, reversed flags).
+    """
+    n = len(entries)
     if n == 0:
-        return []
-    entries = np.array([t.entry() for t in transects], dtype=np.float64)
-    exits = np.array([t.exit() for t in transects], dtype=np.float64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    p0 = np.asarray(start, dtype=np.float64)
+    if len(np.unique(line)) == n:
+        by_line = np.argsort(line, kind="stable")
+        best: tuple[float, np.ndarray, np.ndarray] | None = None
+        for idx in (by_line, by_line[::-1]):
+            for first_rev in (False, True):
+                rev = (np.arange(n) % 2 == 1) != first_rev
+                a = np.where(rev[:, None], exits[idx], entries[idx])
+                b = np.where(rev[:, None], entries[idx], exits[idx])
+                pts = np.vstack([p0, np.column_stack([a, b]).reshape(-1, 2), p0])
+                t = polyline_time(pts, speed, accel)
+                if best is None or t < best[0]:
+                    best = (t, idx, rev)
+        assert best is not None
+        return best[1], best[2]
     left = np.ones(n, dtype=bool)
-    pos = np.asarray(start, dtype=np.float64)
-    out: list[Transect] = []
-    for _ in range(n):
-        d_in = np.hypot(*(entries - pos).T)
-        d_out = np.hypot(*(exits - pos).T)
+    pos = p0
+    order = np.empty(n, dtype=np.int64)
+    flags = np.empty(n, dtype=bool)
+    for k in range(n):
+        d_in = np.hypot(entries[:, 0] - pos[0], entries[:, 1] - pos[1])
+        d_out = np.hypot(exits[:, 0] - pos[0], exits[:, 1] - pos[1])
         d_in[~left] = np.inf
         d_out[~left] = np.inf
         i_in, i_out = int(np.argmin(d_in)), int(np.argmin(d_out))
         if d_in[i_in] <= d_out[i_out]:
-            t = transects[i_in]
-            left[i_in] = False
+            order[k], flags[k] = i_in, False
+            pos = exits[i_in]
         else:
-            t = transects[i_out].reversed()
-            left[i_out] = False
-        out.append(t)
-        pos = np.asarray(t.exit())
-    return out
+            order[k], flags[k] = i_out, True
+            pos = entries[i_out]
+        left[order[k]] = False
+    return order, flags
+
+
+def order_transects(
+    transects: Sequence[Transect],
+    start: tuple[float, float],
+    speed: float = 8.0,
+    accel: float = 2.5,
+) -> list[Transect]:
+    """Order transects from ``start`` (see :func:`order_indices`); some come back reversed."""
+    if not transects:
+        return []
+    entries = np.array([t.entry() for t in transects], dtype=np.float64)
+    exits = np.array([t.exit() for t in transects], dtype=np.float64)
+    line = np.array([t.line_index for t in transects])
+    idx, rev = order_indices(entries, exits, line, start, speed, accel)
+    return [transects[i].reversed() if r else transects[i] for i, r in zip(idx, rev, strict=True)]
 
 
 def route_points(

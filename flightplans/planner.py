@@ -305,12 +305,13 @@ def plan_survey(
     else:
         bearing = float(params.angle_deg) % 180.0
     args = (spec.spacing, spec.half_band, spec.trigger, spec.turnaround)
-    first = order_transects(make_transects(geom, bearing, *args, pass_index=0), home_xy)
+    sa = (params.speed_ms, params.accel_ms2)
+    first = order_transects(make_transects(geom, bearing, *args, pass_index=0), home_xy, *sa)
     ordered = list(first)
     if params.crosshatch:
         pos = first[-1].exit() if first else home_xy
         second = make_transects(geom, (bearing + 90.0) % 180.0, *args, pass_index=1)
-        ordered += order_transects(second, pos)
+        ordered += order_transects(second, pos, *sa)
     if not ordered:
         raise SiteGeometryError(
             "no flight line fits the site outside the no-fly zones; shrink the no-fly margin "
