@@ -134,7 +134,7 @@ def _inputs(
 
 def _related_permits(lead: Lead, permits: Sequence[Feature]) -> list[Feature]:
     ids = set(lead.permit_ids)
-    zone = lead.geometry.buffer(0.0005)  # ~50 m around the lead
+    zone = lead.geometry.buffer(0.0002)  # ~20 m around the lead
     out = []
     for geom, props in permits:
         if geom is None:

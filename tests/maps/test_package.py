@@ -1,0 +1,160 @@
+"""Evidence packages: contents, manifests, and `sha256sum -c` catching any changed byte."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from maps.errors import PackageError
+from maps.package import MANIFEST_FORMAT, EvidencePackage, build_evidence_package
+from tests.maps.scenes import Scene
+
+SHA256SUM = shutil.which("sha256sum")
+needs_sha256sum = pytest.mark.skipif(SHA256SUM is None, reason="coreutils sha256sum missing")
+
+
+@pytest.fixture(scope="module")
+def package(scene: Scene, tmp_path_factory: pytest.TempPathFactory) -> EvidencePackage:
+    return build_evidence_package(
+        scene.leads[1],
+        before_ortho=scene.before_ortho,
+        after_ortho=scene.after_ortho,
+        before_dsm=scene.before_dsm,
+        after_dsm=scene.after_dsm,
+        permits=scene.permits,
+        out_dir=tmp_path_factory.mktemp("pkg") / "L-0002",
+    )
+
+
+def _verify(folder: Path) -> subprocess.CompletedProcess[str]:
+    assert SHA256SUM is not None
+    return subprocess.run(
+        [SHA256SUM, "-c", "--strict", "manifest.sha256"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_package_contents(package: EvidencePackage, scene: Scene) -> None:
+    d = package.directory
+    for name in (
+        "lead.geojson",
+        "before.png",
+        "after.png",
+        "profile.png",
+        "permits.geojson",
+        "map.html",
+        "README.txt",
+        "manifest.json",
+        "manifest.sha256",
+    ):
+        assert (d / name).is_file(), name
+    assert (d / "map_files" / "vendor" / "leaflet-1.9.4" / "LICENSE").is_file()
+    assert any((d / "map_files" / "tiles" / "after").rglob("*.png"))
+    fc = json.loads((d / "lead.geojson").read_text())
+    assert fc["features"][0]["properties"]["lead_id"] == "L-0002"
+    permits = json.loads((d / "permits.geojson").read_text())
+    ids = {f["properties"]["permit_id"] for f in permits["features"]}
+    assert "<script>alert(1)</script>" in ids and "P-9" not in ids  # only the related permit
+    assert "<script>alert(1)" not in (d / "map.html").read_text()
+
+
+def test_manifest_lists_every_file_with_hash_and_size(package: EvidencePackage) -> None:
+    d = package.directory
+    m = json.loads(package.manifest.read_text())
+    assert m["format"] == MANIFEST_FORMAT
+    assert m["lead_id"] == "L-0002" and m["lead"]["id"] == "L-0002"
+    assert m["ledger_excerpt"] is None
+    assert m["software"]["name"] == "sitewatch" and m["software"]["version"]
+    assert m["created_utc"].endswith("+00:00")
+    on_disk = {p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file()}
+    listed = {f["path"] for f in m["files"]}
+    assert listed == on_disk - {"manifest.json", "manifest.sha256"}
+    for f in m["files"][:5]:
+        assert (d / f["path"]).stat().st_size == f["bytes"]
+    inputs = m["inputs"]
+    for role in ("before_ortho", "after_ortho", "before_dsm", "after_dsm"):
+        assert inputs[role]["matches"] is True
+        assert inputs[role]["sha256"] == inputs[role]["sha256_now"]
+    lines = package.checksums.read_text().splitlines()
+    assert {ln.split("  ", 1)[1] for ln in lines} == on_disk - {"manifest.sha256"}
+    assert all(len(ln.split("  ", 1)[0]) == 64 for ln in lines)
+
+
+@needs_sha256sum
+def test_sha256sum_verifies_and_catches_one_flipped_byte(
+    package: EvidencePackage, tmp_path: Path
+) -> None:
+    ok = _verify(package.directory)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    d = package.directory
+    tile = next((d / "map_files" / "tiles" / "before").rglob("*.png"))
+    victims = [
+        "before.png",
+        "profile.png",
+        "lead.geojson",
+        "permits.geojson",
+        "map.html",
+        "README.txt",
+        "manifest.json",
+        "map_files/vendor/leaflet-1.9.4/leaflet.js",
+        "map_files/vendor/leaflet-1.9.4/leaflet.css",
+        tile.relative_to(d).as_posix(),
+    ]
+    for rel in victims:
+        copy = tmp_path / rel.replace("/", "_")
+        shutil.copytree(d, copy)
+        target = copy / rel
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        target.write_bytes(bytes(data))
+        res = _verify(copy)
+        assert res.returncode != 0, rel
+        assert f"{rel}: FAILED" in res.stdout, res.stdout
+    # a deleted file fails too
+    copy = tmp_path / "deleted"
+    shutil.copytree(d, copy)
+    (copy / "after.png").unlink()
+    assert _verify(copy).returncode != 0
+
+
+def test_inputs_that_differ_from_the_lead_are_refused(scene: Scene, tmp_path: Path) -> None:
+    wrong = replace(scene.leads[0], input_hashes={"after_ortho": "0" * 64})
+    with pytest.raises(PackageError, match="differs from the after_ortho hash"):
+        build_evidence_package(
+            wrong,
+            before_ortho=scene.before_ortho,
+            after_ortho=scene.after_ortho,
+            out_dir=tmp_path / "p",
+        )
+    assert not (tmp_path / "p").exists()
+
+
+def test_rgb_only_package_and_output_folder_rules(scene: Scene, tmp_path: Path) -> None:
+    lead = scene.leads[0]
+    out = tmp_path / "p"
+    pkg = build_evidence_package(
+        lead, before_ortho=scene.before_ortho, after_ortho=scene.after_ortho, out_dir=out
+    )
+    assert not (out / "profile.png").exists() and not (out / "permits.geojson").exists()
+    assert pkg.lead_id == lead.lead_id
+    # an earlier package is replaced; a folder with other content is refused
+    build_evidence_package(
+        lead, before_ortho=scene.before_ortho, after_ortho=scene.after_ortho, out_dir=out
+    )
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "thesis.docx").write_text("mine")
+    with pytest.raises(PackageError, match="not an evidence package"):
+        build_evidence_package(
+            lead, before_ortho=scene.before_ortho, after_ortho=scene.after_ortho, out_dir=other
+        )
+    assert (other / "thesis.docx").read_text() == "mine"
+    assert not list(tmp_path.glob(".p.*"))
