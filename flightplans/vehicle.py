@@ -160,6 +160,10 @@ class UploadReport:
         STATUSTEXT lines the vehicle sent during the upload.
     duration_s
         Wall time from connect to the end of the read-back.
+    sent, received
+        The items as they went over the wire and came back, home (seq 0) first: tuples
+        ``(seq, command, frame, param1, param2, param3, param4, lat_e7, lon_e7, alt_m)`` with
+        latitude/longitude as the int32 degrees * 1e7 of MISSION_ITEM_INT.
     """
 
     connection: str
@@ -178,6 +182,8 @@ class UploadReport:
     dropped_params: tuple[str, ...] = ()
     statustexts: tuple[str, ...] = ()
     duration_s: float = 0.0
+    sent: tuple[tuple[Any, ...], ...] = ()
+    received: tuple[tuple[Any, ...], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -190,7 +196,31 @@ class UploadReport:
         d["vehicle_home"] = list(self.vehicle_home) if self.vehicle_home else None
         for key in ("mismatches", "dropped_params", "statustexts"):
             d[key] = list(d[key])
+        for key in ("sent", "received"):
+            d[key] = [
+                dict(zip(_WIRE_FIELDS, _json_values(row), strict=True))
+                for row in getattr(self, key)
+            ]
         return d
+
+
+_WIRE_FIELDS = (
+    "seq",
+    "command",
+    "frame",
+    "param1",
+    "param2",
+    "param3",
+    "param4",
+    "lat_e7",
+    "lon_e7",
+    "alt_m",
+)
+
+
+def _json_values(row: Sequence[Any]) -> list[Any]:
+    """NaN (an unused parameter) becomes None, as QGroundControl writes it."""
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in row]
 
 
 # --------------------------------------------------------------------------- the link
@@ -680,6 +710,30 @@ def _mission_items(mission: Mission) -> list[tuple[Any, ...]]:
     ]
 
 
+def _wire_row(f: Sequence[Any]) -> tuple[Any, ...]:
+    """Report row of MISSION_ITEM_INT fields (seq, frame, command, current, autocontinue, ...)."""
+    seq, frame, command, _current, _auto, p1, p2, p3, p4, x, y, z = f
+    return (seq, command, frame, p1, p2, p3, p4, x, y, z)
+
+
+def _wire_row_from_message(msg: Any) -> tuple[Any, ...]:
+    is_int = msg.get_type() == "MISSION_ITEM_INT"
+    x = int(msg.x) if is_int else round(float(msg.x) * 1e7)
+    y = int(msg.y) if is_int else round(float(msg.y) * 1e7)
+    return (
+        int(msg.seq),
+        int(msg.command),
+        int(msg.frame),
+        float(msg.param1),
+        float(msg.param2),
+        float(msg.param3),
+        float(msg.param4),
+        x,
+        y,
+        float(msg.z),
+    )
+
+
 def _from_message(msg: Any) -> MissionItem:
     scale = 1e-7 if msg.get_type() == "MISSION_ITEM_INT" else 1.0
     return MissionItem(
@@ -935,6 +989,8 @@ def upload_mission(
         dropped_params=tuple(cmp.dropped),
         statustexts=statustexts,
         duration_s=round(time.monotonic() - started, 3),
+        sent=tuple(_wire_row(f) for f in fields),
+        received=tuple(_wire_row_from_message(m) for m in back_msgs),
     )
     if cmp.mismatches:
         raise MissionMismatchError(

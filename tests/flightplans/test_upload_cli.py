@@ -75,6 +75,14 @@ def test_upload_plan_file_end_to_end(
     assert report["items_sent"] == report["items_received"] == n + 1
     assert report["max_position_diff_deg"] <= 1e-7
     assert report["mismatches"] == []
+    assert [row["seq"] for row in report["sent"]] == list(range(n + 1))
+    for row, item in zip(report["sent"][1:], sortie.items, strict=True):
+        assert (row["lat_e7"], row["lon_e7"]) == (item.lat_e7(), item.lon_e7())
+        assert row["command"] == item.command
+    assert [(r["lat_e7"], r["lon_e7"]) for r in report["received"][1:]] == [
+        (i.lat_e7(), i.lon_e7()) for i in sortie.items
+    ]
+    assert report["sent"][2]["param4"] is None  # a waypoint's NaN yaw, written as null
     assert not list(tmp_path.glob("*.part"))
 
 
