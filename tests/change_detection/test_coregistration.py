@@ -1,0 +1,244 @@
+"""Known-answer tests of the co-registration core on rendered scenes with planted mappings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from skimage.registration import phase_cross_correlation
+
+from change_detection import CoregParams, coregister, estimate_vertical_offset
+from change_detection.coregistration import TIEPOINT_DTYPE, gradient_representation
+from change_detection.errors import (
+    CoregistrationError,
+    GridMismatchError,
+    InsufficientOverlapError,
+)
+from tests.change_detection.test_coregistration_scenes import (
+    affine_push,
+    make_scene,
+    mapping_error,
+    render,
+    render_lines,
+    sample,
+    shift_push,
+    warp_push,
+)
+
+SHAPE = (512, 512)
+CENTER = ((SHAPE[0] - 1) / 2, (SHAPE[1] - 1) / 2)
+
+
+@pytest.fixture(scope="module")
+def scene():  # type: ignore[no-untyped-def]
+    return make_scene(SHAPE, seed=3)
+
+
+@pytest.fixture(scope="module")
+def reference(scene) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return render(scene, sun_deg=135.0)
+
+
+@pytest.mark.parametrize("shift", [(-7.3, 12.6), (0.37, -0.81), (0.5, 0.5), (-0.13, 0.02)])
+def test_pure_shift_recovered(reference: np.ndarray, shift: tuple[float, float]) -> None:
+    push = shift_push(*shift)
+    target = sample(reference, push)
+    r = coregister(reference, target)
+    assert r.model == "translation"
+    assert r.shift_x_px == pytest.approx(shift[0], abs=0.05)
+    assert r.shift_y_px == pytest.approx(shift[1], abs=0.05)
+    assert mapping_error(r.source_coordinates, push, SHAPE) < 0.05
+    assert r.rmse_px < 0.05
+    assert r.confidence > 0.9
+    assert r.n_used == r.n_tiepoints > 20
+    assert r.warnings == ()
+
+
+def test_sign_convention_matches_skimage_and_ndimage_shift(reference: np.ndarray) -> None:
+    target = ndimage.shift(reference, (-4.0, 6.0), order=3, mode="mirror")  # content moved
+    r = coregister(reference, target, params=CoregParams(model="translation"))
+    sk, _, _ = phase_cross_correlation(reference, target, upsample_factor=10)
+    assert (r.shift_y_px, r.shift_x_px) == pytest.approx(tuple(sk), abs=0.1)
+    assert (r.shift_y_px, r.shift_x_px) == pytest.approx((4.0, -6.0), abs=0.05)
+    aligned = r.warp(target, order=3)
+    inner = (slice(20, -20), slice(20, -20))
+    assert np.abs(aligned[inner] - reference[inner]).mean() < 0.5
+    assert np.abs(target[inner] - reference[inner]).mean() > 10
+
+
+@pytest.mark.parametrize(
+    ("shift", "rot", "scale"),
+    [((3.2, -4.7), 0.5, 1.005), ((-1.2, 2.7), -0.3, 0.995), ((0.4, 0.3), 0.2, 1.0)],
+)
+def test_affine_recovered(
+    reference: np.ndarray, shift: tuple[float, float], rot: float, scale: float
+) -> None:
+    push = affine_push(shift[0], shift[1], rot, scale, CENTER)
+    r = coregister(reference, sample(reference, push))
+    assert r.model in ("affine", "warp")
+    assert mapping_error(r.source_coordinates, push, SHAPE) < 0.2
+    assert r.parameters["rotation_deg"] == pytest.approx(rot, abs=0.02)
+    assert r.parameters["scale_x"] == pytest.approx(scale, abs=0.001)
+    # at the centre the affine model is the plain shift
+    assert r.shift_x_px == pytest.approx(shift[0], abs=0.1)
+    assert r.shift_y_px == pytest.approx(shift[1], abs=0.1)
+
+
+def test_brightness_contrast_and_shadows(scene, reference: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    push = affine_push(-3.3, 2.6, 0.25, 1.002, CENTER)
+    other_sun = render(scene, sun_deg=250.0, shadow_px=10.0)
+    target = np.clip(sample(other_sun, push) * 0.65 + 50, 0, 255)
+    r = coregister(reference, target)
+    assert mapping_error(r.source_coordinates, push, SHAPE) < 0.3
+    assert r.confidence > 0.6
+
+
+def test_rgb_input_and_translation_model_forced(reference: np.ndarray) -> None:
+    rgb = np.stack([reference, reference * 0.8, np.clip(reference * 1.1, 0, 255)]).astype(np.uint8)
+    push = shift_push(2.25, -1.5)
+    target = sample(rgb.astype(float), push).round().astype(np.uint8)
+    r = coregister(rgb, target, params=CoregParams(model="translation"))
+    assert r.model == "translation"
+    assert (r.shift_x_px, r.shift_y_px) == pytest.approx((2.25, -1.5), abs=0.05)
+    out = r.warp(target)
+    assert out.dtype == np.uint8 and out.shape == rgb.shape
+
+
+def test_smooth_warp_chosen_by_the_data() -> None:
+    ref = render(make_scene((768, 768), seed=5))
+    push = warp_push(1.0, -0.5, 1.2, 900.0)
+    r = coregister(ref, sample(ref, push))
+    assert r.model == "warp"
+    err = mapping_error(r.source_coordinates, push, ref.shape, margin=64)
+    assert err < 0.2
+    forced = coregister(ref, sample(ref, push), params=CoregParams(model="affine"))
+    assert mapping_error(forced.source_coordinates, push, ref.shape, margin=64) > 2 * err
+
+
+def test_nodata_part_of_target(reference: np.ndarray) -> None:
+    push = shift_push(1.6, 2.4)
+    target = sample(reference, push)
+    valid = np.ones(SHAPE, bool)
+    valid[:, 300:] = False
+    target[~valid] = 0
+    r = coregister(reference, target, target_valid=valid)
+    assert (r.shift_x_px, r.shift_y_px) == pytest.approx((1.6, 2.4), abs=0.05)
+    status = r.tiepoints["status"]
+    assert (status == "nodata").sum() >= 0.3 * r.n_tiepoints
+    assert not r.tiepoints["used"][r.tiepoints["x"] > 360].any()
+
+
+def test_too_little_overlap_is_an_error(reference: np.ndarray) -> None:
+    valid = np.zeros(SHAPE, bool)
+    valid[:, :70] = True  # 10 of its 70 columns overlap the reference: 14 %
+    ref_valid = np.zeros(SHAPE, bool)
+    ref_valid[:, 60:] = True
+    with pytest.raises(InsufficientOverlapError, match="overlap"):
+        coregister(reference, reference, reference_valid=ref_valid, target_valid=valid)
+    with pytest.raises(InsufficientOverlapError, match="no valid pixels"):
+        coregister(reference, reference, target_valid=np.zeros(SHAPE, bool))
+
+
+def test_grid_mismatch_is_an_error(reference: np.ndarray) -> None:
+    with pytest.raises(GridMismatchError, match="align_epoch"):
+        coregister(reference, reference[:500])
+
+
+def test_featureless_gives_no_confident_answer() -> None:
+    rng = np.random.default_rng(0)
+    flat = 120 + rng.normal(0, 0.5, SHAPE)
+    other = 120 + rng.normal(0, 0.5, SHAPE)
+    r = coregister(flat, other)
+    assert r.confidence < 0.3
+    assert r.warnings
+    with pytest.raises(CoregistrationError, match="tie points"):
+        coregister(flat, other, params=CoregParams(strict=True))
+
+
+def _panels(shift_x: int, shift_y: int) -> np.ndarray:
+    """Rows of solar panels (14 x 22 px every 20 x 28 px), moved by whole pixels."""
+    yy, xx = np.mgrid[0 : SHAPE[0], 0 : SHAPE[1]]
+    on = (np.mod(xx - shift_x, 20) < 14) & (np.mod(yy - shift_y, 28) < 22)
+    return ndimage.gaussian_filter(np.where(on, 190.0, 90.0), 1.0)
+
+
+def test_repeating_pattern_is_flagged_not_trusted() -> None:
+    # moved by half a period: every window matches about as well at several lags
+    r = coregister(_panels(0, 0), _panels(10, 0))
+    assert r.confidence < 0.3
+    assert any("repeating" in w for w in r.warnings)
+    with pytest.raises(CoregistrationError):
+        coregister(_panels(0, 0), _panels(10, 0), params=CoregParams(strict=True))
+
+
+def test_repeating_pattern_small_shift_is_recovered() -> None:
+    r = coregister(_panels(0, 0), _panels(3, -5))
+    err = np.hypot(r.shift_x_px + 3, r.shift_y_px - 5)
+    assert err < 0.05 or r.confidence < 0.3
+
+
+def test_line_map_reference_recovers_or_reports_low_confidence(
+    scene,  # type: ignore[no-untyped-def]
+    reference: np.ndarray,
+) -> None:
+    lines = render_lines(scene)
+    push = shift_push(4.3, -2.1)
+    r = coregister(lines, sample(reference, push))
+    err = mapping_error(r.source_coordinates, push, SHAPE)
+    assert err < 0.5 or r.confidence < 0.3, (err, r.confidence)
+
+
+def test_tiepoint_table(reference: np.ndarray) -> None:
+    r = coregister(reference, sample(reference, shift_push(1.0, 1.0)))
+    tp = r.tiepoints
+    assert tp.dtype == TIEPOINT_DTYPE and tp.size == r.n_tiepoints
+    assert int(tp["used"].sum()) == r.n_used
+    used = tp[tp["used"]]
+    assert np.all(np.isfinite(used["res_x"])) and np.all(
+        np.hypot(used["res_x"], used["res_y"]) < 0.2
+    )
+    d = r.to_dict()
+    assert d["shift_convention"].startswith("shift_x_px")
+
+
+def test_representation_is_illumination_invariant(reference: np.ndarray) -> None:
+    a = gradient_representation(reference)
+    b = gradient_representation(reference * 0.5 + 60)
+    inner = (slice(16, -16), slice(16, -16))
+    assert np.corrcoef(a[inner].ravel(), b[inner].ravel())[0, 1] > 0.99
+
+
+def test_vertical_offset_on_stable_ground() -> None:
+    rng = np.random.default_rng(2)
+    h, w = 600, 700
+    ground = 50 + ndimage.gaussian_filter(rng.normal(size=(h, w)), 40) * 30
+    ref = ground + rng.normal(0, 0.03, (h, w))
+    tgt = ground + 0.73 + rng.normal(0, 0.03, (h, w))
+    tgt[100:180, 200:320] += 9.0  # a new building
+    tgt[400:450, 50:90] -= 6.0  # a demolition
+    tgt[:40] = np.nan
+    ref[:, -30:] = np.nan
+    off = estimate_vertical_offset(ref, tgt, pixel_size_m=0.1)
+    assert off == pytest.approx(0.73, abs=0.05)
+    stable = np.ones((h, w), bool)
+    stable[300:, :] = False
+    assert estimate_vertical_offset(ref, tgt, stable, pixel_size_m=0.1) == pytest.approx(
+        0.73, abs=0.05
+    )
+    with pytest.raises(CoregistrationError, match="stable ground"):
+        estimate_vertical_offset(ref, np.full((h, w), np.nan))
+
+
+def test_warp_of_mask_and_dsm(reference: np.ndarray) -> None:
+    r = coregister(reference, sample(reference, shift_push(3.5, -2.0)))
+    valid = np.ones(SHAPE, bool)
+    out = r.warp(valid)
+    assert out.dtype == np.bool_
+    # the aligned target reads target[y + 2, x - 3.5]: the leftmost 4 columns and the bottom
+    # 2 rows have no source pixel
+    assert not out[:, :3].any() and out[:, 5:-5][5:-5].all()
+    assert not out[-2:, :].any()
+    dsm = np.where(valid, 10.0, np.nan).astype(np.float32)
+    dsm[100:110, 100:110] = np.nan
+    wd = r.warp(dsm)
+    assert wd.dtype == np.float32 and np.isnan(wd[98:108, 104:113]).all()
