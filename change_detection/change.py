@@ -8,10 +8,10 @@ Two modes:
   removes speckle and the slivers that residual misregistration leaves along building edges;
   the before epoch's height above ground (an nDSM from a grey-scale opening of the DSM on a
   coarse grid) tells a new structure from a raised one.
-* **Spectral** (RGB only, weaker): every band of each epoch is normalised by its local mean
-  and standard deviation (so a global or slowly varying change of brightness, contrast or
-  white balance cancels), the root-mean-square difference of the z-scores is thresholded, and
-  vegetation and shadows that appear or vanish (a different sun) are suppressed.
+* **Spectral** (RGB only, weaker): the change of chromaticity and the log-brightness ratio of
+  every pixel are compared with their local means (so a global or slowly varying change of
+  white balance, exposure or illumination cancels), thresholded, and vegetation and shadows
+  that appear or vanish (a different sun) are suppressed.
 
 Every operation has a bounded support, listed by :func:`halo_px`, so the same function
 applied to chunks with that much overlap gives exactly the whole-array answer (integer box
@@ -52,9 +52,8 @@ __all__ = [
     "excess_red",
     "green_leaf_index",
     "ground_surface",
-    "local_band_statistics",
+    "local_means",
     "pixel_scale",
-    "shadow_mask",
     "upsample",
     "vegetation_mask",
 ]
@@ -242,12 +241,6 @@ def vegetation_mask(rgb: np.ndarray, params: DetectParams) -> np.ndarray:
     return _close(veg & green_over_blue, _VEG_CLOSE_PX)
 
 
-def shadow_mask(rgb: np.ndarray, local_brightness: np.ndarray, ratio: float) -> np.ndarray:
-    """Pixels darker than ``ratio`` times the local mean brightness, shape (rows, cols)."""
-    brightness = rgb.astype(np.float32).mean(axis=0)
-    return brightness < ratio * local_brightness
-
-
 # --- exact neighbourhood operations -----------------------------------------------------------
 
 
@@ -296,7 +289,7 @@ def box_sum(values: np.ndarray, size: int) -> np.ndarray:
 
 
 def block_minimum(dsm: np.ndarray, cell: int) -> np.ndarray:
-    """Low quartile of each ``cell`` x ``cell`` block (NaN ignored; NaN where all are NaN).
+    """Lower quartile of each ``cell`` x ``cell`` block (NaN ignored; NaN where all are NaN).
 
     The lower quartile rather than the minimum keeps DSM noise from biasing the ground low.
 
@@ -313,34 +306,71 @@ def block_minimum(dsm: np.ndarray, cell: int) -> np.ndarray:
     padded = np.full((hr * cell, hc * cell), np.inf, np.float32)
     padded[:rows, :cols] = np.where(np.isnan(dsm), np.inf, dsm)
     groups = padded.reshape(hr, cell, hc, cell).transpose(0, 2, 1, 3).reshape(hr, hc, -1)
-    k = (cell * cell) // 4
-    out = np.partition(groups, k, axis=-1)[..., k]
-    out[np.isinf(out)] = np.nan
+    ordered = np.sort(groups, axis=-1)
+    n_finite = np.isfinite(ordered).sum(axis=-1)
+    k = (n_finite // 4)[..., None]
+    out = np.take_along_axis(ordered, k.clip(0, ordered.shape[-1] - 1), axis=-1)[..., 0]
+    out[n_finite == 0] = np.nan
     return out
 
 
-def block_sums(rgb: np.ndarray, valid: np.ndarray, cell: int) -> np.ndarray:
-    """Per-cell integer sums for local band statistics.
+def _spectral_features(
+    before_rgb: np.ndarray, after_rgb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Chromaticity change (r, g), log-brightness ratio and both brightnesses, per pixel."""
+    rb, gb, _ = _chromatic(before_rgb)
+    ra, ga, _ = _chromatic(after_rgb)
+    vb = before_rgb.astype(np.float32).mean(axis=0)
+    va = after_rgb.astype(np.float32).mean(axis=0)
+    dl = np.log((va + 1.0) / (vb + 1.0))
+    return ra - rb, ga - gb, dl, vb, va
+
+
+_QUANTUM = 1000.0  # fixed-point scale of the spectral features in the exact integer sums
+
+
+def block_sums(
+    before_rgb: np.ndarray, after_rgb: np.ndarray, valid: np.ndarray, cell: int
+) -> np.ndarray:
+    """Per-cell integer sums of the spectral features, for their local means.
 
     Parameters
     ----------
-    rgb : ndarray of uint8, shape (3, rows, cols)
+    before_rgb, after_rgb : ndarray of uint8, shape (3, rows, cols)
     valid : ndarray of bool, shape (rows, cols)
 
     Returns
     -------
-    ndarray of int64, shape (7, ceil(rows / cell), ceil(cols / cell)): the sums of the three
-    bands, of their squares, and the count of valid pixels.
+    ndarray of int64, shape (6, ceil(rows / cell), ceil(cols / cell)): sums (in units of
+    1/1000) of the chromaticity change in r and g, of the log-brightness ratio, of the before
+    and after brightness, and the count of valid pixels.
     """
-    _, rows, cols = rgb.shape
+    rows, cols = valid.shape
     hr, hc = -(-rows // cell), -(-cols // cell)
-    padded = np.zeros((7, hr * cell, hc * cell), np.int64)
+    padded = np.zeros((6, hr * cell, hc * cell), np.int64)
     v = valid.astype(np.int64)
-    x = rgb.astype(np.int64) * v
-    padded[0:3, :rows, :cols] = x
-    padded[3:6, :rows, :cols] = x * x
-    padded[6, :rows, :cols] = v
-    return padded.reshape(7, hr, cell, hc, cell).sum(axis=(2, 4))
+    for i, f in enumerate(_spectral_features(before_rgb, after_rgb)):
+        padded[i, :rows, :cols] = np.round(f * _QUANTUM).astype(np.int64) * v
+    padded[5, :rows, :cols] = v
+    return padded.reshape(6, hr, cell, hc, cell).sum(axis=(2, 4))
+
+
+def local_means(sums: np.ndarray, window_cells: int) -> np.ndarray:
+    """Local means of the spectral features over ``window_cells`` coarse cells.
+
+    Parameters
+    ----------
+    sums : ndarray of int64, shape (6, rows, cols)
+        :func:`block_sums`.
+
+    Returns
+    -------
+    ndarray of float32, shape (5, rows, cols): mean chromaticity change (r, g), mean
+    log-brightness ratio, mean before and after brightness.
+    """
+    box = box_sum(sums, window_cells)
+    n = np.maximum(box[5], 1).astype(np.float64) * _QUANTUM
+    return (box[0:5] / n).astype(np.float32)
 
 
 def ground_surface(coarse_min: np.ndarray, window_cells: int) -> np.ndarray:
@@ -366,25 +396,6 @@ def ground_surface(coarse_min: np.ndarray, window_cells: int) -> np.ndarray:
     opened = opened.astype(np.float32)
     opened[np.isinf(opened)] = np.nan
     return opened
-
-
-def local_band_statistics(sums: np.ndarray, window_cells: int) -> np.ndarray:
-    """Local mean and standard deviation of each band over ``window_cells`` coarse cells.
-
-    Parameters
-    ----------
-    sums : ndarray of int64, shape (7, rows, cols)
-        :func:`block_sums`.
-
-    Returns
-    -------
-    ndarray of float32, shape (6, rows, cols): three means then three standard deviations.
-    """
-    box = box_sum(sums, window_cells)
-    n = np.maximum(box[6], 1).astype(np.float64)
-    mean = box[0:3] / n
-    var = np.maximum(box[3:6] / n - mean * mean, 0.0)
-    return np.concatenate([mean, np.sqrt(var)]).astype(np.float32)
 
 
 def upsample(coarse: np.ndarray, cell: int, shape: tuple[int, int]) -> np.ndarray:
@@ -489,35 +500,39 @@ def classify_spectral_change(
     before_rgb: np.ndarray,
     after_rgb: np.ndarray,
     valid: np.ndarray,
-    before_stats: np.ndarray,
-    after_stats: np.ndarray,
+    local: np.ndarray,
     params: DetectParams,
     scale: PixelScale,
 ) -> ChangeLayers:
     """Classify every pixel from the orthophotos alone (RGB-only mode, weaker evidence).
 
+    The chromaticity change and the log-brightness ratio of each pixel are compared with their
+    local means (:func:`local_means`), which carry the global or slowly varying change of
+    white balance, exposure and illumination between the flights; what remains is change of
+    the ground itself. Vegetation in either epoch and shadows that appeared or vanished are
+    suppressed.
+
     Parameters
     ----------
     before_rgb, after_rgb : ndarray of uint8, shape (3, rows, cols)
     valid : ndarray of bool, shape (rows, cols)
-    before_stats, after_stats : ndarray of float32, shape (6, rows, cols)
-        Local band means and standard deviations (:func:`local_band_statistics`, upsampled).
+    local : ndarray of float32, shape (5, rows, cols)
+        :func:`local_means`, upsampled to the pixels.
 
     Returns
     -------
     ChangeLayers
         ``dh`` and ``height_after`` are None.
     """
-    sd_floor = np.float32(4.0)  # grey levels: flat areas must not amplify sensor noise
-    zb = (before_rgb.astype(np.float32) - before_stats[0:3]) / np.maximum(
-        before_stats[3:6], sd_floor
-    )
-    za = (after_rgb.astype(np.float32) - after_stats[0:3]) / np.maximum(after_stats[3:6], sd_floor)
-    distance = np.sqrt(((za - zb) ** 2).mean(axis=0))
-    changed = (distance >= params.spectral_threshold) & valid
+    dr, dg, dl, vb, va = _spectral_features(before_rgb, after_rgb)
+    chroma = np.hypot(dr - local[0], dg - local[1])
+    bright = np.abs(dl - local[2])
+    changed = (
+        (chroma >= params.chroma_threshold) | (bright >= params.brightness_threshold)
+    ) & valid
     veg = vegetation_mask(before_rgb, params) | vegetation_mask(after_rgb, params)
-    shadow_b = shadow_mask(before_rgb, before_stats[0:3].mean(axis=0), params.shadow_ratio)
-    shadow_a = shadow_mask(after_rgb, after_stats[0:3].mean(axis=0), params.shadow_ratio)
+    shadow_b = vb < params.shadow_ratio * local[3]
+    shadow_a = va < params.shadow_ratio * local[4]
     shadow = _close(shadow_b ^ shadow_a, 1)
     kept = changed & ~veg & ~shadow
     clean = _close(_open(kept, scale.open_px), scale.close_px) & valid

@@ -39,7 +39,7 @@ from change_detection.change import (
     classify_height_change,
     classify_spectral_change,
     ground_surface,
-    local_band_statistics,
+    local_means,
     pixel_scale,
     upsample,
 )
@@ -173,7 +173,7 @@ def _process_block(
     dsm_b: np.ndarray | None,
     dsm_a: np.ndarray | None,
     coarse_b: np.ndarray,
-    coarse_a: np.ndarray | None,
+    unused: None,
     *,
     block: tuple[int, int],
     pads: tuple[int, int, int, int],
@@ -189,15 +189,8 @@ def _process_block(
         ground = upsample(coarse_b, scale.cell, shape)
         layers = classify_height_change(rgb_b, rgb_a, valid, dsm_b, dsm_a, ground, params, scale)
     else:
-        assert coarse_a is not None
         layers = classify_spectral_change(
-            rgb_b,
-            rgb_a,
-            valid,
-            upsample(coarse_b, scale.cell, shape),
-            upsample(coarse_a, scale.cell, shape),
-            params,
-            scale,
+            rgb_b, rgb_a, valid, upsample(coarse_b, scale.cell, shape), params, scale
         )
     top, bottom, left, right = pads
     rows = slice(top, shape[0] - bottom)
@@ -322,30 +315,28 @@ def detect_changes(
             da.overlap.overlap(ground, depth={0: cy, 1: cx}, boundary="none"),
         ]
     else:
-        stats = []
-        for rgb, valid in ((rgb_b, valid_b), (rgb_a, valid_a)):
-            sums = da.map_blocks(
-                _block_sums_3d,
-                rgb,
-                valid[None],
-                cell,
-                chunks=((7,), crow, ccol),
-                dtype=np.int64,
-                meta=np.zeros((0, 0, 0), np.int64),
-            )
-            nh = scale.norm_halo_cells()
-            st = da.map_overlap(
-                local_band_statistics,
-                sums,
-                depth={0: 0, 1: nh, 2: nh},
-                boundary="none",
-                dtype=np.float32,
-                chunks=((6,), crow, ccol),
-                window_cells=scale.norm_cells,
-                meta=np.zeros((0, 0, 0), np.float32),
-            ).rechunk(((6,), crow, ccol))
-            stats.append(da.overlap.overlap(st, depth={0: 0, 1: cy, 2: cx}, boundary="none"))
-        inputs += stats
+        sums = da.map_blocks(
+            _block_sums,
+            rgb_b,
+            rgb_a,
+            valid_b[None],
+            valid_a[None],
+            cell,
+            chunks=((6,), crow, ccol),
+            dtype=np.int64,
+            meta=np.zeros((0, 0, 0), np.int64),
+        )
+        nh = scale.norm_halo_cells()
+        local = da.map_overlap(
+            local_means,
+            sums,
+            depth={0: 0, 1: nh, 2: nh},
+            boundary="none",
+            dtype=np.float32,
+            window_cells=scale.norm_cells,
+            meta=np.zeros((0, 0, 0), np.float32),
+        ).rechunk(((5,), crow, ccol))
+        inputs.append(da.overlap.overlap(local, depth={0: 0, 1: cy, 2: cx}, boundary="none"))
 
     delayed_grids = [arr.to_delayed() for arr in inputs]
     row_starts = np.concatenate([[0], np.cumsum(row_chunks)])
@@ -360,7 +351,7 @@ def detect_changes(
             args = []
             for grid in delayed_grids:
                 args.append(grid[0, i, j] if grid.ndim == 3 else grid[i, j])
-            call_args = [*args[:4], None, None, args[4], args[5]] if rgb_only else [*args[:7], None]
+            call_args = [*args[:4], None, None, args[4], None] if rgb_only else [*args[:7], None]
             pads = (
                 halo if i > 0 else 0,
                 halo if i < ny - 1 else 0,
@@ -423,5 +414,7 @@ def detect_changes(
     )
 
 
-def _block_sums_3d(rgb: np.ndarray, valid: np.ndarray, cell: int) -> np.ndarray:
-    return block_sums(rgb, valid[0].astype(bool), cell)
+def _block_sums(
+    rgb_b: np.ndarray, rgb_a: np.ndarray, valid_b: np.ndarray, valid_a: np.ndarray, cell: int
+) -> np.ndarray:
+    return block_sums(rgb_b, rgb_a, valid_b[0].astype(bool) & valid_a[0].astype(bool), cell)

@@ -10,12 +10,10 @@ canonical before they are simplified) and heights are quantiles of merged 1 cm h
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-import rasterio.errors
 import rasterio.features
 import shapely
 import shapely.affinity
@@ -54,6 +52,7 @@ _GROUP_OF_CODE[[CODE_NEW, CODE_RAISED]] = GROUP_GAIN
 _GROUP_OF_CODE[CODE_REMOVED] = GROUP_LOSS
 _GROUP_OF_CODE[CODE_SPECTRAL] = GROUP_SPECTRAL
 _FOUR = ndimage.generate_binary_structure(2, 1)
+_PIXEL_OFFSET = 1
 
 Histogram = tuple[np.ndarray, np.ndarray]  # (sorted values in cm as int32, counts as int64)
 
@@ -62,8 +61,8 @@ Histogram = tuple[np.ndarray, np.ndarray]  # (sorted values in cm as int32, coun
 class Piece:
     """The part of one region inside one block.
 
-    ``geometry`` is in global pixel coordinates (x = column, y = row); histograms are of
-    heights in centimetres.
+    ``geometry`` is in global pixel coordinates (x = column, y = row) plus one; histograms
+    are of heights in centimetres.
     """
 
     block: tuple[int, int]
@@ -195,15 +194,12 @@ def extract_pieces(
     h_int = _histograms(interior_labels, layers.height_after, n)
     h_all = _histograms(labels_kept, layers.height_after, n)
     pieces: dict[int, Piece] = {}
-    transform = Affine(1.0, 0.0, float(col0), 0.0, 1.0, float(row0))
-    with warnings.catch_warnings():
-        # pixel coordinates on purpose: the identity transform of block (0, 0) is not an error
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        shapes = list(
-            rasterio.features.shapes(
-                labels_kept, mask=labels_kept > 0, connectivity=4, transform=transform
-            )
-        )
+    # Outlines in pixel coordinates shifted by _PIXEL_OFFSET (an identity transform would make
+    # rasterio warn that the array is not georeferenced); merge_pieces takes the offset out.
+    transform = Affine.translation(col0 + _PIXEL_OFFSET, row0 + _PIXEL_OFFSET)
+    shapes = rasterio.features.shapes(
+        labels_kept, mask=labels_kept > 0, connectivity=4, transform=transform
+    )
     for geom, value in shapes:
         k = int(value)
         pieces[k] = Piece(
@@ -372,10 +368,14 @@ def _describe(
     size = min(1.0, area / (4.0 * params.min_area_m2))
     score = round(min(1.0, max(0.0, quality * (0.7 + 0.3 * size))), 3)
     pixel_geom = _canonical([p.geometry for p in parts])
-    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
-    world = shapely.affinity.affine_transform(pixel_geom, [a, b, d, e, c, f])
+    simplified = pixel_geom
     if params.simplify_m > 0:
-        world = shapely.simplify(world, params.simplify_m, preserve_topology=True)
+        # in pixel units, where vertices are integers and the result cannot wobble with the
+        # floating-point noise of the georeferencing
+        tol_px = params.simplify_m / scale.gsd_m
+        simplified = shapely.simplify(pixel_geom, tol_px, preserve_topology=True)
+    t = transform * Affine.translation(-_PIXEL_OFFSET, -_PIXEL_OFFSET)
+    world = shapely.affinity.affine_transform(simplified, [t.a, t.b, t.d, t.e, t.c, t.f])
     return ChangeObject(
         geometry=world,
         kind=kind,

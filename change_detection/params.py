@@ -54,13 +54,16 @@ class DetectParams:
         Green Leaf Index threshold (default 0.03).
     shadow_ratio : float
         A pixel is in shadow when its brightness is below this fraction of the local mean
-        brightness (default 0.6; used in RGB-only mode).
+        brightness (default 0.6; RGB-only mode).
     norm_window_m : float
-        Window of the local per-band normalisation before spectral differencing (default
-        20 m).
-    spectral_threshold : float
-        RMS difference of the locally normalised bands (z-scores) above which a pixel has
-        changed in RGB-only mode (default 1.6).
+        Window of the local normalisation of the spectral change (default 20 m): the local
+        mean change of colour and brightness is taken as illumination and white balance.
+    chroma_threshold : float
+        Chromaticity change (r, g distance, after the local normalisation) above which a pixel
+        has changed in RGB-only mode (default 0.06).
+    brightness_threshold : float
+        Absolute log-brightness ratio (after the local normalisation) above which a pixel has
+        changed in RGB-only mode (default 0.35, a factor of about 1.4).
     height_tolerance_m : float
         Measured building height may exceed a permit's ``max_height_m`` by this much before
         it is flagged ``over_height`` (default 0.5 m: DSM noise and roof furniture).
@@ -87,7 +90,8 @@ class DetectParams:
     vegetation_gli: float = 0.03
     shadow_ratio: float = 0.6
     norm_window_m: float = 20.0
-    spectral_threshold: float = 1.6
+    chroma_threshold: float = 0.06
+    brightness_threshold: float = 0.35
     height_tolerance_m: float = 0.5
     simplify_m: float = 0.1
     chunk_px: int = 2048
@@ -101,7 +105,8 @@ class DetectParams:
             "ground_window_m": self.ground_window_m,
             "ground_cell_m": self.ground_cell_m,
             "norm_window_m": self.norm_window_m,
-            "spectral_threshold": self.spectral_threshold,
+            "chroma_threshold": self.chroma_threshold,
+            "brightness_threshold": self.brightness_threshold,
             "shadow_ratio": self.shadow_ratio,
         }
         for name, value in positive.items():
