@@ -776,10 +776,12 @@ def _compare(plan: Sequence[MissionItem], back: Sequence[MissionItem]) -> _Compa
         if p.command != r.command:
             cmp.mismatches.append(f"{where}: vehicle has {_name(r.command)}")
             continue
-        p_frame = _FRAME_ALIASES.get(p.frame, p.frame)
-        if p_frame != r.frame:
-            cmp.mismatches.append(f"{where}: frame {r.frame}, plan {p_frame}")
         if p.command in _LOCATION_COMMANDS:
+            # The frame says how to read the altitude; other commands have no frame on the
+            # vehicle (ArduPilot reads them back as frame 0 whatever was sent).
+            p_frame = _FRAME_ALIASES.get(p.frame, p.frame)
+            if p_frame != r.frame:
+                cmp.mismatches.append(f"{where}: frame {r.frame}, plan {p_frame}")
             d_pos = max(abs(r.lat - p.lat), abs(r.lon - p.lon))
             d_alt = abs(r.alt - p.alt)
             cmp.max_position_diff_deg = max(cmp.max_position_diff_deg, d_pos)

@@ -31,7 +31,8 @@ What it does, following ArduPilot's ``GCS_MAVLink/MissionItemProtocol.cpp`` and
 Items are stored as ArduPilot's ``AP_Mission`` stores them (``ardupilot_storage=True``):
 latitude/longitude as int32 degrees * 1e7, altitude as int32 centimetres (truncated), and only
 the parameters the command uses (NAV_WAYPOINT and NAV_TAKEOFF keep param1 as an integer,
-DO_SET_CAM_TRIGG_DIST keeps param1; the others read back as 0). A float MISSION_ITEM is stored
+DO_SET_CAM_TRIGG_DIST keeps param1; the others read back as 0); commands without a location
+(DO_*, RTL) keep no frame, no x/y/z and read back with frame 0. A float MISSION_ITEM is stored
 after rounding its latitude and longitude to float32, as they travel on the wire — the loss the
 classic protocol causes. Every item received is also recorded exactly as it arrived
 (:attr:`LoopbackVehicle.received`), so tests check what the uploader sent bit for bit.
@@ -618,6 +619,8 @@ class LoopbackVehicle:
         command = int(msg.command)
         if self.ardupilot_storage:
             params, x, y, z = self._ap_storage(command, params, x, y, z)
+            if command not in _LOCATION_COMMANDS:
+                frame = mavlink2.MAV_FRAME_GLOBAL  # AP_Mission keeps no frame for these
         return StoredItem(seq, frame, command, params, x, y, z, int(msg.autocontinue))
 
     @staticmethod
