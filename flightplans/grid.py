@@ -175,25 +175,37 @@ class Spans:
 def _scan(
     edges: np.ndarray, vs: np.ndarray, s: float, c: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Even-odd intervals of lines ``v = vs`` inside the rings: flat (row, u0, u1)."""
+    """Even-odd intervals of lines ``v = vs`` inside the rings: flat (row, u0, u1).
+
+    Only the (edge, line) pairs that cross are computed: each edge spans a range of the
+    sorted line offsets, found by binary search.
+    """
+    z = np.zeros(0)
     if len(edges) == 0 or len(vs) == 0:
-        z = np.zeros(0)
         return z.astype(np.int64), z, z
     u1, v1 = _to_uv(edges[:, 0], edges[:, 1], s, c)
     u2, v2 = _to_uv(edges[:, 2], edges[:, 3], s, c)
+    order = np.argsort(vs, kind="stable")
+    vsort = vs[order]
     lo, hi = np.minimum(v1, v2), np.maximum(v1, v2)
-    keep = (hi >= vs.min()) & (lo <= vs.max())
-    u1, v1, u2, v2 = u1[keep], v1[keep], u2[keep], v2[keep]
-    V = vs[:, None]
-    crosses = (v1[None, :] <= V) != (v2[None, :] <= V)
-    dv = np.where(v2 != v1, v2 - v1, 1.0)
-    u = u1[None, :] + (V - v1[None, :]) * ((u2 - u1) / dv)[None, :]
-    u = np.where(crosses, u, np.inf)
-    u.sort(axis=1)
-    m = u.shape[1] // 2
-    starts, ends = u[:, 0 : 2 * m : 2], u[:, 1 : 2 * m : 2]
-    row, j = np.nonzero(np.isfinite(ends))
-    return row, starts[row, j], ends[row, j]
+    i0 = np.searchsorted(vsort, lo, "left")
+    i1 = np.searchsorted(vsort, hi, "left")
+    counts = i1 - i0
+    total = int(counts.sum())
+    if total == 0:
+        return z.astype(np.int64), z, z
+    e = np.repeat(np.arange(len(edges)), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    r = i0[e] + (np.arange(total) - first)
+    V = vsort[r]
+    u = u1[e] + (V - v1[e]) * (u2[e] - u1[e]) / (v2[e] - v1[e])
+    k = np.lexsort((u, r))
+    r, u = r[k], u[k]
+    start = np.searchsorted(r, r, "left")
+    even = np.flatnonzero(((np.arange(total) - start) % 2) == 0)
+    even = even[even + 1 < total]
+    even = even[r[even + 1] == r[even]]
+    return order[r[even]], u[even], u[even + 1]
 
 
 def _merge(

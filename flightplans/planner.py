@@ -318,7 +318,7 @@ def plan_survey(
             "or the zones"
         )
 
-    router = Router(keepout, clearance=max(1.0, 0.2 * params.nofly_margin_m))
+    router = Router(keepout, clearance=max(2.0, 0.4 * params.nofly_margin_m))
     overhead = h / params.climb_ms + h / params.descent_ms
     stop_s = params.speed_ms / params.accel_ms2 + params.hover_hold_s
     n_photo = [len(t.photo_positions(trigger)) for t in ordered]

@@ -40,6 +40,23 @@ def _convex_corners(geom: BaseGeometry) -> np.ndarray:
     return np.vstack(pts) if pts else np.zeros((0, 2))
 
 
+def _hits_boxes(a: np.ndarray, b: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(n, m) True where segment a→b (n, 2) meets box (m, 4: minx, miny, maxx, maxy)."""
+    d = (b - a)[:, None, :]
+    a3 = a[:, None, :]
+    lo, hi = boxes[None, :, 0:2], boxes[None, :, 2:4]
+    flat = np.abs(d) < 1e-12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = (lo - a3) / d
+        t2 = (hi - a3) / d
+    t_lo = np.where(flat, -np.inf, np.minimum(t1, t2))
+    t_hi = np.where(flat, np.inf, np.maximum(t1, t2))
+    inside_flat = ~flat | ((a3 >= lo) & (a3 <= hi))
+    tmin = np.maximum(t_lo.max(axis=2), 0.0)
+    tmax = np.minimum(t_hi.min(axis=2), 1.0)
+    return inside_flat.all(axis=2) & (tmin <= tmax)
+
+
 class Router:
     """Shortest transits avoiding ``keepout`` (metric CRS).
 
@@ -58,26 +75,48 @@ class Router:
         self._dist: np.ndarray | None = None
         self._pred: np.ndarray | None = None
         self._cache: dict[tuple[float, float, float, float], np.ndarray] = {}
+        self._parts: list[tuple[np.ndarray, BaseGeometry]] = []
         if self._keepout is not None:
             # a hair inside, so that a path touching the boundary is not "inside"
-            self._test = shapely.buffer(self._keepout, -0.01, join_style="mitre")
-            shapely.prepare(self._test)
+            test = shapely.buffer(self._keepout, -0.01, join_style="mitre")
+            for part in shapely.get_parts(test):
+                shapely.prepare(part)
+                self._parts.append((np.asarray(shapely.bounds(part)), part))
+        self._boxes = np.array([bx for bx, _ in self._parts]).reshape(-1, 4)
 
     def blocked(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """For (n, 2) start and end arrays: True where the straight segment enters keep-out."""
-        if self._keepout is None:
-            return np.zeros(len(a), dtype=bool)
-        lines = shapely.linestrings(np.stack([a, b], axis=1))
-        return np.asarray(shapely.intersects(lines, self._test), dtype=bool)
+        out = np.zeros(len(a), dtype=bool)
+        if not self._parts or len(a) == 0:
+            return out
+        hits = _hits_boxes(a, b, self._boxes)
+        for k in np.flatnonzero(hits.any(axis=0)):
+            idx = np.flatnonzero(hits[:, k] & ~out)
+            if len(idx):
+                lines = shapely.linestrings(np.stack([a[idx], b[idx]], axis=1))
+                out[idx] = np.asarray(shapely.intersects(self._parts[k][1], lines), dtype=bool)
+        return out
 
     def _build(self) -> None:
         assert self._keepout is not None
-        grown = shapely.buffer(self._keepout, self._clearance, join_style="mitre")
-        grown = shapely.simplify(grown, self._clearance / 4.0)
-        nodes = _convex_corners(grown)
+        c = self._clearance
+        found = []
+        for part in shapely.get_parts(shapely.buffer(self._keepout, c, join_style="mitre")):
+            hull = shapely.convex_hull(part)
+            if part.area > 0.97 * hull.area:
+                # nearly convex: a coarse polygon around the hull (simplify by t, then grow
+                # by t again so that it still encloses the part), few nodes
+                t = max(c, 0.08 * math.sqrt(hull.area))
+                coarse = shapely.buffer(shapely.simplify(hull, t), t, join_style="mitre")
+                found.append(_convex_corners(coarse))
+            else:
+                found.append(_convex_corners(shapely.simplify(part, c / 2.0)))
+        nodes = np.vstack(found) if found else np.zeros((0, 2))
         if len(nodes):
-            inside = shapely.intersects(shapely.points(nodes), self._test)
-            nodes = nodes[~np.asarray(inside, dtype=bool)]
+            inside = np.zeros(len(nodes), dtype=bool)
+            for _, part in self._parts:
+                inside |= np.asarray(shapely.intersects(part, shapely.points(nodes)), dtype=bool)
+            nodes = nodes[~inside]
         n = len(nodes)
         dist = np.full((n, n), np.inf)
         if n:
