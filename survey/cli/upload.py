@@ -28,10 +28,11 @@ def _write_report(path: Path, report: Any) -> None:
         tmp.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
 
 
-def _echo_summary(report: Any, plan: Path) -> None:
+def _echo_summary(report: Any, plan: Path, cleared: bool) -> None:
     click.echo(f"uploaded {plan.name} to {report.connection}: {report.result}")
     click.echo(
-        f"  before  : the vehicle held {report.items_before} mission item(s); cleared and replaced"
+        f"  before  : the vehicle held {report.items_before} mission item(s); "
+        + ("cleared and replaced" if cleared else "replaced (no MISSION_CLEAR_ALL)")
     )
     click.echo(
         f"  sent    : {report.items_sent} MISSION_ITEM_INT (home + {report.items_sent - 1} "
@@ -130,4 +131,4 @@ def command(
     if report_path is not None:
         _write_report(report_path, report)
     if not is_quiet():
-        _echo_summary(report, plan)
+        _echo_summary(report, plan, cleared=not no_clear)

@@ -62,6 +62,7 @@ def test_upload_plan_file_end_to_end(
     assert f"uploaded sortie-01.plan to {vehicle.connection_string}: ok" in out
     n = len(sortie.items)
     assert f"sent    : {n + 1} MISSION_ITEM_INT (home + {n} items)" in out
+    assert "cleared and replaced" in out
     # The integers that went over the wire are the plan's, rounded once to 1e-7 degrees.
     for seq, item in enumerate(sortie.items, start=1):
         assert received[seq].msg_type == "MISSION_ITEM_INT"

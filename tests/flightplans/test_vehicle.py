@@ -26,7 +26,7 @@ from tests.flightplans.mavlink_vehicle import (
 )
 
 # Short protocol timeouts keep the failure tests quick; the link is loopback.
-FAST = {"timeout_s": 5.0, "wait_ready_s": 5.0, "resend_s": 0.4, "retries": 5}
+FAST = {"timeout_s": 5.0, "wait_ready_s": 5.0, "resend_s": 0.4, "retries": 10}
 
 
 def _f32(value: float) -> float:
