@@ -50,18 +50,17 @@ def order_indices(
     p0 = np.asarray(start, dtype=np.float64)
     if len(np.unique(line)) == n:
         by_line = np.argsort(line, kind="stable")
-        best: tuple[float, np.ndarray, np.ndarray] | None = None
+        idxs, revs, cands = [], [], []
         for idx in (by_line, by_line[::-1]):
             for first_rev in (False, True):
                 rev = (np.arange(n) % 2 == 1) != first_rev
                 a = np.where(rev[:, None], exits[idx], entries[idx])
                 b = np.where(rev[:, None], entries[idx], exits[idx])
-                pts = np.vstack([p0, np.column_stack([a, b]).reshape(-1, 2), p0])
-                t = polyline_time(pts, speed, accel)
-                if best is None or t < best[0]:
-                    best = (t, idx, rev)
-        assert best is not None
-        return best[1], best[2]
+                cands.append(np.vstack([p0, np.column_stack([a, b]).reshape(-1, 2), p0]))
+                idxs.append(idx)
+                revs.append(rev)
+        k = int(np.argmin(_batch_time(np.stack(cands), speed, accel)))
+        return idxs[k], revs[k]
     left = np.ones(n, dtype=bool)
     pos = p0
     order = np.empty(n, dtype=np.int64)
@@ -115,6 +114,25 @@ def _clean(points: np.ndarray) -> np.ndarray:
     d = np.hypot(*np.diff(points, axis=0).T)
     keep = np.concatenate([[True], d > 1e-6])
     return points[keep]
+
+
+def _batch_time(p: np.ndarray, speed: float, accel: float) -> np.ndarray:
+    """Times of k polylines of equal length, (k, m, 2) → (k,), zero-length legs ignored."""
+    seg = np.diff(p, axis=1)
+    lengths = np.hypot(seg[..., 0], seg[..., 1])
+    t = lengths.sum(axis=1) / speed
+    u = seg / np.where(lengths > 1e-9, lengths, 1.0)[..., None]
+    # pair each leg with the previous non-zero leg: zero legs carry no direction
+    nz = lengths > 1e-9
+    last = np.where(nz, np.arange(seg.shape[1])[None, :], -1)
+    last = np.maximum.accumulate(last, axis=1)
+    prev = np.concatenate([np.full((p.shape[0], 1), -1), last[:, :-1]], axis=1)
+    ok = nz & (prev >= 0)
+    rows = np.arange(p.shape[0])[:, None]
+    up = u[rows, np.maximum(prev, 0)]
+    cosphi = np.clip((u * up).sum(axis=2), -1.0, 1.0)
+    t += np.where(ok, (speed / accel) * (1.0 - cosphi) / 2.0, 0.0).sum(axis=1)
+    return t
 
 
 def polyline_length(points: np.ndarray) -> float:
