@@ -665,8 +665,10 @@ def _refine_upsampled(
     k, h, w = cross.shape
     fy = np.fft.fftfreq(h).astype(np.float64)
     fx = np.fft.fftfreq(w).astype(np.float64)
-    ctype = np.complex128 if cross.dtype == np.complex128 else np.complex64
-    c = cross.astype(ctype, copy=False)
+    ctype: type[np.complexfloating[Any, Any]] = (
+        np.complex128 if cross.dtype == np.complex128 else np.complex64
+    )
+    c: np.ndarray = cross.astype(ctype, copy=False)
     step = 1.0
     target = 1.0 / upsample
     offsets = np.array([0.0])

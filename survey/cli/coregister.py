@@ -1,0 +1,136 @@
+"""``sitewatch coregister``: bring a new epoch onto the reference to a fraction of a pixel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from survey.cli._common import existing_file, is_quiet
+
+__all__ = ["command"]
+
+
+@click.command(name="coregister")
+@click.option(
+    "--reference",
+    required=True,
+    type=existing_file,
+    help="Reference orthophoto (or georeferenced permit-map / atlas raster).",
+)
+@click.option("--target", required=True, type=existing_file, help="New orthophoto to align.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Aligned orthophoto (GeoTIFF on the reference grid).",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON report; the residual layer is also written beside it (.residuals.geojson).",
+)
+@click.option("--reference-dsm", type=existing_file, help="Reference DSM (metres, with nodata).")
+@click.option("--target-dsm", type=existing_file, help="DSM of the new epoch.")
+@click.option(
+    "--out-dsm",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Aligned DSM with the vertical offset removed (needs --target-dsm).",
+)
+@click.option(
+    "--model",
+    type=click.Choice(["auto", "translation", "affine", "warp"]),
+    default="auto",
+    show_default=True,
+    help="Mapping model; auto chooses by the tie points (information criterion).",
+)
+@click.option(
+    "--window-px",
+    type=click.IntRange(min=32, max=1024),
+    default=128,
+    show_default=True,
+    help="Side of the tie-point windows.",
+)
+@click.option(
+    "--max-tiepoints",
+    type=click.IntRange(min=9),
+    default=625,
+    show_default=True,
+    help="Most tie-point windows on the grid.",
+)
+@click.option(
+    "--order",
+    type=click.IntRange(min=0, max=3),
+    default=1,
+    show_default=True,
+    help="Interpolation order of the orthophoto (1 bilinear, 3 cubic).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail instead of writing an unaligned target when no reliable model is found.",
+)
+def command(
+    reference: Path,
+    target: Path,
+    out: Path,
+    report: Path | None,
+    reference_dsm: Path | None,
+    target_dsm: Path | None,
+    out_dsm: Path | None,
+    model: str,
+    window_px: int,
+    max_tiepoints: int,
+    order: int,
+    strict: bool,
+) -> None:
+    """Co-register TARGET onto REFERENCE: sub-pixel shift, affine or smooth warp, DSM offset.
+
+    The shift printed and reported maps the target onto the reference in reference pixels:
+    a feature at target pixel (x, y) lies at (x + shift_x_px, y + shift_y_px) in the
+    reference (x = column to the east, y = row to the south).
+    """
+    from change_detection.coregistration import CoregParams
+    from survey.coregister import coregister_files
+
+    if target_dsm is not None and out_dsm is None:
+        raise click.UsageError("--target-dsm needs --out-dsm for the aligned DSM")
+    if out_dsm is not None and target_dsm is None:
+        raise click.UsageError("--out-dsm needs --target-dsm")
+    if reference_dsm is not None and target_dsm is None:
+        raise click.UsageError("--reference-dsm needs --target-dsm (and --out-dsm)")
+    params = CoregParams(
+        model=model,  # type: ignore[arg-type]
+        window_px=window_px,
+        max_tiepoints=max_tiepoints,
+        strict=strict,
+    )
+    outputs = coregister_files(
+        reference,
+        target,
+        out,
+        report=report,
+        reference_dsm=reference_dsm,
+        target_dsm=target_dsm,
+        out_dsm=out_dsm,
+        params=params,
+        order=order,
+    )
+    rep = outputs.report
+    rmse = rep["rmse_px"]
+    click.echo(
+        f"{target.name} -> {reference.name}: {rep['model']}, shift "
+        f"({rep['shift_x_px']:+.3f}, {rep['shift_y_px']:+.3f}) px = "
+        f"({rep['shift_east_m']:+.3f} m east, {rep['shift_north_m']:+.3f} m north), "
+        f"rmse {'-' if rmse is None else f'{rmse:.3f}'} px, "
+        f"{rep['n_used']}/{rep['n_tiepoints']} tie points, confidence {rep['confidence']:.2f}"
+    )
+    if rep["vertical_offset_m"] is not None:
+        click.echo(f"  DSM vertical offset {rep['vertical_offset_m']:+.3f} m removed")
+    if not is_quiet():
+        click.echo(f"  wrote {outputs.out}")
+        for p in (outputs.out_dsm, outputs.report_path, outputs.residuals_path):
+            if p is not None:
+                click.echo(f"  wrote {p}")
+    for w in rep["warnings"]:
+        click.echo(f"  warning: {w}", err=True)

@@ -1,0 +1,252 @@
+"""Co-register a new survey epoch onto a reference: files in, aligned GeoTIFFs and a report out.
+
+The computation is :func:`change_detection.grids.align_epoch`; this module opens the rasters
+(:func:`survey.rasters.open_orthophoto`, :func:`survey.rasters.open_dsm`), checks that they
+can be compared (CRS, footprints that overlap), runs it and writes the outputs atomically:
+
+- ``OUT.tif``: the target orthophoto on the reference grid (uint8 RGB + mask band);
+- ``OUT_DSM.tif`` (with DSMs): the target DSM on the reference grid, vertical offset removed;
+- ``R.json``: the report (shift, model, residuals, confidence, warnings, vertical offset,
+  inputs' SHA-256) with the tie-point residual layer embedded as ``residuals``, and the same
+  layer beside it as ``R.residuals.geojson`` for the review map.
+
+The reference may also be a georeferenced raster of a permit map or atlas (line work on a plain
+background, 1 or 3 bands, with or without nodata): every pixel is then taken as valid.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rioxarray
+import xarray as xr
+from rasterio.warp import transform_bounds
+
+from change_detection.coregistration import CoregParams
+from change_detection.errors import InsufficientOverlapError
+from change_detection.grids import AlignedEpoch, align_epoch
+from survey.errors import RasterFormatError
+from survey.rasters import atomic_path, open_dsm, open_orthophoto, sha256_file, write_geotiff
+
+__all__ = ["CoregisterOutputs", "coregister_files"]
+
+log = logging.getLogger(__name__)
+
+#: Rasters larger than this many pixels are opened as dask arrays (windowed, bounded memory).
+_CHUNKED_ABOVE_PX = 64_000_000
+
+
+@dataclass(frozen=True)
+class CoregisterOutputs:
+    """What :func:`coregister_files` wrote, and the report it wrote."""
+
+    out: Path
+    out_dsm: Path | None
+    report_path: Path | None
+    residuals_path: Path | None
+    report: dict[str, Any] = field(compare=False)
+    aligned: AlignedEpoch = field(compare=False, repr=False)
+
+
+def _pixels(path: Path) -> int:
+    try:
+        with rasterio.open(path) as ds:
+            return int(ds.width) * int(ds.height)
+    except rasterio.errors.RasterioIOError:
+        return 0
+
+
+def _open_reference(path: Path, chunks: int | None) -> tuple[xr.DataArray, xr.DataArray | None]:
+    """The reference image and its validity; line-work rasters without a mask are all valid."""
+    try:
+        rgb, valid = open_orthophoto(path, chunks=chunks)
+        return rgb, valid
+    except RasterFormatError:
+        with rasterio.open(path) as ds:
+            count, dtype, nodata = ds.count, ds.dtypes[0], ds.nodata
+        if dtype != "uint8" or count == 2:
+            raise
+    log.info("%s: no mask or not RGB; read as a line-work reference, every pixel valid", path)
+    kwargs: dict[str, Any] = {"masked": False}
+    if chunks is not None:
+        kwargs.update(chunks={"band": -1, "y": chunks, "x": chunks}, lock=False)
+    raw = rioxarray.open_rasterio(path, **kwargs)
+    assert isinstance(raw, xr.DataArray)
+    img = raw.isel(band=slice(0, min(3, count)))
+    img.attrs.pop("_FillValue", None)
+    if nodata is None:
+        return img, None
+    valid = (img != nodata).any("band").drop_vars("band", errors="ignore")
+    return img, valid.rio.write_crs(raw.rio.crs).rio.write_transform(raw.rio.transform())
+
+
+def _check_overlap(reference: Path, target: Path, ref: xr.DataArray, tgt: xr.DataArray) -> None:
+    r_bounds = ref.rio.bounds()
+    t_bounds = transform_bounds(tgt.rio.crs, ref.rio.crs, *tgt.rio.bounds(), densify_pts=21)
+    ix0, iy0 = max(r_bounds[0], t_bounds[0]), max(r_bounds[1], t_bounds[1])
+    ix1, iy1 = min(r_bounds[2], t_bounds[2]), min(r_bounds[3], t_bounds[3])
+    inter = max(0.0, ix1 - ix0) * max(0.0, iy1 - iy0)
+    r_area = (r_bounds[2] - r_bounds[0]) * (r_bounds[3] - r_bounds[1])
+    t_area = (t_bounds[2] - t_bounds[0]) * (t_bounds[3] - t_bounds[1])
+    share = inter / max(min(r_area, t_area), 1e-12)
+    if inter <= 0:
+        raise InsufficientOverlapError(
+            f"{target}: does not overlap the reference {reference} (target bounds "
+            f"{tuple(round(v, 2) for v in t_bounds)} vs {tuple(round(v, 2) for v in r_bounds)} "
+            f"in {ref.rio.crs}); check that both rasters show the same site"
+        )
+    if share < 0.2:
+        raise InsufficientOverlapError(
+            f"{target}: overlaps the reference {reference} on only {share:.0%} of the smaller "
+            "footprint (20 % needed); check that both rasters show the same site"
+        )
+
+
+def coregister_files(
+    reference: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    report: str | os.PathLike[str] | None = None,
+    reference_dsm: str | os.PathLike[str] | None = None,
+    target_dsm: str | os.PathLike[str] | None = None,
+    out_dsm: str | os.PathLike[str] | None = None,
+    params: CoregParams = CoregParams(),  # noqa: B008 - frozen dataclass, immutable default
+    order: int = 1,
+    chunk_px: int | None = None,
+) -> CoregisterOutputs:
+    """Co-register ``target`` onto ``reference`` and write the aligned rasters and the report.
+
+    Parameters
+    ----------
+    reference, target : path
+        Orthophoto GeoTIFFs (the reference may be a line-work raster, see module docstring).
+    out : path
+        Aligned target orthophoto, written on the reference grid.
+    report : path, optional
+        JSON report; the residual layer is also written beside it as ``*.residuals.geojson``.
+    reference_dsm, target_dsm, out_dsm : path, optional
+        DSMs; ``out_dsm`` receives the aligned target DSM (needs ``target_dsm``).
+    params : CoregParams
+    order : int
+        Interpolation order of the orthophoto (1 bilinear, 3 cubic).
+    chunk_px : int, optional
+        Open as dask arrays in chunks of this size (default: automatically above 64 Mpx).
+
+    Returns
+    -------
+    CoregisterOutputs
+
+    Raises
+    ------
+    InputFileError, NotGeoreferencedError, RasterFormatError
+        An input cannot be read as such.
+    InsufficientOverlapError
+        The footprints (or valid areas) do not overlap enough.
+    CoregistrationError
+        Under ``params.strict`` when no reliable model is found.
+    OutputError
+        An output cannot be written.
+    """
+    ref_p, tgt_p, out_p = Path(reference), Path(target), Path(out)
+    if target_dsm is not None and out_dsm is None:
+        raise RasterFormatError(f"{target_dsm}: a target DSM needs an output path (--out-dsm)")
+    if out_dsm is not None and target_dsm is None:
+        raise RasterFormatError(f"{out_dsm}: an output DSM needs --target-dsm")
+    if chunk_px is None:
+        big = max(_pixels(ref_p), _pixels(tgt_p)) > _CHUNKED_ABOVE_PX
+        chunk_px = 2048 if big else None
+    ref_rgb, ref_valid = _open_reference(ref_p, chunk_px)
+    tgt_rgb, tgt_valid = open_orthophoto(tgt_p, chunks=chunk_px)
+    _check_overlap(ref_p, tgt_p, ref_rgb, tgt_rgb)
+    r_dsm = open_dsm(reference_dsm, chunks=chunk_px) if reference_dsm is not None else None
+    t_dsm = open_dsm(target_dsm, chunks=chunk_px) if target_dsm is not None else None
+    aligned = align_epoch(
+        ref_rgb,
+        tgt_rgb,
+        tgt_valid,
+        t_dsm,
+        r_dsm,
+        params,
+        reference_valid=ref_valid,
+        order=order,
+    )
+    result = aligned.result
+    transform = ref_rgb.rio.transform()
+    crs = ref_rgb.rio.crs
+    tags = {
+        "COREGISTRATION_MODEL": result.model,
+        "COREGISTRATION_SHIFT_PX": f"{result.shift_x_px:.4f},{result.shift_y_px:.4f}",
+        "COREGISTRATION_CONFIDENCE": f"{result.confidence:.3f}",
+        "COREGISTRATION_REFERENCE": ref_p.name,
+    }
+    rgb = np.asarray(aligned.rgb.values)
+    if rgb.shape[0] != 3:  # a single-band target cannot happen (open_orthophoto), keep 3
+        raise RasterFormatError(f"{tgt_p}: expected 3 bands after alignment, got {rgb.shape[0]}")
+    write_geotiff(
+        out_p,
+        rgb,
+        transform=transform,
+        crs=crs,
+        mask=np.asarray(aligned.valid.values, dtype=bool),
+        tags=tags,
+    )
+    out_dsm_p: Path | None = None
+    if out_dsm is not None and aligned.dsm is not None:
+        out_dsm_p = write_geotiff(
+            out_dsm,
+            np.asarray(aligned.dsm.values, dtype=np.float32),
+            transform=transform,
+            crs=crs,
+            nodata=float("nan"),
+            tags=tags,
+        )
+    rep = aligned.report()
+    rep["inputs"] = {
+        "reference": {"path": str(ref_p), "sha256": sha256_file(ref_p)},
+        "target": {"path": str(tgt_p), "sha256": sha256_file(tgt_p)},
+    }
+    if reference_dsm is not None:
+        rep["inputs"]["reference_dsm"] = {
+            "path": str(reference_dsm),
+            "sha256": sha256_file(reference_dsm),
+        }
+    if target_dsm is not None:
+        rep["inputs"]["target_dsm"] = {"path": str(target_dsm), "sha256": sha256_file(target_dsm)}
+    rep["outputs"] = {
+        "orthophoto": str(out_p),
+        "dsm": None if out_dsm_p is None else str(out_dsm_p),
+    }
+    report_p: Path | None = None
+    residuals_p: Path | None = None
+    if report is not None:
+        report_p = Path(report)
+        residuals_p = report_p.with_suffix(".residuals.geojson")
+        rep["outputs"]["residuals"] = str(residuals_p)
+        _write_json(residuals_p, rep["residuals"])
+        _write_json(report_p, rep)
+    return CoregisterOutputs(out_p, out_dsm_p, report_p, residuals_p, rep, aligned)
+
+
+def _finite(obj: Any) -> Any:
+    """Replace NaN/inf by None so the JSON is strict."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_finite(obj), indent=1, allow_nan=False) + "\n")
