@@ -108,7 +108,9 @@ _COMMAND_NAMES = {
     2000: "IMAGE_START_CAPTURE",
     2001: "IMAGE_STOP_CAPTURE",
 }
-_READY_ATTRIBUTES = ("parameters", "gps_0", "armed", "mode", "attitude", "autopilot_version")
+# What an upload needs: parameters (dronekit's connect), heartbeat state and the
+# capabilities. GPS and attitude are not waited for: a bench vehicle without GPS can be loaded.
+_READY_ATTRIBUTES = ("parameters", "armed", "mode", "autopilot_version")
 _MISSION_MESSAGES = (
     "MISSION_COUNT",
     "MISSION_REQUEST",
@@ -898,7 +900,7 @@ def upload_mission(
     timeout_s
         Seconds to wait for the first HEARTBEAT (and after which a silent link counts as lost).
     wait_ready_s
-        Seconds to wait for parameters, GPS, attitude, mode and AUTOPILOT_VERSION.
+        Seconds to wait for the parameters (all of them), the mode and AUTOPILOT_VERSION.
     boot_wait_s
         Seconds to keep retrying while the vehicle refuses the upload as busy (a booting
         ArduPilot answers MAV_MISSION_NO_SPACE).

@@ -77,7 +77,7 @@ def _echo_summary(report: Any, plan: Path, cleared: bool) -> None:
     type=click.FloatRange(min=0.5, max=600.0),
     default=60.0,
     show_default=True,
-    help="Seconds to wait for parameters, GPS, attitude and AUTOPILOT_VERSION.",
+    help="Seconds to wait for the parameters, the mode and AUTOPILOT_VERSION.",
 )
 @click.option(
     "--boot-wait-s",

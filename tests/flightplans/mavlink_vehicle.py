@@ -201,6 +201,8 @@ class LoopbackVehicle:
         Parameters served: name -> (value, MAV_PARAM_TYPE); :data:`DEFAULT_PARAMS` if None.
     autopilot, custom_mode
         HEARTBEAT autopilot type and custom mode (to pose as another autopilot).
+    telemetry
+        False: no SYS_STATUS/GPS/attitude/home streams (a bench vehicle without sensors).
     """
 
     def __init__(
@@ -222,6 +224,7 @@ class LoopbackVehicle:
         params: Mapping[str, tuple[float, int]] | None = None,
         autopilot: int = mavlink2.MAV_AUTOPILOT_ARDUPILOTMEGA,
         custom_mode: int = 0,
+        telemetry: bool = True,
     ) -> None:
         if transport not in ("tcp", "udp"):
             raise ValueError(f"transport must be 'tcp' or 'udp', not {transport!r}")
@@ -237,6 +240,7 @@ class LoopbackVehicle:
         self.component_id = component_id
         self.autopilot = autopilot
         self.custom_mode = custom_mode
+        self.telemetry = telemetry
         self._drop_items = Counter(dict(drop_items or {}))
         self._drop_requests = Counter(dict(drop_requests or {}))
         self._params: dict[str, tuple[float, int]] = dict(params or DEFAULT_PARAMS)
@@ -371,7 +375,7 @@ class LoopbackVehicle:
             if now >= next_heartbeat:
                 self._send_heartbeat()
                 next_heartbeat = now + _HEARTBEAT_S
-            if self._stream_period > 0 and now >= next_stream:
+            if self.telemetry and self._stream_period > 0 and now >= next_stream:
                 self._send_telemetry()
                 next_stream = now + self._stream_period
             if not self._ready_sent and not self.booting:

@@ -121,6 +121,13 @@ def test_existing_mission_is_counted_cleared_and_replaced(sortie: Mission) -> No
     assert report.items_before == 60 and report.ok
 
 
+def test_bench_vehicle_without_gps_or_attitude_is_loaded(sortie: Mission) -> None:
+    with LoopbackVehicle(telemetry=False) as vehicle:
+        report = upload_mission(sortie, vehicle.connection_string, **FAST)
+        assert vehicle.sent_counts["GPS_RAW_INT"] == 0
+    assert report.ok
+
+
 def test_no_clear_skips_mission_clear_all(sortie: Mission) -> None:
     with LoopbackVehicle() as vehicle:
         report = upload_mission(sortie, vehicle.connection_string, clear=False, **FAST)
