@@ -827,31 +827,43 @@ def _compare_value(cmp: _Comparison, where: str, label: str, pv: float, rv: floa
 
 # --------------------------------------------------------------------------- public API
 def _with_boot_retry(
-    action: Callable[[], Any], *, what: str, link: _Link, boot_wait_s: float, stats: list[float]
+    action: Callable[[], Any],
+    *,
+    what: str,
+    link: _Link,
+    boot_wait_s: float,
+    stats: list[float],
+    count: int | None = None,
 ) -> Any:
     """Run ``action``; while the vehicle answers busy/no-space, retry for ``boot_wait_s``.
 
-    ``stats`` gets [attempts, seconds waited] added to it.
+    ``count`` is the number of items being uploaded: when the refusal's STATUSTEXT ("Only N
+    items are supported") shows a storage smaller than that, waiting cannot help and the error
+    is raised at once. ``stats`` gets [attempts, seconds waited] added to it.
     """
     started = time.monotonic()
     attempts = 0
     while True:
         attempts += 1
+        seen = len(link.statustexts)
         try:
             result = action()
         except _Busy as busy:
+            capacity = _capacity(link, seen) if busy.result == _MAV_MISSION_NO_SPACE else None
+            if count is not None and capacity is not None and 0 < capacity < count:
+                raise VehicleRefusedError(
+                    f"{link.connection}: the vehicle stores at most {capacity} mission items "
+                    f"and refused {what} ({busy}); split it into shorter sorties (a smaller "
+                    "--battery-min when planning) and upload each"
+                ) from busy
             waited = time.monotonic() - started
             if waited + 1.0 > boot_wait_s:
-                _await_statustext(link, "items are supported", 0.3)
-                hint = next(
-                    (t for t in reversed(link.statustexts) if "items are supported" in t), ""
-                )
+                hint = f" (vehicle: Only {capacity} items are supported)" if capacity == 0 else ""
                 raise VehicleRefusedError(
                     f"{link.connection}: the vehicle refused {what} with {busy} for "
-                    f"{waited:.0f} s ({attempts} tries){f' ({hint})' if hint else ''}; it is "
-                    "still booting (wait for 'ArduPilot Ready'), busy with another ground "
-                    "station, or the mission is larger than its storage — raise --boot-wait-s "
-                    "or split the mission into sorties"
+                    f"{waited:.0f} s ({attempts} tries){hint}; it is still booting (wait for "
+                    "'ArduPilot Ready') or busy with another ground station; raise "
+                    "--boot-wait-s or retry later"
                 ) from busy
             log.info("vehicle busy (%s); retrying %s", busy, what)
             ready_seen = len(link.statustexts)
@@ -866,10 +878,22 @@ def _with_boot_retry(
         return result
 
 
-def _await_statustext(link: _Link, needle: str, timeout_s: float) -> None:
-    """Give the vehicle ``timeout_s`` to send the STATUSTEXT that follows a MISSION_ACK."""
+_CAPACITY_RE = re.compile(r"Only (\d+) items are supported")
+
+
+def _capacity(link: _Link, seen: int, timeout_s: float = 0.3) -> int | None:
+    """The storage size ArduPilot states right after a MAV_MISSION_NO_SPACE, if it does.
+
+    The STATUSTEXT follows the MISSION_ACK, so wait up to ``timeout_s`` for it.
+    """
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not any(needle in t for t in link.statustexts):
+    while True:
+        for text in link.statustexts[seen:]:
+            match = _CAPACITY_RE.search(text)
+            if match:
+                return int(match.group(1))
+        if time.monotonic() >= deadline:
+            return None
         time.sleep(0.02)
 
 
@@ -960,6 +984,7 @@ def upload_mission(
             link=link,
             boot_wait_s=boot_wait_s,
             stats=stats,
+            count=len(fields),
         )
         back_msgs = _with_boot_retry(
             transfer.download,

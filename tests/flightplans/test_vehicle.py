@@ -164,12 +164,18 @@ def test_vehicle_that_never_finishes_booting_is_a_clean_error(sortie: Mission) -
     assert elapsed < 2.0 + 8.0
 
 
-def test_mission_larger_than_storage_is_refused(sortie: Mission) -> None:
-    with (
-        LoopbackVehicle(max_items=5) as vehicle,
-        pytest.raises(VehicleRefusedError, match="Only 5 items are supported"),
-    ):
-        upload_mission(sortie, vehicle.connection_string, boot_wait_s=0.0, **FAST)
+def test_mission_larger_than_storage_is_refused_at_once(sortie: Mission) -> None:
+    """ "Only 5 items are supported": waiting cannot help, so no boot wait is spent."""
+    with LoopbackVehicle(max_items=5) as vehicle:
+        t0 = time.monotonic()
+        with pytest.raises(VehicleRefusedError) as info:
+            upload_mission(sortie, vehicle.connection_string, boot_wait_s=30.0, **FAST)
+        elapsed = time.monotonic() - t0
+        assert vehicle.message_counts["MISSION_COUNT"] == 1
+    msg = str(info.value)
+    assert "stores at most 5 mission items" in msg and "MAV_MISSION_NO_SPACE" in msg
+    assert f"{len(sortie.items) + 1}-item mission" in msg
+    assert elapsed < 10.0
 
 
 def test_vehicle_without_parameters_never_becomes_ready(sortie: Mission) -> None:
