@@ -5,7 +5,8 @@ landscape orientation, image width across track)::
 
     GSD [cm/px]     = H * Sw * 100 / (Iw * f)        H metres, Sw and f millimetres, Iw px
     side footprint  = Iw * GSD / 100 = H * Sw / f    metres, across track
-    front footprint = Ih * GSD / 100 = H * Sh / f    metres, along track
+    front footprint = Ih * GSD / 100                 metres, along track (= H * Sh / f
+                                                     for square pixels)
     line spacing    = side footprint  * (100 - side overlap %) / 100
     trigger spacing = front footprint * (100 - front overlap %) / 100
 
