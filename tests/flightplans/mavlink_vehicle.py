@@ -648,9 +648,6 @@ class LoopbackVehicle:
         return kept, x, y, z
 
     # ------------------------------------------------------------------ mission protocol
-    def _upload_refused(self, msg: Any, result: int) -> None:
-        self._ack(msg, result)
-
     def _on_mission_count(self, msg: Any) -> None:
         if getattr(msg, "mission_type", 0) != mavlink2.MAV_MISSION_TYPE_MISSION:
             self._ack(msg, mavlink2.MAV_MISSION_UNSUPPORTED)

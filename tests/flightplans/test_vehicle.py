@@ -26,7 +26,7 @@ from tests.flightplans.mavlink_vehicle import (
 )
 
 # Short protocol timeouts keep the failure tests quick; the link is loopback.
-FAST = {"timeout_s": 5.0, "wait_ready_s": 5.0, "resend_s": 0.4, "retries": 10}
+FAST: dict[str, Any] = {"timeout_s": 5.0, "wait_ready_s": 5.0, "resend_s": 0.4, "retries": 10}
 
 
 def _f32(value: float) -> float:
@@ -230,7 +230,7 @@ def test_lost_items_and_requests_are_resent_by_us(sortie: Mission) -> None:
 
 def test_lost_item_is_re_requested_by_the_vehicle(sortie: Mission) -> None:
     """With our resend slower than ArduPilot's 1 s, the vehicle's re-request recovers it."""
-    slow = {**FAST, "resend_s": 3.0}
+    slow: dict[str, Any] = {**FAST, "resend_s": 3.0}
     with LoopbackVehicle(drop_items={5: 1}) as vehicle:
         report = upload_mission(sortie, vehicle.connection_string, **slow)
         _check_received_exactly(vehicle, sortie)
