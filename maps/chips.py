@@ -27,6 +27,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrow, Rectangle
+from matplotlib.ticker import MaxNLocator
 from pyproj import CRS, Transformer
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
@@ -187,9 +188,9 @@ def render_chip(
     ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
     ax.ticklabel_format(useOffset=False, style="plain")
+    ax.xaxis.set_major_locator(MaxNLocator(4))
+    ax.yaxis.set_major_locator(MaxNLocator(4))
     ax.tick_params(labelsize=6)
-    for label in ax.get_xticklabels():
-        label.set_rotation(20)
     unit = crs.axis_info[0].unit_name if crs.axis_info else "m"
     ax.set_xlabel(f"easting ({unit}), {crs.name}", fontsize=6)
     ax.set_ylabel(f"northing ({unit})", fontsize=6)

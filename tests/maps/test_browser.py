@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from maps.review import ReviewMap
+from maps.review import ReviewMap, render_review_map
 from tests.maps.scenes import Scene
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
@@ -70,6 +70,7 @@ def server(review: tuple[Scene, ReviewMap]) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def driver() -> Iterator[Any]:
     _require_browser()
+    previous = os.environ.get("SE_OFFLINE")
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never download a driver
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -103,6 +104,10 @@ def driver() -> Iterator[Any]:
     finally:
         drv.quit()
         shutil.rmtree(profile, ignore_errors=True)
+        if previous is None:
+            os.environ.pop("SE_OFFLINE", None)
+        else:
+            os.environ["SE_OFFLINE"] = previous
 
 
 def _wait(drv: Any, script: str, timeout: float = 15.0) -> Any:
@@ -249,4 +254,34 @@ def test_lead_links_zoom_and_other_pages_load(
     assert len(maps) == 2
     assert len(driver.find_elements(By.CSS_SELECTOR, "path[data-lead-id]")) == 2 * len(scene.leads)
     _screenshot(driver, "review-dual.png")
+    assert driver.execute_script(_NON_LOCAL) == []
+
+
+def test_synthetic_site_page(
+    review: tuple[Scene, ReviewMap], synth_site: Any, server: str, driver: Any
+) -> None:
+    from tests.maps.synth_leads import leads_from_truth, permits_of
+
+    _, rm = review
+    leads = leads_from_truth(synth_site)
+    synth = render_review_map(
+        leads,
+        before_ortho=synth_site.before_ortho,
+        after_ortho=synth_site.after_ortho,
+        out_html=rm.html.parent / "synth" / "review.html",
+        permits=permits_of(synth_site),
+        title="Synthetic site",
+    )
+    driver.get(f"{server}/synth/{synth.html.name}#lead={leads[0].lead_id}")
+    assert _wait(driver, _TILES_DRAWN) >= 4
+    n = driver.execute_script("return document.querySelectorAll('path[data-lead-id]').length")
+    assert n == len(leads)
+    text = _wait(
+        driver,
+        "var p = document.querySelector('.leaflet-popup-content');return p ? p.textContent : '';",
+    )
+    assert leads[0].lead_id in text
+    _screenshot(driver, "review-synth-lead.png")
+    driver.execute_script("window.sitewatch.map.closePopup(); window.sitewatch.map.setZoom(19);")
+    _screenshot(driver, "review-synth.png")
     assert driver.execute_script(_NON_LOCAL) == []
