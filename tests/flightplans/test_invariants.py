@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import LineString, Point, Polygon
 
@@ -31,7 +31,9 @@ def star_sites(draw: st.DrawFn) -> Polygon:
     t = np.sort(rng.uniform(0, 2 * math.pi, n))
     rad = r * (1 - wobble * rng.uniform(0, 1, n))
     poly = Polygon(np.column_stack([X0 + rad * np.cos(t), Y0 + rad * np.sin(t)]))
-    return poly if poly.is_valid and poly.area > 8000 else poly.convex_hull
+    poly = poly if poly.is_valid else poly.convex_hull
+    assume(poly.area > 8000)
+    return poly
 
 
 @settings(
