@@ -298,30 +298,48 @@ def plan_layout(params: SynthParams, origin: tuple[float, float]) -> Layout:
         Roads, buildings, trees, cars, piles, the shed, permits and the truth features
         (``height_change_m`` not yet filled).
     """
-    rng = np.random.default_rng([params.seed, 1])
+    error: SynthParamsError | None = None
+    for attempt in range(_ATTEMPTS):
+        key = [params.seed, 1] if attempt == 0 else [params.seed, 1, attempt]
+        try:
+            return _plan_once(params, origin, np.random.default_rng(key))
+        except SynthParamsError as exc:  # crowded draw on a small site: draw again
+            error = exc
+            log.debug("layout attempt %d failed: %s", attempt, exc)
+    assert error is not None
+    raise error
+
+
+_ATTEMPTS = 8
+
+
+def _plan_once(
+    params: SynthParams, origin: tuple[float, float], rng: np.random.Generator
+) -> Layout:
     size = params.size_m
     x0, y0 = origin
     cx0, cy0 = x0 + size / 2, y0 - size / 2
     s = float(np.clip(size / 160.0, 0.5, 1.0))
 
-    inset = max(5.0, 0.06 * size)
+    inset = max(3.0, 0.06 * size)
     cham = _uniform(rng, 0.08, 0.16) * size
     e0, n0, e1, n1 = x0 + inset, y0 - size + inset, x0 + size - inset, y0 - inset
     site = Polygon([(e0, n0), (e1, n0), (e1, n1 - cham), (e1 - cham, n1), (e0, n1)])
-    inner = site.buffer(-2.0, join_style="mitre")
+    inner = site.buffer(-1.0 if size < 100 else -2.0, join_style="mitre")
     placer = _Placer(rng, inner, params)
 
     street = _uniform(rng, -25.0, 25.0)
     a = math.radians(street)
     off = _uniform(rng, -0.12, 0.12) * size
-    road = Road(cx0 - off * math.sin(a), cy0 + off * math.cos(a), street, _uniform(rng, 6.0, 7.5))
+    road_w = _uniform(rng, 6.0, 7.5) if size >= 100 else _uniform(rng, 5.0, 6.0)
+    road = Road(cx0 - off * math.sin(a), cy0 + off * math.cos(a), street, road_w)
     road_poly = road.polygon(3 * size)
     placer.taken.append(road_poly.intersection(site.buffer(50)))
 
     buildings: list[Building] = []
     permits: list[Permit] = []
     truth: list[TruthFeature] = []
-    clear = max(2.5, 4.0 * s)
+    clear = max(1.5, 4.0 * s) if size < 100 else 4.0 * s
     roofs = list(_PLANTED_ROOFS)
     rng.shuffle(roofs)
     roof_iter = iter(roofs * 3)
@@ -337,7 +355,7 @@ def plan_layout(params: SynthParams, origin: tuple[float, float]) -> Layout:
 
     # --- extension outside a permitted footprint -------------------------------------------
     length, width = _uniform(rng, 10.0, 10.0 + 4 * s), _uniform(rng, 8.0, 8.0 + 3 * s)
-    strip = max(2.5, 22.0 / width)
+    strip = max(2.5, 23.0 / width)
     fp = place_box(length, width, "extension")
     h = _uniform(rng, 4.0, 9.0)
     ext = Building(
@@ -525,8 +543,8 @@ def plan_layout(params: SynthParams, origin: tuple[float, float]) -> Layout:
 
     # --- an expired permit over an unchanged lot ---------------------------------------------
     fp = place_box(
-        _uniform(rng, 8.0, 8.0 + 4 * s),
-        _uniform(rng, 7.0, 7.0 + 3 * s),
+        _uniform(rng, 6.0, 6.0 + 6 * s),
+        _uniform(rng, 5.0, 5.0 + 5 * s),
         "expired permit lot",
         clearance=1.5,
     )
@@ -542,7 +560,7 @@ def plan_layout(params: SynthParams, origin: tuple[float, float]) -> Layout:
             _box_maker(length, width, angle),
             clear,
             f"building {i}",
-            required=i < 2,
+            required=i < 2 and size >= 80.0,
         )
         if pos is None:
             continue

@@ -9,7 +9,9 @@ the after epoch is resampled through the planted misregistration (bilinear,
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +32,12 @@ from survey.synth.layout import (
     plan_layout,
 )
 from survey.synth.params import SynthParams
+from survey.synth.resample import upsample_linear
 from survey.synth.shadows import cast_shadows
 
 __all__ = ["Misregistration", "SynthScene", "render_scene"]
+
+log = logging.getLogger(__name__)
 
 F32 = np.float32
 _AMBIENT = 0.42
@@ -150,13 +155,12 @@ class _Grid:
 
 def _smooth_noise(rng: np.random.Generator, n: int, cell_px: float) -> np.ndarray:
     """Unit-variance noise of correlation length ``cell_px`` pixels, shape (n, n), float32."""
-    if cell_px <= 1.0:
+    if cell_px <= 1.5:
         return rng.standard_normal((n, n), dtype=F32)
     m = math.ceil(n / cell_px) + 3
     coarse = ndimage.gaussian_filter(rng.standard_normal((m, m)), 0.8)
     coarse /= coarse.std()
-    fine = ndimage.zoom(coarse.astype(F32), cell_px, order=1, grid_mode=True, mode="nearest")
-    return np.ascontiguousarray(fine[:n, :n])
+    return upsample_linear(coarse, cell_px, (n, n))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -203,10 +207,15 @@ class _Painter:
         self.layout = layout
         n, gsd = grid.n, grid.gsd
         rng = np.random.default_rng([params.seed, 2])
+        # Smooth fields (relief, soil/grass/gravel mixture) on a coarse grid of ~0.4 m cells,
+        # upsampled once; fine texture at full resolution.
+        fc = max(1, round(0.4 / gsd))
+        m = -(-n // fc) + 1
+        cell = fc * gsd
         cx, cy = layout.center
-        de = grid.xs - cx
-        dn = grid.ys - cy
-        terrain = np.zeros((n, n), dtype=np.float64)
+        de = grid.x0 + (np.arange(m) + 0.5) * cell - cx
+        dn = grid.y0 - (np.arange(m) + 0.5) * cell - cy
+        terrain = np.zeros((m, m), dtype=np.float64)
         for _ in range(3):
             lam = rng.uniform(90.0, 260.0)
             phi = rng.uniform(0, 2 * math.pi)
@@ -215,51 +224,64 @@ class _Painter:
             ae = k * math.cos(phi) * de + rng.uniform(0, 2 * math.pi)
             an = k * math.sin(phi) * dn
             terrain += amp * (np.outer(np.cos(an), np.sin(ae)) + np.outer(np.sin(an), np.cos(ae)))
-        self.terrain = (terrain + rng.uniform(58.0, 66.0)).astype(F32)
-        self.terrain += F32(0.35) * _smooth_noise(rng, n, 12.0 / gsd)
-        self.micro = F32(0.012) * _smooth_noise(rng, n, 0.3 / gsd)
-        self.tex = _smooth_noise(rng, n, 0.25 / gsd) * F32(0.6) + rng.standard_normal(
-            (n, n), dtype=F32
-        ) * F32(0.4)
-        big = _smooth_noise(rng, n, 7.0 / gsd)
-        mid = _smooth_noise(rng, n, 1.6 / gsd)
-        big2 = _smooth_noise(rng, n, 10.0 / gsd)
+        terrain += rng.uniform(58.0, 66.0) + 0.35 * _smooth_noise(rng, m, 12.0 / cell)
+        self.terrain = upsample_linear(terrain, fc, (n, n))
+        big = _smooth_noise(rng, m, 7.0 / cell)
+        mid = _smooth_noise(rng, m, 1.6 / cell)
+        big2 = _smooth_noise(rng, m, 10.0 / cell)
         w_grass = _sigmoid(F32(2.5) * big + F32(1.2) * mid - F32(0.3))
         w_gravel = _sigmoid(F32(3.0) * big2 - F32(2.0) + F32(0.8) * mid)
         soil = np.array([0.50, 0.41, 0.30], dtype=F32)
         grass = np.array([0.31, 0.43, 0.19], dtype=F32)
         gravel = np.array([0.60, 0.58, 0.54], dtype=F32)
-        ground = (
+        colour = (
             soil[:, None, None] * ((1 - w_grass) * (1 - w_gravel))
             + grass[:, None, None] * (w_grass * (1 - w_gravel))
             + gravel[:, None, None] * w_gravel
         )
-        ground *= F32(1.0) + F32(0.09) * self.tex
-        ground[1] *= F32(1.0) + F32(0.03) * mid  # a little hue variation
+        colour[1] *= F32(1.0) + F32(0.03) * mid  # a little hue variation
+        smooth_tex = _smooth_noise(rng, n, 0.25 / gsd)
+        # micro-relief (1 cm) follows the visible texture, as soil clods and grass tufts do
+        self.micro = F32(0.012) * smooth_tex
+        self.tex = smooth_tex * F32(0.6) + rng.standard_normal((n, n), dtype=F32) * F32(0.4)
+        del smooth_tex
+        grain = F32(1.0) + F32(0.09) * self.tex
+        ground = np.empty((3, n, n), dtype=F32)
+        for c in range(3):
+            np.multiply(upsample_linear(colour[c], fc, (n, n)), grain, out=ground[c])
         self.ground = ground
         self._paint_roads()
         self.base: dict[str, float] = {}
 
     def _paint_roads(self) -> None:
         g = self.g
+        asphalt = np.array([0.25, 0.25, 0.26], dtype=F32)[:, None, None]
+        block = 256
         for road in self.layout.roads:
             a = math.radians(road.angle_deg)
-            across = (-(g.xs - road.px) * math.sin(a))[None, :] + ((g.ys - road.py) * math.cos(a))[
-                :, None
-            ]
-            along = ((g.xs - road.px) * math.cos(a))[None, :] + ((g.ys - road.py) * math.sin(a))[
-                :, None
-            ]
+            ca, sa = math.cos(a), math.sin(a)
             half = road.width / 2
-            on = np.abs(across) <= half
-            asphalt = np.array([0.25, 0.25, 0.26], dtype=F32)
-            shade = F32(1.0) + F32(0.06) * self.tex
-            for c in range(3):
-                np.copyto(self.ground[c], asphalt[c] * shade, where=on)
-            dash = (np.abs(across) <= 0.075) & (np.mod(along, 9.0) < 4.5)
-            edge = np.abs(np.abs(across) - (half - 0.35)) <= 0.06
-            paint = (dash | edge) & on
-            self.ground[:, paint] = F32(0.86)
+            # the road is a band of near-constant northing per column: paint it block by block
+            for c0 in range(0, g.n, block):
+                cs = slice(c0, min(g.n, c0 + block))
+                de = (g.xs[cs] - road.px).astype(F32)
+                n_mid = road.py + (g.xs[cs] - road.px) * sa / ca
+                reach = (half + 0.5) / abs(ca)
+                rows = (g.y0 - np.array([n_mid.max() + reach, n_mid.min() - reach])) / g.gsd
+                r0, r1 = max(0, math.floor(rows[0])), min(g.n, math.ceil(rows[1]) + 1)
+                if r1 <= r0:
+                    continue
+                rs = slice(r0, r1)
+                dn = (g.ys[rs] - road.py).astype(F32)[:, None]
+                across = dn * F32(ca) - de[None, :] * F32(sa)
+                along = de[None, :] * F32(ca) + dn * F32(sa)
+                on = np.abs(across) <= half
+                win = self.ground[:, rs, cs]
+                paint = asphalt * (F32(1.0) + F32(0.06) * self.tex[rs, cs])
+                dash = (np.abs(across) <= 0.075) & (np.mod(along, 9.0) < 4.5)
+                edge = np.abs(np.abs(across) - (half - 0.35)) <= 0.06
+                paint = np.where(dash | edge, F32(0.86), paint)
+                win[:] = np.where(on, paint, win)
 
     def base_of(self, b: Building) -> float:
         """Mean terrain height under a footprint (the building's platform), metres."""
@@ -390,24 +412,52 @@ def _shade(dsm: np.ndarray, gsd: float, az_deg: float, el_deg: float) -> np.ndar
 
 
 def _light(dsm: np.ndarray, gsd: float, sun: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Direct-light factor (shading x cast shadow) and the shadow fraction, (rows, cols)."""
     shadow = cast_shadows(dsm, gsd, sun[0], sun[1])
-    direct = _shade(dsm, gsd, sun[0], sun[1]) * (F32(1.0) - shadow)
-    light = F32(_AMBIENT) * _SKY[:, None, None] + F32(1.0 - _AMBIENT) * direct[None]
-    return light, shadow
+    direct = _shade(dsm, gsd, sun[0], sun[1])
+    direct *= F32(1.0) - shadow
+    return direct, shadow
+
+
+def _illuminate(albedo: np.ndarray, direct: np.ndarray) -> np.ndarray:
+    """Radiance in place: albedo x (tinted skylight + direct sun), shape (3, rows, cols)."""
+    for c in range(3):
+        albedo[c] *= F32(_AMBIENT) * _SKY[c] + F32(1.0 - _AMBIENT) * direct
+    return albedo
+
+
+def _channel_noise(rng: np.random.Generator, n: int, sigma: float) -> np.ndarray:
+    """Sensor noise for three channels from one Gaussian field (channels offset by rolls)."""
+    base = rng.standard_normal((n, n), dtype=F32) * F32(sigma)
+    return np.stack([base, np.roll(base, 7, axis=1), np.roll(base, -5, axis=0)])
 
 
 def _artefacts(
     dsm: np.ndarray, gsd: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Smear and spike the DSM within ~0.3 m of height jumps, as dense matching does."""
-    jump = ndimage.maximum_filter(dsm, 3) - ndimage.minimum_filter(dsm, 3) > 1.0
+    rows, cols = dsm.shape
+    jump = np.zeros(dsm.shape, dtype=np.uint8)
+    dc = np.abs(np.diff(dsm, axis=1)) > 1.0
+    dr = np.abs(np.diff(dsm, axis=0)) > 1.0
+    jump[:, :-1] |= dc
+    jump[:, 1:] |= dc
+    jump[:-1] |= dr
+    jump[1:] |= dr
     r = max(1, round(_EDGE_M / gsd))
-    zone = ndimage.maximum_filter(jump.view(np.uint8), 2 * r + 1).astype(bool)
+    zone = ndimage.maximum_filter(jump, 2 * r + 1).astype(bool)
     idx = np.flatnonzero(zone)
     if idx.size == 0:
         return dsm, zone
-    lo = ndimage.minimum_filter(dsm, 2 * r + 1).ravel()[idx]
-    hi = ndimage.maximum_filter(dsm, 2 * r + 1).ravel()[idx]
+    # the two sides of the jump: extremes of the 8 neighbours at the band's half-width
+    pr, pc = np.divmod(idx, cols)
+    samples = [
+        dsm[np.clip(pr + sr * r, 0, rows - 1), np.clip(pc + sc * r, 0, cols - 1)]
+        for sr in (-1, 0, 1)
+        for sc in (-1, 0, 1)
+    ]
+    lo = np.minimum.reduce(samples)
+    hi = np.maximum.reduce(samples)
     z = dsm.ravel()[idx]
     target = np.where(z < (lo + hi) / 2, hi, lo)
     alpha = (rng.random(idx.size, dtype=F32) ** 2) * F32(0.8)
@@ -448,6 +498,18 @@ def _resample(src: np.ndarray, mat: np.ndarray, cval: float) -> np.ndarray:
     )
 
 
+class _Clock:
+    """Logs the CPU time of each rendering stage at DEBUG level."""
+
+    def __init__(self) -> None:
+        self.t = time.process_time()
+
+    def lap(self, what: str) -> None:
+        now = time.process_time()
+        log.debug("%s: %.2f s CPU", what, now - self.t)
+        self.t = now
+
+
 def render_scene(params: SynthParams = SynthParams()) -> SynthScene:  # noqa: B008
     """Render both epochs of the synthetic site in memory.
 
@@ -466,36 +528,37 @@ def render_scene(params: SynthParams = SynthParams()) -> SynthScene:  # noqa: B0
     look = _draw_look(params, layout.center)
     mis = Misregistration(look["shift_m"], look["rotation_deg"], layout.center)
 
+    clock = _Clock()
     painter = _Painter(params, grid, layout)
+    clock.lap("terrain and ground")
     true_b, alb_b = painter.paint("before")
     true_a, alb_a = painter.paint("after")
     micro = painter.micro
-    terrain = painter.terrain
     del painter
+    clock.lap("objects")
 
     light_b, shadow_b = _light(true_b, gsd, look["sun_before"])
     light_a, shadow_a = _light(true_a, gsd, look["sun_after"])
-    rad_b = alb_b * light_b
-    rad_a = alb_a * light_a
-    del alb_b, alb_a, light_b, light_a
+    clock.lap("shading and shadows")
+    rad_b = _illuminate(alb_b, light_b)
+    rad_a = _illuminate(alb_a, light_a)
+    del light_b, light_a
 
     sigma = look["dsm_noise"]
     rng_b = np.random.default_rng([params.seed, 3])
     rng_a = np.random.default_rng([params.seed, 4])
     art_b, zone_b = _artefacts(true_b, gsd, rng_b)
     art_a, zone_a = _artefacts(true_a, gsd, rng_a)
+    clock.lap("edge artefacts")
 
     valid_b = _border(n, gsd, rng_b)
     dsm_b = art_b + micro + F32(sigma) * rng_b.standard_normal((n, n), dtype=F32)
     dsm_b[~valid_b] = np.nan
-    rgb_b = np.clip(
-        np.rint(
-            F32(255.0) * rad_b + F32(_RGB_NOISE_DN) * rng_b.standard_normal(rad_b.shape, dtype=F32)
-        ),
-        0,
-        255,
-    ).astype(np.uint8)
+    rad_b *= F32(255.0)
+    rad_b += _channel_noise(rng_b, n, _RGB_NOISE_DN)
+    rgb_b = np.clip(np.rint(rad_b), 0, 255).astype(np.uint8)
     rgb_b[:, ~valid_b] = 0
+    clock.lap("before epoch")
 
     # after pixel (row', col') -> true pixel (row, col): W^-1 F^-1 W on (row, col, 1)
     w = np.array([[0.0, gsd, x0 + gsd / 2], [-gsd, 0.0, y0 - gsd / 2], [0.0, 0.0, 1.0]])
@@ -507,16 +570,18 @@ def render_scene(params: SynthParams = SynthParams()) -> SynthScene:  # noqa: B0
     dsm_a[~valid_a] = np.nan
     rgb_a = np.empty((3, n, n), dtype=np.uint8)
     gain, offset, gamma = look["gain"], look["offset"], look["gamma"]
+    noise_a = _channel_noise(rng_a, n, _RGB_NOISE_DN)
     for c in range(3):
         v = np.clip(_resample(rad_a[c], after_to_true, 0.0), 0.0, 1.0)
         dn = F32(255.0 * gain[c]) * v ** F32(gamma) + F32(offset[c])
-        dn += F32(_RGB_NOISE_DN) * rng_a.standard_normal((n, n), dtype=F32)
+        dn += noise_a[c]
         rgb_a[c] = np.clip(np.rint(dn), 0, 255).astype(np.uint8)
     rgb_a[:, ~valid_a] = 0
+    clock.lap("after epoch (misregistration, colour)")
 
     feats = _truth_features(layout, grid, true_b, true_a)
     truth = _truth_record(params, grid, layout, look, mis, feats)
-    del terrain
+    clock.lap("truth")
     return SynthScene(
         params=params,
         transform=grid.transform,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
+
+from survey.synth.resample import upsample_linear
 
 __all__ = ["cast_shadows"]
 
@@ -75,5 +76,4 @@ def cast_shadows(
     coarse = (horizon > receiver + np.float32(tolerance_m)).astype(np.float32)
     if f == 1:
         return coarse[:rows, :cols]
-    fine = ndimage.zoom(coarse, f, order=1, grid_mode=True, mode="nearest")
-    return np.ascontiguousarray(fine[:rows, :cols], dtype=np.float32)
+    return upsample_linear(coarse, f, (rows, cols))
