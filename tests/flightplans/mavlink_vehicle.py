@@ -20,7 +20,9 @@ What it does, following ArduPilot's ``GCS_MAVLink/MissionItemProtocol.cpp`` and
   accepts either item type in reply; ``request_int=True`` asks with MISSION_REQUEST_INT as PX4
   does) -> MISSION_ITEM(_INT) -> ... -> MISSION_ACK; an item out of sequence gets
   MAV_MISSION_INVALID_SEQUENCE; the request is resent after 1 s without an item and the upload
-  is cancelled (MAV_MISSION_OPERATION_CANCELLED) after 8 s; while booting every non-empty
+  is cancelled (MAV_MISSION_OPERATION_CANCELLED) after 8 s; an item with a NaN parameter where
+  the command allows none is refused with MAV_MISSION_INVALID_PARAMn and the upload abandoned;
+  while booting every non-empty
   upload is refused with MAV_MISSION_NO_SPACE ("Only 0 items are supported") and "ArduPilot
   Ready" is sent when the boot ends;
 - download: MISSION_REQUEST_LIST -> MISSION_COUNT, MISSION_REQUEST_INT -> MISSION_ITEM_INT,
@@ -141,6 +143,20 @@ class _SocketWriter:
         self._owner._write(buf)
 
 
+# Parameters that may be NaN, by command (AP_Mission::sanity_check_params): param4 (yaw) of
+# NAV_WAYPOINT, NAV_LAND, NAV_TAKEOFF, NAV_VTOL_TAKEOFF; param3 and param4 of NAV_VTOL_LAND.
+_NAN_ALLOWED = {16: {3}, 21: {3}, 22: {3}, 84: {3}, 85: {2, 3}}
+
+
+def _sanity_check(msg: Any) -> int:
+    """MAV_MISSION_INVALID_PARAMn for a NaN where the command allows none, or any infinity."""
+    allowed = _NAN_ALLOWED.get(int(msg.command), set())
+    for k, value in enumerate((msg.param1, msg.param2, msg.param3, msg.param4)):
+        if math.isinf(value) or (math.isnan(value) and k not in allowed):
+            return int(mavlink2.MAV_MISSION_INVALID_PARAM1) + k
+    return int(mavlink2.MAV_MISSION_ACCEPTED)
+
+
 def free_udp_port() -> int:
     """A UDP port on 127.0.0.1 that nothing is bound to right now (for ``udpin:`` clients)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -203,6 +219,10 @@ class LoopbackVehicle:
         HEARTBEAT autopilot type and custom mode (to pose as another autopilot).
     telemetry
         False: no SYS_STATUS/GPS/attitude/home streams (a bench vehicle without sensors).
+    drop_final_ack
+        Lose the MISSION_ACK that completes an upload (the mission is stored all the same).
+    ignore_mission
+        Never answer a mission-protocol message (the mission link is dead one way).
     """
 
     def __init__(
@@ -225,6 +245,8 @@ class LoopbackVehicle:
         autopilot: int = mavlink2.MAV_AUTOPILOT_ARDUPILOTMEGA,
         custom_mode: int = 0,
         telemetry: bool = True,
+        drop_final_ack: bool = False,
+        ignore_mission: bool = False,
     ) -> None:
         if transport not in ("tcp", "udp"):
             raise ValueError(f"transport must be 'tcp' or 'udp', not {transport!r}")
@@ -241,6 +263,8 @@ class LoopbackVehicle:
         self.autopilot = autopilot
         self.custom_mode = custom_mode
         self.telemetry = telemetry
+        self.drop_final_ack = drop_final_ack
+        self.ignore_mission = ignore_mission
         self._drop_items = Counter(dict(drop_items or {}))
         self._drop_requests = Counter(dict(drop_requests or {}))
         self._params: dict[str, tuple[float, int]] = dict(params or DEFAULT_PARAMS)
@@ -495,6 +519,8 @@ class LoopbackVehicle:
         self.message_counts[mtype] += 1
         if not self._for_me(msg):
             return
+        if self.ignore_mission and mtype.startswith("MISSION_"):
+            return
         handler = getattr(self, f"_on_{mtype.lower()}", None)
         if handler is not None:
             handler(msg)
@@ -738,6 +764,12 @@ class LoopbackVehicle:
         if (msg.get_srcSystem(), msg.get_srcComponent()) != up.src:
             self._ack(msg, mavlink2.MAV_MISSION_DENIED)
             return
+        result = _sanity_check(msg)
+        if result != mavlink2.MAV_MISSION_ACCEPTED:
+            # ArduPilot refuses the item and abandons the whole upload.
+            self._upload = None
+            self._ack(msg, result)
+            return
         up.items[seq] = self._store(seq, msg)
         now = time.monotonic()
         up.last_receive = now
@@ -751,7 +783,10 @@ class LoopbackVehicle:
                 self.uploads.append(list(stored))
             self._upload = None
             self._statustext(mavlink2.MAV_SEVERITY_INFO, "Flight plan received")
-            self._ack(msg, mavlink2.MAV_MISSION_ACCEPTED)
+            if self.drop_final_ack:
+                self.acks_sent.append(mavlink2.MAV_MISSION_ACCEPTED)  # sent, lost on the way
+            else:
+                self._ack(msg, mavlink2.MAV_MISSION_ACCEPTED)
             return
         self._request(now)
 

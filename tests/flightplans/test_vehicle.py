@@ -240,6 +240,45 @@ def test_lost_item_is_re_requested_by_the_vehicle(sortie: Mission) -> None:
     assert report.request_types == {"MISSION_REQUEST": len(sortie.items) + 2}
 
 
+def test_lost_final_ack_is_settled_by_the_read_back(sortie: Mission) -> None:
+    quick: dict[str, Any] = {**FAST, "retries": 3}
+    with LoopbackVehicle(drop_final_ack=True) as vehicle:
+        report = upload_mission(sortie, vehicle.connection_string, **quick)
+        assert len(vehicle.uploads) == 1
+    assert report.ok
+    assert "the final MISSION_ACK was lost; the read-back confirmed the upload" in (
+        report.dropped_params
+    )
+
+
+def test_vehicle_refusing_an_item_names_it() -> None:
+    """ArduPilot refuses a NaN where the command allows none (MAV_MISSION_INVALID_PARAMn)."""
+    lat, lon, _ = DEFAULT_HOME
+    mission = Mission(
+        home=DEFAULT_HOME,
+        items=(
+            MissionItem(16, FRAME_RELATIVE, (0.0, 0.0, 0.0, math.nan), lat, lon, 40.0),
+            MissionItem(206, FRAME_RELATIVE, (math.nan, 0.0, 1.0, 0.0)),
+        ),
+    )
+    with LoopbackVehicle() as vehicle:
+        with pytest.raises(VehicleRefusedError) as info:
+            upload_mission(mission, vehicle.connection_string, **FAST)
+        assert vehicle.uploads == []
+    msg = str(info.value)
+    assert "mission item 2 with MAV_MISSION_INVALID_PARAM1" in msg and "\n" not in msg
+
+
+def test_silent_mission_link_gives_up_after_the_retries(sortie: Mission) -> None:
+    quick: dict[str, Any] = {**FAST, "retries": 3}
+    with LoopbackVehicle(ignore_mission=True) as vehicle:
+        t0 = time.monotonic()
+        with pytest.raises(VehicleLinkError, match="no MISSION_COUNT after 4 MISSION_REQUEST_LIST"):
+            upload_mission(sortie, vehicle.connection_string, **quick)
+        assert time.monotonic() - t0 < 8.0
+        assert vehicle.message_counts["MISSION_REQUEST_LIST"] == 4
+
+
 def test_firmware_rounding_a_value_is_a_mismatch() -> None:
     """ArduCopter stores a waypoint's hold time as whole seconds: 2.5 s reads back 2 s."""
     lat, lon, _ = DEFAULT_HOME
