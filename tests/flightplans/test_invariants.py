@@ -37,7 +37,7 @@ def star_sites(draw: st.DrawFn) -> Polygon:
 
 
 @settings(
-    max_examples=12,
+    max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -266,14 +266,14 @@ def test_hover_capture_covers(tmp_path: Path) -> None:
 
 
 def test_battery_split_into_complete_sorties(tmp_path: Path) -> None:
-    site = box(0, 0, 600, 500)
+    site = box(0, 0, 400, 300)
     site_path, _ = _write_site(tmp_path, "big", site, [])
-    params = PlanParams(alt_m=40.0, battery_min=8.0, speed_ms=6.0)
+    params = PlanParams(alt_m=40.0, battery_min=4.0, speed_ms=6.0)
     plan = plan_site(site_path, tmp_path / "o", params)
     files = sorted((tmp_path / "o").glob("sortie-*.plan"))
     assert len(files) == plan.stats["n_sorties"] >= 3
     assert [f.name for f in files][:2] == ["sortie-01.plan", "sortie-02.plan"]
-    budget = 8.0 * 60 * (1 - params.reserve_frac)
+    budget = 4.0 * 60 * (1 - params.reserve_frac)
     photos = []
     for f in files:
         m = read_plan(f)
