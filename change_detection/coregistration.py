@@ -851,7 +851,7 @@ def _fit_model(
     gx, gy, fieldv, dof = _fit_warp_field(p, res, shape, smoothness)
     mp = _Mapping("warp", m, gx, gy, fieldv)
     pred = np.column_stack(mp.pull(p[:, 0], p[:, 1]))
-    return _Fit(mp, 6.0 + dof, q - pred)
+    return _Fit(mp, 6.0 + 2.0 * dof, q - pred)  # dof per component, two components
 
 
 def _fit_warp_field(
