@@ -189,3 +189,29 @@ def test_help_names_the_flags(capsys: pytest.CaptureFixture[str]) -> None:
         "--report",
     ):
         assert flag in out
+
+
+def test_planner_sortie_uploads_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `sitewatch plan` writes is what `sitewatch upload` sends, integer for integer."""
+    from shapely.geometry import box
+
+    from flightplans import PlanParams, plan_survey, read_plan, write_mission_files
+
+    site = box(500000, 4100000, 500260, 4100100).union(box(500000, 4100000, 500090, 4100230))
+    plan = plan_survey(site, PlanParams(alt_m=60), crs=32650)
+    write_mission_files(plan, tmp_path / "out")
+    sortie_path = tmp_path / "out" / "sortie-01.plan"
+    mission = read_plan(sortie_path)
+    with LoopbackVehicle() as vehicle:
+        code = run(["upload", str(sortie_path), "--connect", vehicle.connection_string])
+        received = {r.seq: r for r in vehicle.received}
+        stored = vehicle.mission()
+    assert code == 0, capsys.readouterr().err
+    assert ": ok" in capsys.readouterr().out
+    assert len(stored) == len(mission.items) + 1
+    for seq, item in enumerate(mission.items, start=1):
+        assert received[seq].msg_type == "MISSION_ITEM_INT"
+        assert (received[seq].x, received[seq].y) == (item.lat_e7(), item.lon_e7())
+        assert received[seq].command == item.command
