@@ -53,6 +53,7 @@ __all__ = [
     "green_leaf_index",
     "ground_surface",
     "local_means",
+    "means_of_box_sums",
     "pixel_scale",
     "upsample",
     "vegetation_mask",
@@ -368,7 +369,11 @@ def local_means(sums: np.ndarray, window_cells: int) -> np.ndarray:
     ndarray of float32, shape (5, rows, cols): mean chromaticity change (r, g), mean
     log-brightness ratio, mean before and after brightness.
     """
-    box = box_sum(sums, window_cells)
+    return means_of_box_sums(box_sum(sums, window_cells))
+
+
+def means_of_box_sums(box: np.ndarray) -> np.ndarray:
+    """Means (float32, shape (5, rows, cols)) from box sums of :func:`block_sums`."""
     n = np.maximum(box[5], 1).astype(np.float64) * _QUANTUM
     return (box[0:5] / n).astype(np.float32)
 

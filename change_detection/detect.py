@@ -36,10 +36,11 @@ from change_detection.change import (
     PixelScale,
     block_minimum,
     block_sums,
+    box_sum,
     classify_height_change,
     classify_spectral_change,
     ground_surface,
-    local_means,
+    means_of_box_sums,
     pixel_scale,
     upsample,
 )
@@ -304,7 +305,7 @@ def detect_changes(
         ground = da.map_overlap(
             ground_surface,
             cmin,
-            depth=gh,
+            depth={0: _depth(gh, crow), 1: _depth(gh, ccol)},
             boundary="none",
             dtype=np.float32,
             window_cells=scale.ground_cells,
@@ -327,15 +328,21 @@ def detect_changes(
             meta=np.zeros((0, 0, 0), np.int64),
         )
         nh = scale.norm_halo_cells()
-        local = da.map_overlap(
-            local_means,
+        box = da.map_overlap(
+            box_sum,
             sums,
-            depth={0: 0, 1: nh, 2: nh},
+            depth={0: 0, 1: _depth(nh, crow), 2: _depth(nh, ccol)},
             boundary="none",
+            dtype=np.int64,
+            size=scale.norm_cells,
+            meta=np.zeros((0, 0, 0), np.int64),
+        ).rechunk(((6,), crow, ccol))
+        local = box.map_blocks(
+            means_of_box_sums,
+            chunks=((5,), crow, ccol),
             dtype=np.float32,
-            window_cells=scale.norm_cells,
             meta=np.zeros((0, 0, 0), np.float32),
-        ).rechunk(((5,), crow, ccol))
+        )
         inputs.append(da.overlap.overlap(local, depth={0: 0, 1: cy, 2: cx}, boundary="none"))
 
     delayed_grids = [arr.to_delayed() for arr in inputs]
@@ -418,3 +425,8 @@ def _block_sums(
     rgb_b: np.ndarray, rgb_a: np.ndarray, valid_b: np.ndarray, valid_a: np.ndarray, cell: int
 ) -> np.ndarray:
     return block_sums(rgb_b, rgb_a, valid_b[0].astype(bool) & valid_a[0].astype(bool), cell)
+
+
+def _depth(depth: int, chunks: tuple[int, ...]) -> int:
+    """Overlap along one axis: none for a single chunk, never more than the axis."""
+    return 0 if len(chunks) == 1 else min(depth, sum(chunks) - 1)

@@ -10,6 +10,7 @@ canonical before they are simplified) and heights are quantiles of merged 1 cm h
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -53,6 +54,9 @@ _GROUP_OF_CODE[CODE_REMOVED] = GROUP_LOSS
 _GROUP_OF_CODE[CODE_SPECTRAL] = GROUP_SPECTRAL
 _FOUR = ndimage.generate_binary_structure(2, 1)
 _PIXEL_OFFSET = 1
+# rasterio wraps the array in an in-memory dataset and silences its "not georeferenced"
+# warning with warnings.catch_warnings, which is not thread-safe: one call at a time.
+_SHAPES_LOCK = threading.Lock()
 
 Histogram = tuple[np.ndarray, np.ndarray]  # (sorted values in cm as int32, counts as int64)
 
@@ -197,11 +201,14 @@ def extract_pieces(
     # Outlines in pixel coordinates shifted by _PIXEL_OFFSET (an identity transform would make
     # rasterio warn that the array is not georeferenced); merge_pieces takes the offset out.
     transform = Affine.translation(col0 + _PIXEL_OFFSET, row0 + _PIXEL_OFFSET)
-    shapes = rasterio.features.shapes(
-        labels_kept, mask=labels_kept > 0, connectivity=4, transform=transform
-    )
+    # No mask argument: rasterio builds an ungeoreferenced dataset for it and warns; the
+    # background polygons (value 0) are skipped instead.
+    with _SHAPES_LOCK:
+        shapes = list(rasterio.features.shapes(labels_kept, connectivity=4, transform=transform))
     for geom, value in shapes:
         k = int(value)
+        if k == 0:
+            continue
         pieces[k] = Piece(
             block=block,
             label=k,

@@ -56,8 +56,9 @@ class DetectParams:
         A pixel is in shadow when its brightness is below this fraction of the local mean
         brightness (default 0.6; RGB-only mode).
     norm_window_m : float
-        Window of the local normalisation of the spectral change (default 20 m): the local
-        mean change of colour and brightness is taken as illumination and white balance.
+        Window of the local normalisation of the spectral change (default 60 m): the local
+        mean change of colour and brightness is taken as illumination and white balance; wide
+        enough that a new roof barely moves it.
     chroma_threshold : float
         Chromaticity change (r, g distance, after the local normalisation) above which a pixel
         has changed in RGB-only mode (default 0.06).
@@ -89,7 +90,7 @@ class DetectParams:
     vegetation_exg_exr: float = 0.05
     vegetation_gli: float = 0.03
     shadow_ratio: float = 0.6
-    norm_window_m: float = 20.0
+    norm_window_m: float = 60.0
     chroma_threshold: float = 0.06
     brightness_threshold: float = 0.35
     height_tolerance_m: float = 0.5
