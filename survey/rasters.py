@@ -199,13 +199,14 @@ def open_orthophoto(
     Raises
     ------
     RasterFormatError
-        Not 8-bit, fewer than 3 bands, or no way to tell valid pixels from nodata.
+        Fewer than 3 bands, values that cannot be mapped to 8 bits, or no way to tell
+        valid pixels from nodata. 16-bit and floating-point RGB (0-1 or 0-255) are scaled.
     """
     with _open_checked(path, "orthophoto") as ds:
-        if ds.count < 3 or ds.dtypes[0] != "uint8":
+        if ds.count < 3:
             raise RasterFormatError(
-                f"{path}: orthophoto must be 8-bit RGB or RGBA, found {ds.count} band(s) of "
-                f"{ds.dtypes[0]}; convert with gdal_translate -ot Byte -scale"
+                f"{path}: orthophoto must be RGB or RGBA, found {ds.count} band(s); "
+                "export the RGB orthomosaic, not a single band or index"
             )
         has_alpha = ds.count >= 4 and ds.colorinterp[3] == ColorInterp.alpha
         flags = ds.mask_flag_enums[0]
@@ -215,6 +216,7 @@ def open_orthophoto(
                 f"{path}: orthophoto has neither a mask, an alpha band nor a nodata value, so "
                 "valid pixels cannot be told from fill; add one with gdal_translate -a_nodata"
             )
+        scale = _to_uint8_scale(ds, path)
     kwargs: dict[str, Any] = {"masked": False}
     if chunks is not None:
         kwargs.update(chunks={"band": -1, "y": chunks, "x": chunks}, lock=False)
@@ -228,8 +230,39 @@ def open_orthophoto(
         valid = _mask_array(path, rgb, chunks)
     else:
         valid = (rgb != raw.rio.nodata).any("band")
+    if scale is not None:
+        # 16-bit or floating-point RGB (some photogrammetry tools write it): bring it to the
+        # 8-bit range the detectors work in; fill values become 0.
+        scaled = (rgb.where(valid, 0) * scale).clip(0, 255).round().astype(np.uint8)
+        scaled.attrs = rgb.attrs
+        rgb = scaled.rio.write_crs(raw.rio.crs).rio.write_transform(raw.rio.transform())
     valid = valid.drop_vars("band", errors="ignore").rename("valid")
     return rgb, valid
+
+
+def _to_uint8_scale(ds: rasterio.DatasetReader, path: str | os.PathLike[str]) -> float | None:
+    """Factor that brings the RGB bands to 0..255, None for 8-bit input; error if unknown."""
+    dtype = np.dtype(ds.dtypes[0])
+    if dtype == np.uint8:
+        return None
+    if dtype == np.uint16:
+        return 255.0 / 65535.0
+    if np.issubdtype(dtype, np.floating):
+        # A decimated read (overviews when present) bounds the cost; no statistics are
+        # computed through GDAL, which could leave a .aux.xml beside the user's file.
+        k = max(1, max(ds.height, ds.width) // 1024)
+        sample = ds.read(
+            (1, 2, 3), out_shape=(3, max(1, ds.height // k), max(1, ds.width // k)), masked=True
+        )
+        top = float(sample.max()) if sample.count() else 0.0
+        if top <= 1.0:
+            return 255.0
+        if top <= 255.0:
+            return 1.0
+    raise RasterFormatError(
+        f"{path}: orthophoto bands are {dtype.name} with values outside 0-255; "
+        "convert to 8-bit with gdal_translate -ot Byte -scale"
+    )
 
 
 def _mask_array(

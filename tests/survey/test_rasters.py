@@ -83,12 +83,32 @@ def test_orthophoto_without_any_mask_is_refused(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
-def test_orthophoto_not_8bit(tmp_path: Path) -> None:
-    path = write_geotiff(
-        tmp_path / "o.tif", _rgb().astype(np.uint16), transform=TRANSFORM, crs=CRS, nodata=0
-    )
-    with pytest.raises(RasterFormatError, match="8-bit"):
+@pytest.mark.parametrize(("dtype", "factor"), [("uint16", 257.0), ("float32", 1 / 255.0)])
+def test_orthophoto_16bit_and_float_are_scaled(tmp_path: Path, dtype: str, factor: float) -> None:
+    rgb, valid = _rgb(), _valid()
+    data = (rgb.astype(np.float64) * factor).astype(dtype)
+    data[:, ~valid] = 0
+    path = write_geotiff(tmp_path / "o.tif", data, transform=TRANSFORM, crs=CRS, nodata=0)
+    da, v = open_orthophoto(path)
+    assert da.dtype == np.uint8
+    np.testing.assert_array_equal(v.values, valid)
+    assert np.abs(da.values[:, valid].astype(int) - rgb[:, valid]).max() <= 1
+
+
+def test_orthophoto_float_out_of_range(tmp_path: Path) -> None:
+    data = _rgb().astype(np.float32) * 1000
+    path = write_geotiff(tmp_path / "o.tif", data, transform=TRANSFORM, crs=CRS, nodata=0)
+    with pytest.raises(RasterFormatError, match="outside 0-255"):
         open_orthophoto(path)
+
+
+@pytest.mark.realdata
+def test_real_float_orthophoto_and_dsm(realdata: Path) -> None:
+    rgb, valid = open_orthophoto(realdata / "rasters/multidate/1_30_RGB.tif")
+    assert rgb.dtype == np.uint8 and bool(valid.all())
+    assert int(rgb.min()) >= 40 and int(rgb.max()) <= 160
+    dsm = open_dsm(realdata / "rasters/multidate/1_30_dsm.tif")
+    assert 290 < float(dsm.min()) < float(dsm.max()) < 300
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
