@@ -534,6 +534,8 @@ def render_review_map(
     page_dir = out_html.parent
     page_dir.mkdir(parents=True, exist_ok=True)
     _check_unique(leads)
+    track = _select(track, ("LineString", "MultiLineString"), "route", "flight track")
+    photos = _select(photos, ("Point", "MultiPoint"), "photo", "photo positions")
     files = page_dir / f"{out_html.stem}_files"
     vendor = copy_assets(files / "vendor")
     vendor_url = _rel(vendor, page_dir)
@@ -646,6 +648,27 @@ def render_review_map(
     check_offline(overview)
     log.info("review map: %s (%d leads)", out_html, len(leads))
     return ReviewMap(out_html, dual, overview, files, tiles, chips)
+
+
+def _select(
+    items: Sequence[Feature] | None, geom_types: tuple[str, ...], kind: str, role: str
+) -> list[Feature] | None:
+    """Features of the wanted geometry types; those whose ``kind`` is ``kind`` when any is.
+
+    The planner's ``mission.geojson`` mixes site, route, flight lines, photo points and
+    footprints (``kind`` property), so it can be passed as the track and as the photos.
+    """
+    if not items:
+        return None
+    keep = [(g, p) for g, p in items if g is not None and g.geom_type in geom_types]
+    if any(p.get("kind") == kind for _, p in keep):
+        keep = [(g, p) for g, p in keep if p.get("kind") == kind]
+    if not keep:
+        raise MapError(
+            f"{role}: none of its {len(items)} feature(s) is a {' or '.join(geom_types)}; "
+            f"pass a {geom_types[0]} GeoJSON (the planner's mission.geojson works)"
+        )
+    return keep
 
 
 def _add_vectors(

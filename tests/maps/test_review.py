@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import folium
+import pytest
 from PIL import Image
 
 from maps.assets import remote_references
@@ -116,3 +117,32 @@ def test_no_leads_still_shows_the_imagery(scene: Scene, tmp_path: Path) -> None:
     assert "No leads in this run" in rm.overview_html.read_text(encoding="utf-8")
     assert rm.files_dir.name == "empty_files"
     assert folium.Map.default_js[0][1].startswith("https://")  # folium itself untouched
+
+
+def test_mission_geojson_works_as_track_and_photos(scene: Scene, tmp_path: Path) -> None:
+    from shapely.geometry import LineString, Point, box
+
+    import maps.review as review
+    from maps.errors import MapError
+
+    mission = [
+        (box(114.0, 22.0, 114.001, 22.001), {"kind": "site"}),
+        (Point(114.0, 22.0), {"kind": "home"}),
+        (LineString([(114.0, 22.0), (114.001, 22.0)]), {"kind": "route", "sortie": 1}),
+        (LineString([(114.0, 22.0005), (114.001, 22.0005)]), {"kind": "flight_line"}),
+        (Point(114.0002, 22.0), {"kind": "photo", "index": 0}),
+        (Point(114.0004, 22.0), {"kind": "photo", "index": 1}),
+    ]
+    track = review._select(mission, ("LineString", "MultiLineString"), "route", "flight track")
+    photos = review._select(mission, ("Point", "MultiPoint"), "photo", "photo positions")
+    assert track is not None and [p["kind"] for _, p in track] == ["route"]
+    assert photos is not None and [p["index"] for _, p in photos] == [0, 1]
+    with pytest.raises(MapError, match="flight track: none of its 1 feature"):
+        render_review_map(
+            [],
+            before_ortho=scene.before_ortho,
+            after_ortho=scene.after_ortho,
+            out_html=tmp_path / "r.html",
+            track=[mission[0]],
+        )
+    assert not (tmp_path / "r.html").exists()
