@@ -23,7 +23,7 @@ import rasterio
 import rasterio.windows
 import shapely
 from pyproj import CRS, Transformer
-from scipy.ndimage import map_coordinates
+from scipy.ndimage import distance_transform_edt, map_coordinates
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
@@ -118,6 +118,7 @@ def read_dem_sampler(
     crs: CRS | str | int,
     bounds: tuple[float, float, float, float] | None = None,
     margin_m: float = 500.0,
+    extend_m: float = 150.0,
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Ground elevation sampler from a single-band DEM/DSM GeoTIFF in any CRS.
 
@@ -130,11 +131,16 @@ def read_dem_sampler(
     bounds
         (minx, miny, maxx, maxy) in ``crs`` of the area of interest; only the DEM window
         covering it plus ``margin_m`` is read. ``None`` reads the whole DEM.
+    extend_m
+        A DSM from an earlier survey often ends at the site's edge while turnarounds and
+        transits run past it: up to ``extend_m`` outside the DEM the elevation of its nearest
+        edge is used. Nodata holes inside take the nearest valid elevation.
 
     Returns
     -------
     callable
-        ``f(x, y) -> z`` for arrays of equal shape; bilinear, NaN outside the DEM or on nodata.
+        ``f(x, y) -> z`` for arrays of equal shape; bilinear, NaN farther than ``extend_m``
+        outside the DEM.
     """
     to_dem: Transformer | None = None
     with rasterio.Env(), _open_checked(path, "DEM") as ds:
@@ -169,15 +175,31 @@ def read_dem_sampler(
         arr = ds.read(1, window=window, masked=True).astype(np.float64)
         transform = ds.window_transform(window) if window is not None else ds.transform
     z = np.ma.filled(arr, np.nan)
+    invalid = np.isnan(z)
+    if invalid.all():
+        raise RasterFormatError(f"{path}: the DEM has no valid elevation over the site")
+    if invalid.any():
+        # nodata holes (water, matching gaps) take the nearest valid elevation
+        idx = distance_transform_edt(invalid, return_distances=False, return_indices=True)
+        z = z[tuple(idx)]
     inv = ~transform
+    px = max(abs(transform.a), abs(transform.e))
+    if to_dem is not None and dem_crs.is_geographic:
+        px *= 111_320.0  # degrees to metres, near enough for a distance limit
+    reach = extend_m / px  # in pixels
+    rows, cols = z.shape
 
     def sample(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         if to_dem is not None:
             xa, ya = to_dem.transform(xa, ya)
         col, row = inv * (xa, ya)
-        coords = np.stack([np.ravel(row) - 0.5, np.ravel(col) - 0.5])
-        out = map_coordinates(z, coords, order=1, mode="constant", cval=np.nan)
+        r = np.ravel(row) - 0.5
+        c = np.ravel(col) - 0.5
+        outside = np.maximum(np.maximum(-r, r - (rows - 1)), np.maximum(-c, c - (cols - 1)))
+        coords = np.stack([np.clip(r, 0, rows - 1), np.clip(c, 0, cols - 1)])
+        out = map_coordinates(z, coords, order=1, mode="nearest")
+        out = np.where(outside > reach, np.nan, out)
         return np.asarray(out).reshape(np.shape(xa))
 
     return sample

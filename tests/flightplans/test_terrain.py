@@ -145,3 +145,18 @@ def test_dem_not_covering_the_site(tmp_path: Path, dem: Path) -> None:
     p = write_features(tmp_path / "far.geojson", [far], [{}], crs=UTM)
     with pytest.raises((RasterFormatError, SiteGeometryError), match="DEM"):
         plan_site(p, None, PlanParams(alt_m=60.0), dem_path=dem)
+
+
+def test_synthetic_site_with_its_dsm(tmp_path: Path, synth_site) -> None:  # type: ignore[no-untyped-def]
+    """The project's synthetic scene: WGS84 site, UTM DSM that ends at the site's edge."""
+    params = PlanParams(alt_m=35.0)
+    plan = plan_site(synth_site.site, tmp_path / "o", params, dem_path=synth_site.before_dsm)
+    assert plan.stats["n_photos"] > 10 and plan.stats["alt_mode"] == "amsl"
+    dsm = read_dem_sampler(synth_site.before_dsm, plan.crs)
+    for f in sorted((tmp_path / "o").glob("sortie-*.plan")):
+        m = read_plan(f)
+        wps = [it for it in m.items if it.command == MAV_CMD_NAV_WAYPOINT]
+        tr = Transformer.from_crs(4326, plan.crs, always_xy=True)
+        x, y = tr.transform([w.lon for w in wps], [w.lat for w in wps])
+        agl = np.array([w.alt for w in wps]) - dsm(np.asarray(x), np.asarray(y))
+        assert agl.max() <= 120.0 and agl.min() >= 35.0 - params.tolerance_m() - 0.5
