@@ -33,6 +33,7 @@ __all__ = [
     "check_offline",
     "copy_assets",
     "localize_assets",
+    "make_work_dir",
     "remote_references",
     "replace_dir",
     "write_text_atomic",
@@ -163,6 +164,21 @@ def write_text_atomic(path: Path, text: str) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def make_work_dir(target: Path) -> Path:
+    """Create an empty temporary folder beside ``target`` to build it in, then rename.
+
+    Unlike a bare ``tempfile.mkdtemp`` (mode 0700), the folder gets the permissions of a
+    folder made by ``mkdir`` under the current umask, so the published result is readable
+    by the reviewers and web servers that plain folders are readable by.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(work, 0o777 & ~umask)
+    return work
 
 
 def replace_dir(new: Path, target: Path) -> None:

@@ -32,9 +32,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +41,7 @@ from typing import Any
 from shapely.geometry import mapping
 
 from change_detection.leads import Lead, leads_to_feature_collection
-from maps.assets import LIBRARIES, replace_dir, write_text_atomic
+from maps.assets import LIBRARIES, make_work_dir, replace_dir, write_text_atomic
 from maps.chips import render_chip, render_height_profile
 from maps.errors import PackageError
 from maps.review import Feature, render_lead_view
@@ -247,8 +245,7 @@ def build_evidence_package(
     inputs = _inputs(lead, given, verify_inputs)
     before_date = lead.before_date or before_date
     after_date = lead.after_date or after_date
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent))
+    work = make_work_dir(out_dir)
     try:
         write_text_atomic(
             work / "lead.geojson", json.dumps(leads_to_feature_collection([lead]), indent=2)
@@ -354,4 +351,3 @@ def _write_manifests(
     lines = [f"{e['sha256']}  {e['path']}\n" for e in entries]
     lines.append(f"{sha256_of(work / 'manifest.json')}  manifest.json\n")
     write_text_atomic(work / "manifest.sha256", "".join(sorted(lines, key=lambda s: s[66:])))
-    os.chmod(work / "manifest.sha256", 0o644)

@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,7 +40,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from maps.assets import replace_dir
+from maps.assets import make_work_dir, replace_dir
 from maps.errors import MapError
 
 __all__ = [
@@ -315,10 +314,7 @@ def render_tiles(
             read_indexes = [*indexes, alpha_index[-1]]
             west, south, east, north = transform_bounds("EPSG:3857", "EPSG:4326", *merc_bounds)
             out_dir = Path(out_dir)
-            out_dir.parent.mkdir(parents=True, exist_ok=True)
-            tmp_root = Path(
-                tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent)
-            )
+            tmp_root = make_work_dir(out_dir)
             try:
                 writer = _Writer(tmp_root, compress_level, threads)
                 pyramid = _Pyramid(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -57,6 +59,10 @@ def test_package_contents(package: EvidencePackage, scene: Scene) -> None:
     ):
         assert (d / name).is_file(), name
     assert (d / "map_files" / "vendor" / "leaflet-1.9.4" / "LICENSE").is_file()
+    umask = os.umask(0)
+    os.umask(umask)
+    for folder in (d, d / "map_files" / "tiles" / "after"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask  # not mkdtemp's 0700
     assert any((d / "map_files" / "tiles" / "after").rglob("*.png"))
     fc = json.loads((d / "lead.geojson").read_text())
     assert fc["features"][0]["properties"]["lead_id"] == "L-0002"
