@@ -6,8 +6,8 @@ ordered by :func:`flightplans.ordering.order_indices`: line length, turnarounds,
 turns (straight transits; routing around no-fly zones is left to the final plan). With a
 crosshatch both passes are counted.
 
-The sweep covers the full half-turn [0°, 180°): every 6°, then 1° steps around the two best
-coarse bearings, then 0.2° steps around the best: about 56 evaluations instead of 180.
+The sweep covers the full half-turn [0°, 180°): every 10°, then 2° steps around the three best
+coarse bearings, then 0.5° and 0.2° steps around the best: 44 evaluations instead of 180.
 """
 
 from __future__ import annotations
@@ -73,13 +73,16 @@ def best_bearing(
             cache[key] = route_time(geom, key, spec, home)
         return cache[key]
 
-    coarse = np.arange(0.0, 180.0, 6.0)
+    coarse = np.arange(0.0, 180.0, 10.0)
     costs = np.array([cost(b) for b in coarse])
-    for b0 in coarse[np.argsort(costs)[:2]]:
-        for d in range(-5, 6):
+    for b0 in coarse[np.argsort(costs)[:3]]:
+        for d in (-6.0, -4.0, -2.0, 2.0, 4.0, 6.0):
             cost(float(b0) + d)
     best = min(cache, key=lambda k: cache[k])
-    for step in (-0.6, -0.4, -0.2, 0.2, 0.4, 0.6):
+    for step in (-1.5, -1.0, -0.5, 0.5, 1.0, 1.5):
+        cost(best + step)
+    best = min(cache, key=lambda k: cache[k])
+    for step in (-0.2, 0.2):
         cost(best + step)
     best = min(cache, key=lambda k: cache[k])
     return best, cache[best]

@@ -47,7 +47,10 @@ def mission_features(plan: SurveyPlan) -> list[dict[str, Any]]:
             lon, lat = tr.transform(xy[:, 0], xy[:, 1])
             return np.round(np.column_stack([lon, lat]), 8)
 
-        return shapely.transform(g, f)
+        out = shapely.transform(g, f)
+        if shapely.get_type_id(out) in (3, 6):  # RFC 7946: exteriors counterclockwise
+            out = shapely.orient_polygons(out, exterior_cw=False)
+        return out
 
     feats = [_feature(ll(plan.site), {"kind": "site", "area_m2": plan.stats["area_m2"]})]
     if plan.nofly is not None:

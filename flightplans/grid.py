@@ -353,8 +353,10 @@ def _spans(
     cr, ca, cb = _scan(geom.keepout_edges, vs, s, c)
     if len(cr):
         cr, ca, cb = _merge(cr, ca, cb)
-    line, a, b = _subtract(line, a, b, cr, ca, cb)
-    lo, hi = _neighbour_limits(line, a, b, cr, ca, cb)
+        line, a, b = _subtract(line, a, b, cr, ca, cb)
+        lo, hi = _neighbour_limits(line, a, b, cr, ca, cb)
+    else:
+        lo, hi = np.full(len(a), -np.inf), np.full(len(a), np.inf)
     eps = min(_EPS_M, 0.05 * trigger)
     n = np.maximum(0, np.ceil((b - a) / trigger - 1e-9))
     end = np.minimum(a + n * trigger + eps, hi)

@@ -48,7 +48,8 @@ def order_indices(
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
     p0 = np.asarray(start, dtype=np.float64)
-    if len(np.unique(line)) == n:
+    srt = np.sort(line)
+    if n == 1 or bool(np.all(srt[1:] != srt[:-1])):
         by_line = np.argsort(line, kind="stable")
         idxs, revs, cands = [], [], []
         for idx in (by_line, by_line[::-1]):

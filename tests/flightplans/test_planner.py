@@ -309,3 +309,15 @@ def test_default_home_on_south_edge(planned: dict[str, Planned]) -> None:
     assert hx == pytest.approx(X0 + 150, abs=1.0)
     m = read_plan(p.out / "sortie-01.plan")
     assert math.isclose(m.home[0], m.items[0].lat) and math.isclose(m.home[1], m.items[0].lon)
+
+
+def test_geojson_is_rfc7946(planned: dict[str, Planned]) -> None:
+    gj = json.loads((planned["holes_nofly"].out / "mission.geojson").read_text())
+    assert gj["type"] == "FeatureCollection"
+    for f in gj["features"]:
+        g = shapely.geometry.shape(f["geometry"])
+        assert g.is_valid, f["properties"]
+        if isinstance(g, Polygon):
+            assert g.exterior.is_ccw
+        lon, lat = shapely.get_coordinates(g)[0]
+        assert 114 < lon < 115 and 37 < lat < 38
