@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import time
 from pathlib import Path
 
@@ -118,16 +119,18 @@ def test_no_vehicle_is_one_line_within_the_timeout(
     line = _one_line_error(captured.err)
     assert conn in line and "no HEARTBEAT within 1.5 s" in line
     assert "Traceback" not in captured.err + captured.out
-    assert elapsed < 1.5 + 3.0
+    assert elapsed < 1.5 + 8.0
 
 
 def test_nothing_listening_on_tcp_is_one_line(
     plan_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with LoopbackVehicle() as vehicle:
-        conn = vehicle.connection_string
-    # The vehicle is gone: its port now refuses connections.
-    code = run(["upload", str(plan_file), "--connect", conn, "--timeout-s", "2"])
+    # A TCP port bound but not listening refuses connections; holding it keeps another test
+    # (or xdist worker) from taking it meanwhile.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        conn = f"tcp:127.0.0.1:{held.getsockname()[1]}"
+        code = run(["upload", str(plan_file), "--connect", conn, "--timeout-s", "2"])
     captured = capsys.readouterr()
     assert code == EXIT_ERROR
     line = _one_line_error(captured.err)
