@@ -355,6 +355,7 @@ def run_detect(
     dsm_b = open_dsm(paths["before_dsm"], chunks=chunks) if before_dsm is not None else None
     dsm_a = open_dsm(paths["after_dsm"], chunks=chunks) if after_dsm is not None else None
     _check_overlap(rgb_b, rgb_a, paths["before_ortho"], paths["after_ortho"])
+    permit_list = read_permits(paths["permits"], rgb_b.rio.crs) if permits is not None else None
     hashes = {role: sha256_file(p) for role, p in paths.items()}
     start = parse_date(before_date, "--before-date")
     end = parse_date(after_date, "--after-date")
@@ -438,7 +439,6 @@ def run_detect(
     objects = list(result.objects)
     if site_geom is not None:
         objects = [o for o in objects if o.geometry.intersects(site_geom)]
-    permit_list = read_permits(paths["permits"], result.crs) if permits is not None else None
     rgb_only = result.mode == "rgb_only"
     leads = build_leads(
         objects,
