@@ -51,17 +51,15 @@ def order_indices(
     srt = np.sort(line)
     if n == 1 or bool(np.all(srt[1:] != srt[:-1])):
         by_line = np.argsort(line, kind="stable")
-        idxs, revs, cands = [], [], []
-        for idx in (by_line, by_line[::-1]):
-            for first_rev in (False, True):
-                rev = (np.arange(n) % 2 == 1) != first_rev
-                a = np.where(rev[:, None], exits[idx], entries[idx])
-                b = np.where(rev[:, None], entries[idx], exits[idx])
-                cands.append(np.vstack([p0, np.column_stack([a, b]).reshape(-1, 2), p0]))
-                idxs.append(idx)
-                revs.append(rev)
-        k = int(np.argmin(_batch_time(np.stack(cands), speed, accel)))
-        return idxs[k], revs[k]
+        ii = np.stack([by_line, by_line, by_line[::-1], by_line[::-1]])
+        odd = np.arange(n) % 2 == 1
+        rr = np.stack([odd, ~odd, odd, ~odd])[:, :, None]
+        a = np.where(rr, exits[ii], entries[ii])
+        b = np.where(rr, entries[ii], exits[ii])
+        legs = np.stack([a, b], axis=2).reshape(4, 2 * n, 2)
+        ends = np.broadcast_to(p0, (4, 1, 2))
+        k = int(np.argmin(_batch_time(np.concatenate([ends, legs, ends], axis=1), speed, accel)))
+        return ii[k], rr[k, :, 0]
     left = np.ones(n, dtype=bool)
     pos = p0
     order = np.empty(n, dtype=np.int64)
