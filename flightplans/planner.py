@@ -509,6 +509,7 @@ class _MissionBuilder:
         placed = self._with_altitudes(nodes)
         lon0, lat0 = self.to_ll.transform(*self.home)
         takeoff_alt = self._alt_of(self.home_amsl + self.height) if self.terrain else self.height
+        takeoff_alt = round(float(takeoff_alt), 3)
         items = [
             MissionItem(
                 MAV_CMD_NAV_TAKEOFF, self.frame, (0.0, 0.0, 0.0, _NAN), lat0, lon0, takeoff_alt
