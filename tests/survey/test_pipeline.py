@@ -1,0 +1,201 @@
+"""run_detect end to end: the files it writes, their content, and its errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from shapely.geometry import box, mapping
+
+from change_detection.change import CHANGE_CODES
+from change_detection.errors import PermitError
+from change_detection.leads import leads_from_feature_collection
+from change_detection.params import DetectParams
+from survey.errors import DetectInputError, RasterFormatError
+from survey.pipeline import DetectResult, run_detect
+from survey.rasters import sha256_file, write_geotiff
+from survey.vectors import read_features, write_features
+
+
+@pytest.fixture(scope="module")
+def detected(synth_site: Any, tmp_path_factory: pytest.TempPathFactory) -> DetectResult:
+    out = tmp_path_factory.mktemp("pipeline")
+    return run_detect(
+        synth_site.before_ortho,
+        synth_site.after_ortho,
+        out,
+        before_dsm=synth_site.before_dsm,
+        after_dsm=synth_site.after_dsm,
+        permits=synth_site.permits,
+        site=synth_site.site,
+        params=DetectParams(chunk_px=512),
+    )
+
+
+def test_leads_geojson_is_rfc7946_with_every_property(detected: DetectResult) -> None:
+    data = json.loads(detected.leads_geojson.read_text(encoding="utf-8"))
+    assert data["type"] == "FeatureCollection" and "crs" not in data
+    assert len(data["features"]) == len(detected.leads) >= 5
+    for feat in data["features"]:
+        props = feat["properties"]
+        for key in (
+            "lead_id",
+            "class",
+            "reasons",
+            "area_m2",
+            "height_gain_m",
+            "floors_added",
+            "permit_ids",
+            "score",
+            "before_date",
+            "after_date",
+        ):
+            assert key in props
+        assert feat["id"] == props["lead_id"]
+        lon, lat = feat["geometry"]["coordinates"][0][0]
+        assert -180 <= lon <= 180 and -90 <= lat <= 90
+    back = leads_from_feature_collection(data)
+    assert [(x.lead_id, x.lead_class, x.permit_ids) for x in back] == [
+        (x.lead_id, x.lead_class, x.permit_ids) for x in detected.leads
+    ]
+
+
+def test_leads_gpkg_holds_the_same_leads(detected: DetectResult) -> None:
+    feats = read_features(detected.leads_gpkg)
+    assert feats.crs.to_epsg() == 4326
+    assert sorted(p["lead_id"] for p in feats.properties) == sorted(
+        lead.lead_id for lead in detected.leads
+    )
+    by_id = {p["lead_id"]: p for p in feats.properties}
+    for lead in detected.leads:
+        assert json.loads(by_id[lead.lead_id]["permit_ids"]) == list(lead.permit_ids)
+
+
+def test_change_tif_is_tiled_with_overviews_and_a_code_table(detected: DetectResult) -> None:
+    with rasterio.open(detected.change_tif) as ds:
+        assert ds.dtypes[0] == "uint8" and ds.nodata == 255
+        assert ds.profile["tiled"] and ds.profile["blockxsize"] == 512
+        assert ds.overviews(1) == [2]
+        tags = ds.tags()
+        assert json.loads(tags["CHANGE_CODES"]) == {str(k): v for k, v in CHANGE_CODES.items()}
+        codes = ds.read(1)
+    assert set(np.unique(codes)) <= set(CHANGE_CODES)
+    assert (codes == 1).sum() > 1000  # new structures
+
+
+def test_provenance_names_inputs_outputs_parameters_and_mode(
+    detected: DetectResult, synth_site: Any
+) -> None:
+    prov = json.loads(detected.provenance_json.read_text(encoding="utf-8"))
+    assert prov["mode"] == "dsm" and prov["rgb_only"] is False
+    assert prov["software"]["version"]
+    assert prov["inputs"]["before_ortho"]["sha256"] == sha256_file(synth_site.before_ortho)
+    assert set(prov["inputs"]) == {
+        "before_ortho",
+        "after_ortho",
+        "before_dsm",
+        "after_dsm",
+        "permits",
+        "site",
+    }
+    for name in ("leads.geojson", "leads.gpkg", "change.tif", "coregistration.json"):
+        out = prov["outputs"][name]
+        assert out["sha256"] == sha256_file(out["path"])
+    assert prov["parameters"]["min_area_m2"] == 6.0 and prov["parameters"]["chunk_px"] == 512
+    assert prov["before_date"] == "2025-04-15" and prov["after_date"] == "2025-10-15"
+    assert prov["started"] <= prov["finished"]
+    coreg = json.loads(detected.coregistration_json.read_text(encoding="utf-8"))
+    assert coreg["coregistered"] and coreg["model"] in ("translation", "affine", "warp")
+    for lead in detected.leads:
+        assert lead.input_hashes["permits"] == prov["inputs"]["permits"]["sha256"]
+
+
+def test_rgb_only_mode_is_marked_everywhere(synth_site: Any, tmp_path: Path) -> None:
+    result = run_detect(
+        synth_site.before_ortho,
+        synth_site.after_ortho,
+        tmp_path,
+        before_date="2025-04-01",
+        after_date="2025-11-01",
+    )
+    prov = json.loads(result.provenance_json.read_text(encoding="utf-8"))
+    assert result.mode == prov["mode"] == "rgb_only" and prov["rgb_only"] is True
+    assert prov["before_date"] == "2025-04-01"
+    assert result.leads, "the new roofs are visible in the orthophotos alone"
+    for lead in result.leads:
+        assert lead.rgb_only and lead.height_gain_m is None and lead.floors_added is None
+        assert lead.lead_class in ("new_structure", "raised", "demolished")
+        assert lead.after_date == "2025-11-01"
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+T = Affine(0.1, 0.0, 500000.0, 0.0, -0.1, 4000000.0)
+
+
+def _ortho(path: Path, transform: Affine = T, n: int = 96) -> Path:
+    rgb = np.full((3, n, n), 120, np.uint8)
+    return write_geotiff(path, rgb, transform=transform, crs=32650, mask=np.ones((n, n), bool))
+
+
+def test_epochs_that_do_not_overlap(tmp_path: Path) -> None:
+    a = _ortho(tmp_path / "a.tif")
+    b = _ortho(tmp_path / "b.tif", Affine(0.1, 0.0, 501000.0, 0.0, -0.1, 4000000.0))
+    with pytest.raises(DetectInputError, match="does not overlap"):
+        run_detect(a, b, tmp_path / "out")
+
+
+def test_a_site_outside_the_rasters(tmp_path: Path) -> None:
+    a = _ortho(tmp_path / "a.tif")
+    site = tmp_path / "site.geojson"
+    write_features(site, [box(501000, 4000000, 501050, 4000050)], [{"name": "x"}], crs=32650)
+    with pytest.raises(DetectInputError, match="outside the rasters"):
+        run_detect(a, a, tmp_path / "out", site=site)
+
+
+def test_an_empty_permits_file(tmp_path: Path) -> None:
+    a = _ortho(tmp_path / "a.tif")
+    permits = tmp_path / "permits.geojson"
+    permits.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    with pytest.raises(PermitError, match="no features"):
+        run_detect(a, a, tmp_path / "out", permits=permits)
+
+
+def test_permits_without_ids_or_with_bad_dates(tmp_path: Path) -> None:
+    a = _ortho(tmp_path / "a.tif")
+    permits = tmp_path / "permits.geojson"
+    footprint = mapping(box(117.0, 36.1, 117.0001, 36.1001))
+    for props, message in (
+        ({"max_height_m": 9}, "no permit_id"),
+        ({"permit_id": "P", "valid_from": "01/02/2025"}, "ISO 8601"),
+        (
+            {"permit_id": "P", "valid_from": "2025-05-01", "valid_to": "2025-01-01"},
+            "ends before it starts",
+        ),
+    ):
+        feat = {"type": "Feature", "geometry": footprint, "properties": props}
+        permits.write_text(json.dumps({"type": "FeatureCollection", "features": [feat]}))
+        with pytest.raises(PermitError, match=message):
+            run_detect(a, a, tmp_path / "out", permits=permits)
+
+
+def test_only_one_dsm(tmp_path: Path) -> None:
+    a = _ortho(tmp_path / "a.tif")
+    dsm = write_geotiff(
+        tmp_path / "dsm.tif", np.zeros((96, 96), np.float32), transform=T, crs=32650, nodata=-9999.0
+    )
+    with pytest.raises(DetectInputError, match="only the before DSM"):
+        run_detect(a, a, tmp_path / "out", before_dsm=dsm)
+
+
+def test_an_orthophoto_without_mask_or_nodata(tmp_path: Path) -> None:
+    bare = write_geotiff(
+        tmp_path / "bare.tif", np.full((3, 64, 64), 9, np.uint8), transform=T, crs=32650
+    )
+    with pytest.raises(RasterFormatError, match="neither a mask"):
+        run_detect(bare, bare, tmp_path / "out")
