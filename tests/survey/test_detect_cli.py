@@ -1,0 +1,193 @@
+"""`sitewatch detect`: a real run on the synthetic site and one-line errors for bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from survey.cli import EXIT_ERROR, EXIT_USAGE, run
+from survey.rasters import write_geotiff
+
+T = Affine(0.1, 0.0, 500000.0, 0.0, -0.1, 4000000.0)
+N = 96
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+
+
+@pytest.fixture()
+def epoch(tmp_path: Path) -> dict[str, Path]:
+    rgb = np.full((3, N, N), 120, np.uint8)
+    ortho = write_geotiff(
+        tmp_path / "o.tif", rgb, transform=T, crs=32650, mask=np.ones((N, N), bool)
+    )
+    dsm = write_geotiff(
+        tmp_path / "d.tif", np.full((N, N), 5.0, np.float32), transform=T, crs=32650, nodata=-9999.0
+    )
+    return {"ortho": ortho, "dsm": dsm}
+
+
+def _args(epoch: dict[str, Path], out: Path, **over: Path) -> list[str]:
+    files = {
+        "before-ortho": epoch["ortho"],
+        "after-ortho": epoch["ortho"],
+        "before-dsm": epoch["dsm"],
+        "after-dsm": epoch["dsm"],
+        **over,
+    }
+    args = ["detect", "--out", str(out)]
+    for flag, path in files.items():
+        args += [f"--{flag}", str(path)]
+    return args
+
+
+def test_detect_on_the_synthetic_site(
+    synth_site: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code = run(
+        [
+            "detect",
+            "--before-ortho",
+            str(synth_site.before_ortho),
+            "--before-dsm",
+            str(synth_site.before_dsm),
+            "--after-ortho",
+            str(synth_site.after_ortho),
+            "--after-dsm",
+            str(synth_site.after_dsm),
+            "--permits",
+            str(synth_site.permits),
+            "--site",
+            str(synth_site.site),
+            "--before-date",
+            "2025-04-15",
+            "--after-date",
+            "2025-10-15",
+            "--min-area-m2",
+            "6",
+            "--min-height-m",
+            "2.5",
+            "--storey-m",
+            "3",
+            "--chunk-px",
+            "384",
+            "--out",
+            str(out),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    for name in (
+        "leads.geojson",
+        "leads.gpkg",
+        "change.tif",
+        "coregistration.json",
+        "provenance.json",
+    ):
+        assert (out / name).is_file(), name
+    leads = json.loads((out / "leads.geojson").read_text(encoding="utf-8"))["features"]
+    classes = sorted(f["properties"]["class"] for f in leads)
+    assert classes == ["demolished", "no_permit", "no_permit", "outside_footprint", "over_height"]
+    assert "5 lead(s)" in printed
+    for f in leads:
+        assert f["properties"]["lead_id"] in printed
+    prov = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+    assert prov["parameters"]["chunk_px"] == 384
+
+
+def test_dsm_in_feet(
+    epoch: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feet = tmp_path / "feet.tif"
+    write_geotiff(feet, np.full((N, N), 16.4, np.float32), transform=T, crs=32650, nodata=-9999.0)
+    with rasterio.open(feet, "r+") as ds:
+        ds.units = ("ft",)
+    assert run(_args(epoch, tmp_path / "out", **{"after-dsm": feet})) == EXIT_ERROR
+    _one_line_error(capsys, "feet.tif", "'ft'", "metres")
+
+
+def test_dsm_without_nodata(
+    epoch: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bare = write_geotiff(
+        tmp_path / "bare.tif", np.full((N, N), 5.0, np.float32), transform=T, crs=32650
+    )
+    assert run(_args(epoch, tmp_path / "out", **{"before-dsm": bare})) == EXIT_ERROR
+    _one_line_error(capsys, "bare.tif", "nodata")
+
+
+def test_orthophoto_without_mask_or_nodata(
+    epoch: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bare = write_geotiff(
+        tmp_path / "bare.tif", np.full((3, N, N), 9, np.uint8), transform=T, crs=32650
+    )
+    assert run(_args(epoch, tmp_path / "out", **{"after-ortho": bare})) == EXIT_ERROR
+    _one_line_error(capsys, "bare.tif", "mask")
+
+
+def test_epochs_that_do_not_overlap(
+    epoch: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    far = Affine(0.1, 0.0, 600000.0, 0.0, -0.1, 4000000.0)
+    other = write_geotiff(
+        tmp_path / "far.tif",
+        np.full((3, N, N), 9, np.uint8),
+        transform=far,
+        crs=32650,
+        mask=np.ones((N, N), bool),
+    )
+    args = _args(epoch, tmp_path / "out", **{"after-ortho": other})
+    assert run(args) == EXIT_ERROR
+    _one_line_error(capsys, "far.tif", "does not overlap")
+
+
+def test_empty_permits(
+    epoch: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    permits = tmp_path / "permits.geojson"
+    permits.write_text('{"type": "FeatureCollection", "features": []}')
+    assert run(_args(epoch, tmp_path / "out", permits=permits)) == EXIT_ERROR
+    _one_line_error(capsys, "permits.geojson", "no features")
+
+
+def test_site_outside_the_rasters(
+    epoch: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site.geojson"
+    ring = [[10.0, 10.0], [10.001, 10.0], [10.001, 10.001], [10.0, 10.001], [10.0, 10.0]]
+    site.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {},
+                        "geometry": {"type": "Polygon", "coordinates": [ring]},
+                    }
+                ],
+            }
+        )
+    )
+    assert run(_args(epoch, tmp_path / "out", site=site)) == EXIT_ERROR
+    _one_line_error(capsys, "site.geojson", "outside the rasters")
+
+
+def test_missing_required_option_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["detect", "--out", str(tmp_path)]) == EXIT_USAGE
+    _one_line_error(capsys, "--before-ortho")
