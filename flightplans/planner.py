@@ -2,8 +2,9 @@
 
 Steps: check the site and parameters; derive altitude, footprint, line spacing and trigger
 distance from the camera (:mod:`flightplans.camera`); choose the bearing
-(:mod:`flightplans.angle`) unless fixed; lay the transects (:mod:`flightplans.grid`), add the
-crosshatch pass; order them from home (:mod:`flightplans.ordering`); route transits around holes
+(:mod:`flightplans.angle`) unless fixed; lay the transects (:mod:`flightplans.grid`), patch
+the pockets that keep-out areas hide from them (:mod:`flightplans.gaps`), add the crosshatch
+pass; order them from home (:mod:`flightplans.ordering`); route transits around holes
 and no-fly zones (:mod:`flightplans.routing`); split into battery-sized sorties
 (:mod:`flightplans.sorties`); give every waypoint its altitude, following the DEM when one is
 given (:mod:`flightplans.terrain`); and emit one MAVLink :class:`~flightplans.mission.Mission`
@@ -43,6 +44,7 @@ from shapely.ops import nearest_points
 
 from flightplans.angle import GridSpec, best_bearing
 from flightplans.errors import PlanParameterError, SiteGeometryError
+from flightplans.gaps import fill_gaps
 from flightplans.grid import GridGeometry, Transect, make_transects
 from flightplans.mission import (
     FRAME_AMSL,
@@ -306,12 +308,28 @@ def plan_survey(
         bearing = float(params.angle_deg) % 180.0
     args = (spec.spacing, spec.half_band, spec.trigger, spec.turnaround)
     sa = (params.speed_ms, params.accel_ms2)
-    first = order_transects(make_transects(geom, bearing, *args, pass_index=0), home_xy, *sa)
+
+    def lay(b: float, k: int) -> list[Transect]:
+        tr = make_transects(geom, b, *args, pass_index=k)
+        if keepout is not None:
+            tr += fill_gaps(
+                target,
+                keepout,
+                tr,
+                b,
+                trigger=trigger,
+                side=side,
+                front=front,
+                turnaround=params.turnaround_m,
+                pass_index=k,
+            )
+        return tr
+
+    first = order_transects(lay(bearing, 0), home_xy, *sa)
     ordered = list(first)
     if params.crosshatch:
         pos = first[-1].exit() if first else home_xy
-        second = make_transects(geom, (bearing + 90.0) % 180.0, *args, pass_index=1)
-        ordered += order_transects(second, pos, *sa)
+        ordered += order_transects(lay((bearing + 90.0) % 180.0, 1), pos, *sa)
     if not ordered:
         raise SiteGeometryError(
             "no flight line fits the site outside the no-fly zones; shrink the no-fly margin "

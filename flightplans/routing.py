@@ -72,6 +72,7 @@ class Router:
         self._keepout = keepout if keepout is not None and not keepout.is_empty else None
         self._clearance = clearance
         self._nodes: np.ndarray | None = None
+        self._fine = False
         self._dist: np.ndarray | None = None
         self._pred: np.ndarray | None = None
         self._cache: dict[tuple[float, float, float, float], np.ndarray] = {}
@@ -97,13 +98,13 @@ class Router:
                 out[idx] = np.asarray(shapely.intersects(self._parts[k][1], lines), dtype=bool)
         return out
 
-    def _build(self) -> None:
+    def _build(self, fine: bool = False) -> None:
         assert self._keepout is not None
         c = self._clearance
         found = []
         for part in shapely.get_parts(shapely.buffer(self._keepout, c, join_style="mitre")):
             hull = shapely.convex_hull(part)
-            if part.area > 0.97 * hull.area:
+            if not fine and part.area > 0.97 * hull.area:
                 # nearly convex: a coarse polygon around the hull (simplify by t, then grow
                 # by t again so that it still encloses the part), few nodes
                 t = max(c, 0.08 * math.sqrt(hull.area))
@@ -134,6 +135,7 @@ class Router:
             self._dist = dist
             self._pred = np.zeros((0, 0), dtype=np.int32)
         self._nodes = nodes
+        self._fine = fine
 
     def path(self, a: tuple[float, float], b: tuple[float, float]) -> np.ndarray:
         """(n, 2) polyline from ``a`` to ``b`` (both ends included) outside keep-out."""
@@ -148,6 +150,19 @@ class Router:
     def _route(self, pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
         if self._nodes is None:
             self._build()
+        out = self._search(pa, pb)
+        if out is None and not self._fine:
+            # a pocket of the keep-out area hidden from the coarse hull nodes: all corners
+            self._build(fine=True)
+            out = self._search(pa, pb)
+        if out is None:
+            raise SiteGeometryError(
+                f"no transit from ({pa[0]:.1f}, {pa[1]:.1f}) to ({pb[0]:.1f}, {pb[1]:.1f}) "
+                "around the no-fly zones; move --home or check that the zones leave a way"
+            )
+        return out
+
+    def _search(self, pa: np.ndarray, pb: np.ndarray) -> np.ndarray | None:
         nodes, dist, pred = self._nodes, self._dist, self._pred
         assert nodes is not None and dist is not None and pred is not None
         n = len(nodes)
@@ -155,19 +170,13 @@ class Router:
         vb = ~self.blocked(nodes, np.repeat(pb[None], n, 0)) if n else np.zeros(0, bool)
         ia, ib = np.flatnonzero(va), np.flatnonzero(vb)
         if len(ia) == 0 or len(ib) == 0:
-            raise SiteGeometryError(
-                f"no transit from ({pa[0]:.1f}, {pb[1]:.1f}) around the no-fly zones; "
-                "move --home or shrink the no-fly zones"
-            )
+            return None
         da = np.hypot(*(nodes[ia] - pa).T)
         db = np.hypot(*(nodes[ib] - pb).T)
         total = da[:, None] + dist[np.ix_(ia, ib)] + db[None, :]
         k = int(np.argmin(total))
         if not math.isfinite(float(total.ravel()[k])):
-            raise SiteGeometryError(
-                "no transit around the no-fly zones between two lines; "
-                "check that the no-fly zones leave a way through"
-            )
+            return None
         i, j = ia[k // len(ib)], ib[k % len(ib)]
         chain = [j]
         while chain[-1] != i:

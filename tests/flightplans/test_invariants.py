@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import shapely
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import LineString, Point, Polygon
@@ -115,3 +116,35 @@ def test_terrain_profile_band(
     bend = amp * (2 * math.pi / wave) ** 2 * 2.0**2 / 8 + 1e-6
     assert agl.max() <= 120.0 + max(0.0, bend - 0.3) + 1e-6
     assert agl.min() >= h - tol - bend
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    w=st.floats(150, 300),
+    h=st.floats(120, 250),
+    zones=st.lists(
+        st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(8, 45)), min_size=1, max_size=3
+    ),
+    angle=st.one_of(st.none(), st.floats(0, 179)),
+)
+def test_random_nofly_zones_are_avoided_and_the_rest_covered(
+    w: float, h: float, zones: list[tuple[float, float, float]], angle: float | None
+) -> None:
+    site = Polygon([(X0, Y0), (X0 + w, Y0), (X0 + w, Y0 + h), (X0, Y0 + h)])
+    nofly = [Point(X0 + fx * w, Y0 + fy * h).buffer(r) for fx, fy, r in zones]
+    home = (X0 - 30.0, Y0 - 30.0)
+    params = PlanParams(alt_m=40.0, angle_deg=angle)
+    plan = plan_survey(site, params, crs=UTM, nofly=nofly, home=home)
+    obstacles = shapely.union_all(nofly)
+    target = site.difference(obstacles)
+    fw, ff = plan.params.camera.footprint_m(40.0)
+    photos, bearings = [], []
+    with tempfile.TemporaryDirectory() as d:
+        for s in plan.sorties:
+            fl = simulate(read_plan(write_plan(s.mission, Path(d) / "s.plan")), UTM)
+            assert LineString(fl.waypoints).distance(obstacles) >= 0.9 * params.nofly_margin_m
+            photos.append(fl.photos)
+            bearings.append(fl.bearings)
+    counts = coverage_counts(target, np.vstack(photos), np.concatenate(bearings), fw, ff, res=2.0)
+    assert (counts >= 1).all()
+    assert (counts >= 2).mean() >= 0.99
