@@ -192,6 +192,34 @@ def _default_home(site: BaseGeometry) -> tuple[float, float]:
     return (float(p.x), float(p.y))
 
 
+def _reachable(
+    transects: list[Transect], home: tuple[float, float], router: Router
+) -> list[Transect]:
+    """Drop lines inside areas that keep-out encloses (no transit reaches them from home)."""
+    entries = np.array([t.entry() for t in transects])
+    blocked = router.blocked(np.broadcast_to(np.asarray(home), entries.shape), entries)
+    keep = []
+    for t, b in zip(transects, blocked, strict=True):
+        if b:
+            try:
+                router.path(home, t.entry())
+            except SiteGeometryError:
+                continue
+        keep.append(t)
+    if len(keep) < len(transects):
+        log.warning(
+            "%d line(s) lie in areas enclosed by no-fly zones or holes and cannot be reached; "
+            "left out",
+            len(transects) - len(keep),
+        )
+    if not keep:
+        raise SiteGeometryError(
+            "no flight line can be reached from home without crossing a no-fly zone; "
+            "move --home into the site's open part"
+        )
+    return keep
+
+
 def _half_band(spacing: float, side: float) -> float:
     return max(0.51 * spacing, min(0.475 * side, 1.05 * spacing))
 
@@ -337,6 +365,8 @@ def plan_survey(
         )
 
     router = Router(keepout, clearance=max(2.0, 0.4 * params.nofly_margin_m))
+    if keepout is not None:
+        ordered = _reachable(ordered, home_xy, router)
     overhead = h / params.climb_ms + h / params.descent_ms
     stop_s = params.speed_ms / params.accel_ms2 + params.hover_hold_s
     n_photo = [len(t.photo_positions(trigger)) for t in ordered]

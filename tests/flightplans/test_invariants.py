@@ -132,6 +132,9 @@ def test_random_nofly_zones_are_avoided_and_the_rest_covered(
 ) -> None:
     site = Polygon([(X0, Y0), (X0 + w, Y0), (X0 + w, Y0 + h), (X0, Y0 + h)])
     nofly = [Point(X0 + fx * w, Y0 + fy * h).buffer(r) for fx, fy, r in zones]
+    # zones 30 m apart or more: no pocket of the site enclosed by zones (such pockets cannot
+    # be reached without crossing a zone; the planner leaves them out with a warning)
+    assume(all(a.distance(b) >= 30.0 for i, a in enumerate(nofly) for b in nofly[i + 1 :]))
     home = (X0 - 30.0, Y0 - 30.0)
     params = PlanParams(alt_m=40.0, angle_deg=angle)
     plan = plan_survey(site, params, crs=UTM, nofly=nofly, home=home)
