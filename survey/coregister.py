@@ -188,22 +188,12 @@ def coregister_files(
         "COREGISTRATION_CONFIDENCE": f"{result.confidence:.3f}",
         "COREGISTRATION_REFERENCE": ref_p.name,
     }
-    rgb = np.asarray(aligned.rgb.values)
-    if rgb.shape[0] != 3:  # a single-band target cannot happen (open_orthophoto), keep 3
-        raise RasterFormatError(f"{tgt_p}: expected 3 bands after alignment, got {rgb.shape[0]}")
-    write_geotiff(
-        out_p,
-        rgb,
-        transform=transform,
-        crs=crs,
-        mask=np.asarray(aligned.valid.values, dtype=bool),
-        tags=tags,
-    )
+    _write_raster(out_p, aligned.rgb, transform=transform, crs=crs, mask=aligned.valid, tags=tags)
     out_dsm_p: Path | None = None
     if out_dsm is not None and aligned.dsm is not None:
-        out_dsm_p = write_geotiff(
-            out_dsm,
-            np.asarray(aligned.dsm.values, dtype=np.float32),
+        out_dsm_p = _write_raster(
+            Path(out_dsm),
+            aligned.dsm.astype(np.float32),
             transform=transform,
             crs=crs,
             nodata=float("nan"),
@@ -234,6 +224,74 @@ def coregister_files(
         _write_json(residuals_p, rep["residuals"])
         _write_json(report_p, rep)
     return CoregisterOutputs(out_p, out_dsm_p, report_p, residuals_p, rep, aligned)
+
+
+def _write_raster(
+    path: Path,
+    data: xr.DataArray,
+    *,
+    transform: Any,
+    crs: Any,
+    mask: xr.DataArray | None = None,
+    nodata: float | None = None,
+    tags: dict[str, str] | None = None,
+    block_px: int = 2048,
+) -> Path:
+    """Write an aligned raster; dask-backed ones window by window (bounded memory).
+
+    In-memory arrays go through :func:`survey.rasters.write_geotiff`; lazy ones are written
+    with the same profile (tiled 512, DEFLATE, internal mask) into an atomic temporary file,
+    one ``block_px`` window at a time, so only that window's part of the warp is computed.
+    """
+    if data.chunks is None:
+        return write_geotiff(
+            path,
+            np.asarray(data.values),
+            transform=transform,
+            crs=crs,
+            nodata=nodata,
+            mask=None if mask is None else np.asarray(mask.values, dtype=bool),
+            tags=tags,
+        )
+    arr = data if data.ndim == 3 else data.expand_dims("band")
+    count, rows, cols = (int(v) for v in arr.shape)
+    dtype = np.dtype(arr.dtype)
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": cols,
+        "height": rows,
+        "count": count,
+        "dtype": dtype.name,
+        "crs": crs,
+        "transform": transform,
+        "compress": "deflate",
+        "predictor": 2 if np.issubdtype(dtype, np.integer) else 3,
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "interleave": "pixel" if count > 1 else "band",
+    }
+    if nodata is not None:
+        profile["nodata"] = nodata
+    if count == 3 and dtype == np.uint8:
+        profile["photometric"] = "RGB"
+    with (
+        atomic_path(path) as tmp,
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
+        rasterio.open(tmp, "w", **profile) as dst,
+    ):
+        for r0 in range(0, rows, block_px):
+            r1 = min(rows, r0 + block_px)
+            for c0 in range(0, cols, block_px):
+                c1 = min(cols, c0 + block_px)
+                win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
+                dst.write(np.asarray(arr[:, r0:r1, c0:c1].values), window=win)
+                if mask is not None:
+                    m = np.asarray(mask[r0:r1, c0:c1].values, dtype=bool)
+                    dst.write_mask(np.where(m, 255, 0).astype(np.uint8), window=win)
+        if tags:
+            dst.update_tags(**tags)
+    return path
 
 
 def _finite(obj: Any) -> Any:

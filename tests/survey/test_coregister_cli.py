@@ -243,3 +243,31 @@ def test_cli_dsm_flags_must_come_together(
     )
     assert code == EXIT_USAGE
     assert "--out-dsm" in capsys.readouterr().err
+
+
+def test_chunked_run_writes_the_same_rasters(epochs: dict[str, Path], tmp_path: Path) -> None:
+    kwargs = {
+        "reference_dsm": epochs["ref_dsm"],
+        "target_dsm": epochs["tgt_dsm"],
+    }
+    whole = coregister_files(
+        epochs["ref"], epochs["tgt"], tmp_path / "w.tif", out_dsm=tmp_path / "wd.tif", **kwargs
+    )
+    chunked = coregister_files(
+        epochs["ref"],
+        epochs["tgt"],
+        tmp_path / "c.tif",
+        out_dsm=tmp_path / "cd.tif",
+        chunk_px=128,
+        **kwargs,
+    )
+    assert chunked.aligned.rgb.chunks is not None  # the lazy, windowed path was taken
+    assert chunked.report["shift_x_px"] == whole.report["shift_x_px"]
+    assert chunked.report["vertical_offset_m"] == whole.report["vertical_offset_m"]
+    with rasterio.open(tmp_path / "w.tif") as a, rasterio.open(tmp_path / "c.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+        np.testing.assert_array_equal(a.dataset_mask(), b.dataset_mask())
+        assert b.profile["tiled"] and b.tags()["COREGISTRATION_MODEL"] == whole.report["model"]
+    np.testing.assert_array_equal(
+        open_dsm(tmp_path / "wd.tif").values, open_dsm(tmp_path / "cd.tif").values
+    )
