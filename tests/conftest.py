@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from survey.synth import SynthSite
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 
@@ -28,15 +33,17 @@ def pytest_report_header() -> list[str]:
 # growing trees): an 80 m site at 10 cm (800 x 800 px), seed 0, generated once per session in
 # about a second. ``make_synth_site(seed, size_m, gsd_cm)`` generates (and caches) any other.
 
-_SYNTH_CACHE: dict[tuple[int, float, float], object] = {}
+_SYNTH_CACHE: dict[tuple[int, float, float], SynthSite] = {}
 
 
 @pytest.fixture(scope="session")
-def make_synth_site(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def make_synth_site(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[..., SynthSite]:
     """Factory ``fn(seed=0, size_m=80.0, gsd_cm=10.0) -> survey.synth.SynthSite`` (cached)."""
     from survey.synth import SynthParams, generate_site
 
-    def make(seed: int = 0, size_m: float = 80.0, gsd_cm: float = 10.0):  # type: ignore[no-untyped-def]
+    def make(seed: int = 0, size_m: float = 80.0, gsd_cm: float = 10.0) -> SynthSite:
         key = (int(seed), float(size_m), float(gsd_cm))
         if key not in _SYNTH_CACHE:
             out = tmp_path_factory.mktemp(f"synth-s{seed}-{size_m:g}m-{gsd_cm:g}cm")
@@ -49,6 +56,6 @@ def make_synth_site(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[n
 
 
 @pytest.fixture(scope="session")
-def synth_site(make_synth_site):  # type: ignore[no-untyped-def]
+def synth_site(make_synth_site: Callable[..., SynthSite]) -> SynthSite:
     """The default test scene: ``SynthParams(seed=0, size_m=80, gsd_cm=10)`` on disk."""
     return make_synth_site(0, 80.0, 10.0)

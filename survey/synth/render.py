@@ -566,9 +566,7 @@ def render_scene(params: SynthParams = SynthParams()) -> SynthScene:  # noqa: B0
     clock.lap("before epoch")
 
     # after pixel (row', col') -> true pixel (row, col): W^-1 F^-1 W on (row, col, 1)
-    w = np.array([[0.0, gsd, x0 + gsd / 2], [-gsd, 0.0, y0 - gsd / 2], [0.0, 0.0, 1.0]])
-    w_inv = np.linalg.inv(w)
-    after_to_true = w_inv @ np.linalg.inv(mis.matrix()) @ w
+    after_to_true = np.linalg.inv(_pixel_matrix(grid, mis))
     dsm_a = _resample(art_a + micro, after_to_true, np.nan)
     valid_a = _border(n, gsd, rng_a) & np.isfinite(dsm_a)
     dsm_a += F32(look["dz"]) + F32(sigma) * rng_a.standard_normal((n, n), dtype=F32)
@@ -631,6 +629,18 @@ def _truth_features(
     return out
 
 
+def _pixel_matrix(grid: _Grid, mis: Misregistration) -> np.ndarray:
+    """W^-1 F W: true (before) pixel-centre indices (row, col, 1) -> after indices, 3x3."""
+    g = grid.gsd
+    w = np.array([[0.0, g, grid.x0 + g / 2], [-g, 0.0, grid.y0 - g / 2], [0.0, 0.0, 1.0]])
+    out: np.ndarray = np.linalg.inv(w) @ mis.matrix() @ w
+    return out
+
+
+def _as_lists(m: np.ndarray) -> list[list[float]]:
+    return [[float(v) for v in row] for row in m]
+
+
 def _truth_record(
     params: SynthParams,
     grid: _Grid,
@@ -657,6 +667,8 @@ def _truth_record(
             "center": [mis.center[0], mis.center[1]],
             "shift_px": {"col": round(dx / gsd, 6), "row": round(-dy / gsd, 6)},
             "register_shift_rc_px": [round(dy / gsd, 6), round(-dx / gsd, 6)],
+            "forward_matrix_m": _as_lists(mis.matrix()),
+            "after_rc_from_before_rc": _as_lists(_pixel_matrix(grid, mis)),
             "convention": (
                 "a ground point at true UTM (E, N) appears in the after rasters at "
                 "R(r)·((E, N) − c) + c + (dx, dy), R(r) the counter-clockwise rotation by "
@@ -664,7 +676,10 @@ def _truth_record(
                 "share one grid, so features of the after rasters sit shift_px.col columns "
                 "right and shift_px.row rows down of the before rasters (plus the rotation), "
                 "and register_shift_rc_px is the (row, col) shift that maps the after raster "
-                "onto the before one (skimage phase_cross_correlation(before, after) sign)"
+                "onto the before one (skimage phase_cross_correlation(before, after) sign); "
+                "forward_matrix_m is that map on (E, N, 1), after_rc_from_before_rc the same "
+                "on (row, col, 1) pixel-centre indices (scipy.ndimage.affine_transform(after, "
+                "it) puts the after raster on the before grid)"
             ),
         },
         "sun": {

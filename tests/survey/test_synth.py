@@ -369,6 +369,21 @@ def test_unchanged_buildings_appear_where_the_convention_puts_them(
     assert min(wrong) > 0.5, wrong
 
 
+def test_declared_matrices_follow_the_convention(synth_site: SynthSite) -> None:
+    t = synth_site.truth
+    m = t["misregistration"]
+    fwd = np.array(m["forward_matrix_m"])
+    rc = np.array(m["after_rc_from_before_rc"])
+    x0, y0 = t["origin"]
+    g = t["gsd_m"]
+    for e, n in ((x0 + 3.0, y0 - 70.0), (x0 + 55.5, y0 - 12.25), tuple(m["center"])):
+        fe, fn = _forward(t, e, n)
+        assert fwd @ [e, n, 1.0] == pytest.approx([fe, fn, 1.0], abs=1e-6)
+        row, col = (y0 - n) / g - 0.5, (e - x0) / g - 0.5
+        arow, acol = (y0 - fn) / g - 0.5, (fe - x0) / g - 0.5
+        assert rc @ [row, col, 1.0] == pytest.approx([arow, acol, 1.0], abs=1e-5)
+
+
 def test_register_shift_matches_phase_correlation(
     synth_site: SynthSite, data: dict[str, Any]
 ) -> None:
