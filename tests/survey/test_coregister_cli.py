@@ -258,7 +258,7 @@ def test_chunked_run_writes_the_same_rasters(epochs: dict[str, Path], tmp_path: 
         epochs["tgt"],
         tmp_path / "c.tif",
         out_dsm=tmp_path / "cd.tif",
-        chunk_px=128,
+        chunk_px=256,
         **kwargs,
     )
     assert chunked.aligned.rgb.chunks is not None  # the lazy, windowed path was taken
