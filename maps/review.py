@@ -89,6 +89,7 @@ _CSS = """
  box-shadow:0 1px 5px rgba(0,0,0,.4);font:12px/1.5 system-ui,sans-serif}
 .sw-legend b{display:block;margin-bottom:2px}
 .sw-links a{margin-right:8px}
+.sw-popup-open .leaflet-sbs{visibility:hidden}
 """
 
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
@@ -202,6 +203,13 @@ class _LeadFocus(MacroElement):
                 map.fitBounds(l.getBounds(), {maxZoom: {{ this.max_zoom }}, padding: [60, 60]});
                 l.openPopup();
             }
+            // the swipe handle sits above the map panes: hide it while a popup is read
+            map.on("popupopen", function () {
+                map.getContainer().classList.add("sw-popup-open");
+            });
+            map.on("popupclose", function () {
+                map.getContainer().classList.remove("sw-popup-open");
+            });
             window.addEventListener("hashchange", focusLead);
             focusLead();
         })();
