@@ -739,6 +739,41 @@ def _read_window(
     return out, ok
 
 
+class _BandCache:
+    """Row-band cache over a lazy array: windows read in row order decode each band once.
+
+    Slicing a dask (or file-backed) array window by window would read and decode whole
+    chunks hundreds of times; tie windows come in row-major order, so a band of
+    ``band_px`` rows read once serves every window inside it. Memory: one band.
+    """
+
+    def __init__(self, arr: _Sliceable, band_px: int = 2048) -> None:
+        self.arr = arr
+        self.shape = tuple(arr.shape)
+        self.ndim = len(self.shape)
+        self.band_px = band_px
+        self._rows = (0, 0)
+        self._band: np.ndarray | None = None
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = tuple(k for k in key if k is not Ellipsis)
+        rs, cs = key[-2], key[-1]
+        H = self.shape[-2]
+        r0, r1, _ = rs.indices(H)
+        if self._band is None or r0 < self._rows[0] or r1 > self._rows[1]:
+            b1 = min(H, max(r1, r0 + self.band_px))
+            self._band = np.asarray(self.arr[..., r0:b1, :])
+            self._rows = (r0, b1)
+        a0 = self._rows[0]
+        return self._band[..., r0 - a0 : r1 - a0, cs]
+
+
+def _banded(arr: _Sliceable) -> _Sliceable:
+    return arr if isinstance(arr, np.ndarray) else _BandCache(arr)
+
+
 def _block_sum(a: np.ndarray, f: int) -> np.ndarray:
     """Sum of f x f blocks of a 2-D array whose sides are multiples of f."""
     h, w = a.shape
@@ -1062,6 +1097,9 @@ def _measure_tiepoints(
     search = params.search_px if params.search_px is not None else n // 4
     apod = _hann2d(n, n)
     pos = [(r, c) for r in rows0 for c in cols0]
+    reference, target = _banded(reference), _banded(target)
+    reference_valid = None if reference_valid is None else _banded(reference_valid)
+    target_valid = None if target_valid is None else _banded(target_valid)
     table = np.zeros(len(pos), dtype=TIEPOINT_DTYPE)
     erode = math.ceil(2 * params.sigma_px) + 1
     for b0 in range(0, len(pos), _BATCH):
