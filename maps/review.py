@@ -200,7 +200,9 @@ class _LeadFocus(MacroElement):
                 if (!m) { return; }
                 var l = byId[decodeURIComponent(m[1])];
                 if (!l) { return; }
-                map.fitBounds(l.getBounds(), {maxZoom: {{ this.max_zoom }}, padding: [60, 60]});
+                map.fitBounds(l.getBounds(), {
+                    maxZoom: {{ this.max_zoom }}, padding: [60, 60], animate: false
+                });
                 l.openPopup();
             }
             // the swipe handle sits above the map panes: hide it while a popup is read
