@@ -44,6 +44,7 @@ _AMBIENT = 0.42
 _SKY = np.array([0.90, 0.97, 1.10], dtype=F32)  # ambient (skylight) tint: shadows are bluish
 _RGB_NOISE_DN = 1.2
 _EDGE_M = 0.3
+_SUN_CELL_M = 0.2
 
 
 @dataclass(frozen=True)
@@ -412,11 +413,20 @@ def _shade(dsm: np.ndarray, gsd: float, az_deg: float, el_deg: float) -> np.ndar
 
 
 def _light(dsm: np.ndarray, gsd: float, sun: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Direct-light factor (shading x cast shadow) and the shadow fraction, (rows, cols)."""
-    shadow = cast_shadows(dsm, gsd, sun[0], sun[1])
-    direct = _shade(dsm, gsd, sun[0], sun[1])
-    direct *= F32(1.0) - shadow
-    return direct, shadow
+    """Direct-light factor (shading x cast shadow) and the shadow fraction, (rows, cols).
+
+    Both are computed on cells of ~0.2 m (shading from the cell-mean DSM) and upsampled once.
+    """
+    rows, cols = dsm.shape
+    f = max(1, round(_SUN_CELL_M / gsd))
+    shadow_c = cast_shadows(dsm, gsd, sun[0], sun[1], cell_m=_SUN_CELL_M, upsample=False)
+    rc, cc = shadow_c.shape
+    padded = np.pad(dsm, ((0, rc * f - rows), (0, cc * f - cols)), mode="edge")
+    mean_c = padded.reshape(rc, f, cc, f).mean(axis=(1, 3), dtype=np.float64)
+    direct_c = _shade(mean_c, gsd * f, sun[0], sun[1]) * (F32(1.0) - shadow_c)
+    if f == 1:
+        return direct_c, shadow_c
+    return upsample_linear(direct_c, f, (rows, cols)), upsample_linear(shadow_c, f, (rows, cols))
 
 
 def _illuminate(albedo: np.ndarray, direct: np.ndarray) -> np.ndarray:

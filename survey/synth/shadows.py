@@ -18,6 +18,7 @@ def cast_shadows(
     elevation_deg: float,
     cell_m: float = 0.2,
     tolerance_m: float = 0.05,
+    upsample: bool = True,
 ) -> np.ndarray:
     """Fraction of each pixel in cast shadow (0 = sunlit, 1 = shadow).
 
@@ -35,6 +36,10 @@ def cast_shadows(
         Pixel size in metres.
     azimuth_deg, elevation_deg : float
         Sun azimuth clockwise from north and elevation above the horizon, degrees.
+
+    upsample : bool
+        False returns the binary mask of the coarse cells, shape
+        (ceil(rows / f), ceil(cols / f)) with f = max(1, round(cell_m / gsd_m)).
 
     Returns
     -------
@@ -74,6 +79,8 @@ def cast_shadows(
         src_c = slice(max(0, oc), cc - max(0, -oc))
         np.maximum(horizon[dst_r, dst_c], occluder[src_r, src_c] - drop, out=horizon[dst_r, dst_c])
     coarse = (horizon > receiver + np.float32(tolerance_m)).astype(np.float32)
+    if not upsample:
+        return coarse
     if f == 1:
         return coarse[:rows, :cols]
     return upsample_linear(coarse, f, (rows, cols))
