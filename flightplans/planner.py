@@ -197,10 +197,16 @@ def _reachable(
 ) -> list[Transect]:
     """Drop lines inside areas that keep-out encloses (no transit reaches them from home)."""
     entries = np.array([t.entry() for t in transects])
-    blocked = router.blocked(np.broadcast_to(np.asarray(home), entries.shape), entries)
+    # cheap test first: entries in the free space connected to home (with room to pass)
+    free = router.free_around(home, entries)
+    sure = (
+        shapely.contains_xy(free, entries[:, 0], entries[:, 1])
+        if free is not None
+        else np.zeros(len(entries), dtype=bool)
+    )
     keep = []
-    for t, b in zip(transects, blocked, strict=True):
-        if b:
+    for t, ok in zip(transects, sure, strict=True):
+        if not ok:
             try:
                 router.path(home, t.entry())
             except SiteGeometryError:

@@ -98,6 +98,34 @@ class Router:
                 out[idx] = np.asarray(shapely.intersects(self._parts[k][1], lines), dtype=bool)
         return out
 
+    def free_around(
+        self, home: tuple[float, float], extent: np.ndarray | None = None
+    ) -> BaseGeometry | None:
+        """The open space connected to ``home`` with room to pass, grown back to the keep-out.
+
+        ``extent`` (n, 2) are points the answer must reach (the frame is their bounding box).
+        Points inside the answer can be reached from ``home``; points outside may still be
+        (narrow passages), which :meth:`path` decides.
+        """
+        if self._keepout is None:
+            return None
+        c = self._clearance
+        x0, y0, x1, y1 = shapely.bounds(self._keepout)
+        pts = np.vstack([np.asarray(home, dtype=np.float64)[None], [[x0, y0], [x1, y1]]])
+        if extent is not None:
+            pts = np.vstack([pts, np.asarray(extent, dtype=np.float64).reshape(-1, 2)])
+        lo, hi = pts.min(axis=0) - 100.0, pts.max(axis=0) + 100.0
+        frame = shapely.box(lo[0], lo[1], hi[0], hi[1])
+        free = shapely.difference(frame, shapely.buffer(self._keepout, c))
+        parts = list(shapely.get_parts(free))
+        if not parts:
+            return None
+        p = shapely.points(home)
+        part = min(parts, key=lambda g: float(shapely.distance(g, p)))
+        out = shapely.buffer(part, c + 0.5)
+        shapely.prepare(out)
+        return out
+
     def _build(self, fine: bool = False) -> None:
         assert self._keepout is not None
         c = self._clearance
