@@ -151,3 +151,50 @@ def test_random_nofly_zones_are_avoided_and_the_rest_covered(
     counts = coverage_counts(target, np.vstack(photos), np.concatenate(bearings), fw, ff, res=2.0)
     assert (counts >= 1).all()
     assert (counts >= 2).mean() >= 0.99
+
+
+def _cover_check(site: Polygon, nofly: list[Polygon], angle: float | None) -> float:
+    params = PlanParams(alt_m=40.0, angle_deg=angle)
+    plan = plan_survey(site, params, crs=UTM, nofly=nofly, home=(X0 - 30.0, Y0 - 30.0))
+    fw, ff = plan.params.camera.footprint_m(40.0)
+    photos, bearings = [], []
+    with tempfile.TemporaryDirectory() as d:
+        for s in plan.sorties:
+            fl = simulate(read_plan(write_plan(s.mission, Path(d) / "s.plan")), UTM)
+            assert LineString(fl.waypoints).distance(shapely.union_all(nofly)) >= 4.5
+            photos.append(fl.photos)
+            bearings.append(fl.bearings)
+    target = site.difference(shapely.union_all(nofly))
+    counts = coverage_counts(target, np.vstack(photos), np.concatenate(bearings), fw, ff, res=1.0)
+    return float((counts >= 1).mean())
+
+
+def test_pocket_between_zones_and_site_corner_is_patched() -> None:
+    """A corner of the site walled off by two no-fly zones gets a patch line (found by
+    the property test above)."""
+    w, h = 154.6, 123.3
+    site = Polygon([(X0, Y0), (X0 + w, Y0), (X0 + w, Y0 + h), (X0, Y0 + h)])
+    zones = [(0.0092, 0.8812, 33.4), (0.969, 0.7259, 27.52), (0.7637, 0.9392, 28.46)]
+    nofly = [Point(X0 + fx * w, Y0 + fy * h).buffer(r) for fx, fy, r in zones]
+    assert _cover_check(site, nofly, None) == 1.0
+
+
+def test_pocket_open_only_sideways_is_patched_at_another_bearing() -> None:
+    w, h = 251.5, 218.9
+    site = Polygon([(X0, Y0), (X0 + w, Y0), (X0 + w, Y0 + h), (X0, Y0 + h)])
+    zones = [(0.9265, 0.4162, 41.9), (0.9222, 0.1, 31.29)]
+    nofly = [Point(X0 + fx * w, Y0 + fy * h).buffer(r) for fx, fy, r in zones]
+    assert _cover_check(site, nofly, 53.05) == 1.0
+
+
+def test_lines_enclosed_by_a_ring_zone_are_left_out(caplog) -> None:  # type: ignore[no-untyped-def]
+    site = Polygon([(X0, Y0), (X0 + 400, Y0), (X0 + 400, Y0 + 400), (X0, Y0 + 400)])
+    ring = Point(X0 + 200, Y0 + 200).buffer(150).difference(Point(X0 + 200, Y0 + 200).buffer(110))
+    with caplog.at_level("WARNING", logger="flightplans"):
+        plan = plan_survey(site, PlanParams(alt_m=40.0), crs=UTM, nofly=[ring])
+    assert "cannot be reached" in caplog.text
+    for s in plan.sorties:
+        fl = simulate(s.mission, UTM)
+        assert LineString(fl.waypoints).distance(ring) >= 4.5
+        inner = Point(X0 + 200, Y0 + 200).buffer(110)
+        assert not LineString(fl.waypoints).intersects(inner)
