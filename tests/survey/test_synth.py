@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -578,3 +579,34 @@ def test_cli_unwritable_out_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--out" in err and str(blocker) in err
+
+
+def _check_site_against_truth(site: SynthSite) -> None:
+    data = _read(site)
+    t = site.truth
+    res = _dsm_residual(site, data)
+    tf = read_features(site.truth_geojson).to_crs(t["crs"])
+    for g, p in zip(tf.geometries, tf.properties, strict=True):
+        if p["kind"] in STRUCTURES:
+            inner = polygon_mask(g.buffer(-0.5), data["transform"], res.shape)
+            vals = res[inner & np.isfinite(res)]
+            assert float(np.median(vals)) == pytest.approx(p["height_change_m"], abs=0.1), p
+    ok = ~_exclusion(site, data) & np.isfinite(res)
+    r = res[ok]
+    robust = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+    assert robust < 1.6 * t["dsm_noise_m"]
+    assert float(np.mean(np.abs(r) > 0.75)) < 2e-4
+
+
+def test_smallest_coarse_site_matches_its_truth(
+    make_synth_site: Callable[..., SynthSite],
+) -> None:
+    _check_site_against_truth(make_synth_site(5, 60.0, 20.0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 11, 29])
+def test_other_seeds_match_their_truth(
+    make_synth_site: Callable[..., SynthSite], seed: int
+) -> None:
+    _check_site_against_truth(make_synth_site(seed, 80.0, 10.0))
