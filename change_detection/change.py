@@ -116,14 +116,7 @@ class PixelScale:
 
     def halo_px(self) -> int:
         """Overlap (pixels) a chunk needs so fine-grid results equal the whole-array ones."""
-        support = (
-            2 * self.open_px
-            + 2 * self.close_px
-            + 2 * self.grow_px
-            + self.margin_px
-            + 2 * _VEG_CLOSE_PX
-            + 2
-        )
+        support = 2 * self.open_px + 2 * self.close_px + self.grow_px + self.margin_px + 2
         return int(math.ceil(support / self.cell) * self.cell)
 
     def ground_halo_cells(self) -> int:
@@ -135,7 +128,6 @@ class PixelScale:
         return self.norm_cells // 2 + 1
 
 
-_VEG_CLOSE_PX = 2  # closing of the vegetation mask: fills dark gaps inside canopies
 # Leaves reflect more green than blue; a teal or cyan roof (G ~ B) is not vegetation.
 _GREEN_OVER_BLUE = 0.08
 
@@ -219,17 +211,7 @@ def green_leaf_index(rgb: np.ndarray) -> np.ndarray:
     return num / den
 
 
-def vegetation_mask(rgb: np.ndarray, params: DetectParams) -> np.ndarray:
-    """Vegetation from RGB alone: ExG − ExR > threshold and GLI > threshold.
-
-    Parameters
-    ----------
-    rgb : ndarray of uint8, shape (3, rows, cols)
-
-    Returns
-    -------
-    ndarray of bool, shape (rows, cols); closed by 2 px so dark gaps in canopies count too.
-    """
+def _vegetation(rgb: np.ndarray, params: DetectParams) -> np.ndarray:
     r, g, b = _chromatic(rgb)
     exg = 2 * g - r - b
     exr = 1.4 * r - g
@@ -238,20 +220,72 @@ def vegetation_mask(rgb: np.ndarray, params: DetectParams) -> np.ndarray:
     den[den == 0] = 1.0
     gli = (2 * x[1] - x[0] - x[2]) / den
     green_over_blue = (x[1] - x[2]) > _GREEN_OVER_BLUE * (x[1] + x[2])
-    veg = ((exg - exr) > params.vegetation_exg_exr) & (gli > params.vegetation_gli)
-    return _close(veg & green_over_blue, _VEG_CLOSE_PX)
+    return (
+        ((exg - exr) > params.vegetation_exg_exr)
+        & (gli > params.vegetation_gli)
+        & (green_over_blue)
+    )
+
+
+def vegetation_mask(rgb: np.ndarray, params: DetectParams) -> np.ndarray:
+    """Vegetation from RGB alone: ExG − ExR > threshold and GLI > threshold,
+    and green exceeds blue by 8 % (so teal and cyan roofs are not taken for leaves).
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8, shape (3, rows, cols)
+
+    Returns
+    -------
+    ndarray of bool, shape (rows, cols)
+    """
+    return _vegetation(rgb, params)
 
 
 # --- exact neighbourhood operations -----------------------------------------------------------
 
 
+def _window_reduce(x: np.ndarray, radius: int, op: np.ufunc) -> np.ndarray:
+    """``op`` (minimum/maximum, bitwise and/or) over a (2r+1)^2 square, edges replicated.
+
+    Separable, with windows doubled per step (3 operations per axis for r = 3), so bit
+    planes of a uint8 array are eroded or dilated together and floats are max-filtered
+    exactly (min/max are exact), like ``scipy.ndimage`` filters with ``mode="nearest"``.
+    """
+    if radius <= 0:
+        return x
+    w = 2 * radius + 1
+    out = x
+    for axis in (-2, -1):
+        pad = [(0, 0)] * out.ndim
+        pad[axis] = (radius, radius)
+        cur = np.pad(out, pad, mode="edge")
+        size = 1
+        while 2 * size <= w:
+            n = cur.shape[axis]
+            cur = op(_slice(cur, axis, 0, n - size), _slice(cur, axis, size, n))
+            size *= 2
+        rest = w - size
+        if rest:
+            n = cur.shape[axis]
+            cur = op(_slice(cur, axis, 0, n - rest), _slice(cur, axis, rest, n))
+        out = cur
+    return out
+
+
+def _slice(x: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(start, stop)
+    return x[tuple(index)]
+
+
 def _square(mask: np.ndarray, radius: int, op: str) -> np.ndarray:
     if radius <= 0:
         return mask
-    size = 2 * radius + 1
-    u8 = mask.view(np.uint8) if mask.dtype == np.bool_ else mask.astype(np.uint8)
-    filt = ndimage.minimum_filter if op == "min" else ndimage.maximum_filter
-    return filt(u8, size=size, mode="nearest").astype(bool)
+    u8 = mask.view(np.uint8) if mask.dtype == np.bool_ else mask
+    red = np.bitwise_and if op == "min" else np.bitwise_or
+    out = _window_reduce(u8, radius, red)
+    return out.astype(bool) if mask.dtype == np.bool_ else out
 
 
 def _open(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -417,17 +451,24 @@ def _interior(mask: np.ndarray, margin_px: int) -> np.ndarray:
 
 
 def _grow_half_height(
-    core: np.ndarray, dh: np.ndarray, radius: int, allowed: np.ndarray, sign: int
+    core: np.ndarray, signed: np.ndarray, radius: int, allowed: np.ndarray
 ) -> np.ndarray:
     """Pixels within ``radius`` of ``core`` whose change is at least half the local peak."""
     if radius <= 0 or not core.any():
         return np.zeros_like(core)
-    signed = np.where(np.isfinite(dh), sign * dh, -np.inf).astype(np.float32)
-    peak = ndimage.maximum_filter(
-        np.where(core, signed, -np.inf), size=2 * radius + 1, mode="nearest"
-    )
+    peak = _window_reduce(np.where(core, signed, -np.inf), radius, np.maximum)
     near = np.isfinite(peak) & ~core
     return near & allowed & (signed >= 0.5 * peak)
+
+
+def _vegetation_at(rgb: np.ndarray, where: np.ndarray, params: DetectParams) -> np.ndarray:
+    """:func:`vegetation_mask` evaluated only at the pixels ``where`` (False elsewhere)."""
+    out = np.zeros(where.shape, bool)
+    idx = np.flatnonzero(where)
+    if idx.size:
+        pixels = rgb.reshape(3, -1)[:, idx][:, None, :]
+        out.ravel()[idx] = _vegetation(pixels, params)[0]
+    return out
 
 
 def classify_height_change(
@@ -473,19 +514,25 @@ def classify_height_change(
     with np.errstate(invalid="ignore"):
         up = dh >= params.min_height_m
         down = dh <= -params.min_height_m
-    veg_after = vegetation_mask(after_rgb, params)
-    veg_before = vegetation_mask(before_rgb, params)
+    # RGB indices only where the height changed: growing trees, felled trees
+    veg_after = _vegetation_at(after_rgb, up, params)
+    veg_before = _vegetation_at(before_rgb, down, params)
     up_kept = up & ~veg_after
     down_kept = down & ~veg_before
+    # Both masks go through the morphology together, as two bit planes of one uint8 array.
+    opened = _open(up_kept.view(np.uint8) | (down_kept.view(np.uint8) << 1), scale.open_px)
+    up_open = (opened & 1).astype(bool)
+    down_open = (opened & 2).astype(bool) & ~up_open
     # Outlines at half the local step height: DSM edges are ramps, and a fixed threshold
     # would put the outline of a tall building outside its walls and of a low one inside.
     # The closing after the growth fills the notches that edge artefacts leave.
-    up_open = _open(up_kept, scale.open_px)
-    up_open |= _grow_half_height(up_open, dh, scale.grow_px, ok & ~veg_after, +1)
-    up_clean = _close(up_open, scale.close_px) & ok
-    down_open = _open(down_kept, scale.open_px) & ~up_clean
-    down_open |= _grow_half_height(down_open, dh, scale.grow_px, ok & ~veg_before, -1)
-    down_clean = _close(down_open, scale.close_px) & ok & ~up_clean
+    finite = np.where(np.isfinite(dh), dh, np.float32(-np.inf))
+    up_open |= _grow_half_height(up_open, finite, scale.grow_px, ok & ~veg_after & ~down_open)
+    neg = np.where(np.isfinite(dh), -dh, np.float32(-np.inf))
+    down_open |= _grow_half_height(down_open, neg, scale.grow_px, ok & ~veg_before) & ~up_open
+    closed = _close(up_open.view(np.uint8) | (down_open.view(np.uint8) << 1), scale.close_px)
+    up_clean = (closed & 1).astype(bool) & ok
+    down_clean = (closed & 2).astype(bool) & ok & ~up_clean
     before_ndsm = before_dsm - before_ground
     with np.errstate(invalid="ignore"):
         was_structure = before_ndsm >= params.min_height_m
@@ -496,7 +543,8 @@ def classify_height_change(
     codes[up_clean & was_structure] = CODE_RAISED
     codes[down_clean] = CODE_REMOVED
     codes[~ok] = CODE_NODATA
-    interior = _interior(up_clean, scale.margin_px) | _interior(down_clean, scale.margin_px)
+    both = up_clean.view(np.uint8) | (down_clean.view(np.uint8) << 1)
+    interior = _square(both, scale.margin_px, "min") > 0
     height_after = (after_dsm - before_ground).astype(np.float32)
     return ChangeLayers(codes=codes, dh=dh, height_after=height_after, interior=interior)
 

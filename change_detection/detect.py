@@ -389,9 +389,13 @@ def detect_changes(
         store = da.store(
             codes, codes_sink, lock=sink_lock if sink_lock is not None else True, compute=False
         )
-        pieces_list, _ = dask.compute(pieces_delayed, store, scheduler=scheduler)
+        pieces_list, _ = dask.compute(
+            pieces_delayed, store, scheduler=scheduler, optimize_graph=False
+        )
     else:
-        pieces_list, codes_np = dask.compute(pieces_delayed, codes, scheduler=scheduler)
+        pieces_list, codes_np = dask.compute(
+            pieces_delayed, codes, scheduler=scheduler, optimize_graph=False
+        )
     blocks = {bp.block: bp for bp in pieces_list}
     objects = merge_pieces(blocks, transform, params, scale, rgb_only=rgb_only)
     log.info("%d change objects passed the filters", len(objects))

@@ -200,22 +200,27 @@ def extract_pieces(
     pieces: dict[int, Piece] = {}
     # Outlines in pixel coordinates shifted by _PIXEL_OFFSET (an identity transform would make
     # rasterio warn that the array is not georeferenced); merge_pieces takes the offset out.
-    transform = Affine.translation(col0 + _PIXEL_OFFSET, row0 + _PIXEL_OFFSET)
-    # No mask argument: rasterio builds an ungeoreferenced dataset for it and warns; the
-    # background polygons (value 0) are skipped instead.
-    with _SHAPES_LOCK:
-        shapes = list(rasterio.features.shapes(labels_kept, connectivity=4, transform=transform))
-    for geom, value in shapes:
-        k = int(value)
-        if k == 0:
+    # One small window per region: no mask argument (rasterio would build an ungeoreferenced
+    # dataset for it and warn) and no huge background polygon.
+    outlines: dict[int, BaseGeometry] = {}
+    for k, window in enumerate(ndimage.find_objects(labels_kept), start=1):
+        if window is None:
             continue
+        sub = (labels_kept[window] == k).astype(np.uint8)
+        transform = Affine.translation(
+            col0 + window[1].start + _PIXEL_OFFSET, row0 + window[0].start + _PIXEL_OFFSET
+        )
+        with _SHAPES_LOCK:
+            found = list(rasterio.features.shapes(sub, connectivity=4, transform=transform))
+        outlines[k] = shape(next(g for g, v in found if v == 1))
+    for k, outline in outlines.items():
         pieces[k] = Piece(
             block=block,
             label=k,
             group=int(group_of[k]),
             count=int(counts[k]),
             raised=int(raised[k]),
-            geometry=shape(geom),
+            geometry=outline,
             dh_all=dh_all[k],
             dh_interior=dh_int[k],
             height_interior=h_int[k],

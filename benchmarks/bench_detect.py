@@ -1,0 +1,211 @@
+"""Benchmark of ``sitewatch detect`` (run_detect) against the floor of merely reading the rasters.
+
+Inputs: the synthetic site (seed 0, 80 m at 10 cm, both epochs with DSMs) is tiled into
+square mosaics of N x N px and written as tiled, DEFLATE-compressed GeoTIFFs (512 px tiles,
+like OpenDroneMap's), orthophotos with an internal mask and DSMs with a nodata value.
+
+For every size a fresh subprocess (so its peak RSS is its own) first reads all four rasters
+with rasterio, tile by tile on as many threads as there are cores (the floor: nothing can be
+faster than decoding the inputs), then runs the whole ``run_detect`` (read, co-register,
+change, vectorize, write). Reported: the detect time against the read time of the same run
+(target within 2x at 8000 px), seconds per megapixel along the series (linear time means a
+flat series), and peak RSS (flat memory means it does not grow with the raster).
+
+Sizes: 2048, 4096, 8192, 16384 px (``--quick``: 1024, 2048, 4096).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from _common import Result  # noqa: E402
+
+BENCH = "detect"
+_BLOCK = 512
+
+
+def _write_mosaic(scene: Any, root: Path, side: int) -> dict[str, Path]:
+    """Tile the rendered scene into side x side GeoTIFFs written block by block."""
+    import rasterio
+    from affine import Affine
+    from rasterio.windows import Window
+
+    root.mkdir(parents=True, exist_ok=True)
+    t = scene.transform
+    transform = Affine(t.a, t.b, t.c, t.d, t.e, t.f)
+    n = scene.before_rgb.shape[1]
+    crs = f"EPSG:{scene.epsg}"
+    common = {
+        "driver": "GTiff",
+        "width": side,
+        "height": side,
+        "crs": crs,
+        "transform": transform,
+        "tiled": True,
+        "blockxsize": _BLOCK,
+        "blockysize": _BLOCK,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+    }
+    paths: dict[str, Path] = {}
+    for epoch, rgb, dsm, valid in (
+        ("before", scene.before_rgb, scene.before_dsm, scene.before_valid),
+        ("after", scene.after_rgb, scene.after_dsm, scene.after_valid),
+    ):
+        ortho = root / f"{epoch}_ortho.tif"
+        dsm_path = root / f"{epoch}_dsm.tif"
+        dsm_filled = np.where(np.isfinite(dsm), dsm, np.float32(-9999.0)).astype(np.float32)
+        with (
+            rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
+            rasterio.open(
+                ortho, "w", count=3, dtype="uint8", photometric="RGB", predictor=2, **common
+            ) as o,
+            rasterio.open(
+                dsm_path, "w", count=1, dtype="float32", nodata=-9999.0, predictor=3, **common
+            ) as d,
+        ):
+            for r0 in range(0, side, _BLOCK):
+                rows = np.arange(r0, min(r0 + _BLOCK, side)) % n
+                for c0 in range(0, side, _BLOCK):
+                    cols = np.arange(c0, min(c0 + _BLOCK, side)) % n
+                    win = Window(c0, r0, len(cols), len(rows))
+                    ix = np.ix_(rows, cols)
+                    o.write(np.stack([b[ix] for b in rgb]), window=win)
+                    o.write_mask(np.where(valid[ix], 255, 0).astype(np.uint8), window=win)
+                    d.write(dsm_filled[ix], 1, window=win)
+        paths[f"{epoch}_ortho"] = ortho
+        paths[f"{epoch}_dsm"] = dsm_path
+    return paths
+
+
+_CHILD = r"""
+import json, os, resource, sys, time
+from concurrent.futures import ThreadPoolExecutor
+import rasterio
+from rasterio.windows import Window
+paths = json.loads(sys.argv[1]); out = sys.argv[2]
+
+def read_all(path):
+    with rasterio.open(path) as ds:
+        wins = [w for _, w in ds.block_windows(1)]
+    def job(chunk):
+        with rasterio.open(path) as ds:
+            for w in chunk:
+                ds.read(window=w)
+                if ds.count == 3:
+                    ds.read_masks(1, window=w)
+    n = os.cpu_count() or 2
+    with ThreadPoolExecutor(n) as pool:
+        list(pool.map(job, [wins[i::n] for i in range(n)]))
+
+t0 = time.perf_counter()
+for p in paths.values():
+    read_all(p)
+read_s = time.perf_counter() - t0
+
+from survey.pipeline import run_detect
+t0 = time.perf_counter()
+res = run_detect(paths["before_ortho"], paths["after_ortho"], out,
+                 before_dsm=paths["before_dsm"], after_dsm=paths["after_dsm"])
+detect_s = time.perf_counter() - t0
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"read_s": read_s, "detect_s": detect_s, "peak_rss_mb": rss,
+                  "n_leads": len(res.leads)}))
+"""
+
+
+def _measure(paths: dict[str, Path], out: Path) -> dict[str, Any]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(HERE.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps({k: str(v) for k, v in paths.items()}), str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run(quick: bool) -> list[Result]:
+    from survey.synth import SynthParams
+    from survey.synth.render import render_scene
+
+    sizes = [1024, 2048, 4096] if quick else [2048, 4096, 8192, 16384]
+    headline = sizes[-1] if quick else 8192
+    scene = render_scene(SynthParams(seed=0, size_m=80.0, gsd_cm=10.0))
+    results: list[Result] = []
+    series: list[tuple[int, dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-detect-") as tmp:
+        for side in sizes:
+            t0 = time.perf_counter()
+            paths = _write_mosaic(scene, Path(tmp) / f"in{side}", side)
+            gen_s = time.perf_counter() - t0
+            m = _measure(paths, Path(tmp) / f"out{side}")
+            m["gen_s"] = gen_s
+            series.append((side, m))
+            for p in paths.values():
+                p.unlink()
+            print(
+                f"   {side} px: read {m['read_s']:.1f} s, detect {m['detect_s']:.1f} s, "
+                f"peak RSS {m['peak_rss_mb']:.0f} MB, {m['n_leads']} leads",
+                flush=True,
+            )
+    base_side, base = series[0]
+    base_rate = base["detect_s"] / (base_side**2 / 1e6)
+    for side, m in series:
+        mpx = side * side / 1e6
+        ratio_target = "<= 2x read" if side == headline else ""
+        results.append(
+            Result(
+                bench=BENCH,
+                name=f"detect {side}x{side} (2 epochs + DSMs)",
+                value=m["detect_s"],
+                unit="s",
+                baseline=m["read_s"],
+                baseline_name="rasterio read of the 4 rasters",
+                target=ratio_target,
+                ok=(m["detect_s"] <= 2 * m["read_s"]) if ratio_target else None,
+            )
+        )
+        results.append(
+            Result(
+                bench=BENCH,
+                name=f"time per Mpx at {side} px",
+                value=m["detect_s"] / mpx,
+                unit="s/Mpx",
+                baseline=base_rate,
+                baseline_name=f"s/Mpx at {base_side} px",
+                target="flat (linear time)",
+                note="ratio ~1 means time grows linearly with pixels",
+            )
+        )
+        results.append(
+            Result(
+                bench=BENCH,
+                name=f"peak RSS at {side} px",
+                value=m["peak_rss_mb"],
+                unit="MB",
+                baseline=base["peak_rss_mb"],
+                baseline_name=f"peak RSS at {base_side} px",
+                target="flat; < 2048 MB",
+                ok=m["peak_rss_mb"] < 2048,
+            )
+        )
+    return results
