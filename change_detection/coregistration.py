@@ -1192,31 +1192,55 @@ def _normalise(mag: np.ndarray, v: np.ndarray, scale: float) -> np.ndarray:
 def _local_consistency(
     values: np.ndarray, cand: np.ndarray, grid: tuple[int, int], tol: float, loose: float
 ) -> np.ndarray:
-    """Keep candidates whose value (n, 2) is within ``tol`` of their neighbours' median."""
+    """Keep candidates within ``tol`` of what their grid neighbours predict.
+
+    A candidate passes when it is close either to its neighbours' median (robust to an
+    outlier among them) or to the plane fitted through them (exact for any linear trend, so
+    points at the edge of a smoothly warped grid are not lost); a candidate with fewer than
+    two candidate neighbours must lie within ``loose`` of zero (values are detrended).
+    """
     ny, nx = grid
     vx = np.full((ny + 2, nx + 2), np.nan)
     vy = np.full((ny + 2, nx + 2), np.nan)
     vx[1:-1, 1:-1] = np.where(cand, values[:, 0], np.nan).reshape(ny, nx)
     vy[1:-1, 1:-1] = np.where(cand, values[:, 1], np.nan).reshape(ny, nx)
-    nbx, nby = [], []
+    nbx, nby, offs = [], [], []
     for di in (-1, 0, 1):
         for dj in (-1, 0, 1):
             if di == 0 and dj == 0:
                 continue
-            nbx.append(vx[1 + di : ny + 1 + di, 1 + dj : nx + 1 + dj])
-            nby.append(vy[1 + di : ny + 1 + di, 1 + dj : nx + 1 + dj])
-    sx, sy = np.stack(nbx), np.stack(nby)
-    count = np.isfinite(sx).sum(axis=0).ravel()
-    with np.errstate(all="ignore"):
-        import warnings
+            nbx.append(vx[1 + di : ny + 1 + di, 1 + dj : nx + 1 + dj].ravel())
+            nby.append(vy[1 + di : ny + 1 + di, 1 + dj : nx + 1 + dj].ravel())
+            offs.append((1.0, float(di), float(dj)))
+    sx, sy = np.stack(nbx, axis=1), np.stack(nby, axis=1)  # (n, 8)
+    have = np.isfinite(sx)
+    count = have.sum(axis=1)
+    import warnings
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mx = np.nanmedian(sx, axis=0).ravel()
-            my = np.nanmedian(sy, axis=0).ravel()
-    dev = np.hypot(values[:, 0] - mx, values[:, 1] - my)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mx = np.nanmedian(sx, axis=1)
+        my = np.nanmedian(sy, axis=1)
+    dev_med = np.hypot(values[:, 0] - mx, values[:, 1] - my)
+    # plane through the neighbours, evaluated at the centre: batched 3x3 normal equations
+    design = np.asarray(offs)  # (8, 3)
+    wgt = have.astype(np.float64)
+    normal = np.einsum("nk,ki,kj->nij", wgt, design, design)
+    rhs = np.stack(
+        [
+            np.einsum("nk,ki->ni", wgt * np.nan_to_num(sx), design),
+            np.einsum("nk,ki->ni", wgt * np.nan_to_num(sy), design),
+        ],
+        axis=2,
+    )  # (n, 3, 2)
+    det = np.linalg.det(normal)
+    solvable = (count >= 4) & (np.abs(det) > 1e-6)
+    normal[~solvable] = np.eye(3)
+    coef = np.linalg.solve(normal, rhs)  # (n, 3, 2)
+    dev_plane = np.hypot(values[:, 0] - coef[:, 0, 0], values[:, 1] - coef[:, 0, 1])
+    dev_plane = np.where(solvable, dev_plane, np.inf)
     mag = np.hypot(values[:, 0], values[:, 1])
-    ok = np.where(count >= 2, dev <= tol, mag <= loose)
+    ok = np.where(count >= 2, np.minimum(dev_med, dev_plane) <= tol, mag <= loose)
     return cand & ok
 
 
