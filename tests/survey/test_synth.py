@@ -610,3 +610,12 @@ def test_other_seeds_match_their_truth(
     make_synth_site: Callable[..., SynthSite], seed: int
 ) -> None:
     _check_site_against_truth(make_synth_site(seed, 80.0, 10.0))
+
+
+def test_cli_too_many_pixels_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["synth", "--out", str(tmp_path / "big"), "--size-m", "1000", "--gsd-cm", "2"]
+    assert run(args) == EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--gsd-cm" in err and "50000 px" in err
