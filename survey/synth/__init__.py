@@ -11,6 +11,16 @@ GeoTIFFs), the site boundary, the permits and the ground truth of every planted 
     DIR/truth.geojson           one feature per planted change and distractor
     DIR/truth.json              misregistration, sun, colour change, noise, thresholds
 
+The after epoch is misregistered: a ground point at true UTM (E, N) appears in the after
+rasters at ``R(r)·((E, N) − c) + c + (dx, dy)`` (R the counter-clockwise rotation by
+``rotation_deg``, c the site centre, (dx, dy) = ``shift_m``), it carries a global vertical
+offset, a new sun (shadows, shading) and a colour change
+``after_DN = 255·gain·(DN/255)^gamma + offset``, all declared in truth.json. Both epochs share
+one grid, so the (row, col) shift that maps the after raster onto the before one is
+``(dy/gsd, −dx/gsd)`` (``register_shift_rc_px``, the sign of skimage's
+``phase_cross_correlation(before, after)``) and ``after_rc_from_before_rc`` is the full map
+on pixel-centre indices.
+
 Example
 -------
 >>> from pathlib import Path; import tempfile
