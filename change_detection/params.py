@@ -72,7 +72,7 @@ class DetectParams:
         Douglas–Peucker tolerance of the output polygons (default 0.1 m).
     chunk_px : int
         Side of the square processing chunks in pixels (rounded to a multiple of the ground
-        cell; default 2048).
+        cell; default 1024).
     coregister : bool
         Co-register the after epoch onto the before epoch before differencing (default True).
     """
@@ -95,7 +95,7 @@ class DetectParams:
     brightness_threshold: float = 0.35
     height_tolerance_m: float = 0.5
     simplify_m: float = 0.1
-    chunk_px: int = 2048
+    chunk_px: int = 1024
     coregister: bool = True
 
     def __post_init__(self) -> None:

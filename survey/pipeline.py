@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,8 @@ class DetectResult:
     out_dir, leads_geojson, leads_gpkg, change_tif, coregistration_json, provenance_json : Path
     coregistration : dict
         The co-registration report.
+    timings_s : dict
+        Wall time of each stage (open, hash, coregister, detect, leads, write) in seconds.
     """
 
     leads: tuple[Lead, ...]
@@ -89,6 +92,7 @@ class DetectResult:
     coregistration_json: Path
     provenance_json: Path
     coregistration: dict[str, Any] = field(default_factory=dict, compare=False)
+    timings_s: dict[str, float] = field(default_factory=dict, compare=False)
 
 
 class _WindowWriter:
@@ -204,6 +208,18 @@ def _scheduler(scheduler: str | None, n_px: int) -> tuple[Any, Any]:
         log.info("large input (%d px): running on a dask LocalCluster", n_px)
         return client, _Closer(client, cluster)
     return None, None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self.t, 3)
+        self.t = now
+        log.info("%s: %.2f s", name, self.laps[name])
 
 
 class _Closer:
@@ -331,6 +347,7 @@ def run_detect(
         The permits file is empty or has unusable records.
     """
     started = dt.datetime.now(dt.UTC)
+    clock = _Clock()
     out = Path(out_dir)
     paths = {"before_ortho": Path(before_ortho), "after_ortho": Path(after_ortho)}
     if before_dsm is not None:
@@ -356,7 +373,9 @@ def run_detect(
     dsm_a = open_dsm(paths["after_dsm"], chunks=chunks) if after_dsm is not None else None
     _check_overlap(rgb_b, rgb_a, paths["before_ortho"], paths["after_ortho"])
     permit_list = read_permits(paths["permits"], rgb_b.rio.crs) if permits is not None else None
+    clock.lap("open")
     hashes = {role: sha256_file(p) for role, p in paths.items()}
+    clock.lap("hash")
     start = parse_date(before_date, "--before-date")
     end = parse_date(after_date, "--after-date")
     truth_dates = _truth_dates(paths["before_ortho"])
@@ -405,6 +424,7 @@ def run_detect(
             "warnings": ["co-registration skipped (--no-coregister): the grids were only matched"],
         }
 
+    clock.lap("coregister")
     sched, closer = _scheduler(scheduler, n_px)
     out.mkdir(parents=True, exist_ok=True)
     change_tif = out / "change.tif"
@@ -436,6 +456,7 @@ def run_detect(
         if closer is not None:
             closer.close()
 
+    clock.lap("detect")
     objects = list(result.objects)
     if site_geom is not None:
         objects = [o for o in objects if o.geometry.intersects(site_geom)]
@@ -451,6 +472,7 @@ def run_detect(
         input_hashes=hashes,
     )
 
+    clock.lap("leads")
     leads_geojson = out / "leads.geojson"
     _write_json(leads_geojson, leads_to_feature_collection(leads))
     leads_gpkg = out / "leads.gpkg"
@@ -469,6 +491,7 @@ def run_detect(
         "change.tif": change_tif,
         "coregistration.json": coreg_json,
     }
+    clock.lap("write")
     provenance = {
         "software": {"name": "sitewatch", "version": __version__},
         "command": "detect",
@@ -503,6 +526,7 @@ def run_detect(
             name: {"path": str(p.resolve()), "sha256": sha256_file(p)}
             for name, p in outputs.items()
         },
+        "timings_s": clock.laps,
         "started": started.isoformat(),
         "finished": dt.datetime.now(dt.UTC).isoformat(),
     }
@@ -518,6 +542,7 @@ def run_detect(
         coregistration_json=coreg_json,
         provenance_json=provenance_json,
         coregistration=coreg_report,
+        timings_s=clock.laps,
     )
 
 

@@ -57,7 +57,7 @@ __all__ = ["command"]
 @click.option(
     "--chunk-px",
     type=click.IntRange(min=64),
-    default=2048,
+    default=1024,
     show_default=True,
     help="Side of the processing chunks in pixels.",
 )
