@@ -48,9 +48,9 @@ def cast_shadows(
     Examples
     --------
     >>> z = np.zeros((40, 40)); z[18:22, 18:22] = 5.0
-    >>> s = cast_shadows(z, 0.5, 180.0, 45.0, cell_m=0.5)
+    >>> s = cast_shadows(z, 0.5, 180.0, 45.0, cell_m=0.5)  # sun due south: shadow to the north
     >>> bool(s[15, 20] > 0.5), bool(s[25, 20] > 0.5)
-    (False, True)
+    (True, False)
     """
     rows, cols = dsm.shape
     f = max(1, round(cell_m / gsd_m))

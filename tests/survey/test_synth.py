@@ -33,6 +33,8 @@ from survey.synth import (
     render_scene,
 )
 from survey.synth.layout import plan_layout
+from survey.synth.resample import upsample_linear
+from survey.synth.shadows import cast_shadows
 from survey.vectors import read_features
 
 STRUCTURES = ("new_structure", "extension", "added_storey", "permitted_building", "demolition")
@@ -619,3 +621,34 @@ def test_cli_too_many_pixels_is_one_line(
     assert run(args) == EXIT_ERROR
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--gsd-cm" in err and "50000 px" in err
+
+
+# --- building blocks ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("azimuth", "elevation"), [(90.0, 45.0), (90.0, 30.0), (270.0, 60.0)])
+def test_cast_shadow_length_is_height_over_tan_elevation(azimuth: float, elevation: float) -> None:
+    gsd, h = 0.1, 6.0
+    z = np.zeros((200, 400), dtype=np.float32)
+    z[80:120, 180:220] = h  # a 4 m block, 6 m high
+    s = cast_shadows(z, gsd, azimuth, elevation, cell_m=0.2) > 0.5
+    length = h / math.tan(math.radians(elevation))
+    row = s[100]
+    if azimuth == 90.0:  # sun in the east: shadow to the west of column 180
+        lit_cols = np.nonzero(row[:180])[0]
+        measured = (180 - lit_cols.min()) * gsd
+    else:
+        shaded = np.nonzero(row[220:])[0]
+        measured = (shaded.max() + 1) * gsd
+    assert measured == pytest.approx(length, abs=0.3)
+    assert not s[100, 190:210].any()  # the roof itself is lit
+    assert not s[40].any() and not s[160].any()  # nothing north or south of it
+
+
+def test_upsample_linear_matches_ndimage_zoom() -> None:
+    rng = np.random.default_rng(0)
+    coarse = rng.standard_normal((30, 41)).astype(np.float32)
+    ours = upsample_linear(coarse, 4.0, (120, 164))
+    ref = ndimage.zoom(coarse, 4.0, order=1, grid_mode=True, mode="nearest")
+    assert ours.shape == (120, 164) and ours.dtype == np.float32
+    assert np.abs(ours - ref).max() < 1e-5
