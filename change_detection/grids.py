@@ -357,6 +357,37 @@ def _warp_block(
     )
 
 
+class _WarpedView:
+    """The aligned target as a sliceable array that resamples only the window asked for.
+
+    Sampling a few windows of a lazy (dask) warp would compute whole output chunks each
+    time; this reads just the source region a window needs.
+    """
+
+    def __init__(self, result: CoregResult, source: Any) -> None:
+        self.result = result
+        self.source = source
+        self.shape = (*tuple(source.shape[:-2]), *result.shape)
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(np.float32)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = tuple(k for k in key if k is not Ellipsis)
+        r0, r1, _ = key[-2].indices(self.result.shape[0])
+        c0, c1, _ = key[-1].indices(self.result.shape[1])
+        return warp_array(
+            self.result.source_coordinates,
+            self.source,
+            1,
+            None,
+            self.result.shape,
+            block_px=max(r1 - r0, c1 - c0, 1),
+            window=(r0, c0, r1 - r0, c1 - c0),
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # The epoch
 # --------------------------------------------------------------------------------------------
@@ -458,8 +489,12 @@ def align_epoch(
                 reference_dsm, reference_rgb, resampling=Resampling.bilinear, fill=np.nan
             )
             try:
+                lazy = hasattr(dsm_w.data, "dask") or hasattr(rdsm.data, "dask")
                 offset = estimate_vertical_offset(
-                    rdsm.data, dsm_w.data, pixel_size_m=math.sqrt(abs(r_t.a * r_t.e))
+                    rdsm.data,
+                    _WarpedView(result, tdsm.data) if lazy else dsm_w.data,
+                    pixel_size_m=math.sqrt(abs(r_t.a * r_t.e)),
+                    max_windows=16 if lazy else 64,
                 )
             except CoregistrationError as exc:
                 warnings.append(f"DSM vertical offset not estimated: {exc}")
