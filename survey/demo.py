@@ -52,7 +52,7 @@ def _timed(
     fn: Callable[[], tuple[str, dict[str, Path], tuple[str, ...]]],
     progress: Callable[[str], None],
 ) -> None:
-    progress(f"[{len(result.stages) + 2}] {name} ...")
+    progress(f"[{len(result.stages) + 1}] {name} ...")
     t0 = time.perf_counter()
     headline, outputs, details = fn()
     result.stages.append(DemoStage(name, headline, outputs, time.perf_counter() - t0, details))
@@ -81,6 +81,9 @@ def run_demo(
         )
     )
     _timed(result, "flight plan", lambda: _plan(result), progress)
+    _timed(result, "detection", lambda: _detect(result), progress)
+    _timed(result, "review map", lambda: _review_map(result), progress)
+    _timed(result, "evidence", lambda: _package(result), progress)
     return result
 
 
@@ -103,3 +106,95 @@ def _plan(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
         "mission GeoJSON": out / "mission.geojson",
     }
     return headline, outputs, ()
+
+
+def _detect(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
+    from survey.pipeline import run_detect
+
+    site = result.site
+    det = run_detect(
+        site.before_ortho,
+        site.after_ortho,
+        result.out_dir / "detect",
+        before_dsm=site.before_dsm,
+        after_dsm=site.after_dsm,
+        permits=site.permits,
+        site=site.site,
+        before_date=site.truth["before_date"],
+        after_date=site.truth["after_date"],
+    )
+    result.data["detect"] = det
+    shift = det.coregistration
+    headline = (
+        f"{len(det.leads)} lead(s) [{det.mode}], after epoch moved by "
+        f"({shift.get('shift_x_px', 0.0):+.2f}, {shift.get('shift_y_px', 0.0):+.2f}) px "
+        f"({shift.get('model', '?')} model)"
+    )
+    details = tuple(
+        f"{lead.lead_id}  {lead.lead_class:<17} {lead.area_m2:7.1f} m2"
+        + ("" if lead.height_gain_m is None else f" {lead.height_gain_m:+5.1f} m")
+        + f"  score {lead.score:.2f}"
+        for lead in det.leads
+    )
+    outputs = {
+        "leads": det.leads_geojson,
+        "change classes": det.change_tif,
+        "provenance": det.provenance_json,
+    }
+    return headline, outputs, details
+
+
+def _wgs84_pairs(path: Path, role: str) -> list[tuple[Any, dict[str, Any]]]:
+    from survey.vectors import read_features
+
+    feats = read_features(path, role).to_crs(4326)
+    return list(zip(feats.geometries, feats.properties, strict=True))
+
+
+def _review_map(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
+    from maps import render_review_map
+
+    site, det = result.site, result.data["detect"]
+    mission = result.out_dir / "plan" / "mission.geojson"
+    planned = _wgs84_pairs(mission, "mission") if mission.exists() else None
+    review = render_review_map(
+        det.leads,
+        before_ortho=site.before_ortho,
+        after_ortho=site.after_ortho,
+        out_html=result.out_dir / "review" / "review.html",
+        permits=_wgs84_pairs(site.permits, "permits"),
+        track=planned,
+        photos=planned,
+        before_date=site.truth["before_date"],
+        after_date=site.truth["after_date"],
+        title="sitewatch demo site",
+    )
+    outputs = {
+        "review map": review.html,
+        "dual view": review.dual_html,
+        "lead table": review.overview_html,
+    }
+    return f"{len(det.leads)} lead(s) on an offline map", outputs, ()
+
+
+def _package(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
+    from maps import build_evidence_package
+
+    site, det = result.site, result.data["detect"]
+    if not det.leads:
+        return "no lead, no package", {}, ()
+    lead = max(det.leads, key=lambda lead: (lead.score, lead.area_m2))
+    pkg = build_evidence_package(
+        lead,
+        before_ortho=site.before_ortho,
+        after_ortho=site.after_ortho,
+        before_dsm=site.before_dsm,
+        after_dsm=site.after_dsm,
+        permits=_wgs84_pairs(site.permits, "permits"),
+        out_dir=result.out_dir / "packages" / lead.lead_id,
+        before_date=site.truth["before_date"],
+        after_date=site.truth["after_date"],
+    )
+    headline = f"package of lead {lead.lead_id} ({lead.lead_class}), {len(pkg.files)} files"
+    details = (f"verify with: cd {pkg.directory} && sha256sum -c {pkg.checksums.name}",)
+    return headline, {"evidence package": pkg.directory}, details

@@ -38,3 +38,30 @@ def test_demo_writes_site_and_plan(demo_run: tuple[Path, str]) -> None:
     assert summary["n_photos"] > 0
     assert str(out / "plan" / "sortie-01.plan") in text
     assert "synthetic site" in text and "flight plan" in text
+
+
+def test_demo_detects_every_planted_change(demo_run: tuple[Path, str]) -> None:
+    out, text = demo_run
+    truth = json.loads((out / "site" / "truth.json").read_text())
+    leads = json.loads((out / "detect" / "leads.geojson").read_text())["features"]
+    assert len(leads) == len(truth["must_flag"])
+    for lead in leads:
+        assert lead["properties"]["lead_id"] in text
+    assert (out / "detect" / "provenance.json").is_file()
+
+
+def test_demo_map_and_package_verify(demo_run: tuple[Path, str]) -> None:
+    import shutil
+    import subprocess
+
+    out, text = demo_run
+    assert (out / "review" / "review.html").is_file()
+    assert str(out / "review" / "review.html") in text
+    (pkg,) = list((out / "packages").iterdir())
+    assert str(pkg) in text
+    if shutil.which("sha256sum") is None:
+        pytest.skip("sha256sum not installed")
+    proc = subprocess.run(
+        ["sha256sum", "-c", "--quiet", "manifest.sha256"], cwd=pkg, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
