@@ -252,7 +252,7 @@ def _spans_exact(
     keep = shapely.area(parts) > 1e-9
     parts, idx = parts[keep], idx[keep]
     bnd = shapely.bounds(parts).reshape(-1, 4)
-    return _merge(idx.astype(np.int64), bnd[:, 0], bnd[:, 2])
+    return _merge(idx.astype(np.int64), bnd[:, 0], bnd[:, 2], gap=half_band)
 
 
 def _spans_fast(
@@ -269,16 +269,39 @@ def _spans_fast(
     k_lo = np.ceil((v0 - half_band - vs[0]) / spacing).astype(np.int64)
     k_hi = np.floor((v0 + half_band - vs[0]) / spacing).astype(np.int64)
     n_k = int(np.max(k_hi - k_lo)) + 1 if len(v0) else 0
-    vl, vu = [line], [a]
+    vl, vu = [], []
     for off in range(max(n_k, 0)):
         k = k_lo + off
         ok = (k <= k_hi) & (k >= 0) & (k < len(vs))
         vl.append(k[ok])
         vu.append(u0[ok])
-    lines = np.concatenate(vl)
-    us = np.concatenate(vu)
-    ends = np.concatenate([b, *vu[1:]])
-    return _merge(lines, us, ends, gap=half_band)
+    ln, la, lb = _merge(line, a, b, gap=half_band)
+    if not vl:
+        return ln, la, lb
+    pk, pu = np.concatenate(vl), np.concatenate(vu)
+    # a vertex in the band belongs to a piece that reaches the scan lines (or to none):
+    # extend the nearest span of its line; lines without a span get the vertices' extent
+    has = np.isin(pk, ln)
+    if has.any():
+        k, u = pk[has], pu[has]
+        base = float(min(la.min(), u.min())) if len(la) else float(u.min())
+        big = float(max(lb.max(), u.max())) - base + 10.0
+        A = la - base + ln * big
+        U = u - base + k * big
+        j = np.clip(np.searchsorted(A, U) - 1, 0, len(A) - 1)
+        j2 = np.clip(j + 1, 0, len(A) - 1)
+        d1 = np.where(ln[j] == k, np.maximum(0.0, np.maximum(la[j] - u, u - lb[j])), np.inf)
+        d2 = np.where(ln[j2] == k, np.maximum(0.0, np.maximum(la[j2] - u, u - lb[j2])), np.inf)
+        pick = np.where(d2 < d1, j2, j)
+        la, lb = la.copy(), lb.copy()
+        np.minimum.at(la, pick, u)
+        np.maximum.at(lb, pick, u)
+    lone = ~has
+    if lone.any():
+        ln = np.concatenate([ln, pk[lone]])
+        la = np.concatenate([la, pu[lone]])
+        lb = np.concatenate([lb, pu[lone]])
+    return _merge(ln, la, lb, gap=half_band)
 
 
 def _subtract(
