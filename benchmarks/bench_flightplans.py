@@ -8,8 +8,8 @@ Figures (each against a baseline measured in the same run):
 * planning time of a 1,000-vertex site (~1.1 km², 10 holes of 24 vertices each, several
   sorties) against the same baselines; target under 1 s;
 * flight time and flight length of ``--angle auto`` against the best of the 180 plans of a
-  1° sweep of fixed bearings (all full plans, routed transits), on the 10-vertex site, an L and
-  a U shape; target within 1 %.
+  1° sweep of fixed bearings (all full plans, routed transits), on the 10-vertex site, an L,
+  a U shape and four concave 10-vertex stars; target within 1 %.
 """
 
 from __future__ import annotations
@@ -131,6 +131,9 @@ def run(quick: bool) -> list[Result]:
     sites = [("10-vertex", _ten())]
     if not quick:
         sites += [("L shape", _l_shape()), ("U shape", _u_shape())]
+        for seed in (20, 24, 29, 32):  # concave 10-vertex stars
+            star = _star(10, 150.0, seed=seed, wobble=0.35)
+            sites.append((f"star seed {seed}", star if star.is_valid else star.convex_hull))
     step = 3 if quick else 1
     for name, site in sites:
         auto = plan_survey(site, params, crs=CRS)
