@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import rioxarray  # noqa: F401 - registers the .rio accessor used throughout
 import xarray as xr
 from affine import Affine
 from rasterio.enums import Resampling

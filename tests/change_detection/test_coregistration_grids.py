@@ -1,0 +1,121 @@
+"""The xarray layer: grids, align_epoch (in memory and lazy), and the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+from affine import Affine
+from scipy import ndimage
+
+from change_detection import align_epoch
+from change_detection.errors import GridMismatchError
+from change_detection.grids import onto_reference_grid
+from tests.change_detection.test_coregistration_scenes import make_scene, render, sample, shift_push
+
+T = Affine(0.05, 0, 500000.0, 0, -0.05, 4100000.0)
+CRS = "EPSG:32650"
+SHAPE = (320, 384)
+SHIFT = (2.6, -4.4)
+
+
+def _da(arr: np.ndarray, t: Affine = T, crs: str | None = CRS) -> xr.DataArray:
+    h, w = arr.shape[-2:]
+    coords = {"y": t.f + t.e * (np.arange(h) + 0.5), "x": t.c + t.a * (np.arange(w) + 0.5)}
+    dims: tuple[str, ...] = ("y", "x")
+    if arr.ndim == 3:
+        dims = ("band", "y", "x")
+        coords["band"] = np.arange(1, arr.shape[0] + 1)
+    da = xr.DataArray(arr, dims=dims, coords=coords)
+    da = da.rio.write_transform(t)
+    return da.rio.write_crs(crs) if crs else da
+
+
+@pytest.fixture(scope="module")
+def pair() -> dict[str, xr.DataArray]:
+    scene = make_scene(SHAPE, seed=21)
+    grey = render(scene)
+    push = shift_push(*SHIFT)
+    rgb = np.stack([grey, grey * 0.9, grey * 0.8]).round().astype(np.uint8)
+    tgt = sample(np.stack([grey, grey * 0.9, grey * 0.8]), push).round().astype(np.uint8)
+    ground = 30 + ndimage.gaussian_filter(np.random.default_rng(0).normal(size=SHAPE), 30) * 5
+    dsm_t = (sample(ground, push, order=1) - 0.6).astype(np.float32)
+    return {
+        "ref": _da(rgb),
+        "tgt": _da(tgt),
+        "valid": _da(np.ones(SHAPE, bool)),
+        "ref_dsm": _da(ground.astype(np.float32)),
+        "tgt_dsm": _da(dsm_t),
+    }
+
+
+def test_align_epoch_in_memory(pair: dict[str, xr.DataArray]) -> None:
+    a = align_epoch(pair["ref"], pair["tgt"], pair["valid"], pair["tgt_dsm"], pair["ref_dsm"])
+    assert (a.result.shift_x_px, a.result.shift_y_px) == pytest.approx(SHIFT, abs=0.05)
+    assert a.vertical_offset_m == pytest.approx(-0.6, abs=0.05)
+    assert a.rgb.dtype == np.uint8 and a.rgb.shape == pair["ref"].shape
+    assert a.rgb.rio.transform() == T and a.valid.dtype == np.bool_
+    assert a.dsm is not None and a.dsm.dtype == np.float32
+    inner = (slice(20, -20), slice(20, -20))
+    diff = a.dsm.values[inner] - pair["ref_dsm"].values[inner]
+    assert float(np.nanmedian(diff)) == pytest.approx(0.0, abs=0.05)
+    grey_ref = pair["ref"].values[0].astype(float)[inner]
+    assert np.abs(a.rgb.values[0].astype(float)[inner] - grey_ref).mean() < 1.5
+    report = json.loads(json.dumps(a.report(), allow_nan=False))
+    assert report["model"] == "translation" and report["vertical_offset_m"] == pytest.approx(
+        -0.6, abs=0.05
+    )
+    assert report["grid"]["crs"] == CRS and report["grid"]["shape"] == list(SHAPE)
+    assert report["residuals"]["features"][0]["geometry"]["type"] == "Point"
+
+
+def test_align_epoch_lazy_equals_in_memory(pair: dict[str, xr.DataArray]) -> None:
+    eager = align_epoch(pair["ref"], pair["tgt"], pair["valid"], pair["tgt_dsm"], pair["ref_dsm"])
+    ch = {"y": 128, "x": 128}
+    lazy = align_epoch(
+        pair["ref"].chunk(ch),
+        pair["tgt"].chunk(ch),
+        pair["valid"].chunk(ch),
+        pair["tgt_dsm"].chunk(ch),
+        pair["ref_dsm"].chunk(ch),
+    )
+    assert lazy.rgb.chunks is not None and lazy.dsm is not None and eager.dsm is not None
+    assert lazy.result.shift_x_px == eager.result.shift_x_px
+    np.testing.assert_array_equal(lazy.rgb.values, eager.rgb.values)
+    np.testing.assert_array_equal(lazy.valid.values, eager.valid.values)
+    np.testing.assert_allclose(lazy.dsm.values, eager.dsm.values, atol=1e-3)
+    assert lazy.vertical_offset_m == pytest.approx(eager.vertical_offset_m, abs=1e-4)
+
+
+def test_without_dsms_and_with_target_dsm_only(pair: dict[str, xr.DataArray]) -> None:
+    a = align_epoch(pair["ref"], pair["tgt"], pair["valid"])
+    assert a.dsm is None and a.vertical_offset_m is None
+    assert a.report()["vertical_offset_m"] is None
+    b = align_epoch(pair["ref"], pair["tgt"], pair["valid"], pair["tgt_dsm"], None)
+    assert b.dsm is not None and b.vertical_offset_m is None
+    assert any("no reference DSM" in w for w in b.warnings)
+
+
+def test_onto_reference_grid_integer_offset_is_exact(pair: dict[str, xr.DataArray]) -> None:
+    tgt = pair["tgt"]
+    crop = _da(tgt.values[:, 10:, 7:], T * Affine.translation(7, 10))
+    back = onto_reference_grid(crop, tgt, fill=0)
+    np.testing.assert_array_equal(back.values[:, 10:, 7:], tgt.values[:, 10:, 7:])
+    assert not back.values[:, :10, :].any() and not back.values[:, :, :7].any()
+    assert back.rio.transform() == T
+
+
+def test_onto_reference_grid_other_crs_is_reprojected(pair: dict[str, xr.DataArray]) -> None:
+    other = pair["tgt_dsm"].rio.reproject("EPSG:3857")
+    back = onto_reference_grid(other, pair["tgt_dsm"])
+    assert back.shape == SHAPE and back.rio.crs == pair["tgt_dsm"].rio.crs
+    inner = (slice(30, -30), slice(30, -30))
+    assert np.nanmax(np.abs(back.values[inner] - pair["tgt_dsm"].values[inner])) < 0.1
+
+
+def test_raster_without_crs_is_an_error(pair: dict[str, xr.DataArray]) -> None:
+    bare = _da(pair["tgt"].values, crs=None)
+    with pytest.raises(GridMismatchError, match="no CRS"):
+        align_epoch(pair["ref"], bare, pair["valid"])
