@@ -366,7 +366,8 @@ def run_detect(
         paths["site"] = Path(site)
     # Open (and so validate) every raster before the slower hashing.
     n_px = _pixel_count(paths["before_ortho"])
-    chunks = params.chunk_px if n_px > 4 * params.chunk_px**2 else None
+    big = n_px > 4 * params.chunk_px**2
+    chunks = params.chunk_px if big or scheduler or n_px > LOCAL_CLUSTER_MIN_PX else None
     rgb_b, valid_b = open_orthophoto(paths["before_ortho"], chunks=chunks)
     rgb_a, valid_a = open_orthophoto(paths["after_ortho"], chunks=chunks)
     dsm_b = open_dsm(paths["before_dsm"], chunks=chunks) if before_dsm is not None else None

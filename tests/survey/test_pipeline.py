@@ -199,3 +199,27 @@ def test_an_orthophoto_without_mask_or_nodata(tmp_path: Path) -> None:
     )
     with pytest.raises(RasterFormatError, match="neither a mask"):
         run_detect(bare, bare, tmp_path / "out")
+
+
+def test_a_dask_distributed_scheduler_gives_the_same_leads(
+    synth_site: Any, detected: DetectResult, tmp_path: Path
+) -> None:
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        result = run_detect(
+            synth_site.before_ortho,
+            synth_site.after_ortho,
+            tmp_path,
+            before_dsm=synth_site.before_dsm,
+            after_dsm=synth_site.after_dsm,
+            permits=synth_site.permits,
+            site=synth_site.site,
+            params=DetectParams(chunk_px=512),
+            scheduler=cluster.scheduler_address,
+        )
+    assert [x.lead_id for x in result.leads] == [x.lead_id for x in detected.leads]
+    with rasterio.open(result.change_tif) as a, rasterio.open(detected.change_tif) as b:
+        np.testing.assert_array_equal(a.read(1), b.read(1))
