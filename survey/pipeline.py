@@ -203,7 +203,12 @@ def _scheduler(scheduler: str | None, n_px: int) -> tuple[Any, Any]:
     if n_px > LOCAL_CLUSTER_MIN_PX:
         from dask.distributed import Client, LocalCluster
 
-        cluster = LocalCluster(processes=False, n_workers=1, threads_per_worker=os.cpu_count() or 2)
+        cluster = LocalCluster(
+            processes=False,
+            n_workers=1,
+            threads_per_worker=os.cpu_count() or 2,
+            dashboard_address=None,
+        )
         client = Client(cluster)
         log.info("large input (%d px): running on a dask LocalCluster", n_px)
         return client, _Closer(client, cluster)
