@@ -166,7 +166,7 @@ def run(quick: bool) -> list[Result]:
                 p.unlink()
             print(
                 f"   {side} px: read {m['read_s']:.1f} s, detect {m['detect_s']:.1f} s, "
-                f"peak RSS {m['peak_rss_mb']:.0f} MB, {m['n_leads']} leads",
+                f"peak RSS {m['peak_rss_mb']:.0f} MB, {m['n_leads']} leads, stages {m['stages']}",
                 flush=True,
             )
     base_side, base = series[0]
