@@ -447,6 +447,28 @@ def _add_channel_noise(rgb: np.ndarray, rng: np.random.Generator, sigma: float) 
     rgb[2] += np.roll(base, -5, axis=0)
 
 
+def _dilate_box(mask: np.ndarray, r: int) -> np.ndarray:
+    """Binary dilation by a (2r+1) x (2r+1) square: running ORs with doubling spans."""
+    out = mask
+    length = 2 * r + 1
+    for axis in (0, 1):
+        src = np.moveaxis(out, axis, 0)
+        grown = src.copy()  # grown[i] = any(src[i : i + width])
+        width = 1
+        while width < length:
+            step = min(width, length - width)
+            grown[:-step] |= grown[step:]
+            width += step
+        centred = np.empty_like(grown)  # centred[i] = any(src[i - r : i + r + 1])
+        if r:
+            centred[r:] = grown[:-r]
+            centred[:r] = np.logical_or.accumulate(src[: 2 * r], axis=0)[r:]
+        else:
+            centred[:] = grown
+        out = np.ascontiguousarray(np.moveaxis(centred, 0, axis))
+    return out
+
+
 def _artefacts(
     dsm: np.ndarray, gsd: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -460,7 +482,7 @@ def _artefacts(
     jump[:-1] |= dr
     jump[1:] |= dr
     r = max(1, round(_EDGE_M / gsd))
-    zone = ndimage.maximum_filter(jump, 2 * r + 1).astype(bool)
+    zone = _dilate_box(jump.view(bool), r)
     idx = np.flatnonzero(zone)
     if idx.size == 0:
         return dsm, zone

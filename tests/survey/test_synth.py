@@ -652,3 +652,14 @@ def test_upsample_linear_matches_ndimage_zoom() -> None:
     ref = ndimage.zoom(coarse, 4.0, order=1, grid_mode=True, mode="nearest")
     assert ours.shape == (120, 164) and ours.dtype == np.float32
     assert np.abs(ours - ref).max() < 1e-5
+
+
+@pytest.mark.parametrize(("shape", "r"), [((50, 70), 3), ((41, 33), 1), ((30, 30), 0)])
+def test_dilate_box_matches_maximum_filter(shape: tuple[int, int], r: int) -> None:
+    from survey.synth.render import _dilate_box
+
+    rng = np.random.default_rng(r)
+    m = rng.random(shape) < 0.01
+    m[0, 5] = m[-1, -3] = m[7, 0] = True
+    ref = ndimage.maximum_filter(m.view(np.uint8), 2 * r + 1, mode="constant").astype(bool)
+    assert np.array_equal(_dilate_box(m, r), ref)
