@@ -616,8 +616,9 @@ def _phase_correlate(
     px of the first) to the first, and whether the peak is at the edge of the search range.
     """
     k, h, w = ref.shape
-    fr = scipy.fft.fft2(ref, workers=-1)
-    ft = scipy.fft.fft2(tgt, workers=-1)
+    # real inputs: half spectra (rfft) suffice, the cross-power spectrum is Hermitian
+    fr = scipy.fft.rfft2(ref, workers=-1)
+    ft = scipy.fft.rfft2(tgt, workers=-1)
     cross = fr * np.conj(ft)
     cross /= (
         np.abs(cross)
@@ -628,8 +629,8 @@ def _phase_correlate(
     # the pure-phase spectrum gives equal weight to high frequencies where window leakage and
     # aliasing dominate and pull the sub-pixel peak towards whole pixels: weight it by a
     # Gaussian low-pass (measured: bias 0.07 px -> < 0.003 px at 0.25 px shifts).
-    cross *= _spectral_weight(h, w, spectral_sigma)
-    corr = scipy.fft.ifft2(cross, workers=-1).real
+    cross *= _spectral_weight(h, w, spectral_sigma)[:, : w // 2 + 1]
+    corr = scipy.fft.irfft2(cross, s=(h, w), workers=-1)
     sy = np.fft.fftfreq(h) * h  # signed integer shifts of each row index
     sx = np.fft.fftfreq(w) * w
     if search is not None:
@@ -654,25 +655,31 @@ def _phase_correlate(
     lim = search if search is not None else min(h, w) // 2 - 1
     at_edge = (np.abs(py) >= lim) | (np.abs(px) >= lim)
     if upsample > 1:
-        py, px = _refine_upsampled(cross, py, px, upsample)
+        py, px = _refine_upsampled(cross, py, px, upsample, w)
     return _Peaks(py, px, peak.astype(np.float64), snr, ratio, at_edge)
 
 
 def _refine_upsampled(
-    cross: np.ndarray, py: np.ndarray, px: np.ndarray, upsample: int
+    cross: np.ndarray, py: np.ndarray, px: np.ndarray, upsample: int, width: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refine integer peaks by matrix-multiply DFT upsampling (Guizar-Sicairos 2008).
 
     In stages: +-1 px at 1/10 px, then +-0.1 px at 1/100 px, ... until 1/``upsample``, then
     a parabolic fit of the 3x3 neighbourhood on the finest grid.
     """
-    k, h, w = cross.shape
+    k, h, w = cross.shape  # half spectrum: w = width // 2 + 1 columns
     fy = np.fft.fftfreq(h).astype(np.float64)
-    fx = np.fft.fftfreq(w).astype(np.float64)
+    fx = np.fft.rfftfreq(width).astype(np.float64)
+    # Re sum over the full Hermitian spectrum = Re sum over the half with the columns that
+    # stand for a conjugate pair counted twice
+    pair = np.full(w, 2.0)
+    pair[0] = 1.0
+    if width % 2 == 0:
+        pair[-1] = 1.0
     ctype: type[np.complexfloating[Any, Any]] = (
         np.complex128 if cross.dtype == np.complex128 else np.complex64
     )
-    c: np.ndarray = cross.astype(ctype, copy=False)
+    c: np.ndarray = (cross * pair[None, None, :]).astype(ctype, copy=False)
     step = 1.0
     target = 1.0 / upsample
     offsets = np.array([0.0])
