@@ -14,7 +14,7 @@ from pymavlink import mavwp
 from shapely import affinity
 from shapely.geometry import LineString, Point, Polygon, box
 
-from flightplans import PlanParams, SurveyPlan, get_camera, read_plan, read_waypoints
+from flightplans import PlanParams, SurveyPlan, get_camera, plan_survey, read_plan, read_waypoints
 from flightplans.mission import (
     MAV_CMD_DO_SET_CAM_TRIGG_DIST,
     MAV_CMD_NAV_RETURN_TO_LAUNCH,
@@ -321,3 +321,17 @@ def test_geojson_is_rfc7946(planned: dict[str, Planned]) -> None:
             assert g.exterior.is_ccw
         lon, lat = shapely.get_coordinates(g)[0]
         assert 114 < lon < 115 and 37 < lat < 38
+
+
+def test_auto_bearing_is_as_fast_as_a_sweep() -> None:
+    """--angle auto against a 2-degree sweep of fixed bearings (full plans), on the U shape."""
+    from dataclasses import replace
+
+    site = _shift(SITES["U"][0])
+    params = PlanParams(gsd_cm=2.0)
+    auto = plan_survey(site, params, crs=UTM).stats["duration_s"]
+    best = min(
+        plan_survey(site, replace(params, angle_deg=float(b)), crs=UTM).stats["duration_s"]
+        for b in range(0, 180, 2)
+    )
+    assert auto <= 1.01 * best
