@@ -12,7 +12,7 @@ import pytest
 import shapely
 from pymavlink import mavwp
 from shapely import affinity
-from shapely.geometry import LineString, Point, Polygon, box
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 
 from flightplans import PlanParams, SurveyPlan, get_camera, plan_survey, read_plan, read_waypoints
 from flightplans.mission import (
@@ -48,6 +48,7 @@ SITES: dict[str, tuple[Polygon, list[Polygon]]] = {
         [Point(220, 150).buffer(30), box(280, -40, 360, 60)],
     ),
     "thin": (affinity.rotate(box(0, 0, 800, 40), -20, origin=(0, 0)), []),
+    "two_parts": (MultiPolygon([box(0, 0, 200, 120), box(320, 40, 480, 260)]), []),
 }
 
 
@@ -97,7 +98,7 @@ def _target(p: Planned) -> Polygon:
 
 
 def _obstacles(p: Planned) -> shapely.Geometry:
-    holes = [Polygon(r) for r in p.site.interiors]
+    holes = [Polygon(r) for part in shapely.get_parts(p.site) for r in part.interiors]
     return shapely.union_all([*holes, *p.nofly])
 
 
