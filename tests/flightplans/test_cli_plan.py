@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,21 @@ def test_usage_errors(tmp_path: Path, site: Path, capsys: pytest.CaptureFixture[
         run(["plan", str(site), "--out", str(tmp_path / "o"), "--alt-m", "60", "--home", "x"]) == 2
     )
     assert "LON,LAT" in capsys.readouterr().err
+
+
+def test_kml_site_with_geopackage_nofly(tmp_path: Path) -> None:
+    from survey.vectors import reproject_geometries
+
+    site_utm = affinity.translate(box(0, 0, 260, 180), X0, Y0)
+    (site_ll,) = reproject_geometries([site_utm], UTM, 4326)
+    kml = write_features(tmp_path / "site.kml", [site_ll], [{"name": "site"}], crs=4326)
+    nf = write_features(
+        tmp_path / "nofly.gpkg", [Point(X0 + 130, Y0 + 90).buffer(25)], [{}], crs=UTM
+    )
+    out = tmp_path / "out"
+    assert run(["plan", str(kml), "--out", str(out), "--alt-m", "50", "--nofly", str(nf)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["crs"] == "EPSG:32650"
+    assert s["area_m2"] == pytest.approx(260 * 180 - math.pi * 25**2, rel=0.01)
+    fence = json.loads((out / "sortie-01.plan").read_text())["geoFence"]["polygons"]
+    assert [f["inclusion"] for f in fence] == [True, False]
