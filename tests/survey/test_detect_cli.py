@@ -191,3 +191,16 @@ def test_missing_required_option_is_a_usage_error(
 ) -> None:
     assert run(["detect", "--out", str(tmp_path)]) == EXIT_USAGE
     _one_line_error(capsys, "--before-ortho")
+
+
+def test_identical_epochs_without_coregistration_give_no_lead(
+    epoch: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert run([*_args(epoch, out), "--no-coregister", "--chunk-px", "64"]) == 0
+    assert "0 lead(s)" in capsys.readouterr().out
+    data = json.loads((out / "leads.geojson").read_text(encoding="utf-8"))
+    assert data == {"type": "FeatureCollection", "features": []}
+    coreg = json.loads((out / "coregistration.json").read_text(encoding="utf-8"))
+    assert coreg["coregistered"] is False
+    assert json.loads((out / "provenance.json").read_text(encoding="utf-8"))["n_leads"] == 0
