@@ -153,7 +153,7 @@ def write_features(
                 layer=layer or p.stem,
                 geometry_type="Unknown",
                 promote_to_multi=False,
-                **({"RFC7946": "YES"} if driver == "GeoJSON" else {}),
+                **({"RFC7946": "YES", "COORDINATE_PRECISION": 9} if driver == "GeoJSON" else {}),
             )
             os.replace(tmp_named, tmp)
         finally:
