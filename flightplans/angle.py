@@ -8,7 +8,7 @@ crosshatch both passes are counted.
 
 The sweep first tries the bearing windows where the fewest lines fit (from the convex hull's
 width every 0.25°), then covers the full half-turn [0°, 180°): every 10°, then 2° steps around
-the three best coarse bearings, then 0.5° and 0.2° steps around the best: about 50 estimates
+the two best coarse bearings, then 0.5° and 0.2° steps around the best: about 40 estimates
 instead of 180. The three best distinct bearings (3° apart or more) are then compared with
 their exact transects.
 """
@@ -108,7 +108,7 @@ def best_bearing(
         cost(b)
     coarse = np.arange(0.0, 180.0, 10.0)
     costs = np.array([cost(b) for b in coarse])
-    for b0 in coarse[np.argsort(costs)[:3]]:
+    for b0 in coarse[np.argsort(costs)[:2]]:
         for d in (-6.0, -4.0, -2.0, 2.0, 4.0, 6.0):
             cost(float(b0) + d)
     best = min(cache, key=lambda k: cache[k])
