@@ -22,6 +22,9 @@ Conventions
   photos stop followed by DO_SET_CAM_TRIGG_DIST 0, a waypoint at its exit; with
   hover-and-capture a waypoint with a hold at every photo followed by IMAGE_START_CAPTURE
   (p3 = 1 image). The sortie ends with a waypoint above home and NAV_RETURN_TO_LAUNCH.
+* Lines inside an area that no-fly zones enclose (no transit reaches them from home) are
+  left out with a warning, as are pockets of the site that no line can photograph without
+  flying over a no-fly zone; everything else of the site is photographed.
 * Flight time: cruise at ``speed_ms`` with the turn model of :mod:`flightplans.ordering`,
   plus takeoff climb and landing descent, plus stops with hover-and-capture. A sortie fits
   ``battery_min * (1 - reserve_frac)`` (20 % reserve by default).
