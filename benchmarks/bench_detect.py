@@ -95,6 +95,8 @@ def _write_mosaic(scene: Any, root: Path, side: int) -> dict[str, Path]:
 
 _CHILD = r"""
 import json, os, resource, sys, time
+import dask.distributed  # imports outside the timings: both runs and the read start warm
+import survey.pipeline
 from concurrent.futures import ThreadPoolExecutor
 import rasterio
 from rasterio.windows import Window
