@@ -46,7 +46,7 @@ def _hits_boxes(a: np.ndarray, b: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     a3 = a[:, None, :]
     lo, hi = boxes[None, :, 0:2], boxes[None, :, 2:4]
     flat = np.abs(d) < 1e-12
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         t1 = (lo - a3) / d
         t2 = (hi - a3) / d
     t_lo = np.where(flat, -np.inf, np.minimum(t1, t2))
