@@ -26,10 +26,10 @@ __all__ = ["command"]
 @click.option("--gsd-cm", type=click.FloatRange(min=2.0, max=20.0), default=5.0, show_default=True)
 def command(out: Path, seed: int, size_m: float, gsd_cm: float) -> None:
     """Generate the default synthetic site and run every stage of sitewatch on it."""
+    ensure_out_dir(out)
     from survey.demo import run_demo
     from survey.synth import SynthParams
 
-    ensure_out_dir(out)
     quiet = is_quiet()
     result = run_demo(
         out,
