@@ -770,9 +770,11 @@ class _BandCache:
         H = self.shape[-2]
         r0, r1, _ = rs.indices(H)
         if self._band is None or r0 < self._rows[0] or r1 > self._rows[1]:
-            b1 = min(H, max(r1, r0 + self.band_px))
-            self._band = np.asarray(self.arr[..., r0:b1, :])
-            self._rows = (r0, b1)
+            # start a little above: windows of one grid row may climb (rotated targets)
+            b0 = max(0, min(r0, r0 - self.band_px // 8))
+            b1 = min(H, max(r1, b0 + self.band_px))
+            self._band = np.asarray(self.arr[..., b0:b1, :])
+            self._rows = (b0, b1)
         a0 = self._rows[0]
         return self._band[..., r0 - a0 : r1 - a0, cs]
 
@@ -1045,7 +1047,7 @@ def _coarse_shift(
     b = np.zeros((1, fh, fw), np.float32)
     a[0, : gr.shape[0], : gr.shape[1]] = rr
     b[0, : gr.shape[0], : gr.shape[1]] = rt
-    pk = _phase_correlate(a, b, None, 10, exclude=3, spectral_sigma=0.2)
+    pk = _phase_correlate(a, b, None, 10, exclude=6, spectral_sigma=0.2)
     sx, sy = float(pk.dx[0]) * f, float(pk.dy[0]) * f
     reliable = bool(pk.snr[0] >= params.min_snr and pk.ratio[0] <= params.max_peak_ratio)
     log.debug(
@@ -1092,13 +1094,16 @@ def _measure_tiepoints(
     target: _Sliceable,
     reference_valid: _Sliceable | None,
     target_valid: _Sliceable | None,
-    coarse: tuple[int, int],
+    coarse: tuple[int, int] | np.ndarray,
     params: CoregParams,
 ) -> tuple[np.ndarray, tuple[int, int]]:
+    """Measure the tie-point grid; ``coarse`` is one (row, col) offset or one per window."""
     H, W = reference.shape[-2], reference.shape[-1]
     n = params.window_px
     rows0, cols0 = _grid_positions(H, W, n, params)
-    cy, cx = coarse
+    offsets = np.broadcast_to(
+        np.asarray(coarse, dtype=np.int64).reshape(-1, 2), (rows0.size * cols0.size, 2)
+    )
     halo = math.ceil(3 * params.sigma_px + params.normalise_px) + 2
     halo = min(halo, n)
     search = params.search_px if params.search_px is not None else n // 4
@@ -1117,10 +1122,12 @@ def _measure_tiepoints(
         vref = np.zeros((k, m, m), bool)
         gtgt = np.zeros((k, m, m), np.float32)
         vtgt = np.zeros((k, m, m), bool)
+        off = offsets[b0 : b0 + k]
         for i, (r, c) in enumerate(batch):
             gref[i], vref[i] = _read_window(reference, reference_valid, r - halo, c - halo, m, m)
+            oy, ox = int(off[i, 0]), int(off[i, 1])
             gtgt[i], vtgt[i] = _read_window(
-                target, target_valid, r - cy - halo, c - cx - halo, m, m
+                target, target_valid, r - oy - halo, c - ox - halo, m, m
             )
         raw_r = _raw_gradient(gref, vref, params.sigma_px)
         raw_t = _raw_gradient(gtgt, vtgt, params.sigma_px)
@@ -1139,8 +1146,8 @@ def _measure_tiepoints(
         cc = np.array([p[1] for p in batch], dtype=np.float64)
         table["x"][sl] = cc + (n - 1) / 2.0
         table["y"][sl] = rr + (n - 1) / 2.0
-        table["dx"][sl] = pk.dx + cx
-        table["dy"][sl] = pk.dy + cy
+        table["dx"][sl] = pk.dx + off[:, 1]
+        table["dy"][sl] = pk.dy + off[:, 0]
         table["peak"][sl] = pk.peak
         table["snr"][sl] = pk.snr
         table["ratio"][sl] = pk.ratio
@@ -1303,11 +1310,11 @@ def coregister(
     if not coarse.reliable:
         if coarse.ratio > params.max_peak_ratio:
             warnings.append(
-                "the whole-image correlation has several similar peaks (repeating pattern?); "
+                f"{_COARSE_DOUBT} has several similar peaks (repeating pattern?); "
                 "the global shift may be ambiguous"
             )
         else:
-            warnings.append("the whole-image correlation peak is weak")
+            warnings.append(f"{_COARSE_DOUBT} peak is weak")
     if coarse.overlap < 0.5:
         warnings.append(f"the epochs overlap on only {coarse.overlap:.0%} of the valid area")
     ci = (round(coarse.shift[1]), round(coarse.shift[0])) if coarse.reliable else (0, 0)
@@ -1315,7 +1322,51 @@ def coregister(
         # nothing trustworthy to centre on: search the widest range the windows allow
         params = _replace(params, search_px=params.window_px // 2 - 2)
     table, grid = _measure_tiepoints(reference, target, reference_valid, target_valid, ci, params)
+    guided = _guided_offsets(table, ci, params)
+    if guided is not None:
+        # A rotation or scale moves the corners of a large raster further than the search
+        # range around one global shift: measure again, each window cut where a robust affine
+        # fit of the first pass puts it.
+        log.debug("second tie-point pass at affine-predicted offsets")
+        table, grid = _measure_tiepoints(
+            reference, target, reference_valid, target_valid, guided, params
+        )
     return _fit(table, grid, shape, coarse, warnings, params)
+
+
+def _guided_offsets(
+    table: np.ndarray, first: tuple[int, int], params: CoregParams
+) -> np.ndarray | None:
+    """Per-window (row, col) offsets from a robust affine fit of a first pass, if they differ.
+
+    None when the first pass is too poor to fit, or when the affine offsets stay within a
+    quarter of the search range of the first pass's single offset everywhere.
+    """
+    cand = table["status"] == "candidate"
+    if cand.sum() < max(params.min_tiepoints, 4):
+        return None
+    p = np.column_stack([table["x"], table["y"]])
+    q = p - np.column_stack([table["dx"], table["dy"]])
+    rng = np.random.default_rng(params.seed)
+    inl = _ransac_affine(p[cand], q[cand], max(4 * params.ransac_threshold_px, 3.0), rng)
+    if inl.sum() < max(params.min_tiepoints, 4):
+        return None
+    m = _fit_affine(p[cand][inl], q[cand][inl])
+    shift = p - _apply_affine(m, p)  # (n, 2) as (x, y)
+    guided = np.column_stack([np.round(shift[:, 1]), np.round(shift[:, 0])]).astype(np.int64)
+    search = params.search_px if params.search_px is not None else params.window_px // 4
+    if np.abs(guided - np.asarray(first)).max() <= max(2, search // 4):
+        return None
+    return guided
+
+
+_COARSE_DOUBT = "the whole-image correlation"
+
+
+def _replace_coarse(coarse: _Coarse, **kw: Any) -> _Coarse:
+    from dataclasses import replace
+
+    return replace(coarse, **kw)
 
 
 def _replace(params: CoregParams, **kw: Any) -> CoregParams:
@@ -1421,6 +1472,11 @@ def _fit(
             f"the tie points' shift ({sx:.1f}, {sy:.1f}) px disagrees with the whole-image "
             f"estimate ({coarse.shift[0]:.1f}, {coarse.shift[1]:.1f}) px"
         )
+    if not coarse.reliable and n_used >= max(20, 0.5 * n_meas):
+        # The whole-image peak was doubtful (and not used), but most tie windows have one
+        # clear peak each and agree on one model: they settled it, so the doubt is withdrawn.
+        warnings[:] = [w for w in warnings if not w.startswith(_COARSE_DOUBT)]
+        coarse = _replace_coarse(coarse, reliable=True)
     confidence = _confidence(table, used, p[used], rmse, shape, n_meas, coarse, params)
     if n_used < 2 * params.min_tiepoints:
         warnings.append(f"only {n_used} tie points were reliable")
