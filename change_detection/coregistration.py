@@ -4,8 +4,9 @@ The algorithm works on two rasters that already share one pixel grid (the xarray
 :mod:`change_detection.grids` brings them there) and estimates the residual misregistration:
 
 1. **Illumination-robust representation.** Each image (grey, or RGB averaged to grey) is
-   smoothed with a Gaussian (``sigma_px``), its Sobel gradient magnitude is divided by its own
-   local mean (Gaussian of ``normalise_px``) plus a floor, so a change of brightness, contrast
+   smoothed with a Gaussian (``sigma_px``), its gradient magnitude (central differences) is
+   divided by its own local mean (box of half-width ``normalise_px``) plus a floor, so a
+   change of brightness, contrast
    or local shading leaves it nearly unchanged, and line work on a plain background (a permit
    map) and the edges of the photographed objects look alike. Invalid pixels are weighted out
    smoothly so mask borders create no structure.
@@ -19,7 +20,14 @@ The algorithm works on two rasters that already share one pixel grid (the xarray
    write our own batched version instead of calling ``skimage.registration.
    phase_cross_correlation`` per window because it refines hundreds of windows in one batched
    matrix product, restricts the search to the plausible range around the coarse shift, and
-   gives the second-highest peak needed to detect repeating patterns.
+   gives the second-highest peak needed to detect repeating patterns. The normalised
+   cross-power spectrum is weighted by a Gaussian low-pass (``spectral_sigma``) with the
+   Nyquist terms removed: pure phase correlation on windows is pulled towards whole pixels by
+   window leakage (measured bias 0.07 px at a 0.25 px shift, < 0.003 px with the weight).
+   When a robust affine fit of this pass moves windows by more than a quarter of the search
+   range from the coarse offset (rotation or scale on a large raster), the grid is measured
+   again, each target window cut where that fit puts it. Lazy inputs are read through a
+   row-band cache so each band of rows is decoded once.
 4. **Reliability.** A tie point is rejected when its windows are mostly nodata, featureless,
    its peak is weak (peak-to-noise below ``min_snr``), ambiguous (second peak over
    ``max_peak_ratio`` of the first: periodic texture), at the edge of the search range, locally
@@ -27,8 +35,9 @@ The algorithm works on two rasters that already share one pixel grid (the xarray
    or an outlier of the final model (RANSAC-style threshold ``ransac_threshold_px``).
 5. **Model chosen by the data.** Translation, affine and a smooth local warp (affine plus a
    bilinear displacement field on a coarse control grid, fitted by ridge regression with a
-   second-difference penalty) are compared by the Bayesian information criterion on the same
-   tie points; ``params.model`` can force one.
+   second-difference penalty whose weight is chosen by generalised cross-validation) are
+   compared by the Bayesian information criterion (the warp counted with the trace of its hat
+   matrix, per component) on the same tie points; ``params.model`` can force one.
 6. **Confidence** in 0..1 from the number, spread, inlier fraction and residual of the tie
    points; failures give warnings and low confidence, or :class:`CoregistrationError` under
    ``strict``.
