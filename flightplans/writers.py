@@ -1,7 +1,8 @@
 """Write every output of a plan into one folder: :func:`write_mission_files`.
 
-``DIR/sortie-NN.plan`` and ``DIR/sortie-NN.waypoints`` per sortie (NN from 01; the site is the
-GeoFence inclusion polygon, holes and no-fly zones exclusion polygons), ``DIR/mission.geojson``
+``DIR/sortie-NN.plan`` and ``DIR/sortie-NN.waypoints`` per sortie (NN from 01; the site and
+every flown path, grown by a margin, is the GeoFence inclusion polygon, holes and no-fly zones
+exclusion polygons), ``DIR/mission.geojson``
 and ``DIR/summary.json``. Sortie files left in ``DIR`` by an earlier plan with more sorties
 are removed so that the folder always describes one plan.
 """
@@ -16,22 +17,32 @@ from pathlib import Path
 import numpy as np
 import shapely
 from pyproj import Transformer
-from shapely.geometry import Polygon
+from shapely.geometry import LineString, Polygon
 
 from flightplans._files import write_text_atomic
 from flightplans.geojson import write_mission_geojson
 from flightplans.planner import SurveyPlan
 from flightplans.qgc import write_plan, write_waypoints
 
-__all__ = ["fence_rings", "write_mission_files", "write_summary"]
+__all__ = ["FENCE_MARGIN_M", "fence_rings", "write_mission_files", "write_summary"]
 
 _SORTIE_FILE = re.compile(r"^sortie-(\d{2,})\.(plan|waypoints)$")
 
 
+#: Clearance of the inclusion fence around every flown path (m): GNSS error, wind drift and
+#: the overshoot of a multirotor turning at survey speed.
+FENCE_MARGIN_M = 15.0
+
+
 def fence_rings(
-    plan: SurveyPlan,
+    plan: SurveyPlan, margin_m: float = FENCE_MARGIN_M
 ) -> tuple[list[list[tuple[float, float]]], list[list[tuple[float, float]]]]:
-    """(inclusion, exclusion) rings as (lat, lon) lists: site outlines; holes and no-fly zones."""
+    """(inclusion, exclusion) rings as (lat, lon) lists.
+
+    The inclusion polygon is the site together with every flown path (turnarounds and transits
+    leave the site by design), grown by ``margin_m``: a vehicle enforcing the fence must never
+    breach it on the planned route. Holes and no-fly zones are exclusion polygons.
+    """
     tr = Transformer.from_crs(plan.crs, 4326, always_xy=True)
 
     def latlon(ring: object) -> list[tuple[float, float]]:
@@ -45,8 +56,16 @@ def fence_rings(
     exclusion: list[list[tuple[float, float]]] = []
     for poly in shapely.get_parts(plan.site):
         assert isinstance(poly, Polygon)
-        inclusion.append(latlon(poly.exterior))
         exclusion.extend(latlon(r) for r in poly.interiors)
+    flown = [LineString(s.path) for s in plan.sorties if len(s.path) >= 2]
+    area = shapely.union_all(
+        [shapely.Polygon(p.exterior) for p in shapely.get_parts(plan.site)]
+        + [line.buffer(margin_m) for line in flown]
+    )
+    area = area.buffer(margin_m / 2).buffer(-margin_m / 2).simplify(1.0)
+    for poly in shapely.get_parts(area):
+        assert isinstance(poly, Polygon)
+        inclusion.append(latlon(poly.exterior))
     if plan.nofly is not None:
         for poly in shapely.get_parts(plan.nofly):
             assert isinstance(poly, Polygon)

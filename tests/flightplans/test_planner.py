@@ -206,6 +206,33 @@ def test_plan_files_follow_qgc_format(planned: dict[str, Planned]) -> None:
         assert all(len(v) == 2 and 36 < v[0] < 38 and 114 < v[1] < 115 for v in f["polygon"])
 
 
+@pytest.mark.parametrize("name", list(SITES))
+def test_route_stays_inside_the_inclusion_fence(planned: dict[str, Planned], name: str) -> None:
+    """A vehicle enforcing the written GeoFence never breaches it on the planned route."""
+    p = planned[name]
+    for path in sorted(p.out.glob("sortie-*.plan")):
+        doc = json.loads(path.read_text())
+        fence = [
+            Polygon([(lon, lat) for lat, lon in f["polygon"]])
+            for f in doc["geoFence"]["polygons"]
+            if f["inclusion"]
+        ]
+        inside = shapely.union_all(fence)
+        mission = read_plan(path)
+        home = (mission.home[1], mission.home[0])
+        pts = [home] + [(i.lon, i.lat) for i in mission.items if i.has_position] + [home]
+        route = LineString(pts)
+        # 1e-6 deg (about 0.1 m) for the rounding of the fence to 8 decimals
+        assert inside.buffer(1e-6).covers(route), name
+        assert inside.covers(_shift_ll(p.site)), name
+
+
+def _shift_ll(site: Polygon) -> shapely.Geometry:
+    from survey.vectors import reproject_geometries
+
+    return reproject_geometries([site], UTM, 4326)[0].buffer(-1e-6)
+
+
 def test_outputs_and_summary(planned: dict[str, Planned]) -> None:
     p = planned["rectangle"]
     s = json.loads((p.out / "summary.json").read_text())
