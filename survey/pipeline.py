@@ -63,8 +63,8 @@ __all__ = ["DetectResult", "run_detect"]
 
 log = logging.getLogger(__name__)
 
-#: Rasters with more pixels than this run on a dask.distributed LocalCluster by default.
-LOCAL_CLUSTER_MIN_PX = 50_000_000
+#: Rasters with more pixels than this are opened chunked (dask) even with large chunks.
+LARGE_PX = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -193,26 +193,27 @@ def _crop_to_site(
     return Epoch(rgb=rgb, valid=valid, dsm=crop(epoch.dsm)), site
 
 
-def _scheduler(scheduler: str | None, n_px: int) -> tuple[Any, Any]:
-    """Return (scheduler for dask.compute, something to close afterwards)."""
-    if scheduler:
-        from dask.distributed import Client
+def _scheduler(scheduler: str | None) -> tuple[Any, Any]:
+    """Return (scheduler for dask.compute, something to close afterwards).
 
-        client = Client(scheduler)
-        return client, client
-    if n_px > LOCAL_CLUSTER_MIN_PX:
-        from dask.distributed import Client, LocalCluster
+    ``None``: the in-process threaded scheduler (measured at 8192 px: 26 s, against 48 s on an
+    in-process LocalCluster with the same peak memory). ``"local"``: a LocalCluster of one
+    single-threaded worker process per core. Anything else: a scheduler address.
+    """
+    if not scheduler:
+        return None, None
+    from dask.distributed import Client, LocalCluster
 
+    if scheduler == "local":
+        n = os.cpu_count() or 2
         cluster = LocalCluster(
-            processes=False,
-            n_workers=1,
-            threads_per_worker=os.cpu_count() or 2,
-            dashboard_address=None,
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
         )
         client = Client(cluster)
-        log.info("large input (%d px): running on a dask LocalCluster", n_px)
+        log.info("running on a dask LocalCluster of %d worker processes", n)
         return client, _Closer(client, cluster)
-    return None, None
+    client = Client(scheduler)
+    return client, client
 
 
 class _Clock:
@@ -334,8 +335,10 @@ def run_detect(
         Survey dates (default: from the orthophotos' tags, see the module docstring).
     params : DetectParams
     scheduler : str, optional
-        Address of a dask.distributed scheduler (``tcp://host:8786``). By default inputs
-        above 50 Mpx run on a LocalCluster and smaller ones in-process with threads.
+        Address of a dask.distributed scheduler (``tcp://host:8786``; its workers must see
+        the input and output paths), or ``"local"`` for a LocalCluster of one worker process
+        per core. By default the chunks run in-process on dask's threaded scheduler (one chunk:
+        synchronous), which measured faster than an in-process LocalCluster at 8192 px.
 
     Returns
     -------
@@ -372,7 +375,7 @@ def run_detect(
     # Open (and so validate) every raster before the slower hashing.
     n_px = _pixel_count(paths["before_ortho"])
     big = n_px > 4 * params.chunk_px**2
-    chunks = params.chunk_px if big or scheduler or n_px > LOCAL_CLUSTER_MIN_PX else None
+    chunks = params.chunk_px if big or scheduler or n_px > LARGE_PX else None
     rgb_b, valid_b = open_orthophoto(paths["before_ortho"], chunks=chunks)
     rgb_a, valid_a = open_orthophoto(paths["after_ortho"], chunks=chunks)
     dsm_b = open_dsm(paths["before_dsm"], chunks=chunks) if before_dsm is not None else None
@@ -431,7 +434,7 @@ def run_detect(
         }
 
     clock.lap("coregister")
-    sched, closer = _scheduler(scheduler, n_px)
+    sched, closer = _scheduler(scheduler)
     out.mkdir(parents=True, exist_ok=True)
     change_tif = out / "change.tif"
     lock: Any

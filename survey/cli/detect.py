@@ -24,7 +24,8 @@ __all__ = ["command"]
 @click.option(
     "--scheduler",
     metavar="ADDRESS",
-    help="dask.distributed scheduler address (default: LocalCluster above 50 Mpx).",
+    help="dask.distributed scheduler address, or 'local' for a LocalCluster of worker "
+    "processes (default: threads in this process).",
 )
 @click.option(
     "--out",
