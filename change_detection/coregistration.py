@@ -77,6 +77,7 @@ Example
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -599,6 +600,7 @@ class _Peaks:
     at_edge: np.ndarray
 
 
+@functools.lru_cache(maxsize=16)
 def _spectral_weight(h: int, w: int, sigma: float) -> np.ndarray:
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.fftfreq(w)[None, :]
@@ -607,7 +609,9 @@ def _spectral_weight(h: int, w: int, sigma: float) -> np.ndarray:
         weight[h // 2, :] = 0
     if w % 2 == 0:
         weight[:, w // 2] = 0
-    return weight.astype(np.float32)
+    out = weight.astype(np.float32)
+    out.flags.writeable = False  # cached and shared
+    return out
 
 
 def _phase_correlate(
