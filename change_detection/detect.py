@@ -250,6 +250,23 @@ def detect_changes(
         The layers are not on one grid.
     ChangeDetectionError
         Only one DSM, not 3 bands, or a non-square pixel.
+
+    Examples
+    --------
+    Paint a 6 m x 10 m, 6 m tall box into the after DSM and find exactly it:
+
+    >>> import numpy as np, rioxarray, xarray as xr
+    >>> from affine import Affine
+    >>> t = Affine(0.1, 0, 500000, 0, -0.1, 4000000)
+    >>> def grid(a):
+    ...     dims = ("band", "y", "x") if a.ndim == 3 else ("y", "x")
+    ...     return xr.DataArray(a, dims=dims).rio.write_crs(32650).rio.write_transform(t)
+    >>> rgb, ok = grid(np.full((3, 200, 200), 120, np.uint8)), grid(np.ones((200, 200), bool))
+    >>> dsm = np.zeros((200, 200), np.float32)
+    >>> new = dsm.copy(); new[50:110, 40:140] = 6.0
+    >>> result = detect_changes(Epoch(rgb, ok, grid(dsm)), Epoch(rgb, ok, grid(new)))
+    >>> [(o.kind, round(o.area_m2, 1), o.height_gain_m) for o in result.objects]
+    [('new', 60.0, 6.0)]
     """
     transform, crs, shape = _check_grid(before, after)
     gx, gy = abs(transform.a), abs(transform.e)
