@@ -159,7 +159,7 @@ class CoregParams:
     upsample : int
         Sub-pixel precision of the peak is 1/upsample px.
     sigma_px : float
-        Scale of the derivative-of-Gaussian gradient (pixels).
+        Gaussian smoothing before the central-difference gradient (pixels).
     normalise_px : float
         Half-width of the box over which the gradient magnitude is locally normalised (px).
     spectral_sigma : float
@@ -176,8 +176,8 @@ class CoregParams:
     min_valid_fraction : float
         Valid fraction of both windows below which a tie point is "nodata".
     consistency_px : float
-        Largest difference to the median of the neighbouring tie points (after removing a
-        robust affine trend).
+        Largest difference to what the neighbouring tie points predict (their median or their
+        plane, after removing a robust affine trend).
     ransac_threshold_px : float
         Largest residual of a tie point used by the final model.
     min_tiepoints : int
@@ -1319,6 +1319,12 @@ def coregister(
         if v is not None and tuple(v.shape) != shape:
             raise GridMismatchError(f"{name} has shape {tuple(v.shape)}, expected {shape}")
     warnings: list[str] = []
+    small = min(shape)
+    if small < 2 * params.window_px:
+        # small rasters: windows of at most half the short side (never below 32 px)
+        fit_px = max(32, 2 ** math.floor(math.log2(max(small // 2, 32))))
+        if fit_px < params.window_px:
+            params = _replace(params, window_px=fit_px)
     coarse = _coarse_shift(reference, target, reference_valid, target_valid, params)
     if not coarse.reliable:
         if coarse.ratio > params.max_peak_ratio:
@@ -1609,7 +1615,7 @@ def _failure(
             msg + "; the images may be featureless, periodic or too different; try a larger "
             "--window-px or check that both rasters show the same site"
         )
-    if coarse.reliable and coarse.factor > 1:
+    if coarse.reliable:
         sx, sy = coarse.shift
         conf = 0.2
         model = "translation"

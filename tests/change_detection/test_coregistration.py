@@ -252,3 +252,10 @@ def test_rotation_beyond_the_search_range_is_followed_by_a_second_pass() -> None
     assert mapping_error(r.source_coordinates, push, ref.shape) < 0.1  # one pass: 0.21
     assert r.n_used >= 0.9 * r.n_tiepoints
     assert r.parameters["rotation_deg"] == pytest.approx(2.0, abs=0.02)
+
+
+def test_small_raster_falls_back_to_the_whole_image_shift_with_low_confidence() -> None:
+    ref = render(make_scene((100, 100), seed=1))
+    r = coregister(ref, sample(ref, shift_push(1.5, -0.5)))
+    assert r.confidence <= 0.2 and r.warnings
+    assert (r.shift_x_px, r.shift_y_px) == pytest.approx((1.5, -0.5), abs=0.1)
