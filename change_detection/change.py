@@ -454,11 +454,22 @@ def _grow_half_height(
     core: np.ndarray, signed: np.ndarray, radius: int, allowed: np.ndarray
 ) -> np.ndarray:
     """Pixels within ``radius`` of ``core`` whose change is at least half the local peak."""
-    if radius <= 0 or not core.any():
-        return np.zeros_like(core)
-    peak = _window_reduce(np.where(core, signed, -np.inf), radius, np.maximum)
-    near = np.isfinite(peak) & ~core
-    return near & allowed & (signed >= 0.5 * peak)
+    out = np.zeros_like(core)
+    rows = np.flatnonzero(core.any(axis=1))
+    if radius <= 0 or rows.size == 0:
+        return out
+    cols = np.flatnonzero(core.any(axis=0))
+    # Only around the changed pixels; a margin of 2 r keeps the window maxima exact (beyond
+    # r from the core every value is -inf, so replicating the crop's edge changes nothing).
+    m = 2 * radius
+    win = (
+        slice(max(0, rows[0] - m), min(core.shape[0], rows[-1] + m + 1)),
+        slice(max(0, cols[0] - m), min(core.shape[1], cols[-1] + m + 1)),
+    )
+    c, v = core[win], signed[win]
+    peak = _window_reduce(np.where(c, v, -np.inf), radius, np.maximum)
+    out[win] = np.isfinite(peak) & ~c & allowed[win] & (v >= 0.5 * peak)
+    return out
 
 
 def _vegetation_at(rgb: np.ndarray, where: np.ndarray, params: DetectParams) -> np.ndarray:
