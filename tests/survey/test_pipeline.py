@@ -204,22 +204,45 @@ def test_an_orthophoto_without_mask_or_nodata(tmp_path: Path) -> None:
 def test_a_dask_distributed_scheduler_gives_the_same_leads(
     synth_site: Any, detected: DetectResult, tmp_path: Path
 ) -> None:
-    from dask.distributed import LocalCluster
+    """``--scheduler local`` (a LocalCluster of worker processes) gives the same leads.
 
-    with LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
-    ) as cluster:
-        result = run_detect(
-            synth_site.before_ortho,
-            synth_site.after_ortho,
-            tmp_path,
-            before_dsm=synth_site.before_dsm,
-            after_dsm=synth_site.after_dsm,
-            permits=synth_site.permits,
-            site=synth_site.site,
-            params=DetectParams(chunk_px=512),
-            scheduler=cluster.scheduler_address,
-        )
-    assert [x.lead_id for x in result.leads] == [x.lead_id for x in detected.leads]
-    with rasterio.open(result.change_tif) as a, rasterio.open(detected.change_tif) as b:
+    Run through the console entry point in a child process, as a user runs it: the cluster's
+    sockets and processes live and die with that process, not with the test session.
+    """
+    import subprocess
+    import sys
+
+    args = [
+        "detect",
+        "--before-ortho",
+        str(synth_site.before_ortho),
+        "--after-ortho",
+        str(synth_site.after_ortho),
+        "--before-dsm",
+        str(synth_site.before_dsm),
+        "--after-dsm",
+        str(synth_site.after_dsm),
+        "--permits",
+        str(synth_site.permits),
+        "--site",
+        str(synth_site.site),
+        "--chunk-px",
+        "512",
+        "--scheduler",
+        "local",
+        "--out",
+        str(tmp_path),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", "from survey.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    leads = leads_from_feature_collection(
+        json.loads((tmp_path / "leads.geojson").read_text(encoding="utf-8"))
+    )
+    assert [x.lead_id for x in leads] == [x.lead_id for x in detected.leads]
+    with rasterio.open(tmp_path / "change.tif") as a, rasterio.open(detected.change_tif) as b:
         np.testing.assert_array_equal(a.read(1), b.read(1))
