@@ -17,6 +17,13 @@ overlays the permits and writes into ``out_dir``:
 ``provenance.json``
     Inputs' paths and SHA-256, parameters, software version, outputs' SHA-256, the mode
     (``dsm`` or ``rgb_only``), the dates and the start and end times.
+``after_registered.tif``, ``after_registered_dsm.tif``
+    The after epoch as detection saw it: co-registered onto the before (detection) grid, the
+    DSM with its vertical offset removed (see :mod:`survey.registered`). The leads are in this
+    frame, so review maps and evidence packages should show these rather than the original
+    after rasters. Listed in ``provenance.json`` outputs with their SHA-256, the original
+    each derives from (path and SHA-256) and the co-registration model. Not written with
+    ``write_registered=False`` or when co-registration is skipped.
 
 Survey dates default to the orthophotos' tags (``SITEWATCH_SURVEY_DATE``, else
 ``TIFFTAG_DATETIME``), then to a ``truth.json`` two folders above the before orthophoto (the
@@ -57,6 +64,7 @@ from survey import __version__
 from survey.errors import DetectInputError
 from survey.permits import read_permits
 from survey.rasters import atomic_path, open_dsm, open_orthophoto, sha256_file
+from survey.registered import derivation_record, write_registered_epoch
 from survey.vectors import read_features, write_features
 
 __all__ = ["DetectResult", "run_detect"]
@@ -81,6 +89,9 @@ class DetectResult:
         The co-registration report.
     timings_s : dict
         Wall time of each stage (open, hash, coregister, detect, leads, write) in seconds.
+    after_registered, after_registered_dsm : Path or None
+        The co-registered after orthophoto and DSM on the before grid (derived products);
+        None when not written (``write_registered=False``, no co-registration, no DSM).
     """
 
     leads: tuple[Lead, ...]
@@ -93,6 +104,8 @@ class DetectResult:
     provenance_json: Path
     coregistration: dict[str, Any] = field(default_factory=dict, compare=False)
     timings_s: dict[str, float] = field(default_factory=dict, compare=False)
+    after_registered: Path | None = None
+    after_registered_dsm: Path | None = None
 
 
 class _WindowWriter:
@@ -315,6 +328,7 @@ def run_detect(
     after_date: str | dt.date | None = None,
     params: DetectParams = DetectParams(),  # noqa: B008 (frozen, immutable default)
     scheduler: str | None = None,
+    write_registered: bool = True,
 ) -> DetectResult:
     """Detect changes between two survey epochs and write the leads and their evidence.
 
@@ -339,6 +353,9 @@ def run_detect(
         the input and output paths), or ``"local"`` for a LocalCluster of one worker process
         per core. By default the chunks run in-process on dask's threaded scheduler (one chunk:
         synchronous), which measured faster than an in-process LocalCluster at 8192 px.
+    write_registered : bool
+        Also write the co-registered after epoch (``after_registered.tif`` and, with DSMs,
+        ``after_registered_dsm.tif``) as derived products; skipped without co-registration.
 
     Returns
     -------
@@ -501,6 +518,39 @@ def run_detect(
         "coregistration.json": coreg_json,
     }
     clock.lap("write")
+    derived: dict[str, dict[str, Any]] = {}
+    registered = None
+    if write_registered and aligned is not None:
+        registered = write_registered_epoch(
+            aligned,
+            out,
+            after_ortho=paths["after_ortho"],
+            after_ortho_sha256=hashes["after_ortho"],
+            reference_sha256=hashes["before_ortho"],
+            after_dsm=paths.get("after_dsm"),
+            after_dsm_sha256=hashes.get("after_dsm"),
+            survey_date=end.isoformat() if end else None,
+        )
+        outputs[registered.ortho.name] = registered.ortho
+        derived[registered.ortho.name] = derivation_record(
+            "after_ortho",
+            paths["after_ortho"],
+            hashes["after_ortho"],
+            hashes["before_ortho"],
+            coreg_report,
+            coreg_json.name,
+        )
+        if registered.dsm is not None:
+            outputs[registered.dsm.name] = registered.dsm
+            derived[registered.dsm.name] = derivation_record(
+                "after_dsm",
+                paths["after_dsm"],
+                hashes["after_dsm"],
+                hashes["before_ortho"],
+                coreg_report,
+                coreg_json.name,
+            )
+        clock.lap("registered")
     provenance = {
         "software": {"name": "sitewatch", "version": __version__},
         "command": "detect",
@@ -532,7 +582,7 @@ def run_detect(
         },
         "n_leads": len(leads),
         "outputs": {
-            name: {"path": str(p.resolve()), "sha256": sha256_file(p)}
+            name: {"path": str(p.resolve()), "sha256": sha256_file(p), **derived.get(name, {})}
             for name, p in outputs.items()
         },
         "timings_s": clock.laps,
@@ -552,6 +602,8 @@ def run_detect(
         provenance_json=provenance_json,
         coregistration=coreg_report,
         timings_s=clock.laps,
+        after_registered=None if registered is None else registered.ortho,
+        after_registered_dsm=None if registered is None else registered.dsm,
     )
 
 

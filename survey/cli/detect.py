@@ -68,6 +68,12 @@ __all__ = ["command"]
     is_flag=True,
     help="Only match the grids; do not estimate and remove the misregistration.",
 )
+@click.option(
+    "--no-registered",
+    is_flag=True,
+    help="Do not write after_registered.tif / after_registered_dsm.tif (the after epoch "
+    "co-registered onto the before grid, for review maps and evidence packages).",
+)
 def command(
     before_ortho: Path,
     before_dsm: Path | None,
@@ -84,10 +90,12 @@ def command(
     storey_m: float,
     chunk_px: int,
     no_coregister: bool,
+    no_registered: bool,
 ) -> None:
     """Detect new, raised and removed structures between two epochs and check them against
-    the permits; writes leads.geojson, leads.gpkg, change.tif, coregistration.json and
-    provenance.json into --out."""
+    the permits; writes leads.geojson, leads.gpkg, change.tif, coregistration.json,
+    provenance.json and the co-registered after epoch (after_registered.tif,
+    after_registered_dsm.tif) into --out."""
     # Every tile is decoded once: GDAL's default block cache (5 % of RAM) only adds memory.
     os.environ.setdefault("GDAL_CACHEMAX", "256")
     from change_detection.params import DetectParams
@@ -114,6 +122,7 @@ def command(
         after_date=after_date,
         params=params,
         scheduler=scheduler,
+        write_registered=not no_registered,
     )
     if is_quiet():
         return
