@@ -430,8 +430,13 @@ def render_height_profile(
     after_date: str | None = None,
     title: str = "Height profile",
     dpi: int = 150,
+    after_label: str = "after",
 ) -> Path:
-    """Plot the DSM heights across the lead (see :func:`sample_profile`) into a PNG."""
+    """Plot the DSM heights across the lead (see :func:`sample_profile`) into a PNG.
+
+    ``after_label`` names the after curve in the legend (e.g. "after (co-registered to
+    before)" when ``after_dsm`` is the co-registered DSM of a detection run).
+    """
     prof = sample_profile(geometry, before_dsm=before_dsm, after_dsm=after_dsm)
     fig, _canvas = _new_figure(7.0, 3.8, dpi)
     ax = fig.add_axes((0.1, 0.15, 0.86, 0.68))
@@ -457,7 +462,9 @@ def render_height_profile(
             prof.after_m,
             color="#d62728",
             linewidth=1.4,
-            label=f"after ({after_date or 'date unknown'})",
+            label=f"{after_label}, {after_date or 'date unknown'}"
+            if after_label != "after"
+            else f"after ({after_date or 'date unknown'})",
         )
     note = ""
     if prof.before_m is not None and prof.after_m is not None and prof.inside.any():

@@ -15,6 +15,15 @@ Layout of a package folder (``DIR`` for one lead, ``DIR/<lead slug>/`` for ``--a
     manifest.sha256       ``sha256sum`` lines (two spaces, relative paths) for every file
                           above, manifest.json included
 
+Co-registered after epoch: leads are in the before (reference) frame. With
+``after_registered`` (and ``after_registered_dsm``), the rasters ``sitewatch detect`` writes
+on the before grid, ``after.png``, the after tiles of ``map.html`` and the after curve of
+``profile.png`` come from them and are labelled "after (co-registered to before)".
+``manifest.json`` then lists, besides the original ``inputs`` (checked against the lead's
+hashes as before), ``derived``: each co-registered raster with its SHA-256, the role
+``"derived: co-registered after epoch"``, the original it derives from (role, file, SHA-256,
+and whether that hash is the lead's) and the co-registration model.
+
 ``cd DIR && sha256sum -c manifest.sha256`` verifies the package; changing any byte of any
 listed file makes it fail.
 
@@ -28,7 +37,6 @@ file covered by ``manifest.sha256``). Nothing else in the layout changes.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib.metadata
 import json
 import logging
@@ -43,6 +51,7 @@ from shapely.geometry import mapping
 from change_detection.leads import Lead, leads_to_feature_collection
 from maps.assets import LIBRARIES, make_work_dir, replace_dir, write_text_atomic
 from maps.chips import render_chip, render_height_profile
+from maps.derived import REGISTERED_LABEL, derived_record, file_sha256
 from maps.errors import PackageError
 from maps.review import Feature, render_lead_view
 
@@ -57,8 +66,6 @@ log = logging.getLogger(__name__)
 
 #: Value of ``manifest.json["format"]``.
 MANIFEST_FORMAT = "sitewatch-evidence-package/1"
-_HASH_CHUNK = 1 << 22
-_hash_cache: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass(frozen=True)
@@ -87,18 +94,7 @@ class EvidencePackage:
 
 def sha256_of(path: Path) -> str:
     """Hex SHA-256 of a file (cached by path, size and modification time within a process)."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    cached = _hash_cache.get(key)
-    if cached is not None:
-        return cached
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_HASH_CHUNK), b""):
-            h.update(block)
-    digest = h.hexdigest()
-    _hash_cache[key] = digest
-    return digest
+    return file_sha256(path)
 
 
 def _software_version() -> str:
@@ -130,6 +126,31 @@ def _inputs(
     return out
 
 
+def _derived(
+    lead: Lead, registered: Mapping[str, Path | None], verify: bool
+) -> dict[str, dict[str, Any]]:
+    """Lineage of the co-registered rasters shown in place of the after originals."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, (path, original_role) in {
+        "after_registered": (registered.get("after_registered"), "after_ortho"),
+        "after_registered_dsm": (registered.get("after_registered_dsm"), "after_dsm"),
+    }.items():
+        if path is None:
+            continue
+        rec = derived_record(path, original_role)
+        recorded = lead.input_hashes.get(original_role)
+        src = rec["derived_from"]["sha256"]
+        rec["derived_from"]["matches_lead"] = None if recorded is None else src == recorded
+        if verify and recorded is not None and src is not None and src != recorded:
+            raise PackageError(
+                f"{path}: derived from {original_role.replace('_', ' ')} SHA-256 {src[:12]}…, "
+                f"but lead {lead.lead_id} was detected from {recorded[:12]}…; pass the "
+                "after_registered files of the same detection run"
+            )
+        out[name] = rec
+    return out
+
+
 def _related_permits(lead: Lead, permits: Sequence[Feature]) -> list[Feature]:
     ids = set(lead.permit_ids)
     zone = lead.geometry.buffer(0.0002)  # ~20 m around the lead
@@ -153,7 +174,7 @@ def _json_ready(value: Any) -> Any:
     return str(value)
 
 
-def _readme(lead: Lead, has_profile: bool, has_permits: bool) -> str:
+def _readme(lead: Lead, has_profile: bool, has_permits: bool, registered: bool = False) -> str:
     lines = [
         f"sitewatch evidence package — lead {lead.lead_id} ({lead.lead_class})",
         "",
@@ -162,6 +183,11 @@ def _readme(lead: Lead, has_profile: bool, has_permits: bool) -> str:
         "before.png       orthophoto chip of the first survey (scale bar, north arrow, date)",
         "after.png        the same frame in the second survey",
     ]
+    if registered:
+        lines += [
+            "                 (co-registered to the first survey's grid, so the outline fits",
+            "                 both; manifest.json 'derived' names the original and its hash)",
+        ]
     if has_profile:
         lines.append("profile.png      DSM heights along a transect across the structure")
     if has_permits:
@@ -191,6 +217,8 @@ def build_evidence_package(
     after_date: str | None = None,
     verify_inputs: bool = True,
     ledger_excerpt: Sequence[Mapping[str, Any]] | None = None,
+    after_registered: Path | None = None,
+    after_registered_dsm: Path | None = None,
 ) -> EvidencePackage:
     """Write the evidence package of ``lead`` into ``out_dir`` (see the module docstring).
 
@@ -213,6 +241,11 @@ def build_evidence_package(
         Refuse inputs whose SHA-256 differs from the hash recorded in the lead.
     ledger_excerpt : sequence of dict, optional
         Custody-ledger entries of the lead's inputs (from the evidence store, when it exists).
+    after_registered, after_registered_dsm : Path, optional
+        The co-registered after orthophoto and DSM written by ``sitewatch detect``; when
+        given, the after chip, map tiles and profile curve come from them (see the module
+        docstring). With ``verify_inputs``, a derivative whose recorded original hash differs
+        from the lead's is refused.
 
     Returns
     -------
@@ -243,6 +276,15 @@ def build_evidence_package(
             f"{out_dir}: exists and is not an evidence package; choose an empty or new --out"
         )
     inputs = _inputs(lead, given, verify_inputs)
+    reg = Path(after_registered) if after_registered is not None else None
+    reg_dsm = Path(after_registered_dsm) if after_registered_dsm is not None else None
+    for role, p in (("after registered", reg), ("after registered DSM", reg_dsm)):
+        if p is not None and not p.is_file():
+            raise PackageError(f"{p}: {role} not found; check the path")
+    derived = _derived(
+        lead, {"after_registered": reg, "after_registered_dsm": reg_dsm}, verify_inputs
+    )
+    after_title = (REGISTERED_LABEL[0].upper() + REGISTERED_LABEL[1:]) if reg else "After"
     before_date = lead.before_date or before_date
     after_date = lead.after_date or after_date
     work = make_work_dir(out_dir)
@@ -258,22 +300,24 @@ def build_evidence_package(
             date=before_date,
         )
         after_png = render_chip(
-            after_ortho,
+            reg or after_ortho,
             lead.geometry,
             work / "after.png",
-            title="After",
+            title=after_title,
             date=after_date,
         )
-        has_profile = given["before_dsm"] is not None or given["after_dsm"] is not None
+        profile_after = reg_dsm or given["after_dsm"]
+        has_profile = given["before_dsm"] is not None or profile_after is not None
         if has_profile:
             render_height_profile(
                 lead.geometry,
                 work / "profile.png",
                 before_dsm=given["before_dsm"],
-                after_dsm=given["after_dsm"],
+                after_dsm=profile_after,
                 before_date=before_date,
                 after_date=after_date,
                 title=f"Height profile across lead {lead.lead_id}",
+                after_label=REGISTERED_LABEL if reg_dsm is not None else "after",
             )
         related = _related_permits(lead, permits or [])
         if related:
@@ -294,6 +338,7 @@ def build_evidence_package(
             chips=(before_png, after_png),
             before_date=before_date,
             after_date=after_date,
+            after_registered=reg,
         )
         if ledger_excerpt is not None:
             write_text_atomic(
@@ -302,8 +347,10 @@ def build_evidence_package(
                     json.dumps(_json_ready(dict(e)), sort_keys=True) + "\n" for e in ledger_excerpt
                 ),
             )
-        write_text_atomic(work / "README.txt", _readme(lead, has_profile, bool(related)))
-        _write_manifests(work, lead, inputs, ledger_excerpt)
+        write_text_atomic(
+            work / "README.txt", _readme(lead, has_profile, bool(related), reg is not None)
+        )
+        _write_manifests(work, lead, inputs, ledger_excerpt, derived)
         replace_dir(work, out_dir)
     finally:
         if work.exists():
@@ -320,6 +367,7 @@ def _write_manifests(
     lead: Lead,
     inputs: Mapping[str, Any],
     ledger_excerpt: Sequence[Mapping[str, Any]] | None,
+    derived: Mapping[str, Any] | None = None,
 ) -> None:
     entries = []
     for p in sorted(work.rglob("*")):
@@ -334,6 +382,7 @@ def _write_manifests(
         "lead_id": lead.lead_id,
         "lead": lead.to_feature(),
         "inputs": inputs,
+        "derived": dict(derived or {}),
         "software": {
             "name": "sitewatch",
             "version": _software_version(),

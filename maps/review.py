@@ -12,6 +12,11 @@
     review_files/          vendor/ (Leaflet and plugins), tiles/{before,after}/{z}/{x}/{y}.png,
                            chips/<lead>_{before,after}.png
 
+Leads are in the before (reference) frame. When ``after_registered`` (the co-registered after
+orthophoto written by ``sitewatch detect``) is given, the after tiles and chips come from it
+and are labelled "after (co-registered to before)", so outlines fit both images; each lead's
+popup lists the images shown with their SHA-256 and the original each derives from.
+
 Nothing on the pages is fetched from the network (see :mod:`maps.assets`), and all text taken
 from input files (permit attributes, reasons, ids) is HTML-escaped before it reaches a page.
 :func:`render_lead_view` writes the small map page of one lead used by evidence packages.
@@ -41,6 +46,7 @@ from shapely.geometry.base import BaseGeometry
 from change_detection.leads import LEAD_CLASSES, Lead
 from maps.assets import check_offline, copy_assets, localize_assets, write_text_atomic
 from maps.chips import render_chip
+from maps.derived import REGISTERED_LABEL, derived_record, file_sha256
 from maps.errors import MapError
 from maps.tiles import TileSet, render_tiles
 
@@ -266,12 +272,35 @@ def _rel(path: Path, page_dir: Path) -> str:
     return Path(os.path.relpath(path, page_dir)).as_posix()
 
 
+def _imagery_sources(before_ortho: Path, after_ortho: Path, after_registered: Path | None) -> str:
+    """HTML rows naming every image shown on the page, with its SHA-256 and lineage."""
+    rows = [("before", before_ortho.name, file_sha256(before_ortho), "original")]
+    if after_registered is None:
+        rows.append(("after", after_ortho.name, file_sha256(after_ortho), "original"))
+    else:
+        rec = derived_record(after_registered, "after_ortho")
+        src = rec["derived_from"]
+        lineage = (
+            f"derived from {src['file'] or after_ortho.name} "
+            f"(SHA-256 {src['sha256'] or 'not recorded'}) by the "
+            f"{rec['coregistration']['model'] or '?'} co-registration model"
+        )
+        rows.append((REGISTERED_LABEL, rec["file"], rec["sha256"], lineage))
+    return "".join(
+        f"<tr><th>{_e(label)}</th><td>{_e(name)}<br><code>{_e(digest)}</code><br>{_e(note)}"
+        "</td></tr>"
+        for label, name, digest, note in rows
+    )
+
+
 def _lead_popup(
     lead: Lead,
     chips: tuple[Path, Path] | None,
     page_dir: Path,
     dates: tuple[str | None, str | None],
     overview_href: str | None,
+    imagery: str = "",
+    after_label: str = "after",
 ) -> str:
     before_date = lead.before_date or dates[0]
     after_date = lead.after_date or dates[1]
@@ -304,16 +333,21 @@ def _lead_popup(
         parts.append(
             f"<details><summary>input hashes (SHA-256)</summary><table>{hashes}</table></details>"
         )
+    if imagery:
+        parts.append(
+            f"<details><summary>images shown (SHA-256)</summary><table>{imagery}</table></details>"
+        )
     if chips is not None:
         figs = []
         for label, chip, date in (
             ("before", chips[0], before_date),
-            ("after", chips[1], after_date),
+            (after_label, chips[1], after_date),
         ):
             href = _e(_rel(chip, page_dir))
             figs.append(
                 f'<figure><a href="{href}" target="_blank"><img src="{href}" '
-                f'alt="{label} chip"></a><figcaption>{label} {_e(date or "")}</figcaption>'
+                f'alt="{_e(label)} chip"></a><figcaption>{_e(label)} {_e(date or "")}'
+                "</figcaption>"
                 "</figure>"
             )
         parts.append(f'<div class="sw-chips">{"".join(figs)}</div>')
@@ -518,6 +552,7 @@ def render_review_map(
     before_date: str | None = None,
     after_date: str | None = None,
     title: str = "sitewatch review",
+    after_registered: Path | None = None,
 ) -> ReviewMap:
     """Write the offline review pages of a run (see the module docstring for the layout).
 
@@ -535,6 +570,11 @@ def render_review_map(
         Survey dates; default the dates carried by the leads.
     title : str
         Page title.
+    after_registered : Path, optional
+        The after orthophoto co-registered onto the before grid (``after_registered.tif`` of
+        ``sitewatch detect``). When given, the after tiles and chips are drawn from it and
+        labelled "after (co-registered to before)", so the lead outlines (in the before frame)
+        fit both images; ``after_ortho`` stays the original the popups trace it back to.
 
     Returns
     -------
@@ -550,9 +590,11 @@ def render_review_map(
     vendor = copy_assets(files / "vendor")
     vendor_url = _rel(vendor, page_dir)
     dates = _dates(leads, before_date, after_date)
+    after_shown, after_title, after_label = _after_view(after_ortho, after_registered)
+    imagery = _imagery_sources(Path(before_ortho), Path(after_ortho), after_registered)
     tiles = {
         "before": render_tiles(before_ortho, files / "tiles" / "before"),
-        "after": render_tiles(after_ortho, files / "tiles" / "after"),
+        "after": render_tiles(after_shown, files / "tiles" / "after"),
     }
     chips: dict[str, tuple[Path, Path]] = {}
     for lead in leads:
@@ -567,10 +609,10 @@ def render_review_map(
             dpi=100,
         )
         a = render_chip(
-            after_ortho,
+            after_shown,
             lead.geometry,
             files / "chips" / f"{slug}_after.png",
-            title="After",
+            title=after_title,
             date=lead.after_date or dates[1],
             size_in=3.2,
             dpi=100,
@@ -585,6 +627,8 @@ def render_review_map(
             page_dir,
             dates,
             f"{overview.name}#lead-{urllib.parse.quote(lead.lead_id, safe='')}",
+            imagery,
+            after_label,
         )
         for lead in leads
     }
@@ -598,7 +642,7 @@ def render_review_map(
     # Swipe page
     m = _base_map(title, bounds, zmax)
     before_layer = _tile_layer(tiles["before"], page_dir, "Before", dates[0]).add_to(m)
-    after_layer = _tile_layer(tiles["after"], page_dir, "After", dates[1]).add_to(m)
+    after_layer = _tile_layer(tiles["after"], page_dir, after_title, dates[1]).add_to(m)
     folium.plugins.SideBySideLayers(before_layer, after_layer).add_to(m)
     lead_layer = _add_vectors(m, leads, popups, permits, track, photos)
     _add_tools(m)
@@ -610,7 +654,9 @@ def render_review_map(
         "sw-legend",
     ).add_to(m)
     _HtmlControl(
-        f"<b>{_e(title)}</b> — swipe: before | after &nbsp; {links}", "topright", "sw-links"
+        f"<b>{_e(title)}</b> — swipe: before | {_e(after_label)} &nbsp; {links}",
+        "topright",
+        "sw-links",
     ).add_to(m)
     m.fit_bounds(bounds)
     _LeadFocus(lead_layer, zmax).add_to(m)
@@ -628,8 +674,8 @@ def render_review_map(
     )
     _add_head(dm.get_root(), f"{title} — dual view")
     _tile_layer(tiles["before"], page_dir, "Before", dates[0]).add_to(dm.m1)
-    _tile_layer(tiles["after"], page_dir, "After", dates[1]).add_to(dm.m2)
-    for sub, label in ((dm.m1, "before"), (dm.m2, "after")):
+    _tile_layer(tiles["after"], page_dir, after_title, dates[1]).add_to(dm.m2)
+    for sub, label in ((dm.m1, "before"), (dm.m2, after_label)):
         _add_vectors(sub, leads, popups, permits, track, photos)
         folium.LayerControl(position="topright", collapsed=True).add_to(sub)
         folium.plugins.MousePosition(
@@ -641,7 +687,8 @@ def render_review_map(
             lng_formatter="function (n) { return n.toFixed(7); }",
         ).add_to(sub)
     _HtmlControl(
-        f"<b>{_e(dates[0] or 'before')}</b> (left) | <b>{_e(dates[1] or 'after')}</b> (right)"
+        f"<b>{_e(dates[0] or 'before')}</b> (left) | <b>{_e(dates[1] or 'after')}</b> "
+        f"({_e(after_label)}, right)"
         f' &nbsp; <a href="{_e(out_html.name)}">swipe map</a>'
         f'<a href="{_e(overview.name)}">lead table</a>',
         "topright",
@@ -653,11 +700,22 @@ def render_review_map(
 
     # Overview page
     write_text_atomic(
-        overview, _overview_html(leads, chips, page_dir, out_html.name, dual.name, title, dates)
+        overview,
+        _overview_html(leads, chips, page_dir, out_html.name, dual.name, title, dates, after_label),
     )
     check_offline(overview)
     log.info("review map: %s (%d leads)", out_html, len(leads))
     return ReviewMap(out_html, dual, overview, files, tiles, chips)
+
+
+def _after_view(after_ortho: Path, after_registered: Path | None) -> tuple[Path, str, str]:
+    """(raster to show as the after epoch, its title, its lower-case label)."""
+    if after_registered is None:
+        return Path(after_ortho), "After", "after"
+    reg = Path(after_registered)
+    if not reg.is_file():
+        raise MapError(f"{reg}: co-registered after orthophoto not found; check the path")
+    return reg, REGISTERED_LABEL[0].upper() + REGISTERED_LABEL[1:], REGISTERED_LABEL
 
 
 def _select(
@@ -747,6 +805,7 @@ def _overview_html(
     dual_name: str,
     title: str,
     dates: tuple[str | None, str | None],
+    after_label: str = "after",
 ) -> str:
     counts: dict[str, int] = {}
     for lead in leads:
@@ -763,7 +822,7 @@ def _overview_html(
             thumbs = "".join(
                 f'<a href="{_e(_rel(p, page_dir))}"><img src="{_e(_rel(p, page_dir))}" '
                 f'alt="{lab}" width="90"></a>'
-                for p, lab in ((b, "before"), (a, "after"))
+                for p, lab in ((b, "before"), (a, after_label))
             )
         rows.append(
             f'<tr id="lead-{_e(qid)}"><td><a class="lead-link" href="{href}">'
@@ -801,7 +860,7 @@ Open the <a href="{_e(map_name)}">swipe map</a> or the <a href="{_e(dual_name)}"
 each lead id opens the map zoomed to it with its popup.</p>
 <table id="leads"><thead><tr><th>lead</th><th>class</th><th>kind</th><th>area (m²)</th>
 <th>height gain (m)</th><th>floors added</th><th>permits</th><th>score</th><th>reasons</th>
-<th>before / after</th></tr></thead>
+<th>before / {_e(after_label)}</th></tr></thead>
 <tbody>
 {body}
 </tbody></table>
@@ -820,12 +879,14 @@ def render_lead_view(
     before_date: str | None = None,
     after_date: str | None = None,
     margin_m: float = 40.0,
+    after_registered: Path | None = None,
 ) -> list[Path]:
     """Write a small offline swipe map centred on one lead; return every file written.
 
     Tiles are rendered only around the lead (its bounding box plus ``margin_m``), so the page
     stays small enough to travel in an evidence package. Its files go to
-    ``<stem>_files/`` beside ``out_html``.
+    ``<stem>_files/`` beside ``out_html``. With ``after_registered`` (see
+    :func:`render_review_map`) the after tiles come from it, labelled as co-registered.
     """
     out_html = Path(out_html)
     page_dir = out_html.parent
@@ -837,18 +898,20 @@ def render_lead_view(
     dlon = margin_m / (111_320.0 * max(math.cos(math.radians(lat)), 1e-6))
     area = (w - dlon, s - dlat, e + dlon, n + dlat)
     dates = _dates([lead], before_date, after_date)
+    after_shown, after_title, after_label = _after_view(after_ortho, after_registered)
+    imagery = _imagery_sources(Path(before_ortho), Path(after_ortho), after_registered)
     tiles = {
         "before": render_tiles(before_ortho, files / "tiles" / "before", area=area, max_levels=4),
-        "after": render_tiles(after_ortho, files / "tiles" / "after", area=area, max_levels=4),
+        "after": render_tiles(after_shown, files / "tiles" / "after", area=area, max_levels=4),
     }
     zmax = max(t.max_zoom for t in tiles.values())
     lead_bounds = _geom_bounds([lead.geometry])
     assert lead_bounds is not None
     m = _base_map(f"Lead {lead.lead_id}", lead_bounds, zmax)
     bl = _tile_layer(tiles["before"], page_dir, "Before", dates[0]).add_to(m)
-    al = _tile_layer(tiles["after"], page_dir, "After", dates[1]).add_to(m)
+    al = _tile_layer(tiles["after"], page_dir, after_title, dates[1]).add_to(m)
     folium.plugins.SideBySideLayers(bl, al).add_to(m)
-    popup = _lead_popup(lead, chips, page_dir, dates, None)
+    popup = _lead_popup(lead, chips, page_dir, dates, None, imagery, after_label)
     near = None
     if permits:
         zone = lead.geometry.buffer(margin_m / 111_320.0)

@@ -141,6 +141,8 @@ def _detect(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
         "change classes": det.change_tif,
         "provenance": det.provenance_json,
     }
+    if det.after_registered is not None:
+        outputs["after, co-registered"] = det.after_registered
     return headline, outputs, details
 
 
@@ -168,6 +170,7 @@ def _review_map(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ..
         before_date=site.truth["before_date"],
         after_date=site.truth["after_date"],
         title="sitewatch demo site",
+        after_registered=det.after_registered,
     )
     outputs = {
         "review map": review.html,
@@ -194,6 +197,8 @@ def _package(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]
         out_dir=result.out_dir / "packages" / lead.lead_id,
         before_date=site.truth["before_date"],
         after_date=site.truth["after_date"],
+        after_registered=det.after_registered,
+        after_registered_dsm=det.after_registered_dsm,
     )
     headline = f"package of lead {lead.lead_id} ({lead.lead_class}), {len(pkg.files)} files"
     details = (f"verify with: cd {pkg.directory} && sha256sum -c {pkg.checksums.name}",)

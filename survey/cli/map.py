@@ -5,7 +5,9 @@ optionally, the permits, the flight track and the photo positions (any vector fo
 reads, any CRS; a track is any LineString layer, photos any Point layer — the planner's
 ``mission.geojson`` works for both), and hands them to :func:`maps.render_review_map`.
 Writes ``review.html``, ``review_dual.html``, ``review_overview.html`` and ``review_files/``
-beside each other; the pages open offline.
+beside each other; the pages open offline. ``--after-registered`` (the
+``after_registered.tif`` of the detection run) draws the after epoch co-registered onto the
+before grid, where the leads are, instead of the original after orthophoto.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ if TYPE_CHECKING:
     from change_detection.leads import Lead
 
 __all__ = ["check_store", "command", "load_features", "load_leads"]
+
+_REGISTERED_HELP = (
+    "The after orthophoto co-registered to the before grid (after_registered.tif of "
+    "sitewatch detect): after tiles and chips are drawn from it so outlines fit both epochs."
+)
 
 _STORE_HELP = (
     "Evidence store (not supported yet: the store and its custody ledger arrive in a later "
@@ -91,6 +98,7 @@ def _lines(paths: Sequence[Path]) -> None:
 @click.option("--track", type=existing_file, help="Flight track: LineString GeoJSON (or any).")
 @click.option("--photos", type=existing_file, help="Photo positions: Point GeoJSON (or any).")
 @click.option("--store", type=click.Path(path_type=Path), help=_STORE_HELP)
+@click.option("--after-registered", type=existing_file, help=_REGISTERED_HELP)
 @click.option("--title", default="sitewatch review", show_default=True, help="Page title.")
 @click.option(
     "--out",
@@ -107,6 +115,7 @@ def command(
     track: Path | None,
     photos: Path | None,
     store: Path | None,
+    after_registered: Path | None,
     title: str,
     out: Path,
 ) -> None:
@@ -126,6 +135,7 @@ def command(
         track=load_features(track, "flight track"),
         photos=load_features(photos, "photo positions"),
         title=title,
+        after_registered=after_registered,
     )
     if not is_quiet():
         click.echo(f"review map ({len(leads)} leads):", err=True)

@@ -3,7 +3,9 @@
 ``--lead ID`` writes one package into ``--out DIR``; ``--all`` writes one per lead into
 ``DIR/<lead id>/`` (ids made file-name safe). Each package holds the before/after chips, the
 height profile (with DSMs), the lead's GeoJSON, an offline map page, ``manifest.json`` and
-``manifest.sha256`` (see :mod:`maps.package`).
+``manifest.sha256`` (see :mod:`maps.package`). ``--after-registered`` and
+``--after-registered-dsm`` (the co-registered after rasters of the detection run) are drawn in
+place of the original after epoch and listed in the manifest as derived products.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import click
 
 from survey.cli._common import ensure_out_dir, existing_file, is_quiet
-from survey.cli.map import _STORE_HELP, check_store, load_features, load_leads
+from survey.cli.map import _REGISTERED_HELP, _STORE_HELP, check_store, load_features, load_leads
 
 __all__ = ["command"]
 
@@ -27,6 +29,13 @@ __all__ = ["command"]
 @click.option("--before-dsm", type=existing_file, help="Before DSM (for the height profile).")
 @click.option("--after-dsm", type=existing_file, help="After DSM (for the height profile).")
 @click.option("--permits", type=existing_file, help="Permit footprints (any format, any CRS).")
+@click.option("--after-registered", type=existing_file, help=_REGISTERED_HELP)
+@click.option(
+    "--after-registered-dsm",
+    type=existing_file,
+    help="The after DSM co-registered to the before grid (after_registered_dsm.tif of "
+    "sitewatch detect), for the after side of the height profile.",
+)
 @click.option("--store", type=click.Path(path_type=Path), help=_STORE_HELP)
 @click.option(
     "--out",
@@ -44,6 +53,8 @@ def command(
     before_dsm: Path | None,
     after_dsm: Path | None,
     permits: Path | None,
+    after_registered: Path | None,
+    after_registered_dsm: Path | None,
     store: Path | None,
     out: Path,
 ) -> None:
@@ -75,6 +86,8 @@ def command(
             after_dsm=after_dsm,
             permits=permit_features,
             out_dir=folder,
+            after_registered=after_registered,
+            after_registered_dsm=after_registered_dsm,
         )
         if not is_quiet():
             click.echo(f"lead {lead.lead_id}: {len(pkg.files)} files", err=True)
