@@ -340,13 +340,23 @@ def block_minimum(dsm: np.ndarray, cell: int) -> np.ndarray:
     hr, hc = -(-rows // cell), -(-cols // cell)
     padded = np.full((hr * cell, hc * cell), np.inf, np.float32)
     padded[:rows, :cols] = np.where(np.isnan(dsm), np.inf, dsm)
-    groups = padded.reshape(hr, cell, hc, cell).transpose(0, 2, 1, 3).reshape(hr, hc, -1)
-    ordered = np.sort(groups, axis=-1)
-    n_finite = np.isfinite(ordered).sum(axis=-1)
-    k = (n_finite // 4)[..., None]
-    out = np.take_along_axis(ordered, k.clip(0, ordered.shape[-1] - 1), axis=-1)[..., 0]
+    groups = padded.reshape(hr, cell, hc, cell).transpose(0, 2, 1, 3).reshape(-1, cell * cell)
+    n_finite = np.isfinite(groups).sum(axis=-1)
+    k = n_finite // 4
+    out = np.empty(groups.shape[0], np.float32)
+    # Full cells (the usual case) all take the same order statistic: a partial partition finds
+    # it without sorting; cells with holes are sorted and take their own.
+    full = n_finite == groups.shape[1]
+    if full.any():
+        kf = groups.shape[1] // 4
+        out[full] = np.partition(groups[full], kf, axis=-1)[:, kf]
+    if not full.all():
+        part = ~full
+        ordered = np.sort(groups[part], axis=-1)
+        kp = k[part].clip(0, ordered.shape[-1] - 1)[:, None]
+        out[part] = np.take_along_axis(ordered, kp, axis=-1)[:, 0]
     out[n_finite == 0] = np.nan
-    return out
+    return out.reshape(hr, hc)
 
 
 def _spectral_features(
@@ -521,7 +531,7 @@ def classify_height_change(
     400
     """
     ok = valid & np.isfinite(before_dsm) & np.isfinite(after_dsm)
-    dh = np.where(ok, after_dsm - before_dsm, np.float32(np.nan)).astype(np.float32)
+    dh = np.where(ok, after_dsm - before_dsm, np.float32(np.nan)).astype(np.float32, copy=False)
     with np.errstate(invalid="ignore"):
         up = dh >= params.min_height_m
         down = dh <= -params.min_height_m
@@ -544,19 +554,19 @@ def classify_height_change(
     closed = _close(up_open.view(np.uint8) | (down_open.view(np.uint8) << 1), scale.close_px)
     up_clean = (closed & 1).astype(bool) & ok
     down_clean = (closed & 2).astype(bool) & ok & ~up_clean
-    before_ndsm = before_dsm - before_ground
-    with np.errstate(invalid="ignore"):
-        was_structure = before_ndsm >= params.min_height_m
     codes = np.zeros(dh.shape, np.uint8)
     codes[(up & veg_after) | (down & veg_before)] = CODE_VEGETATION
     codes[(up_kept | down_kept) & ~(up_clean | down_clean)] = CODE_ARTEFACT
-    codes[up_clean & ~was_structure] = CODE_NEW
-    codes[up_clean & was_structure] = CODE_RAISED
+    # New or raised: the before height above ground, needed only at the height gains.
+    before_ndsm = before_dsm[up_clean] - before_ground[up_clean]
+    with np.errstate(invalid="ignore"):
+        was_structure = before_ndsm >= params.min_height_m
+    codes[up_clean] = np.where(was_structure, CODE_RAISED, CODE_NEW).astype(np.uint8)
     codes[down_clean] = CODE_REMOVED
     codes[~ok] = CODE_NODATA
     both = up_clean.view(np.uint8) | (down_clean.view(np.uint8) << 1)
     interior = _square(both, scale.margin_px, "min") > 0
-    height_after = (after_dsm - before_ground).astype(np.float32)
+    height_after = (after_dsm - before_ground).astype(np.float32, copy=False)
     return ChangeLayers(codes=codes, dh=dh, height_after=height_after, interior=interior)
 
 

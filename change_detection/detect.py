@@ -29,6 +29,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 from affine import Affine
+from dask.base import tokenize
 
 from change_detection.change import (
     CODE_NODATA,
@@ -362,7 +363,10 @@ def detect_changes(
         )
         inputs.append(da.overlap.overlap(local, depth={0: 0, 1: cy, 2: cx}, boundary="none"))
 
-    delayed_grids = [arr.to_delayed() for arr in inputs]
+    # Unoptimised: optimising every input graph here (fusing the overlap slices) costs more
+    # than it saves, and the key names are given so dask need not hash every argument.
+    delayed_grids = [arr.to_delayed(optimize_graph=False) for arr in inputs]
+    token = tokenize(*(arr.name for arr in inputs), params, scale, rgb_only)
     row_starts = np.concatenate([[0], np.cumsum(row_chunks)])
     col_starts = np.concatenate([[0], np.cumsum(col_chunks)])
     min_pixels = max(1, math.ceil(params.min_area_m2 / scale.pixel_area_m2))
@@ -390,12 +394,15 @@ def detect_changes(
                 params=params,
                 scale=scale,
                 min_pixels=min_pixels,
+                dask_key_name=f"process-{token}-{i}-{j}",
             )
-            codes_block = dask.delayed(_codes_of, pure=True)(result)
+            codes_block = dask.delayed(_codes_of)(result, dask_key_name=f"codes-{token}-{i}-{j}")
             row_blocks.append(
                 da.from_delayed(codes_block, shape=(row_chunks[i], col_chunks[j]), dtype=np.uint8)
             )
-            pieces_delayed.append(dask.delayed(_pieces_of, pure=True)(result))
+            pieces_delayed.append(
+                dask.delayed(_pieces_of)(result, dask_key_name=f"pieces-{token}-{i}-{j}")
+            )
         codes_rows.append(row_blocks)
     codes = da.block(codes_rows)
 

@@ -127,12 +127,13 @@ class ChangeObject:
     pixel_geometry: BaseGeometry | None = field(repr=False, compare=False, default=None)
 
 
-def _histograms(labels: np.ndarray, values: np.ndarray | None, n: int) -> list[Histogram]:
+def _histograms(lab: np.ndarray, values: np.ndarray | None, n: int) -> list[Histogram]:
+    """Per-label histograms (1 cm bins) of ``values`` at pixels with label ``lab`` (1-d, > 0)."""
     empty: Histogram = (np.zeros(0, np.int32), np.zeros(0, np.int64))
     if values is None:
         return [empty] * (n + 1)
-    sel = (labels > 0) & np.isfinite(values)
-    lab = labels[sel]
+    sel = np.isfinite(values)
+    lab = lab[sel]
     q = np.round(values[sel].astype(np.float64) * 100.0).astype(np.int64)
     out = [empty] * (n + 1)
     if lab.size == 0:
@@ -171,10 +172,16 @@ def extract_pieces(
     """
     group = _GROUP_OF_CODE[layers.codes]
     labels = np.zeros(group.shape, np.int32)
+    present = np.bincount(group.ravel(), minlength=GROUP_SPECTRAL + 1)
     n = 0
     for g in (GROUP_GAIN, GROUP_LOSS, GROUP_SPECTRAL):
+        if not present[g]:
+            continue  # nothing to label (the spectral group in DSM mode, and vice versa)
         lab, k = ndimage.label(group == g, structure=_FOUR)
-        if k:
+        if k and n == 0:
+            labels = lab.astype(np.int32, copy=False)
+            n = k
+        elif k:
             sel = lab > 0
             labels[sel] = lab[sel] + n
             n += k
@@ -189,14 +196,20 @@ def extract_pieces(
     edge[np.concatenate([top, bottom, left, right])] = True
     keep = (counts >= min_pixels) | edge
     keep[0] = False
-    labels_kept = np.where(keep[labels], labels, 0).astype(np.int32)
+    labels_kept = labels if keep[1:].all() else np.where(keep[labels], labels, 0).astype(np.int32)
     group_of = np.zeros(n + 1, np.uint8)
     group_of[flat_labels] = group.ravel()
-    interior_labels = np.where(layers.interior, labels_kept, 0)
-    dh_all = _histograms(labels_kept, layers.dh, n)
-    dh_int = _histograms(interior_labels, layers.dh, n)
-    h_int = _histograms(interior_labels, layers.height_after, n)
-    h_all = _histograms(labels_kept, layers.height_after, n)
+    # The statistics only look at labelled pixels: gather them once.
+    region = labels_kept > 0
+    lab = labels_kept[region]
+    inner = layers.interior[region]
+    lab_inner = lab[inner]
+    dh = None if layers.dh is None else layers.dh[region]
+    height = None if layers.height_after is None else layers.height_after[region]
+    dh_all = _histograms(lab, dh, n)
+    dh_int = _histograms(lab_inner, None if dh is None else dh[inner], n)
+    h_int = _histograms(lab_inner, None if height is None else height[inner], n)
+    h_all = _histograms(lab, height, n)
     pieces: dict[int, Piece] = {}
     # Outlines in pixel coordinates shifted by _PIXEL_OFFSET (an identity transform would make
     # rasterio warn that the array is not georeferenced); merge_pieces takes the offset out.
