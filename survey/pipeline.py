@@ -64,7 +64,7 @@ from survey import __version__
 from survey.errors import DetectInputError
 from survey.permits import read_permits
 from survey.rasters import atomic_path, open_dsm, open_orthophoto, sha256_file
-from survey.registered import derivation_record, write_registered_epoch
+from survey.registered import derivation_record, open_registered_epoch, write_registered_epoch
 from survey.vectors import read_features, write_features
 
 __all__ = ["DetectResult", "run_detect"]
@@ -451,8 +451,26 @@ def run_detect(
         }
 
     clock.lap("coregister")
-    sched, closer = _scheduler(scheduler)
     out.mkdir(parents=True, exist_ok=True)
+    registered = None
+    if write_registered and aligned is not None:
+        registered = write_registered_epoch(
+            aligned,
+            out,
+            after_ortho=paths["after_ortho"],
+            after_ortho_sha256=hashes["after_ortho"],
+            reference_sha256=hashes["before_ortho"],
+            after_dsm=paths.get("after_dsm"),
+            after_dsm_sha256=hashes.get("after_dsm"),
+            survey_date=end.isoformat() if end else None,
+        )
+        if aligned.rgb.chunks is not None:
+            # Detection reads the written rasters (same values, lossless) rather than
+            # computing the warp of the after epoch a second time.
+            rgb_r, valid_r, dsm_r = open_registered_epoch(registered, aligned)
+            after = Epoch(rgb=rgb_r, valid=valid_r, dsm=dsm_r)
+        clock.lap("registered")
+    sched, closer = _scheduler(scheduler)
     change_tif = out / "change.tif"
     lock: Any
     if sched is not None:
@@ -519,18 +537,7 @@ def run_detect(
     }
     clock.lap("write")
     derived: dict[str, dict[str, Any]] = {}
-    registered = None
-    if write_registered and aligned is not None:
-        registered = write_registered_epoch(
-            aligned,
-            out,
-            after_ortho=paths["after_ortho"],
-            after_ortho_sha256=hashes["after_ortho"],
-            reference_sha256=hashes["before_ortho"],
-            after_dsm=paths.get("after_dsm"),
-            after_dsm_sha256=hashes.get("after_dsm"),
-            survey_date=end.isoformat() if end else None,
-        )
+    if registered is not None:
         outputs[registered.ortho.name] = registered.ortho
         derived[registered.ortho.name] = derivation_record(
             "after_ortho",
@@ -550,7 +557,6 @@ def run_detect(
                 coreg_report,
                 coreg_json.name,
             )
-        clock.lap("registered")
     provenance = {
         "software": {"name": "sitewatch", "version": __version__},
         "command": "detect",

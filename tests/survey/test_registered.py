@@ -315,3 +315,35 @@ def test_no_registered_flag_writes_none(synth_site: Any, tmp_path: Path) -> None
     assert not (out / "after_registered.tif").exists()
     prov = json.loads((out / "provenance.json").read_text())
     assert "after_registered.tif" not in prov["outputs"]
+
+
+def test_chunked_detection_reads_the_registered_rasters_with_the_same_result(
+    synth_site: Any, tmp_path: Path
+) -> None:
+    """Chunked runs detect on the written rasters instead of a second warp: same output."""
+    runs = {}
+    for write in (False, True):
+        runs[write] = run_detect(
+            synth_site.before_ortho,
+            synth_site.after_ortho,
+            tmp_path / f"out-{write}",
+            before_dsm=synth_site.before_dsm,
+            after_dsm=synth_site.after_dsm,
+            permits=synth_site.permits,
+            site=synth_site.site,
+            params=DetectParams(chunk_px=256),  # 800 px > 4 chunks: dask-backed
+            write_registered=write,
+        )
+    plain, registered = runs[False], runs[True]
+    assert plain.after_registered is None and registered.after_registered is not None
+    assert "registered" in registered.timings_s
+    assert json.loads(plain.leads_geojson.read_text()) == json.loads(
+        registered.leads_geojson.read_text()
+    )
+    with rasterio.open(plain.change_tif) as a, rasterio.open(registered.change_tif) as b:
+        assert np.array_equal(a.read(1), b.read(1))
+    # on the site-cropped detection grid
+    with rasterio.open(registered.after_registered) as ds:
+        prov = json.loads(registered.provenance_json.read_text())
+        assert list(ds.transform)[:6] == pytest.approx(prov["grid"]["transform"])
+        assert [ds.height, ds.width] == prov["grid"]["shape"]
