@@ -7,13 +7,18 @@ objects and the per-pixel class raster.
 How it scales: the grid is cut into square chunks (``DetectParams.chunk_px``, a multiple of the
 coarse ground cell). Two coarse layers are computed first on a grid decimated by the cell size
 (block minimum of the before DSM opened into a ground surface, or local band statistics in
-RGB-only mode) with ``dask.array.map_overlap``. Every fine chunk is then extended by a halo
-(``dask.array.overlap.overlap``, the halo exchange of ``map_overlap``) wide enough for every
-neighbourhood operation of :mod:`change_detection.change`, classified, trimmed back to its
-core, and its regions are labelled into pieces (:mod:`change_detection.objects`). Pieces that
-touch across chunk seams are joined, so an object straddling chunks comes out exactly once, and
-a chunked run returns the same objects as a whole-array run. Peak memory is a few chunks per
-worker, whatever the raster size; ``scheduler`` may be a ``dask.distributed.Client``.
+RGB-only mode) with ``dask.array.map_overlap``; when a chunk is wider than the ground filter's
+reach (the default 1024 px chunks are), each block opens the coarse minima of itself and its
+eight neighbours instead, so it waits for the DSM of its neighbours only. Every fine chunk is
+then extended by a halo (``dask.array.overlap.overlap``, the halo exchange of
+``map_overlap``) wide enough for every neighbourhood operation of
+:mod:`change_detection.change`, classified, trimmed back to its core, and its regions are
+labelled into pieces (:mod:`change_detection.objects`). Pieces that touch across chunk seams
+are joined, so an object straddling chunks comes out exactly once, and a chunked run returns
+the same objects as a whole-array run. A chunk's data lives until its neighbours' blocks are
+done, so peak memory is a few rows of chunks: it grows with the raster's width, not its area
+(about 330 MB of chunk data at 8192 px wide). ``scheduler`` may be a
+``dask.distributed.Client``.
 """
 
 from __future__ import annotations
@@ -207,6 +212,25 @@ def _process_block(
     return _BlockResult(codes=np.ascontiguousarray(core.codes), pieces=pieces)
 
 
+def _crop(chunks: tuple[int, ...], k: int, halo: int) -> slice:
+    """Where block ``k`` and its halo lie in the concatenation of it and its neighbours."""
+    start = chunks[k - 1] - halo if k > 0 else 0
+    stop = (chunks[k - 1] if k > 0 else 0) + chunks[k] + (halo if k < len(chunks) - 1 else 0)
+    return slice(start, stop)
+
+
+def _ground_block(
+    tiles: list[list[np.ndarray]], rows: slice, cols: slice, window_cells: int
+) -> np.ndarray:
+    """Ground of one block and its halo from the coarse minima of it and its neighbours.
+
+    Exact (equal to :func:`ground_surface` of the whole grid) when every neighbour is at least
+    the filter's reach wide or ends at the raster's edge.
+    """
+    coarse = np.concatenate([np.concatenate(row, axis=1) for row in tiles], axis=0)
+    return ground_surface(coarse, window_cells)[rows, cols]
+
+
 def _codes_of(result: _BlockResult) -> np.ndarray:
     return result.codes
 
@@ -278,6 +302,7 @@ def detect_changes(
         )
     scale = pixel_scale(params, (gx + gy) / 2)
     rgb_only = before.dsm is None
+    ground_per_block = False
     cell = scale.cell
     halo = scale.halo_px()
     size = max(cell, (params.chunk_px // cell) * cell)
@@ -320,19 +345,26 @@ def detect_changes(
             block_minimum, cell, chunks=(crow, ccol), dtype=np.float32, meta=np.zeros((0, 0))
         )
         gh = scale.ground_halo_cells()
-        ground = da.map_overlap(
-            ground_surface,
-            cmin,
-            depth={0: _depth(gh, crow), 1: _depth(gh, ccol)},
-            boundary="none",
-            dtype=np.float32,
-            window_cells=scale.ground_cells,
-        ).rechunk((crow, ccol))
         inputs += [
             da.overlap.overlap(dsm_b, depth=fine_depth2, boundary="none"),
             da.overlap.overlap(dsm_a, depth=fine_depth2, boundary="none"),
-            da.overlap.overlap(ground, depth={0: cy, 1: cx}, boundary="none"),
         ]
+        # The ground of a block and its halo comes from the coarse minima of the block and its
+        # eight neighbours when a chunk is wider than the ground filter's reach, so a block
+        # waits for the DSM of its neighbours only, not of theirs (less held in memory).
+        ground_per_block = size // cell >= gh + max(cy, cx)
+        if ground_per_block:
+            inputs.append(cmin)
+        else:
+            ground = da.map_overlap(
+                ground_surface,
+                cmin,
+                depth={0: _depth(gh, crow), 1: _depth(gh, ccol)},
+                boundary="none",
+                dtype=np.float32,
+                window_cells=scale.ground_cells,
+            ).rechunk((crow, ccol))
+            inputs.append(da.overlap.overlap(ground, depth={0: cy, 1: cx}, boundary="none"))
     else:
         sums = da.map_blocks(
             _block_sums,
@@ -363,14 +395,16 @@ def detect_changes(
         )
         inputs.append(da.overlap.overlap(local, depth={0: 0, 1: cy, 2: cx}, boundary="none"))
 
-    # Unoptimised: optimising every input graph here (fusing the overlap slices) costs more
-    # than it saves, and the key names are given so dask need not hash every argument.
+    # Unoptimised graphs, so a read shared by two inputs (the before DSM feeds its own halo
+    # exchange and the coarse minima) stays one task; the key names are given so dask need not
+    # hash every argument of every block.
     delayed_grids = [arr.to_delayed(optimize_graph=False) for arr in inputs]
     token = tokenize(*(arr.name for arr in inputs), params, scale, rgb_only)
     row_starts = np.concatenate([[0], np.cumsum(row_chunks)])
     col_starts = np.concatenate([[0], np.cumsum(col_chunks)])
     min_pixels = max(1, math.ceil(params.min_area_m2 / scale.pixel_area_m2))
     process = dask.delayed(_process_block, pure=True)
+    ground_block = dask.delayed(_ground_block, pure=True)
     codes_rows: list[list[da.Array]] = []
     pieces_delayed = []
     for i in range(ny):
@@ -379,6 +413,18 @@ def detect_changes(
             args = []
             for grid in delayed_grids:
                 args.append(grid[0, i, j] if grid.ndim == 3 else grid[i, j])
+            if ground_per_block:
+                args[6] = ground_block(
+                    [
+                        [delayed_grids[6][i + di, j + dj] for dj in (-1, 0, 1) if 0 <= j + dj < nx]
+                        for di in (-1, 0, 1)
+                        if 0 <= i + di < ny
+                    ],
+                    _crop(crow, i, cy),
+                    _crop(ccol, j, cx),
+                    scale.ground_cells,
+                    dask_key_name=("ground-" + token, i, j),
+                )
             call_args = [*args[:4], None, None, args[4], None] if rgb_only else [*args[:7], None]
             pads = (
                 halo if i > 0 else 0,
@@ -394,14 +440,14 @@ def detect_changes(
                 params=params,
                 scale=scale,
                 min_pixels=min_pixels,
-                dask_key_name=f"process-{token}-{i}-{j}",
+                dask_key_name=("process-" + token, i, j),
             )
-            codes_block = dask.delayed(_codes_of)(result, dask_key_name=f"codes-{token}-{i}-{j}")
+            codes_block = dask.delayed(_codes_of)(result, dask_key_name=("codes-" + token, i, j))
             row_blocks.append(
                 da.from_delayed(codes_block, shape=(row_chunks[i], col_chunks[j]), dtype=np.uint8)
             )
             pieces_delayed.append(
-                dask.delayed(_pieces_of)(result, dask_key_name=f"pieces-{token}-{i}-{j}")
+                dask.delayed(_pieces_of)(result, dask_key_name=("pieces-" + token, i, j))
             )
         codes_rows.append(row_blocks)
     codes = da.block(codes_rows)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from affine import Affine
 
-from change_detection.change import CODE_NEW, CODE_SPECTRAL
+from change_detection.change import CODE_NEW, CODE_SPECTRAL, pixel_scale
 from change_detection.detect import Epoch, detect_changes
 from change_detection.errors import ChangeDetectionError, GridMismatchError
 from change_detection.params import DetectParams
@@ -76,6 +78,31 @@ def test_chunked_and_whole_array_runs_give_the_same_objects(chunk: int) -> None:
     whole = detect_changes(b, a, DetectParams(chunk_px=4096))
     parts = detect_changes(b, a, DetectParams(chunk_px=chunk), scheduler="threads")
     assert whole.n_chunks == 1 and parts.n_chunks > 4
+    assert len(whole.objects) == len(parts.objects) == 3
+    for x, y in zip(whole.objects, parts.objects, strict=True):
+        assert x.geometry.equals_exact(y.geometry, 0.0)
+        assert (x.kind, x.area_m2, x.height_gain_m, x.height_m) == (
+            y.kind,
+            y.area_m2,
+            y.height_gain_m,
+            y.height_m,
+        )
+    assert whole.codes is not None and parts.codes is not None
+    np.testing.assert_array_equal(whole.codes.values, parts.codes.values)
+
+
+@pytest.mark.parametrize(("chunk", "window_m"), [(128, 8.0), (512, 40.0)])
+def test_blocks_wider_than_the_ground_reach_take_their_ground_from_neighbours(
+    chunk: int, window_m: float
+) -> None:
+    params = DetectParams(ground_window_m=window_m)
+    scale = pixel_scale(params, 0.1)
+    # the per-block ground path is the one taken at these sizes
+    assert chunk // scale.cell >= scale.ground_halo_cells() + scale.halo_px() // scale.cell
+    b, a = _scene()
+    whole = detect_changes(b, a, replace(params, chunk_px=4096))
+    parts = detect_changes(b, a, replace(params, chunk_px=chunk), scheduler="threads")
+    assert whole.n_chunks == 1 and parts.n_chunks >= 4
     assert len(whole.objects) == len(parts.objects) == 3
     for x, y in zip(whole.objects, parts.objects, strict=True):
         assert x.geometry.equals_exact(y.geometry, 0.0)
