@@ -315,6 +315,12 @@ def test_no_registered_flag_writes_none(synth_site: Any, tmp_path: Path) -> None
     assert not (out / "after_registered.tif").exists()
     prov = json.loads((out / "provenance.json").read_text())
     assert "after_registered.tif" not in prov["outputs"]
+    # RGB-only mode without the flag: the orthophoto only
+    rgb_only = run_detect(synth_site.before_ortho, synth_site.after_ortho, tmp_path / "rgb")
+    assert rgb_only.mode == "rgb_only"
+    assert rgb_only.after_registered is not None and rgb_only.after_registered.is_file()
+    assert rgb_only.after_registered_dsm is None
+    assert not (tmp_path / "rgb" / "after_registered_dsm.tif").exists()
 
 
 def test_chunked_detection_reads_the_registered_rasters_with_the_same_result(
