@@ -212,23 +212,45 @@ def _process_block(
     return _BlockResult(codes=np.ascontiguousarray(core.codes), pieces=pieces)
 
 
-def _crop(chunks: tuple[int, ...], k: int, halo: int) -> slice:
-    """Where block ``k`` and its halo lie in the concatenation of it and its neighbours."""
-    start = chunks[k - 1] - halo if k > 0 else 0
-    stop = (chunks[k - 1] if k > 0 else 0) + chunks[k] + (halo if k < len(chunks) - 1 else 0)
-    return slice(start, stop)
-
-
 def _ground_block(
-    tiles: list[list[np.ndarray]], rows: slice, cols: slice, window_cells: int
+    tiles: list[list[np.ndarray]],
+    edges: tuple[bool, bool, bool, bool],
+    reach: tuple[int, int],
+    halo: tuple[int, int],
+    window_cells: int,
 ) -> np.ndarray:
     """Ground of one block and its halo from the coarse minima of it and its neighbours.
 
-    Exact (equal to :func:`ground_surface` of the whole grid) when every neighbour is at least
-    the filter's reach wide or ends at the raster's edge.
+    ``tiles`` is the 3 x 3 (fewer at the raster's edges) layout of coarse-minimum blocks,
+    ``edges`` says whether there is a neighbour above, below, left and right. Only ``reach``
+    (rows, cols) cells of each neighbour are used; the result is the core block with ``halo``
+    (rows, cols) cells on the sides that have a neighbour. Exact (equal to
+    :func:`ground_surface` of the whole grid) when ``reach`` is the halo plus the filter's
+    support, or the neighbour ends at the raster's edge.
     """
-    coarse = np.concatenate([np.concatenate(row, axis=1) for row in tiles], axis=0)
-    return ground_surface(coarse, window_cells)[rows, cols]
+    above, below, left, right = edges
+    (ry, rx), (hy, hx) = reach, halo
+    rows = []
+    for r, row in enumerate(tiles):
+        cut_rows = slice(-ry, None) if (above and r == 0) else slice(None)
+        if below and r == len(tiles) - 1:
+            cut_rows = slice(0, ry)
+        parts = []
+        for c, tile in enumerate(row):
+            cut_cols = slice(-rx, None) if (left and c == 0) else slice(None)
+            if right and c == len(row) - 1:
+                cut_cols = slice(0, rx)
+            parts.append(tile[cut_rows, cut_cols])
+        rows.append(np.concatenate(parts, axis=1))
+    coarse = np.concatenate(rows, axis=0)
+    core = tiles[1 if above else 0][1 if left else 0].shape
+    top = rows[0].shape[0] if above else 0
+    lft = tiles[0][0][:, slice(-rx, None)].shape[1] if left else 0
+    ground = ground_surface(coarse, window_cells)
+    return ground[
+        top - (hy if above else 0) : top + core[0] + (hy if below else 0),
+        lft - (hx if left else 0) : lft + core[1] + (hx if right else 0),
+    ]
 
 
 def _codes_of(result: _BlockResult) -> np.ndarray:
@@ -420,8 +442,9 @@ def detect_changes(
                         for di in (-1, 0, 1)
                         if 0 <= i + di < ny
                     ],
-                    _crop(crow, i, cy),
-                    _crop(ccol, j, cx),
+                    (i > 0, i < ny - 1, j > 0, j < nx - 1),
+                    (gh + cy, gh + cx),
+                    (cy, cx),
                     scale.ground_cells,
                     dask_key_name=("ground-" + token, i, j),
                 )
