@@ -48,10 +48,6 @@ GROUP_GAIN = 1
 GROUP_LOSS = 2
 GROUP_SPECTRAL = 3
 
-_GROUP_OF_CODE = np.zeros(256, np.uint8)
-_GROUP_OF_CODE[[CODE_NEW, CODE_RAISED]] = GROUP_GAIN
-_GROUP_OF_CODE[CODE_REMOVED] = GROUP_LOSS
-_GROUP_OF_CODE[CODE_SPECTRAL] = GROUP_SPECTRAL
 _FOUR = ndimage.generate_binary_structure(2, 1)
 _PIXEL_OFFSET = 1
 # rasterio wraps the array in an in-memory dataset and silences its "not georeferenced"
@@ -170,42 +166,54 @@ def extract_pieces(
         Regions smaller than this that do not touch the block edge are dropped here (they can
         only get smaller pieces' company across a seam, which they do not touch).
     """
-    group = _GROUP_OF_CODE[layers.codes]
-    labels = np.zeros(group.shape, np.int32)
-    present = np.bincount(group.ravel(), minlength=GROUP_SPECTRAL + 1)
+    codes = layers.codes
+    masks = {
+        GROUP_GAIN: (codes == CODE_NEW) | (codes == CODE_RAISED),
+        GROUP_LOSS: codes == CODE_REMOVED,
+        GROUP_SPECTRAL: codes == CODE_SPECTRAL,
+    }
+    labels = np.zeros(codes.shape, np.int32)
+    group_ranges: list[tuple[int, int, int]] = []
     n = 0
-    for g in (GROUP_GAIN, GROUP_LOSS, GROUP_SPECTRAL):
-        if not present[g]:
+    for g, mask in masks.items():
+        if not mask.any():
             continue  # nothing to label (the spectral group in DSM mode, and vice versa)
-        lab, k = ndimage.label(group == g, structure=_FOUR)
+        lab, k = ndimage.label(mask, structure=_FOUR)
         if k and n == 0:
             labels = lab.astype(np.int32, copy=False)
-            n = k
         elif k:
             sel = lab > 0
             labels[sel] = lab[sel] + n
-            n += k
+        group_ranges.append((n + 1, n + k + 1, g))
+        n += k
     top, bottom = labels[0].copy(), labels[-1].copy()
     left, right = labels[:, 0].copy(), labels[:, -1].copy()
     if n == 0:
         return BlockPieces(block, {}, top, bottom, left, right)
-    flat_labels = labels.ravel()
-    counts = np.bincount(flat_labels, minlength=n + 1)
-    raised = np.bincount(flat_labels[layers.codes.ravel() == CODE_RAISED], minlength=n + 1)
+    group_of = np.zeros(n + 1, np.uint8)
+    for start, stop, g in group_ranges:
+        group_of[start:stop] = g
+    # The statistics only look at labelled pixels: gather them once.
+    region = labels > 0
+    lab = labels[region]
+    counts = np.bincount(lab, minlength=n + 1)
+    raised = np.bincount(lab[codes[region] == CODE_RAISED], minlength=n + 1)
     edge = np.zeros(n + 1, bool)
     edge[np.concatenate([top, bottom, left, right])] = True
     keep = (counts >= min_pixels) | edge
     keep[0] = False
-    labels_kept = labels if keep[1:].all() else np.where(keep[labels], labels, 0).astype(np.int32)
-    group_of = np.zeros(n + 1, np.uint8)
-    group_of[flat_labels] = group.ravel()
-    # The statistics only look at labelled pixels: gather them once.
-    region = labels_kept > 0
-    lab = labels_kept[region]
     inner = layers.interior[region]
-    lab_inner = lab[inner]
     dh = None if layers.dh is None else layers.dh[region]
     height = None if layers.height_after is None else layers.height_after[region]
+    if keep[1:].all():
+        labels_kept = labels
+    else:
+        labels_kept = np.where(keep[labels], labels, 0).astype(np.int32)
+        kept = keep[lab]
+        lab, inner = lab[kept], inner[kept]
+        dh = None if dh is None else dh[kept]
+        height = None if height is None else height[kept]
+    lab_inner = lab[inner]
     dh_all = _histograms(lab, dh, n)
     dh_int = _histograms(lab_inner, None if dh is None else dh[inner], n)
     h_int = _histograms(lab_inner, None if height is None else height[inner], n)
