@@ -42,6 +42,10 @@ class PlanParams:
         Add a second pass perpendicular to the first.
     max_alt_m
         Never fly higher than this above ground (120 m: China, EU, US light-drone limit).
+    min_alt_m
+        Never plan lower than this above ground (default 20 m): construction sites have
+        cranes, scaffolding and buildings that a survey height must clear. Lower it only for
+        a site known to be clear.
     speed_ms
         Cruise speed (m/s); hover speed is ``min(speed, 5)``.
     battery_min, reserve_frac
@@ -76,6 +80,7 @@ class PlanParams:
     angle_deg: float | None = None
     crosshatch: bool = False
     max_alt_m: float = 120.0
+    min_alt_m: float = 20.0
     speed_ms: float = 8.0
     battery_min: float = 20.0
     reserve_frac: float = 0.2
@@ -134,7 +139,21 @@ class PlanParams:
             )
         if self.angle_deg is not None and not math.isfinite(self.angle_deg):
             raise PlanParameterError(f"--angle {self.angle_deg} is not a number; use auto or DEG")
+        if not (0.0 <= self.min_alt_m < self.max_alt_m):
+            raise PlanParameterError(
+                f"--min-alt-m {self.min_alt_m:g} must be >= 0 and below --max-alt-m "
+                f"{self.max_alt_m:g}"
+            )
         h = self.altitude_m()
+        if h < self.min_alt_m:
+            finest = self.camera.gsd_cm(self.min_alt_m)
+            what = f"GSD {self.gsd_cm} cm/px" if self.gsd_cm is not None else f"--alt-m {h:g}"
+            raise PlanParameterError(
+                f"{what} needs {h:.1f} m above ground, below --min-alt-m {self.min_alt_m:g}; "
+                f"the finest GSD reachable at that height with {self.camera.name} is "
+                f"{finest:.2f} cm/px: pass --gsd-cm {math.ceil(finest * 100) / 100:.2f} or more "
+                "(or lower --min-alt-m for a site known to be clear of cranes and buildings)"
+            )
         if h > self.max_alt_m:
             coarsest = self.camera.gsd_cm(self.max_alt_m)
             what = f"GSD {self.gsd_cm} cm/px" if self.gsd_cm is not None else f"--alt-m {h}"

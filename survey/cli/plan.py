@@ -77,6 +77,13 @@ def _list_cameras() -> None:
 @click.option(
     "--max-alt-m", type=float, default=120.0, show_default=True, help="Height limit above ground."
 )
+@click.option(
+    "--min-alt-m",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Lowest height above ground (clears cranes and buildings).",
+)
 @click.option("--speed-ms", type=float, default=8.0, show_default=True, help="Cruise speed (m/s).")
 @click.option(
     "--battery-min", type=float, default=20.0, show_default=True, help="Battery endurance (min)."
@@ -117,6 +124,7 @@ def command(
     nofly: Path | None,
     dem: Path | None,
     max_alt_m: float,
+    min_alt_m: float,
     speed_ms: float,
     battery_min: float,
     reserve: float,
@@ -166,6 +174,7 @@ def command(
         angle_deg=_angle(angle),
         crosshatch=crosshatch,
         max_alt_m=max_alt_m,
+        min_alt_m=min_alt_m,
         speed_ms=speed_ms,
         battery_min=battery_min,
         reserve_frac=reserve,

@@ -89,6 +89,8 @@ CASES = {
         "km from the site, farther than 2 km",
     ),
     "gsd_unreachable": (None, ["--gsd-cm", "6"], "the coarsest GSD reachable under the limit"),
+    "gsd_too_fine": (None, ["--gsd-cm", "0.1"], "the finest GSD reachable at that height"),
+    "alt_too_low": (None, ["--alt-m", "5"], "below --min-alt-m 20"),
     "nofly_everything": ("nofly", ["--alt-m", "60"], "no-fly zones cover the whole site"),
 }
 
