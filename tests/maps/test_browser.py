@@ -10,6 +10,7 @@ Screenshots go to ``test-artifacts/``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -53,10 +54,10 @@ def review(scene: Scene, review_map: ReviewMap) -> tuple[Scene, ReviewMap]:
     return scene, review_map
 
 
-@pytest.fixture(scope="module")
-def server(review: tuple[Scene, ReviewMap]) -> Iterator[str]:
-    _, rm = review
-    handler = functools.partial(_QuietHandler, directory=str(rm.html.parent))
+@contextlib.contextmanager
+def serve_directory(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` over HTTP on a free loopback port; yield the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -65,6 +66,13 @@ def server(review: tuple[Scene, ReviewMap]) -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server(review: tuple[Scene, ReviewMap]) -> Iterator[str]:
+    _, rm = review
+    with serve_directory(rm.html.parent) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

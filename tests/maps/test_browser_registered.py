@@ -8,9 +8,6 @@ the same frame, so the outline of a detected structure sits on it in both epochs
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +21,10 @@ from tests.maps.synth_leads import permits_of
 from tests.maps.test_browser import (  # noqa: F401 - the driver fixture is used by name
     _NON_LOCAL,
     _TILES_DRAWN,
-    _QuietHandler,
     _screenshot,
     _wait,
     driver,
+    serve_directory,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
@@ -64,15 +61,8 @@ def registered_review(
 @pytest.fixture(scope="module")
 def registered_server(registered_review: tuple[ReviewMap, Any]) -> Iterator[str]:
     rm, _ = registered_review
-    handler = functools.partial(_QuietHandler, directory=str(Path(rm.html).parent))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve_directory(Path(rm.html).parent) as url:
+        yield url
 
 
 def test_registered_after_layer_and_popup(
