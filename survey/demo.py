@@ -149,8 +149,15 @@ def _detect(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
 def _wgs84_pairs(path: Path, role: str) -> list[tuple[Any, dict[str, Any]]]:
     from survey.vectors import read_features
 
-    feats = read_features(path, role).to_crs(4326)
-    return list(zip(feats.geometries, feats.properties, strict=True))
+    return read_features(path, role).to_crs(4326).pairs()
+
+
+def _permits(result: DemoResult) -> list[tuple[Any, dict[str, Any]]]:
+    """The site's permits in WGS84, read once for the map and the package."""
+    if "permits" not in result.data:
+        result.data["permits"] = _wgs84_pairs(result.site.permits, "permits")
+    permits: list[tuple[Any, dict[str, Any]]] = result.data["permits"]
+    return permits
 
 
 def _review_map(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
@@ -164,7 +171,7 @@ def _review_map(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ..
         before_ortho=site.before_ortho,
         after_ortho=site.after_ortho,
         out_html=result.out_dir / "review" / "review.html",
-        permits=_wgs84_pairs(site.permits, "permits"),
+        permits=_permits(result),
         track=planned,
         photos=planned,
         before_date=site.truth["before_date"],
@@ -193,7 +200,7 @@ def _package(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]
         after_ortho=site.after_ortho,
         before_dsm=site.before_dsm,
         after_dsm=site.after_dsm,
-        permits=_wgs84_pairs(site.permits, "permits"),
+        permits=_permits(result),
         out_dir=result.out_dir / "packages" / lead.lead_id,
         before_date=site.truth["before_date"],
         after_date=site.truth["after_date"],

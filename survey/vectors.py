@@ -47,6 +47,10 @@ class VectorFeatures:
     def __len__(self) -> int:
         return len(self.geometries)
 
+    def pairs(self) -> list[tuple[BaseGeometry, dict[str, Any]]]:
+        """(geometry, properties) per feature: the form the review map takes."""
+        return list(zip(self.geometries, self.properties, strict=True))
+
     def to_crs(self, crs: CRS | str | int) -> VectorFeatures:
         """Return the same features with geometries reprojected to ``crs``."""
         target = CRS.from_user_input(crs)

@@ -66,8 +66,7 @@ def load_features(path: Path | None, role: str) -> list[tuple[Any, dict[str, Any
         return None
     from survey.vectors import read_features
 
-    feats = read_features(path, role).to_crs(4326)
-    return list(zip(feats.geometries, feats.properties, strict=True))
+    return read_features(path, role).to_crs(4326).pairs()
 
 
 def check_store(store: Path | None) -> None:
