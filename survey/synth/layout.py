@@ -139,8 +139,15 @@ class Tree:
     def crown(self, radius: float) -> Polygon:
         """Crown outline (the lobed radius the raster is painted with), UTM metres."""
         t = np.linspace(0, 2 * np.pi, 72, endpoint=False)
-        r = radius * (1.0 + 0.08 * np.sin(5 * t + self.lobes_phase))
-        return Polygon(np.column_stack([self.cx + r * np.cos(t), self.cy + r * np.sin(t)]))
+        return _radial_polygon(
+            self.cx, self.cy, radius * (1.0 + 0.08 * np.sin(5 * t + self.lobes_phase))
+        )
+
+
+def _radial_polygon(cx: float, cy: float, radii: np.ndarray) -> Polygon:
+    """Star-shaped outline: ``radii[k]`` at angle 2·pi·k/n around (cx, cy), UTM metres."""
+    t = np.linspace(0, 2 * np.pi, len(radii), endpoint=False)
+    return Polygon(np.column_stack([cx + radii * np.cos(t), cy + radii * np.sin(t)]))
 
 
 @dataclass(frozen=True)
@@ -167,9 +174,7 @@ class Pile:
 
     def polygon(self) -> Polygon:
         """Outline through the sampled radii (UTM metres)."""
-        t = np.linspace(0, 2 * np.pi, len(self.radii), endpoint=False)
-        r = np.asarray(self.radii)
-        return Polygon(np.column_stack([self.cx + r * np.cos(t), self.cy + r * np.sin(t)]))
+        return _radial_polygon(self.cx, self.cy, np.asarray(self.radii))
 
 
 @dataclass(frozen=True)
