@@ -28,7 +28,8 @@ test: $(BIN)/.sitewatch-installed browser
 
 # Everything, slow tests included (benchmarks stay in `make bench`).
 test-all: $(BIN)/.sitewatch-installed browser
-	SITEWATCH_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m 'not benchmark and not sitl'
+	SITEWATCH_REQUIRE_BROWSER=1 SITEWATCH_HYPOTHESIS_PROFILE=explore \
+		$(BIN)/python -m pytest -n 2 --dist loadgroup -m 'not benchmark and not sitl'
 
 lint: $(BIN)/.sitewatch-installed
 	$(BIN)/ruff check .

@@ -186,11 +186,19 @@ def _check_crs(crs: CRS) -> None:
         )
 
 
-def _default_home(site: BaseGeometry) -> tuple[float, float]:
+def _default_home(
+    site: BaseGeometry, keepout: BaseGeometry | None = None
+) -> tuple[float, float]:
+    """The point of the largest part's outer boundary nearest the south of the site's centroid,
+    outside the keep-out (no-fly zones and holes plus their margin) where any boundary is."""
     _minx, miny, _maxx, _maxy = site.bounds
     c = site.centroid
     south = Point(c.x, miny - 1.0)
     boundary = shapely.get_exterior_ring(max(shapely.get_parts(site), key=lambda p: p.area))
+    if keepout is not None:
+        free = boundary.difference(keepout.buffer(0.5))
+        if not free.is_empty:
+            boundary = free
     p = nearest_points(boundary, south)[0]
     return (float(p.x), float(p.y))
 
@@ -315,7 +323,7 @@ def plan_survey(
             "or take a single photo"
         )
 
-    home_xy = _default_home(site_g) if home is None else (float(home[0]), float(home[1]))
+    home_xy = _default_home(site_g, keepout) if home is None else (float(home[0]), float(home[1]))
     d_home = site_g.distance(Point(home_xy))
     if d_home > params.max_home_dist_m:
         raise PlanParameterError(

@@ -8,6 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run of the default suite (``make test``, CI), so
+# a red run is reproducible and never a coin toss; ``make test-all`` runs the "explore" profile,
+# which draws fresh examples each time to search for new failures.
+settings.register_profile("default", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("SITEWATCH_HYPOTHESIS_PROFILE", "default"))
 
 if TYPE_CHECKING:
     from survey.synth import SynthSite

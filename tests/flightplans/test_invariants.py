@@ -135,7 +135,8 @@ def test_random_nofly_zones_are_avoided_and_the_rest_covered(
     # zones 30 m apart or more: no pocket of the site enclosed by zones (such pockets cannot
     # be reached without crossing a zone; the planner leaves them out with a warning)
     assume(all(a.distance(b) >= 30.0 for i, a in enumerate(nofly) for b in nofly[i + 1 :]))
-    home = (X0 - 30.0, Y0 - 30.0)
+    # home 85 m off the corner: outside every zone (radius <= 45 m) and its 5 m margin
+    home = (X0 - 60.0, Y0 - 60.0)
     params = PlanParams(alt_m=40.0, angle_deg=angle)
     plan = plan_survey(site, params, crs=UTM, nofly=nofly, home=home)
     obstacles = shapely.union_all(nofly)

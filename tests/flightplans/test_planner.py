@@ -339,6 +339,19 @@ def test_default_home_on_south_edge(planned: dict[str, Planned]) -> None:
     assert math.isclose(m.home[0], m.items[0].lat) and math.isclose(m.home[1], m.items[0].lon)
 
 
+def test_default_home_steps_out_of_a_nofly_zone_on_the_south_edge() -> None:
+    # the south-middle edge point lies inside the zone: the default home moves along the
+    # boundary to the nearest point clear of the zone and its margin, rather than failing
+    site = box(X0, Y0, X0 + 300, Y0 + 200)
+    zone = Point(X0 + 150, Y0).buffer(40.0)
+    params = PlanParams(alt_m=40.0)
+    plan = plan_survey(site, params, crs=UTM, nofly=[zone])
+    hx, hy = plan.home
+    assert hy == pytest.approx(Y0, abs=0.01)
+    assert Point(hx, hy).distance(zone) >= params.nofly_margin_m
+    assert abs(hx - (X0 + 150)) == pytest.approx(40.0 + params.nofly_margin_m, abs=1.0)
+
+
 def test_geojson_is_rfc7946(planned: dict[str, Planned]) -> None:
     gj = json.loads((planned["holes_nofly"].out / "mission.geojson").read_text())
     assert gj["type"] == "FeatureCollection"
