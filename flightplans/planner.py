@@ -186,9 +186,7 @@ def _check_crs(crs: CRS) -> None:
         )
 
 
-def _default_home(
-    site: BaseGeometry, keepout: BaseGeometry | None = None
-) -> tuple[float, float]:
+def _default_home(site: BaseGeometry, keepout: BaseGeometry | None = None) -> tuple[float, float]:
     """The point of the largest part's outer boundary nearest the south of the site's centroid,
     outside the keep-out (no-fly zones and holes plus their margin) where any boundary is."""
     _minx, miny, _maxx, _maxy = site.bounds
