@@ -10,6 +10,11 @@ Bringing onto the grid: a target on the same grid is used as it is; a target in 
 and resolution whose grid is offset by whole pixels is cropped and padded exactly (lazily for
 dask arrays, no resampling); anything else is resampled with ``.rio.reproject_match``
 (bilinear for imagery and heights, nearest for the mask; this loads the target in memory).
+:func:`align_epoch` snaps a target in the same CRS and resolution whose grid is offset by a
+fraction of a pixel (two photogrammetry runs rarely share a grid origin) to the nearest whole
+pixel instead: the misregistration it measures next includes that fraction, so the target is
+resampled once (by the model) rather than twice, and lazily. The report's shift is the
+georeferenced one (the snap taken back out) and ``grid_snap_px`` records the snap.
 
 Dask-backed inputs (``open_orthophoto(..., chunks=...)``) give dask-backed outputs: the warp is
 built as one task per output chunk reading only the source window it needs (plus a halo), so
@@ -44,6 +49,7 @@ __all__ = [
     "VERTICAL_OFFSET_CONVENTION",
     "AlignedEpoch",
     "align_epoch",
+    "grid_snap",
     "onto_reference_grid",
     "residuals_feature_collection",
 ]
@@ -82,6 +88,7 @@ class AlignedEpoch:
     extra_warnings: tuple[str, ...] = ()
     reference_crs: Any = field(default=None, repr=False)
     reference_transform: Affine = field(default=Affine.identity(), repr=False)
+    grid_snap_px: tuple[float, float] = (0.0, 0.0)
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -93,16 +100,26 @@ class AlignedEpoch:
 
         Keys: shift_x_px, shift_y_px, shift_convention, shift_east_m, shift_north_m, model,
         parameters, rmse_px, rmse_m, n_tiepoints, n_used, vertical_offset_m,
-        vertical_offset_convention, confidence, warnings, grid (crs, transform, shape) and
-        residuals (a GeoJSON FeatureCollection in WGS84 of the tie points with their measured
-        shift, residual vectors and used flag).
+        vertical_offset_convention, confidence, warnings, grid (crs, transform, shape),
+        grid_snap_px and residuals (a GeoJSON FeatureCollection in WGS84 of the tie points
+        with their measured shift, residual vectors and used flag).
+
+        ``shift_x_px``/``shift_y_px`` are georeferenced: how far the target's content lies
+        from the reference's by their georeferencing. When the target's grid was snapped to
+        the reference's by a fraction of a pixel (``grid_snap_px``, x and y), the model (its
+        ``parameters`` and the tie points) works on the snapped grid, where the shift is the
+        reported one minus the snap.
         """
         r = self.result
         t = self.reference_transform
         res_x, res_y = abs(t.a), abs(t.e)
         out = r.to_dict()
-        out["shift_east_m"] = float(r.shift_x_px * t.a + r.shift_y_px * t.b)
-        out["shift_north_m"] = float(r.shift_x_px * t.d + r.shift_y_px * t.e)
+        snap_x, snap_y = self.grid_snap_px
+        sx, sy = r.shift_x_px + snap_x, r.shift_y_px + snap_y
+        out["shift_x_px"], out["shift_y_px"] = float(sx), float(sy)
+        out["grid_snap_px"] = [float(snap_x), float(snap_y)]
+        out["shift_east_m"] = float(sx * t.a + sy * t.b)
+        out["shift_north_m"] = float(sx * t.d + sy * t.e)
         out["rmse_m"] = (
             None if out["rmse_px"] is None else float(out["rmse_px"] * math.sqrt(res_x * res_y))
         )
@@ -189,8 +206,9 @@ def _grid_of(da: xr.DataArray) -> tuple[Any, Affine, tuple[int, int]]:
     return crs, da.rio.transform(), (int(da.sizes["y"]), int(da.sizes["x"]))
 
 
-def _integer_offset(ref_t: Affine, tgt_t: Affine, tol: float = 1e-6) -> tuple[int, int] | None:
-    """Whole-pixel (row, col) offset of the reference grid origin in the target grid, or None."""
+def _grid_offset(ref_t: Affine, tgt_t: Affine) -> tuple[float, float] | None:
+    """(row, col) of the reference grid origin in the target grid when both grids have the
+    same pixel size and orientation (so they differ by a translation), else None."""
     if not all(
         math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
         for a, b in zip(
@@ -199,9 +217,38 @@ def _integer_offset(ref_t: Affine, tgt_t: Affine, tol: float = 1e-6) -> tuple[in
     ):
         return None
     col, row = ~tgt_t * (ref_t.c, ref_t.f)
+    return float(row), float(col)
+
+
+def _integer_offset(ref_t: Affine, tgt_t: Affine, tol: float = 1e-6) -> tuple[int, int] | None:
+    """Whole-pixel (row, col) offset of the reference grid origin in the target grid, or None."""
+    off = _grid_offset(ref_t, tgt_t)
+    if off is None:
+        return None
+    row, col = off
     if abs(col - round(col)) > tol or abs(row - round(row)) > tol:
         return None
     return round(row), round(col)
+
+
+def grid_snap(target: xr.DataArray, reference: xr.DataArray) -> tuple[float, float] | None:
+    """The sub-pixel (x, y) part of the offset between two grids of one CRS and pixel size.
+
+    None when the grids differ otherwise (CRS, pixel size, rotation): they need resampling.
+    (0, 0) when they are offset by whole pixels. Otherwise :func:`onto_reference_grid` with
+    ``snap=True`` places the target at the nearest whole pixel, which moves its content by
+    the returned amount in reference pixels: a feature at x on the exact placement is at
+    x + snap_x on the snapped one.
+    """
+    r_crs, r_t, _ = _grid_of(reference)
+    t_crs, t_t, _ = _grid_of(target)
+    if r_crs != t_crs:
+        return None
+    off = _grid_offset(r_t, t_t)
+    if off is None:
+        return None
+    row, col = off
+    return float(col - round(col)), float(row - round(row))
 
 
 def onto_reference_grid(
@@ -210,11 +257,13 @@ def onto_reference_grid(
     *,
     resampling: Resampling = Resampling.bilinear,
     fill: float | bool = 0,
+    snap: bool = False,
 ) -> xr.DataArray:
     """Put ``target`` (dims (..., y, x)) on the grid of ``reference``.
 
     Same grid: returned as is (with the reference's coordinates). Same CRS and resolution,
-    offset by whole pixels: cropped/padded exactly with ``fill`` (lazy for dask). Otherwise
+    offset by whole pixels (or by any offset with ``snap=True``, rounded to whole pixels: see
+    :func:`grid_snap`): cropped/padded exactly with ``fill`` (lazy for dask). Otherwise
     ``target.rio.reproject_match(reference, resampling=resampling)``.
 
     Raises
@@ -226,6 +275,9 @@ def onto_reference_grid(
     t_crs, t_t, t_shape = _grid_of(target)
     same_crs = r_crs == t_crs
     off = _integer_offset(r_t, t_t) if same_crs else None
+    if off is None and same_crs and snap:
+        exact = _grid_offset(r_t, t_t)
+        off = None if exact is None else (round(exact[0]), round(exact[1]))
     if off is not None:
         r0, c0 = off
         H, W = r_shape
@@ -444,9 +496,15 @@ def align_epoch(
     t_crs = _grid_of(target_rgb)[0]
     if r_crs != t_crs:
         warnings.append(f"the target's CRS ({t_crs}) was reprojected to the reference's ({r_crs})")
-    tgt = onto_reference_grid(target_rgb, reference_rgb, resampling=Resampling.bilinear, fill=0)
+    snap = grid_snap(target_rgb, reference_rgb)
+    snapped = snap is not None
+    if snap is not None and any(snap):
+        log.info("target grid snapped to the reference grid by (%.3f, %.3f) px", *snap)
+    tgt = onto_reference_grid(
+        target_rgb, reference_rgb, resampling=Resampling.bilinear, fill=0, snap=snapped
+    )
     tval = onto_reference_grid(
-        target_valid, reference_rgb, resampling=Resampling.nearest, fill=False
+        target_valid, reference_rgb, resampling=Resampling.nearest, fill=False, snap=snapped
     )
     rval = None
     if reference_valid is not None:
@@ -480,7 +538,11 @@ def align_epoch(
     offset: float | None = None
     if target_dsm is not None:
         tdsm = onto_reference_grid(
-            target_dsm, reference_rgb, resampling=Resampling.bilinear, fill=np.nan
+            target_dsm,
+            reference_rgb,
+            resampling=Resampling.bilinear,
+            fill=np.nan,
+            snap=snapped and grid_snap(target_dsm, reference_rgb) == snap,
         )
         if not np.issubdtype(tdsm.dtype, np.floating):
             tdsm = tdsm.astype(np.float32)
@@ -515,4 +577,5 @@ def align_epoch(
         extra_warnings=tuple(warnings),
         reference_crs=r_crs,
         reference_transform=r_t,
+        grid_snap_px=snap if snap is not None else (0.0, 0.0),
     )

@@ -32,6 +32,11 @@ class SynthParams:
         WGS84 position of the site centre; the rasters are in its UTM zone.
     before_date, after_date : str
         ISO dates of the two survey epochs (written to truth.json and the GeoTIFF tags).
+    misregister : bool
+        Misregister the after epoch by the drawn shift and rotation (the default). False keeps
+        both epochs on one frame (everything else drawn as with True), for callers that tile
+        the scene into a mosaic and misregister the mosaic as a whole (a per-tile rotation
+        would repeat across the tiles, which no survey does).
     """
 
     seed: int = 0
@@ -41,6 +46,7 @@ class SynthParams:
     lat: float = 37.07
     before_date: str = "2025-04-15"
     after_date: str = "2025-10-15"
+    misregister: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:

@@ -563,7 +563,10 @@ def render_scene(params: SynthParams = SynthParams()) -> SynthScene:  # noqa: B0
     grid = _Grid(x0, y0, gsd, n)
     layout = plan_layout(params, (x0, y0))
     look = _draw_look(params, layout.center)
-    mis = Misregistration(look["shift_m"], look["rotation_deg"], layout.center)
+    if params.misregister:
+        mis = Misregistration(look["shift_m"], look["rotation_deg"], layout.center)
+    else:
+        mis = Misregistration((0.0, 0.0), 0.0, layout.center)
 
     clock = _Clock()
     painter = _Painter(params, grid, layout)

@@ -107,6 +107,31 @@ def test_onto_reference_grid_integer_offset_is_exact(pair: dict[str, xr.DataArra
     assert back.rio.transform() == T
 
 
+def test_subpixel_grid_offset_is_snapped_and_measured(pair: dict[str, xr.DataArray]) -> None:
+    """Target grid 0.3 px east and 0.45 px north of the reference's: aligned once, lazily,
+    and the report gives the georeferenced shift (the snap taken back out)."""
+    t_off = T * Affine.translation(0.3, -0.45)  # target pixel (r, c) at reference (r-0.45, c+0.3)
+    geo = (SHIFT[0] - 0.3, SHIFT[1] + 0.45)
+    ch = {"y": 128, "x": 128}
+    tgt = _da(pair["tgt"].values, t_off).chunk(ch)
+    valid = _da(pair["valid"].values, t_off).chunk(ch)
+    dsm = _da(pair["tgt_dsm"].values, t_off).chunk(ch)
+    a = align_epoch(pair["ref"].chunk(ch), tgt, valid, dsm, pair["ref_dsm"].chunk(ch))
+    assert a.rgb.chunks is not None and a.dsm is not None and a.dsm.chunks is not None
+    assert a.grid_snap_px == pytest.approx((-0.3, 0.45))  # content moved by snapping
+    report = a.report()
+    assert (report["shift_x_px"], report["shift_y_px"]) == pytest.approx(geo, abs=0.05)
+    assert report["grid_snap_px"] == pytest.approx([-0.3, 0.45])
+    assert report["shift_east_m"] == pytest.approx(geo[0] * 0.05, abs=0.003)
+    # the model works on the snapped grid, where the content sits where it was unshifted
+    assert (a.result.shift_x_px, a.result.shift_y_px) == pytest.approx(SHIFT, abs=0.05)
+    inner = (slice(20, -20), slice(20, -20))
+    grey_ref = pair["ref"].values[0].astype(float)[inner]
+    assert np.abs(a.rgb.values[0].astype(float)[inner] - grey_ref).mean() < 1.5
+    diff = a.dsm.values[inner] - pair["ref_dsm"].values[inner]
+    assert float(np.nanmedian(diff)) == pytest.approx(0.0, abs=0.05)
+
+
 def test_onto_reference_grid_other_crs_is_reprojected(pair: dict[str, xr.DataArray]) -> None:
     other = pair["tgt_dsm"].rio.reproject("EPSG:3857")
     back = onto_reference_grid(other, pair["tgt_dsm"])

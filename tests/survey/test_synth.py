@@ -399,6 +399,26 @@ def test_register_shift_matches_phase_correlation(
     assert shift == pytest.approx(expected, abs=0.5)
 
 
+def test_misregister_false_keeps_one_frame_and_everything_else(scene: SynthScene) -> None:
+    """``misregister=False``: no shift or rotation, the same sun, colours and layout."""
+    flat = render_scene(SynthParams(seed=0, size_m=80, gsd_cm=10, misregister=False))
+    m = flat.truth["misregistration"]
+    assert m["shift_m"] == [0.0, 0.0] and m["rotation_deg"] == 0.0
+    assert [abs(v) for v in m["register_shift_rc_px"]] == [0.0, 0.0]
+    for key in ("sun", "colour", "vertical_offset_m", "must_flag"):
+        assert flat.truth.get(key) == scene.truth.get(key)
+    assert np.array_equal(flat.before_rgb, scene.before_rgb)
+    c = slice(100, 700)
+    shift, _, _ = phase_cross_correlation(
+        flat.before_rgb[1][c, c], flat.after_rgb[1][c, c], upsample_factor=20
+    )
+    assert np.abs(shift).max() <= 0.1
+    misplaced, _, _ = phase_cross_correlation(
+        scene.before_rgb[1][c, c], scene.after_rgb[1][c, c], upsample_factor=20
+    )
+    assert np.abs(misplaced).max() >= 2.0  # the default scene is misregistered by 0.3-1.5 m
+
+
 def test_nothing_changes_in_the_orthophoto_outside_truth_and_shadows(
     synth_site: SynthSite, data: dict[str, Any], scene: SynthScene
 ) -> None:
