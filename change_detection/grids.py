@@ -405,8 +405,16 @@ def _warp_block(
         sr, sc = result.source_coordinates(rows, cols)
         return sr - oy, sc - ox
 
+    shift = result.pull_offset
     return warp_array(
-        coords, src, order, None, result.shape, block_px=window[2] + window[3], window=window
+        coords,
+        src,
+        order,
+        None,
+        result.shape,
+        block_px=window[2] + window[3],
+        window=window,
+        translation=None if shift is None else (shift[0] - oy, shift[1] - ox),
     )
 
 
@@ -438,6 +446,7 @@ class _WarpedView:
             self.result.shape,
             block_px=max(r1 - r0, c1 - c0, 1),
             window=(r0, c0, r1 - r0, c1 - c0),
+            translation=self.result.pull_offset,
         )
 
 
