@@ -896,6 +896,19 @@ def _block_sum(a: np.ndarray, f: int) -> np.ndarray:
     return rows.reshape(h // f, w // f, f).sum(axis=2, dtype=a.dtype)
 
 
+def _compute(*parts: Any) -> list[np.ndarray]:
+    """numpy arrays of sliced windows; dask ones computed together (their reads in parallel)."""
+    lazy = [i for i, p in enumerate(parts) if p is not None and hasattr(p, "dask")]
+    out = [None if p is None else p for p in parts]
+    if lazy:
+        import dask
+
+        done = dask.compute(*(parts[i] for i in lazy))
+        for i, v in zip(lazy, done, strict=True):
+            out[i] = v
+    return [None if p is None else np.asarray(p) for p in out]  # type: ignore[misc]
+
+
 def _block_mean(
     arr: _Sliceable, valid: _Sliceable | None, f: int, strip_rows: int = 2048
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -907,23 +920,33 @@ def _block_mean(
     rows_per = max(1, strip_rows // f)
     for i0 in range(0, hc, rows_per):
         i1 = min(hc, i0 + rows_per)
-        raw = np.asarray(arr[..., i0 * f : i1 * f, : wc * f])
+        rows = slice(i0 * f, i1 * f)
+        raw, vraw = _compute(
+            arr[..., rows, : wc * f], None if valid is None else valid[rows, : wc * f]
+        )
         raw = raw.reshape((-1, (i1 - i0) * f, wc * f))
-        if valid is None and np.issubdtype(raw.dtype, np.integer) and raw.dtype.itemsize == 1:
-            # 8-bit without mask: integer sums (rows first, contiguous), all pixels valid
-            acc = np.uint32 if f * f * raw.shape[0] > 257 else np.uint16
-            s = _block_sum(raw.sum(axis=0, dtype=acc), f)
-            grey[i0:i1] = s.astype(np.float32) / np.float32(f * f * raw.shape[0])
-            frac[i0:i1] = 1.0
+        if np.issubdtype(raw.dtype, np.integer) and raw.dtype.itemsize == 1:
+            # 8-bit: integer sums of the bands (rows first, contiguous); exact and no floats
+            bands = raw.shape[0]
+            s = raw.sum(axis=0, dtype=np.uint16) if bands > 1 else raw[0].astype(np.uint16)
+            if vraw is None:
+                n = np.full((i1 - i0, wc), f * f, np.uint32)
+            else:
+                v = vraw.astype(bool, copy=False)
+                s *= v
+                n = _block_sum(v.astype(np.uint32), f)
+            total = _block_sum(s.astype(np.uint32), f)
+            grey[i0:i1] = total / np.maximum(n * bands, 1).astype(np.float32)
+            frac[i0:i1] = n / float(f * f)
             continue
         g = raw.astype(np.float32).mean(axis=0) if raw.shape[0] > 1 else raw[0].astype(np.float32)
         v = np.isfinite(g)
-        if valid is not None:
-            v &= np.asarray(valid[i0 * f : i1 * f, : wc * f], dtype=bool)
+        if vraw is not None:
+            v &= vraw.astype(bool, copy=False)
         g = np.where(v, g, np.float32(0))
-        n = _block_sum(v.astype(np.uint16), f)
-        grey[i0:i1] = _block_sum(g, f) / np.maximum(n, 1).astype(np.float32)
-        frac[i0:i1] = n / float(f * f)
+        nv = _block_sum(v.astype(np.uint16), f)
+        grey[i0:i1] = _block_sum(g, f) / np.maximum(nv, 1).astype(np.float32)
+        frac[i0:i1] = nv / float(f * f)
     return grey, frac
 
 

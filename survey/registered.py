@@ -13,8 +13,9 @@ outlines fit, each traceable to its original by hash:
     float32 metres, NaN declared as nodata, on the same grid, with the vertical offset
     (``vertical_offset_m`` of the co-registration report) removed (DSM mode only).
 
-Dask-backed (lazy) epochs are written window by window in one pass (each window's warp of
-the orthophoto, mask and DSM computed together, so memory stays bounded by the window), with
+Dask-backed (lazy) epochs are written strip by strip in one pass (each strip's warp of the
+orthophoto, mask and DSM computed together, the next strip while the last is written, so
+memory stays bounded by two strips), with
 DEFLATE level 1 (measured 4.5x faster to write than the default level 6 on a 4096 px
 orthophoto for a 4 % larger file). :func:`open_registered_epoch` reads them back lazily on the
 same grid and chunks, so detection can consume the written rasters instead of warping the
@@ -60,7 +61,7 @@ REGISTERED_DSM_NAME = "after_registered_dsm.tif"
 #: The role the derived products carry in provenance records and evidence manifests.
 DERIVED_ROLE = "derived: co-registered after epoch"
 
-#: Side of the windows written at a time (pixels) for dask-backed epochs.
+#: Dask-backed epochs are written in full-width strips of about this many pixels squared.
 _WINDOW_PX = 2048
 
 _MODEL_KEYS = (
@@ -227,6 +228,29 @@ def _profile(aligned: AlignedEpoch, count: int, dtype: str) -> dict[str, Any]:
     return profile
 
 
+def _strips(aligned: AlignedEpoch, rows: int, cols: int) -> list[tuple[int, int]]:
+    """Full-width row strips of about ``_WINDOW_PX**2`` pixels, cut at chunk-row boundaries.
+
+    Full width: a window of the warp reads the source chunks around it, and the chunks on its
+    left and right edges would be read again by the next window; strips share only the chunk
+    rows above and below.
+    """
+    chunks = aligned.rgb.chunks
+    if chunks is None:
+        return [(0, rows)]
+    per = max(1, _WINDOW_PX * _WINDOW_PX // max(cols, 1))
+    out: list[tuple[int, int]] = []
+    r0 = r = 0
+    for h in chunks[-2]:
+        r += h
+        if r - r0 >= per:
+            out.append((r0, r))
+            r0 = r
+    if r0 < rows:
+        out.append((r0, rows))
+    return out
+
+
 def _write_rasters(
     aligned: AlignedEpoch,
     ortho: Path,
@@ -234,14 +258,20 @@ def _write_rasters(
     dsm: Path | None,
     dsm_tags: dict[str, str],
 ) -> None:
-    """Write the orthophoto (+ mask) and the DSM in one pass over ``_WINDOW_PX`` windows."""
+    """Write the orthophoto (+ mask) and the DSM in one pass over full-width strips.
+
+    Lazy (dask) epochs: strip k + 1 is computed while strip k is written, and GDAL compresses
+    the tiles of a strip on every core (``NUM_THREADS``).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     import dask
 
     rows, cols = aligned.result.shape
     lazy = any(a is not None and a.chunks is not None for a in (aligned.rgb, aligned.dsm))
-    step = _WINDOW_PX if lazy else max(rows, cols)
+    strips = _strips(aligned, rows, cols) if lazy else [(0, rows)]
     with ExitStack() as stack:
-        stack.enter_context(rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True))
+        stack.enter_context(rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, GDAL_NUM_THREADS="ALL_CPUS"))
         tmp_o = stack.enter_context(atomic_path(ortho))
         dst_o = stack.enter_context(rasterio.open(tmp_o, "w", **_profile(aligned, 3, "uint8")))
         dst_d = None
@@ -250,23 +280,30 @@ def _write_rasters(
             dst_d = stack.enter_context(
                 rasterio.open(tmp_d, "w", **_profile(aligned, 1, "float32"))
             )
-        for r0 in range(0, rows, step):
-            r1 = min(rows, r0 + step)
-            for c0 in range(0, cols, step):
-                c1 = min(cols, c0 + step)
-                parts: list[Any] = [
-                    aligned.rgb.data[:, r0:r1, c0:c1],
-                    aligned.valid.data[r0:r1, c0:c1],
-                ]
-                if dst_d is not None and aligned.dsm is not None:
-                    parts.append(aligned.dsm.data[r0:r1, c0:c1])
-                values = dask.compute(*parts) if lazy else parts
-                win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
-                dst_o.write(np.asarray(values[0], dtype=np.uint8), window=win)
-                valid = np.asarray(values[1]).astype(bool)
-                dst_o.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=win)
-                if dst_d is not None:
-                    dst_d.write(np.asarray(values[2], dtype=np.float32), 1, window=win)
+
+        def compute(r0: int, r1: int) -> list[Any]:
+            parts: list[Any] = [aligned.rgb.data[:, r0:r1], aligned.valid.data[r0:r1]]
+            if dst_d is not None and aligned.dsm is not None:
+                parts.append(aligned.dsm.data[r0:r1])
+            return list(dask.compute(*parts)) if lazy else parts
+
+        def write(r0: int, r1: int, values: list[Any]) -> None:
+            win = rasterio.windows.Window(0, r0, cols, r1 - r0)
+            dst_o.write(np.asarray(values[0], dtype=np.uint8), window=win)
+            valid = np.asarray(values[1]).astype(bool)
+            dst_o.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=win)
+            if dst_d is not None:
+                dst_d.write(np.asarray(values[2], dtype=np.float32), 1, window=win)
+
+        with ThreadPoolExecutor(1) as writer:
+            pending = None
+            for r0, r1 in strips:
+                values = compute(r0, r1)
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(write, r0, r1, values)
+            if pending is not None:
+                pending.result()
         dst_o.update_tags(**ortho_tags)
         if dst_d is not None:
             dst_d.update_tags(**dsm_tags)
