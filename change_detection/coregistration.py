@@ -262,7 +262,8 @@ def _fractional_index(v: np.ndarray, nodes: np.ndarray) -> np.ndarray:
     return np.clip((np.asarray(v, dtype=np.float64) - nodes[0]) / step, 0, nodes.size - 1)
 
 
-def _translation_mapping(sx: float, sy: float) -> _Mapping:
+def translation_mapping(sx: float, sy: float) -> _Mapping:
+    """The pull map of a shift (sx, sy) in the convention of :data:`SHIFT_CONVENTION`."""
     return _Mapping("translation", np.array([[1.0, 0.0, -sx], [0.0, 1.0, -sy]]))
 
 
@@ -308,7 +309,7 @@ class CoregResult:
     shape: tuple[int, int]
     coarse_shift_px: tuple[float, float] = (0.0, 0.0)
     mapping: _Mapping = field(
-        default_factory=lambda: _translation_mapping(0.0, 0.0), repr=False, compare=False
+        default_factory=lambda: translation_mapping(0.0, 0.0), repr=False, compare=False
     )
 
     @property
@@ -1754,7 +1755,7 @@ def _failure(
         tiepoints=table,
         shape=shape,
         coarse_shift_px=coarse.shift,
-        mapping=_translation_mapping(sx, sy),
+        mapping=translation_mapping(sx, sy),
     )
 
 

@@ -8,8 +8,10 @@ model window by window, removes the DSM's vertical offset on stable ground and r
 
 Bringing onto the grid: a target on the same grid is used as it is; a target in the same CRS
 and resolution whose grid is offset by whole pixels is cropped and padded exactly (lazily for
-dask arrays, no resampling); anything else is resampled with ``.rio.reproject_match``
-(bilinear for imagery and heights, nearest for the mask; this loads the target in memory).
+dask arrays, no resampling); one offset by a fraction of a pixel is a translation, resampled
+lazily (nearest: the rounded offset; bilinear: four weighted slices); anything else is
+resampled with ``.rio.reproject_match`` (bilinear for imagery and heights, nearest for the
+mask; this loads the target in memory).
 :func:`align_epoch` snaps a target in the same CRS and resolution whose grid is offset by a
 fraction of a pixel (two photogrammetry runs rarely share a grid origin) to the nearest whole
 pixel instead: the misregistration it measures next includes that fraction, so the target is
@@ -36,10 +38,12 @@ from rasterio.enums import Resampling
 
 from change_detection.coregistration import (
     SHIFT_CONVENTION,
+    TIEPOINT_DTYPE,
     CoregParams,
     CoregResult,
     coregister,
     estimate_vertical_offset,
+    translation_mapping,
     warp_array,
 )
 from change_detection.errors import CoregistrationError, GridMismatchError
@@ -303,6 +307,14 @@ def onto_reference_grid(
             data, dims=target.dims, coords=coords, name=target.name, attrs=dict(target.attrs)
         )
         return out.rio.write_crs(r_crs).rio.write_transform(r_t)
+    exact = _grid_offset(r_t, t_t) if same_crs else None
+    if exact is not None and _default_fill(target.dtype, fill):
+        # same CRS and pixel size, offset by a fraction of a pixel: a translation, resampled
+        # lazily (nearest: the rounded offset, exactly; bilinear: the four-slice warp)
+        if resampling == Resampling.nearest:
+            return onto_reference_grid(target, reference, fill=fill, snap=True)
+        if resampling == Resampling.bilinear:
+            return _translate_onto(target, reference, exact)
     log.info("reprojecting the target onto the reference grid (%s)", resampling.name)
     src = target
     if src.dtype == np.bool_:
@@ -316,6 +328,52 @@ def onto_reference_grid(
         out = out > 0
     out = out.assign_coords(y=reference["y"].values, x=reference["x"].values)
     return out
+
+
+def _default_fill(dtype: Any, fill: float | bool) -> bool:
+    """Whether ``fill`` is what :func:`warp_array` fills with for ``dtype`` (0, NaN, False)."""
+    dt = np.dtype(dtype)
+    if dt == np.bool_:
+        return fill is False or fill == 0
+    if np.issubdtype(dt, np.integer):
+        return bool(fill == 0)
+    return isinstance(fill, float) and math.isnan(fill)
+
+
+def _translate_onto(
+    target: xr.DataArray, reference: xr.DataArray, offset: tuple[float, float]
+) -> xr.DataArray:
+    """Bilinear resampling of ``target`` onto the grid of ``reference`` when the grids differ
+    by ``offset`` (row, col of the reference origin in the target grid) only; lazy for dask."""
+    r_crs, r_t, r_shape = _grid_of(reference)
+    row_off, col_off = offset
+    result = CoregResult(
+        shift_x_px=-col_off,
+        shift_y_px=-row_off,
+        model="translation",
+        parameters={},
+        rmse_px=float("nan"),
+        n_tiepoints=0,
+        n_used=0,
+        confidence=1.0,
+        warnings=(),
+        tiepoints=np.zeros(0, TIEPOINT_DTYPE),
+        shape=r_shape,
+        mapping=translation_mapping(-col_off, -row_off),
+    )
+    log.info("target grid offset by (%.3f, %.3f) px: resampled bilinearly", col_off, row_off)
+    arr = target.data
+    if hasattr(arr, "dask"):
+        warped: Any = _warp_lazy(result, arr, 1, reference, 1024)
+    else:
+        warped = result.warp(np.asarray(arr), order=1)
+    coords = {"y": reference["y"].values, "x": reference["x"].values}
+    for d in target.dims[:-2]:
+        coords[str(d)] = target[d].values
+    out = xr.DataArray(
+        warped, dims=target.dims, coords=coords, name=target.name, attrs=dict(target.attrs)
+    )
+    return out.rio.write_crs(r_crs).rio.write_transform(r_t)
 
 
 # --------------------------------------------------------------------------------------------

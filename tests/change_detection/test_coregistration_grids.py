@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from affine import Affine
+from rasterio.enums import Resampling
 from scipy import ndimage
 
 from change_detection import align_epoch
@@ -130,6 +131,36 @@ def test_subpixel_grid_offset_is_snapped_and_measured(pair: dict[str, xr.DataArr
     assert np.abs(a.rgb.values[0].astype(float)[inner] - grey_ref).mean() < 1.5
     diff = a.dsm.values[inner] - pair["ref_dsm"].values[inner]
     assert float(np.nanmedian(diff)) == pytest.approx(0.0, abs=0.05)
+
+
+def test_onto_reference_grid_subpixel_offset_is_a_lazy_translation(
+    pair: dict[str, xr.DataArray],
+) -> None:
+    """Same CRS and pixel size, grids 0.3 / -0.45 px apart: bilinear gives GDAL's values
+    (reproject_match) inside, lazily for dask; nearest is the rounded offset, exactly."""
+    t_off = T * Affine.translation(0.3, -0.45)
+    dsm = _da(pair["tgt_dsm"].values, t_off)
+    ref = pair["ref_dsm"]
+    eager = onto_reference_grid(dsm, ref, fill=np.nan)
+    lazy = onto_reference_grid(
+        dsm.chunk({"y": 100, "x": 100}), ref.chunk({"y": 128, "x": 128}), fill=np.nan
+    )
+    assert lazy.chunks is not None and eager.rio.transform() == T and eager.shape == SHAPE
+    # bilinear is exact on a plane: target pixel (r, c) holds 1000 r + c, and reference pixel
+    # (r, c) lies at target (r + 0.45, c - 0.3)
+    plane = _da(1000 * np.arange(320.0)[:, None] + np.arange(384.0)[None, :], t_off)
+    onto = onto_reference_grid(plane.astype(np.float32), ref, fill=np.nan).values
+    rr, cc = np.mgrid[0:320, 0:384]
+    expected = 1000 * (rr + 0.45) + (cc - 0.3)
+    inside = (rr + 0.45 <= 319) & (cc - 0.3 >= 0)
+    np.testing.assert_allclose(onto[inside], expected[inside], atol=2e-3)
+    assert np.isnan(onto[~inside]).all()
+    np.testing.assert_array_equal(lazy.values, eager.values)
+    rgb = onto_reference_grid(_da(pair["tgt"].values, t_off), pair["ref"], fill=0)
+    assert rgb.dtype == np.uint8 and rgb.shape == pair["ref"].shape
+    mask = _da(pair["valid"].values, t_off)
+    near = onto_reference_grid(mask, pair["valid"], resampling=Resampling.nearest, fill=False)
+    assert near.dtype == np.bool_ and near.values.all()  # offsets 0.45 and -0.3 round to 0
 
 
 def test_onto_reference_grid_other_crs_is_reprojected(pair: dict[str, xr.DataArray]) -> None:
