@@ -433,8 +433,8 @@ def detect_changes(
         pure=True,
     )
     ground_block = dask.delayed(_ground_block, pure=True)
-    codes_rows: list[list[da.Array]] = []
-    pieces_delayed = []
+    codes_blocks: list[list[da.Array]] = []
+    pieces_delayed: dict[tuple[int, int], Any] = {}
     for i in range(ny):
         row_blocks = []
         for j in range(nx):
@@ -472,26 +472,45 @@ def detect_changes(
             row_blocks.append(
                 da.from_delayed(codes_block, shape=(row_chunks[i], col_chunks[j]), dtype=np.uint8)
             )
-            pieces_delayed.append(
-                dask.delayed(_pieces_of)(result, dask_key_name=("pieces-" + token, i, j))
+            pieces_delayed[(i, j)] = dask.delayed(_pieces_of)(
+                result, dask_key_name=("pieces-" + token, i, j)
             )
-        codes_rows.append(row_blocks)
-    codes = da.block(codes_rows)
+        codes_blocks.append(row_blocks)
 
     if scheduler is None:
         scheduler = "synchronous" if ny * nx == 1 else "threads"
     codes_np: np.ndarray | None = None
-    if codes_sink is not None:
-        store = da.store(
-            codes, codes_sink, lock=sink_lock if sink_lock is not None else True, compute=False
-        )
-        pieces_list, _ = dask.compute(
-            pieces_delayed, store, scheduler=scheduler, optimize_graph=False
-        )
-    else:
-        pieces_list, codes_np = dask.compute(
-            pieces_delayed, codes, scheduler=scheduler, optimize_graph=False
-        )
+    if codes_sink is None:
+        codes_np = np.empty(shape, np.uint8)
+    # Vertical strips of chunk columns, one compute each: what is held at once (a few rows
+    # of chunks) grows with the strip's width, not the raster's.
+    per = max(1, int(params.strip_px) // size)
+    n_strips = -(-nx // per)
+    per = -(-nx // n_strips)
+    pieces_list = []
+    for j0 in range(0, nx, per):
+        j1 = min(nx, j0 + per)
+        cols = slice(int(col_starts[j0]), int(col_starts[j1]))
+        codes = da.block([row[j0:j1] for row in codes_blocks])
+        keys = [(i, j) for i in range(ny) for j in range(j0, j1)]
+        wanted = [pieces_delayed[k] for k in keys]
+        if codes_sink is not None:
+            store = da.store(
+                codes,
+                codes_sink,
+                regions=(slice(0, shape[0]), cols),
+                lock=sink_lock if sink_lock is not None else True,
+                compute=False,
+            )
+            got, _ = dask.compute(wanted, store, scheduler=scheduler, optimize_graph=False)
+        else:
+            assert codes_np is not None
+            got, codes_np[:, cols] = dask.compute(
+                wanted, codes, scheduler=scheduler, optimize_graph=False
+            )
+        pieces_list.extend(got)
+    if n_strips > 1:
+        log.info("computed in %d strips of up to %d chunk columns", n_strips, per)
     blocks = {bp.block: bp for bp in pieces_list}
     objects = merge_pieces(blocks, transform, params, scale, rgb_only=rgb_only)
     log.info("%d change objects passed the filters", len(objects))
