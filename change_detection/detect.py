@@ -193,6 +193,7 @@ def _process_block(
     shape = valid_b.shape
     valid = np.asarray(valid_b, bool) & np.asarray(valid_a, bool)
     layers: ChangeLayers
+    ground: np.ndarray | None = None
     if dsm_b is not None and dsm_a is not None:
         ground = upsample(coarse_b, scale.cell, shape)
         layers = classify_height_change(rgb_b, rgb_a, valid, dsm_b, dsm_a, ground, params, scale)
@@ -210,7 +211,10 @@ def _process_block(
         interior=layers.interior[rows, cols],
     )
     pieces = extract_pieces(core, block, origin[0], origin[1], min_pixels)
-    return _BlockResult(codes=np.ascontiguousarray(core.codes), pieces=pieces)
+    out = _BlockResult(codes=np.ascontiguousarray(core.codes), pieces=pieces)
+    del layers, core, ground, valid
+    _release_freed_memory()
+    return out
 
 
 def _ground_block(
@@ -482,35 +486,40 @@ def detect_changes(
     codes_np: np.ndarray | None = None
     if codes_sink is None:
         codes_np = np.empty(shape, np.uint8)
-    # Vertical strips of chunk columns, one compute each: what is held at once (a few rows
-    # of chunks) grows with the strip's width, not the raster's.
-    per = max(1, int(params.strip_px) // size)
-    n_strips = -(-nx // per)
-    per = -(-nx // n_strips)
+
+    # Square groups of chunks, one compute each: what dask holds at once grows with the chunks
+    # of a compute (it reads ahead), so groups keep peak memory flat on larger rasters.
+    def spans(n: int) -> list[tuple[int, int]]:
+        per = max(1, int(params.group_px) // size)
+        k = -(-n // per)
+        per = -(-n // k)
+        return [(a, min(n, a + per)) for a in range(0, n, per)]
+
+    groups = [(r, c) for r in spans(ny) for c in spans(nx)]
     pieces_list = []
-    for j0 in range(0, nx, per):
-        j1 = min(nx, j0 + per)
+    for (i0, i1), (j0, j1) in groups:
+        rows = slice(int(row_starts[i0]), int(row_starts[i1]))
         cols = slice(int(col_starts[j0]), int(col_starts[j1]))
-        codes = da.block([row[j0:j1] for row in codes_blocks])
-        keys = [(i, j) for i in range(ny) for j in range(j0, j1)]
-        wanted = [pieces_delayed[k] for k in keys]
+        codes = da.block([row[j0:j1] for row in codes_blocks[i0:i1]])
+        wanted = [pieces_delayed[(i, j)] for i in range(i0, i1) for j in range(j0, j1)]
         if codes_sink is not None:
             store = da.store(
                 codes,
                 codes_sink,
-                regions=(slice(0, shape[0]), cols),
+                regions=(rows, cols),
                 lock=sink_lock if sink_lock is not None else True,
                 compute=False,
             )
             got, _ = dask.compute(wanted, store, scheduler=scheduler, optimize_graph=False)
         else:
             assert codes_np is not None
-            got, codes_np[:, cols] = dask.compute(
+            got, codes_np[rows, cols] = dask.compute(
                 wanted, codes, scheduler=scheduler, optimize_graph=False
             )
         pieces_list.extend(got)
-    if n_strips > 1:
-        log.info("computed in %d strips of up to %d chunk columns", n_strips, per)
+        _release_freed_memory()
+    if len(groups) > 1:
+        log.info("computed in %d groups of chunks", len(groups))
     blocks = {bp.block: bp for bp in pieces_list}
     objects = merge_pieces(blocks, transform, params, scale, rgb_only=rgb_only)
     log.info("%d change objects passed the filters", len(objects))
@@ -538,6 +547,32 @@ def detect_changes(
         scale=scale,
         n_chunks=ny * nx,
     )
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim`` (None elsewhere)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return None if libc is None else libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def _release_freed_memory() -> None:
+    """Hand the heap's free pages back to the system between groups of chunks.
+
+    glibc keeps what numpy freed in its arenas (chunks are allocated and freed by several
+    threads), so without this the resident size creeps up group after group although what is
+    alive stays the same; dask.distributed trims its workers the same way.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _block_sums(

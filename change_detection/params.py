@@ -73,11 +73,11 @@ class DetectParams:
     chunk_px : int
         Side of the square processing chunks in pixels (rounded to a multiple of the ground
         cell; default 1024).
-    strip_px : int
-        Width of the vertical strips of chunks computed one after the other (default 8192):
-        a chunk's data lives until its neighbours are done, so memory grows with the width
-        computed at once; strips bound it for wider rasters, at the cost of reading the
-        chunks beside each seam between strips twice. Results do not depend on it.
+    group_px : int
+        Side of the square groups of chunks computed one after the other (default 8192 px,
+        8 x 8 chunks): what dask holds at once grows with the chunks it is given, so groups
+        keep peak memory flat for larger rasters, at the cost of reading the chunks around
+        each group twice. Results do not depend on it.
     coregister : bool
         Co-register the after epoch onto the before epoch before differencing (default True).
     """
@@ -101,7 +101,7 @@ class DetectParams:
     height_tolerance_m: float = 0.5
     simplify_m: float = 0.1
     chunk_px: int = 1024
-    strip_px: int = 8192
+    group_px: int = 8192
     coregister: bool = True
 
     def __post_init__(self) -> None:
@@ -138,9 +138,9 @@ class DetectParams:
             raise ChangeDetectionError(
                 f"DetectParams.chunk_px = {self.chunk_px}; use at least 64 pixels"
             )
-        if self.strip_px < self.chunk_px:
+        if self.group_px < self.chunk_px:
             raise ChangeDetectionError(
-                f"DetectParams.strip_px = {self.strip_px} is narrower than chunk_px = "
+                f"DetectParams.group_px = {self.group_px} is smaller than chunk_px = "
                 f"{self.chunk_px}; use at least one chunk"
             )
 

@@ -72,13 +72,13 @@ def test_planted_scene_kinds_areas_and_heights() -> None:
     assert got == [("new", 104.0, 6.0), ("raised", 150.0, 3.0), ("removed", 70.0, -5.0)]
 
 
-@pytest.mark.parametrize(("chunk", "strip"), [(128, 8192), (192, 8192), (128, 128), (128, 256)])
-def test_chunked_and_whole_array_runs_give_the_same_objects(chunk: int, strip: int) -> None:
-    """Chunked, and chunked in vertical strips of one or two chunk columns (objects that
-    straddle strips come out once), equal the whole-array run."""
+@pytest.mark.parametrize(("chunk", "group"), [(128, 8192), (192, 8192), (128, 128), (128, 256)])
+def test_chunked_and_whole_array_runs_give_the_same_objects(chunk: int, group: int) -> None:
+    """Chunked, and chunked in groups of one or two chunks a side computed one after the
+    other (objects that straddle groups come out once), equal the whole-array run."""
     b, a = _scene()
     whole = detect_changes(b, a, DetectParams(chunk_px=4096))
-    parts = detect_changes(b, a, DetectParams(chunk_px=chunk, strip_px=strip), scheduler="threads")
+    parts = detect_changes(b, a, DetectParams(chunk_px=chunk, group_px=group), scheduler="threads")
     assert whole.n_chunks == 1 and parts.n_chunks > 4
     assert len(whole.objects) == len(parts.objects) == 3
     for x, y in zip(whole.objects, parts.objects, strict=True):
@@ -123,7 +123,7 @@ def test_dask_backed_inputs_and_a_sink_stream_the_classes() -> None:
     lazy = [Epoch(e.rgb.chunk(200), e.valid.chunk(200), e.dsm.chunk(200)) for e in (b, a)]  # type: ignore[union-attr]
     sink = np.zeros((600, 600), np.uint8)
     res = detect_changes(
-        lazy[0], lazy[1], DetectParams(chunk_px=256, strip_px=256), codes_sink=sink
+        lazy[0], lazy[1], DetectParams(chunk_px=256, group_px=256), codes_sink=sink
     )
     assert res.codes is None and len(res.objects) == 3
     ref = detect_changes(b, a)
@@ -158,11 +158,11 @@ def test_grids_must_match() -> None:
         detect_changes(b, Epoch(a.rgb, a.valid))
 
 
-def test_rgb_only_in_strips_equals_the_whole_array() -> None:
+def test_rgb_only_in_groups_equals_the_whole_array() -> None:
     b, a = _scene()
     rb, ra = Epoch(b.rgb, b.valid), Epoch(a.rgb, a.valid)
     whole = detect_changes(rb, ra, DetectParams(chunk_px=4096))
-    parts = detect_changes(rb, ra, DetectParams(chunk_px=128, strip_px=256), scheduler="threads")
+    parts = detect_changes(rb, ra, DetectParams(chunk_px=128, group_px=256), scheduler="threads")
     assert parts.n_chunks > 4 and len(whole.objects) == len(parts.objects) >= 1
     for x, y in zip(whole.objects, parts.objects, strict=True):
         assert x.geometry.equals_exact(y.geometry, 0.0) and x.kind == y.kind
