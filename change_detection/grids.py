@@ -25,6 +25,7 @@ memory stays bounded by the chunk size.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -407,6 +408,7 @@ def _warp_dataarray(
 def _warp_lazy(result: CoregResult, arr: Any, order: int, like: xr.DataArray, block_px: int) -> Any:
     import dask
     import dask.array as dsa
+    from dask.base import tokenize
 
     H, W = result.shape
     if like.chunks is not None:
@@ -425,10 +427,14 @@ def _warp_lazy(result: CoregResult, arr: Any, order: int, like: xr.DataArray, bl
         else in_dtype
     )
     halo = 2 + (order + 1) // 2 + (4 if order > 1 else 0)
-    rows_blocks = []
+    # The model is bound once and every block named: dask would otherwise walk and hash the
+    # result (its tie-point table) for each block (2 s of graph building at 8192 px).
+    warp_block = dask.delayed(functools.partial(_warp_block, result), pure=True)
+    name = f"warp-{tokenize(arr.name, result.to_dict(), order, ych, xch)}"
+    rows_blocks: list[list[Any]] = []
     r0 = 0
     for h in ych:
-        row_blocks = []
+        row_blocks: list[Any] = []
         c0 = 0
         for w in xch:
             rr = np.unique(np.r_[np.arange(r0, r0 + h, 32), r0 + h - 1]).astype(np.float64)
@@ -441,7 +447,13 @@ def _warp_lazy(result: CoregResult, arr: Any, order: int, like: xr.DataArray, bl
             if y1 <= y0 or x1 <= x0:
                 y0, y1, x0, x1 = 0, 1, 0, 1  # outside: any pixel, every sample falls outside
             src = arr[..., y0:y1, x0:x1]
-            blk = dask.delayed(_warp_block)(result, src, (y0, x0), (r0, c0, h, w), order)
+            blk = warp_block(
+                src,
+                (y0, x0),
+                (r0, c0, h, w),
+                order,
+                dask_key_name=(name, len(rows_blocks), len(row_blocks)),
+            )
             row_blocks.append(dsa.from_delayed(blk, shape=(*lead, h, w), dtype=out_dtype))
             c0 += w
         rows_blocks.append(row_blocks)
