@@ -15,10 +15,13 @@ then extended by a halo (``dask.array.overlap.overlap``, the halo exchange of
 :mod:`change_detection.change`, classified, trimmed back to its core, and its regions are
 labelled into pieces (:mod:`change_detection.objects`). Pieces that touch across chunk seams
 are joined, so an object straddling chunks comes out exactly once, and a chunked run returns
-the same objects as a whole-array run. A chunk's data lives until its neighbours' blocks are
-done, so peak memory is a few rows of chunks: it grows with the raster's width, not its area
-(about 330 MB of chunk data at 8192 px wide). ``scheduler`` may be a
-``dask.distributed.Client``.
+the same objects as a whole-array run. Dask reads ahead and a chunk's data lives until its
+neighbours' blocks are done, so the chunk grid is computed in square groups
+(``DetectParams.group_px``, 8 x 8 chunks by default) one after the other, each reading the
+ring of chunks around it for its halos; after each block the heap's free pages go back to
+the system (glibc keeps what worker threads freed otherwise). Peak memory is then bounded by
+a group, not the raster (measured: 0.86 GB at 8192 px, 1.42 GB at 16384 px, inputs with
+DSMs). ``scheduler`` may be a ``dask.distributed.Client``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import threading
+import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -213,7 +218,7 @@ def _process_block(
     pieces = extract_pieces(core, block, origin[0], origin[1], min_pixels)
     out = _BlockResult(codes=np.ascontiguousarray(core.codes), pieces=pieces)
     del layers, core, ground, valid
-    _release_freed_memory()
+    _release_freed_memory(min_interval_s=1.0)
     return out
 
 
@@ -563,16 +568,28 @@ def _malloc_trim() -> Any:
         return None
 
 
-def _release_freed_memory() -> None:
-    """Hand the heap's free pages back to the system between groups of chunks.
+_TRIM_LOCK = threading.Lock()
+_LAST_TRIM = [0.0]
+
+
+def _release_freed_memory(min_interval_s: float = 0.0) -> None:
+    """Hand the heap's free pages back to the system (glibc ``malloc_trim``).
 
     glibc keeps what numpy freed in its arenas (chunks are allocated and freed by several
-    threads), so without this the resident size creeps up group after group although what is
-    alive stays the same; dask.distributed trims its workers the same way.
+    threads), so without this the resident size creeps up although what is alive stays the
+    same; dask.distributed trims its workers the same way. A trim walks the heap (tens of
+    milliseconds), so blocks trim at most once every ``min_interval_s`` seconds (measured at
+    8192 px: every block cost 10 % of the detection time for 20 % less peak memory).
     """
     trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+    if trim is None:
+        return
+    now = time.monotonic()
+    with _TRIM_LOCK:
+        if now - _LAST_TRIM[0] < min_interval_s:
+            return
+        _LAST_TRIM[0] = now
+    trim(0)
 
 
 def _block_sums(
