@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,11 +95,64 @@ class AlignedEpoch:
     reference_crs: Any = field(default=None, repr=False)
     reference_transform: Affine = field(default=Affine.identity(), repr=False)
     grid_snap_px: tuple[float, float] = (0.0, 0.0)
+    #: (rgb, valid, dsm) of the target on the reference grid before the warp, and the warp's
+    #: interpolation order: what :meth:`strips` resamples from.
+    sources: tuple[Any, Any, Any] | None = field(default=None, repr=False, compare=False)
+    order: int = 1
 
     @property
     def warnings(self) -> tuple[str, ...]:
         """Warnings of the estimate and of the grid and DSM handling."""
         return tuple(self.result.warnings) + tuple(self.extra_warnings)
+
+    def strips(
+        self, rows_per_strip: int = 1024
+    ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray | None]]:
+        """The aligned epoch as numpy strips ``(row0, row1, rgb, valid, dsm)``, top to bottom.
+
+        The same values as computing ``rgb``, ``valid`` and ``dsm`` window by window, but
+        each chunk row of the lazy sources is decoded once (slicing the lazy warp strip by
+        strip decodes the chunk rows a strip shares with the next twice, and its graph is
+        walked again for every strip). Memory: a strip plus the source rows it needs.
+        """
+        rows, cols = self.result.shape
+        if self.sources is None:
+            for r0 in range(0, rows, rows_per_strip):
+                r1 = min(rows, r0 + rows_per_strip)
+                parts = [self.rgb.data[:, r0:r1], self.valid.data[r0:r1]]
+                if self.dsm is not None:
+                    parts.append(self.dsm.data[r0:r1])
+                import dask
+
+                got = [np.asarray(v) for v in dask.compute(*parts)]
+                yield r0, r1, got[0], got[1].astype(bool), got[2] if len(got) > 2 else None
+            return
+        src_rgb, src_valid, src_dsm = self.sources
+        arrays = [a for a in (src_rgb, src_valid, src_dsm) if a is not None]
+        cache = _RowCache(arrays)
+        result = self.result
+        order = self.order
+        halo = 2 + (order + 1) // 2 + (4 if order > 1 else 0)
+        src_h = arrays[0].shape[-2]
+        for r0 in range(0, rows, rows_per_strip):
+            r1 = min(rows, r0 + rows_per_strip)
+            rr = np.unique(np.r_[np.arange(r0, r1, 32), r1 - 1]).astype(np.float64)
+            cc = np.unique(np.r_[np.arange(0, cols, 32), cols - 1]).astype(np.float64)
+            sr, _ = result.source_coordinates(rr[:, None], cc[None, :])
+            y0 = max(0, math.floor(float(np.min(sr))) - halo)
+            y1 = min(src_h, math.ceil(float(np.max(sr))) + halo + 1)
+            if y1 <= y0:
+                y0, y1 = 0, 1  # outside: any row, every sample falls outside
+            windows = cache.get(y0, y1)
+            strip = (y0, r0, r1)
+            rgb = _warp_rows(result, windows[0], order, strip)
+            valid = _warp_rows(result, windows[1].astype(bool, copy=False), 1, strip)
+            dsm = None
+            if src_dsm is not None:
+                dsm = _warp_rows(result, windows[2].astype(np.float32, copy=False), 1, strip)
+                if self.vertical_offset_m is not None:
+                    dsm = (dsm - np.float32(self.vertical_offset_m)).astype(np.float32)
+            yield r0, r1, rgb, valid, dsm
 
     def report(self) -> dict[str, Any]:
         """The co-registration report (the content of ``R.json``), JSON-serialisable.
@@ -375,6 +429,68 @@ def _translate_onto(
         warped, dims=target.dims, coords=coords, name=target.name, attrs=dict(target.attrs)
     )
     return out.rio.write_crs(r_crs).rio.write_transform(r_t)
+
+
+def _warp_rows(
+    result: CoregResult, src: np.ndarray, order: int, strip: tuple[int, int, int]
+) -> np.ndarray:
+    """Output rows ``r0:r1`` (all columns) from ``src``, the source rows from ``y0`` on."""
+    y0, r0, r1 = strip
+    shift = result.pull_offset
+
+    def coords(r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a, b = result.source_coordinates(r, c)
+        return a - y0, b
+
+    return warp_array(
+        coords,
+        src,
+        order,
+        None,
+        result.shape,
+        block_px=1024,
+        window=(r0, 0, r1 - r0, result.shape[1]),
+        translation=None if shift is None else (shift[0] - y0, shift[1]),
+    )
+
+
+class _RowCache:
+    """Rows of lazy arrays (..., rows, cols) read by whole chunk rows, each decoded once while
+    the windows asked for move down; the chunk rows above the last window are dropped."""
+
+    def __init__(self, arrays: list[Any]) -> None:
+        self.arrays = [a.data if isinstance(a, xr.DataArray) else a for a in arrays]
+        self.bounds = []
+        for a in self.arrays:
+            chunks = a.chunks[-2] if getattr(a, "chunks", None) is not None else (a.shape[-2],)
+            self.bounds.append(np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64))
+        self.rows: list[dict[int, np.ndarray]] = [{} for _ in self.arrays]
+
+    def get(self, y0: int, y1: int) -> list[np.ndarray]:
+        import dask
+
+        wanted = []
+        for i, b in enumerate(self.bounds):
+            k0 = int(np.searchsorted(b, y0, "right")) - 1
+            k1 = int(np.searchsorted(b, y1 - 1, "right")) - 1
+            for k in [k for k in self.rows[i] if k < k0]:
+                del self.rows[i][k]
+            wanted.append((k0, k1))
+        todo = [
+            (i, k)
+            for i, (k0, k1) in enumerate(wanted)
+            for k in range(k0, k1 + 1)
+            if k not in self.rows[i]
+        ]
+        parts = [self.arrays[i][..., self.bounds[i][k] : self.bounds[i][k + 1], :] for i, k in todo]
+        for (i, k), v in zip(todo, dask.compute(*parts), strict=True):
+            self.rows[i][k] = np.asarray(v)
+        out = []
+        for i, (k0, k1) in enumerate(wanted):
+            band = np.concatenate([self.rows[i][k] for k in range(k0, k1 + 1)], axis=-2)
+            start = int(self.bounds[i][k0])
+            out.append(band[..., y0 - start : y1 - start, :])
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -657,4 +773,8 @@ def align_epoch(
         reference_crs=r_crs,
         reference_transform=r_t,
         grid_snap_px=snap if snap is not None else (0.0, 0.0),
+        sources=(tgt.data, tval.data, None if target_dsm is None else tdsm.data)
+        if hasattr(tgt.data, "dask")
+        else None,
+        order=order,
     )

@@ -61,8 +61,8 @@ REGISTERED_DSM_NAME = "after_registered_dsm.tif"
 #: The role the derived products carry in provenance records and evidence manifests.
 DERIVED_ROLE = "derived: co-registered after epoch"
 
-#: Dask-backed epochs are written in full-width strips of about this many pixels squared.
-_WINDOW_PX = 2048
+#: Dask-backed epochs are written in full-width strips of this many rows.
+_STRIP_ROWS = 512
 
 _MODEL_KEYS = (
     "model",
@@ -228,29 +228,6 @@ def _profile(aligned: AlignedEpoch, count: int, dtype: str) -> dict[str, Any]:
     return profile
 
 
-def _strips(aligned: AlignedEpoch, rows: int, cols: int) -> list[tuple[int, int]]:
-    """Full-width row strips of about ``_WINDOW_PX**2`` pixels, cut at chunk-row boundaries.
-
-    Full width: a window of the warp reads the source chunks around it, and the chunks on its
-    left and right edges would be read again by the next window; strips share only the chunk
-    rows above and below.
-    """
-    chunks = aligned.rgb.chunks
-    if chunks is None:
-        return [(0, rows)]
-    per = max(1, _WINDOW_PX * _WINDOW_PX // max(cols, 1))
-    out: list[tuple[int, int]] = []
-    r0 = r = 0
-    for h in chunks[-2]:
-        r += h
-        if r - r0 >= per:
-            out.append((r0, r))
-            r0 = r
-    if r0 < rows:
-        out.append((r0, rows))
-    return out
-
-
 def _write_rasters(
     aligned: AlignedEpoch,
     ortho: Path,
@@ -260,16 +237,14 @@ def _write_rasters(
 ) -> None:
     """Write the orthophoto (+ mask) and the DSM in one pass over full-width strips.
 
-    Lazy (dask) epochs: strip k + 1 is computed while strip k is written, and GDAL compresses
-    the tiles of a strip on every core (``NUM_THREADS``).
+    Lazy (dask) epochs: :meth:`AlignedEpoch.strips` resamples each strip from the source rows
+    (each chunk row decoded once); strip k + 1 is computed while strip k is written, and GDAL
+    compresses the tiles of a strip on every core (``NUM_THREADS``).
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    import dask
-
     rows, cols = aligned.result.shape
     lazy = any(a is not None and a.chunks is not None for a in (aligned.rgb, aligned.dsm))
-    strips = _strips(aligned, rows, cols) if lazy else [(0, rows)]
     with ExitStack() as stack:
         stack.enter_context(rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, GDAL_NUM_THREADS="ALL_CPUS"))
         tmp_o = stack.enter_context(atomic_path(ortho))
@@ -281,12 +256,6 @@ def _write_rasters(
                 rasterio.open(tmp_d, "w", **_profile(aligned, 1, "float32"))
             )
 
-        def compute(r0: int, r1: int) -> list[Any]:
-            parts: list[Any] = [aligned.rgb.data[:, r0:r1], aligned.valid.data[r0:r1]]
-            if dst_d is not None and aligned.dsm is not None:
-                parts.append(aligned.dsm.data[r0:r1])
-            return list(dask.compute(*parts)) if lazy else parts
-
         def write(r0: int, r1: int, values: list[Any]) -> None:
             win = rasterio.windows.Window(0, r0, cols, r1 - r0)
             dst_o.write(np.asarray(values[0], dtype=np.uint8), window=win)
@@ -295,15 +264,20 @@ def _write_rasters(
             if dst_d is not None:
                 dst_d.write(np.asarray(values[2], dtype=np.float32), 1, window=win)
 
-        with ThreadPoolExecutor(1) as writer:
-            pending = None
-            for r0, r1 in strips:
-                values = compute(r0, r1)
+        if not lazy:
+            parts = [aligned.rgb.data, aligned.valid.data]
+            if dst_d is not None and aligned.dsm is not None:
+                parts.append(aligned.dsm.data)
+            write(0, rows, parts)
+        else:
+            with ThreadPoolExecutor(1) as writer:
+                pending = None
+                for r0, r1, rgb, valid, dsm_rows in aligned.strips(_STRIP_ROWS):
+                    if pending is not None:
+                        pending.result()
+                    pending = writer.submit(write, r0, r1, [rgb, valid, dsm_rows])
                 if pending is not None:
                     pending.result()
-                pending = writer.submit(write, r0, r1, values)
-            if pending is not None:
-                pending.result()
         dst_o.update_tags(**ortho_tags)
         if dst_d is not None:
             dst_d.update_tags(**dsm_tags)

@@ -175,3 +175,44 @@ def test_raster_without_crs_is_an_error(pair: dict[str, xr.DataArray]) -> None:
     bare = _da(pair["tgt"].values, crs=None)
     with pytest.raises(GridMismatchError, match="no CRS"):
         align_epoch(pair["ref"], bare, pair["valid"])
+
+
+@pytest.mark.parametrize("model", ["translation", "affine"])
+def test_strips_equal_the_lazy_warp(pair: dict[str, xr.DataArray], model: str) -> None:
+    """AlignedEpoch.strips (each source chunk row read once) gives the lazy warp's values."""
+    from dataclasses import replace
+
+    from change_detection.coregistration import _Mapping
+    from change_detection.grids import _warp_dataarray
+
+    ch = {"y": 96, "x": 128}
+    a = align_epoch(
+        pair["ref"].chunk(ch),
+        pair["tgt"].chunk(ch),
+        pair["valid"].chunk(ch),
+        pair["tgt_dsm"].chunk(ch),
+        pair["ref_dsm"].chunk(ch),
+    )
+    assert a.sources is not None and a.dsm is not None
+    if model == "affine":
+        rot = np.deg2rad(0.4)
+        m = np.array([[np.cos(rot), -np.sin(rot), 3.2], [np.sin(rot), np.cos(rot), -1.7]])
+        result = replace(a.result, mapping=_Mapping("affine", m))
+        assert result.pull_offset is None
+        src_rgb, src_valid, src_dsm = a.sources
+        ref = pair["ref"].chunk(ch)
+        a = replace(
+            a,
+            result=result,
+            rgb=_warp_dataarray(result, a.rgb.copy(data=src_rgb), ref, 1, 128),
+            valid=_warp_dataarray(result, a.valid.copy(data=src_valid), ref, 1, 128),
+            dsm=_warp_dataarray(result, a.dsm.copy(data=src_dsm), ref, 1, 128)
+            - np.float32(a.vertical_offset_m),
+        )
+    assert a.dsm is not None
+    got = list(a.strips(rows_per_strip=70))
+    assert [r0 for r0, *_ in got] == list(range(0, SHAPE[0], 70))
+    np.testing.assert_array_equal(np.concatenate([g[2] for g in got], axis=1), a.rgb.values)
+    np.testing.assert_array_equal(np.concatenate([g[3] for g in got]), a.valid.values)
+    dsm = np.concatenate([g[4] for g in got if g[4] is not None])
+    np.testing.assert_allclose(dsm, a.dsm.values, atol=1e-5, equal_nan=True)
