@@ -910,10 +910,78 @@ def _compute(*parts: Any) -> list[np.ndarray]:
     return [None if p is None else np.asarray(p) for p in out]  # type: ignore[misc]
 
 
+def _block_sums_of(raw: np.ndarray, vraw: np.ndarray | None, f: int) -> np.ndarray:
+    """(2, rows // f, cols // f) float64: sum of the band-mean grey and count of valid pixels
+    of each f x f block (8-bit bands in integer arithmetic, exact)."""
+    raw = raw.reshape((-1, *raw.shape[-2:]))
+    h, w = (raw.shape[-2] // f) * f, (raw.shape[-1] // f) * f
+    raw = raw[:, :h, :w]
+    bands = raw.shape[0]
+    if np.issubdtype(raw.dtype, np.integer) and raw.dtype.itemsize == 1:
+        s = raw.sum(axis=0, dtype=np.uint16) if bands > 1 else raw[0].astype(np.uint16)
+        if vraw is None:
+            n = np.full((h // f, w // f), f * f, np.float64)
+        else:
+            v = np.asarray(vraw, dtype=bool)[:h, :w]
+            s *= v
+            n = _block_sum(v.astype(np.uint32), f).astype(np.float64)
+        total = _block_sum(s.astype(np.uint32), f).astype(np.float64) / bands
+        return np.stack([total, n])
+    g = raw.astype(np.float32).mean(axis=0) if bands > 1 else raw[0].astype(np.float32)
+    v = np.isfinite(g)
+    if vraw is not None:
+        v &= np.asarray(vraw, dtype=bool)[:h, :w]
+    g = np.where(v, g, np.float32(0))
+    return np.stack(
+        [_block_sum(g, f).astype(np.float64), _block_sum(v.astype(np.uint32), f).astype(np.float64)]
+    )
+
+
+def _block_mean_lazy(arr: Any, valid: Any, f: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`_block_mean` of dask arrays chunk by chunk on dask's threads (every chunk a
+    multiple of ``f`` but the last), or None when they are not chunked so."""
+    import dask.array as dsa
+
+    if not hasattr(arr, "dask") or (valid is not None and not hasattr(valid, "dask")):
+        return None
+    rows, cols = arr.chunks[-2], arr.chunks[-1]
+    if any(c % f for c in rows[:-1]) or any(c % f for c in cols[:-1]):
+        return None
+    H, W = arr.shape[-2], arr.shape[-1]
+    hc, wc = H // f, W // f
+    a = arr[..., : hc * f, : wc * f]
+    if a.ndim == 2:
+        a = a[None]
+    a = a.rechunk({0: -1})
+    out_rows = tuple(c // f for c in a.chunks[-2])
+    out_cols = tuple(c // f for c in a.chunks[-1])
+    parts = [a]
+    if valid is not None:
+        parts.append(valid[: hc * f, : wc * f].rechunk(a.chunks[-2:]))
+
+    def one(*blocks: np.ndarray) -> np.ndarray:
+        return _block_sums_of(blocks[0], blocks[1] if len(blocks) > 1 else None, f)
+
+    sums = dsa.map_blocks(
+        one,
+        *parts,
+        chunks=((2,), out_rows, out_cols),
+        dtype=np.float64,
+        meta=np.zeros((0, 0, 0)),
+    )
+    total, n = np.asarray(sums.compute())
+    grey = (total / np.maximum(n, 1)).astype(np.float32)
+    return grey, (n / float(f * f)).astype(np.float32)
+
+
 def _block_mean(
     arr: _Sliceable, valid: _Sliceable | None, f: int, strip_rows: int = 2048
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Block-averaged grey image and valid fraction, read strip by strip."""
+    """Block-averaged grey image and valid fraction, read strip by strip (dask arrays: chunk
+    by chunk on dask's threads)."""
+    lazy = _block_mean_lazy(arr, valid, f)
+    if lazy is not None:
+        return lazy
     H, W = arr.shape[-2], arr.shape[-1]
     hc, wc = H // f, W // f
     grey = np.zeros((hc, wc), np.float32)

@@ -288,3 +288,26 @@ def test_translation_fast_path_equals_map_coordinates(shift: tuple[float, float]
         else:
             diff = np.abs(fast.astype(int) - slow.astype(int))
             assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+
+
+@pytest.mark.parametrize(("f", "chunk"), [(8, 64), (7, 64), (4, 50)])
+def test_block_means_of_dask_arrays_equal_the_strip_by_strip_ones(f: int, chunk: int) -> None:
+    """Chunk by chunk on dask's threads where the chunks are multiples of f, strips else."""
+    import dask.array as dsa
+
+    from change_detection.coregistration import _block_mean
+
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (3, 300, 250)).astype(np.uint8)
+    valid = rng.random((300, 250)) > 0.1
+    dem = np.where(valid, rng.normal(size=(300, 250)), np.nan).astype(np.float32)
+    for arr, v in ((rgb, valid), (dem, None), (rgb, None)):
+        eager = _block_mean(arr, v, f)
+        lazy = _block_mean(
+            dsa.from_array(arr, chunks=(-1, chunk, chunk) if arr.ndim == 3 else chunk),
+            None if v is None else dsa.from_array(v, chunks=chunk),
+            f,
+        )
+        for e, la in zip(eager, lazy, strict=True):
+            assert e.shape == la.shape == (300 // f, 250 // f)
+            np.testing.assert_allclose(la, e, rtol=1e-6, atol=1e-4)
