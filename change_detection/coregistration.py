@@ -938,20 +938,22 @@ def _block_sums_of(raw: np.ndarray, vraw: np.ndarray | None, f: int) -> np.ndarr
 
 
 def _block_mean_lazy(arr: Any, valid: Any, f: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """:func:`_block_mean` of dask arrays chunk by chunk on dask's threads (every chunk a
-    multiple of ``f`` but the last), or None when they are not chunked so."""
+    """:func:`_block_mean` of dask arrays chunk by chunk on dask's threads (rechunked to
+    multiples of ``f`` where they are not), or None for other arrays."""
     import dask.array as dsa
 
     if not hasattr(arr, "dask") or (valid is not None and not hasattr(valid, "dask")):
-        return None
-    rows, cols = arr.chunks[-2], arr.chunks[-1]
-    if any(c % f for c in rows[:-1]) or any(c % f for c in cols[:-1]):
         return None
     H, W = arr.shape[-2], arr.shape[-1]
     hc, wc = H // f, W // f
     a = arr[..., : hc * f, : wc * f]
     if a.ndim == 2:
         a = a[None]
+    rows, cols = a.chunks[-2], a.chunks[-1]
+    if any(c % f for c in rows[:-1]) or any(c % f for c in cols[:-1]):
+        # a grid snapped by a few pixels starts with a short chunk: cut at multiples of f
+        size = max(f, (max(*rows, *cols) // f) * f)
+        a = a.rechunk({1: size, 2: size})
     a = a.rechunk({0: -1})
     out_rows = tuple(c // f for c in a.chunks[-2])
     out_cols = tuple(c // f for c in a.chunks[-1])
