@@ -487,9 +487,13 @@ class _RowCache:
             self.rows[i][k] = np.asarray(v)
         out = []
         for i, (k0, k1) in enumerate(wanted):
-            band = np.concatenate([self.rows[i][k] for k in range(k0, k1 + 1)], axis=-2)
-            start = int(self.bounds[i][k0])
-            out.append(band[..., y0 - start : y1 - start, :])
+            b = self.bounds[i]
+            # only the rows asked for are copied (a view within one chunk row)
+            pieces = [
+                self.rows[i][k][..., max(y0 - b[k], 0) : min(y1, b[k + 1]) - b[k], :]
+                for k in range(k0, k1 + 1)
+            ]
+            out.append(pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=-2))
         return out
 
 
