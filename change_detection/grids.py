@@ -115,6 +115,8 @@ class AlignedEpoch:
         strip decodes the chunk rows a strip shares with the next twice, and its graph is
         walked again for every strip). Memory: a strip plus the source rows it needs.
         """
+        import dask
+
         rows, cols = self.result.shape
         if self.sources is None:
             for r0 in range(0, rows, rows_per_strip):
@@ -122,8 +124,6 @@ class AlignedEpoch:
                 parts = [self.rgb.data[:, r0:r1], self.valid.data[r0:r1]]
                 if self.dsm is not None:
                     parts.append(self.dsm.data[r0:r1])
-                import dask
-
                 got = [np.asarray(v) for v in dask.compute(*parts)]
                 yield r0, r1, got[0], got[1].astype(bool), got[2] if len(got) > 2 else None
             return
@@ -131,25 +131,21 @@ class AlignedEpoch:
         arrays = [a for a in (src_rgb, src_valid, src_dsm) if a is not None]
         cache = _RowCache(arrays)
         result = self.result
-        order = self.order
-        halo = 2 + (order + 1) // 2 + (4 if order > 1 else 0)
-        src_h = arrays[0].shape[-2]
+        src_shape = (arrays[0].shape[-2], arrays[0].shape[-1])
         for r0 in range(0, rows, rows_per_strip):
             r1 = min(rows, r0 + rows_per_strip)
-            rr = np.unique(np.r_[np.arange(r0, r1, 32), r1 - 1]).astype(np.float64)
-            cc = np.unique(np.r_[np.arange(0, cols, 32), cols - 1]).astype(np.float64)
-            sr, _ = result.source_coordinates(rr[:, None], cc[None, :])
-            y0 = max(0, math.floor(float(np.min(sr))) - halo)
-            y1 = min(src_h, math.ceil(float(np.max(sr))) + halo + 1)
-            if y1 <= y0:
-                y0, y1 = 0, 1  # outside: any row, every sample falls outside
+            window = (r0, 0, r1 - r0, cols)
+            # full source rows: the cache holds whole rows, and columns cost nothing to keep
+            y0, y1, _, _ = _source_window(result, window, self.order, src_shape)
             windows = cache.get(y0, y1)
-            strip = (y0, r0, r1)
-            rgb = _warp_rows(result, windows[0], order, strip)
-            valid = _warp_rows(result, windows[1].astype(bool, copy=False), 1, strip)
+            origin = (y0, 0)
+            rgb = _warp_block(result, windows[0], origin, window, self.order, 1024)
+            mask = windows[1].astype(bool, copy=False)
+            valid = _warp_block(result, mask, origin, window, 1, 1024)
             dsm = None
             if src_dsm is not None:
-                dsm = _warp_rows(result, windows[2].astype(np.float32, copy=False), 1, strip)
+                dem = windows[2].astype(np.float32, copy=False)
+                dsm = _warp_block(result, dem, origin, window, 1, 1024)
                 if self.vertical_offset_m is not None:
                     dsm = (dsm - np.float32(self.vertical_offset_m)).astype(np.float32)
             yield r0, r1, rgb, valid, dsm
@@ -355,13 +351,7 @@ def onto_reference_grid(
                 data = dsa.pad(data, widths, mode="constant", constant_values=fill)
             else:
                 data = np.pad(np.asarray(data), widths, mode="constant", constant_values=fill)
-        coords = {"y": reference["y"].values, "x": reference["x"].values}
-        for d in target.dims[:-2]:
-            coords[str(d)] = target[d].values
-        out = xr.DataArray(
-            data, dims=target.dims, coords=coords, name=target.name, attrs=dict(target.attrs)
-        )
-        return out.rio.write_crs(r_crs).rio.write_transform(r_t)
+        return _on_grid_of(data, target, reference)
     exact = _grid_offset(r_t, t_t) if same_crs else None
     if exact is not None and _default_fill(target.dtype, fill):
         # same CRS and pixel size, offset by a fraction of a pixel: a translation, resampled
@@ -400,7 +390,7 @@ def _translate_onto(
 ) -> xr.DataArray:
     """Bilinear resampling of ``target`` onto the grid of ``reference`` when the grids differ
     by ``offset`` (row, col of the reference origin in the target grid) only; lazy for dask."""
-    r_crs, r_t, r_shape = _grid_of(reference)
+    r_shape = _grid_of(reference)[2]
     row_off, col_off = offset
     result = CoregResult(
         shift_x_px=-col_off,
@@ -422,36 +412,20 @@ def _translate_onto(
         warped: Any = _warp_lazy(result, arr, 1, reference, 1024)
     else:
         warped = result.warp(np.asarray(arr), order=1)
+    return _on_grid_of(warped, target, reference)
+
+
+def _on_grid_of(data: Any, target: xr.DataArray, reference: xr.DataArray) -> xr.DataArray:
+    """``data`` (the target's values on the reference grid) as a DataArray with the target's
+    dims, name and attributes and the reference's coordinates, CRS and transform."""
+    r_crs, r_t, _ = _grid_of(reference)
     coords = {"y": reference["y"].values, "x": reference["x"].values}
     for d in target.dims[:-2]:
         coords[str(d)] = target[d].values
     out = xr.DataArray(
-        warped, dims=target.dims, coords=coords, name=target.name, attrs=dict(target.attrs)
+        data, dims=target.dims, coords=coords, name=target.name, attrs=dict(target.attrs)
     )
     return out.rio.write_crs(r_crs).rio.write_transform(r_t)
-
-
-def _warp_rows(
-    result: CoregResult, src: np.ndarray, order: int, strip: tuple[int, int, int]
-) -> np.ndarray:
-    """Output rows ``r0:r1`` (all columns) from ``src``, the source rows from ``y0`` on."""
-    y0, r0, r1 = strip
-    shift = result.pull_offset
-
-    def coords(r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        a, b = result.source_coordinates(r, c)
-        return a - y0, b
-
-    return warp_array(
-        coords,
-        src,
-        order,
-        None,
-        result.shape,
-        block_px=1024,
-        window=(r0, 0, r1 - r0, result.shape[1]),
-        translation=None if shift is None else (shift[0] - y0, shift[1]),
-    )
 
 
 class _RowCache:
@@ -546,7 +520,6 @@ def _warp_lazy(result: CoregResult, arr: Any, order: int, like: xr.DataArray, bl
         if in_dtype.itemsize <= 4
         else in_dtype
     )
-    halo = 2 + (order + 1) // 2 + (4 if order > 1 else 0)
     # The model is bound once and every block named: dask would otherwise walk and hash the
     # result (its tie-point table) for each block (2 s of graph building at 8192 px).
     warp_block = dask.delayed(functools.partial(_warp_block, result), pure=True)
@@ -557,15 +530,7 @@ def _warp_lazy(result: CoregResult, arr: Any, order: int, like: xr.DataArray, bl
         row_blocks: list[Any] = []
         c0 = 0
         for w in xch:
-            rr = np.unique(np.r_[np.arange(r0, r0 + h, 32), r0 + h - 1]).astype(np.float64)
-            cc = np.unique(np.r_[np.arange(c0, c0 + w, 32), c0 + w - 1]).astype(np.float64)
-            sr, sc = result.source_coordinates(rr[:, None], cc[None, :])
-            y0 = max(0, math.floor(float(np.min(sr))) - halo)
-            y1 = min(src_h, math.ceil(float(np.max(sr))) + halo + 1)
-            x0 = max(0, math.floor(float(np.min(sc))) - halo)
-            x1 = min(src_w, math.ceil(float(np.max(sc))) + halo + 1)
-            if y1 <= y0 or x1 <= x0:
-                y0, y1, x0, x1 = 0, 1, 0, 1  # outside: any pixel, every sample falls outside
+            y0, y1, x0, x1 = _source_window(result, (r0, c0, h, w), order, (src_h, src_w))
             src = arr[..., y0:y1, x0:x1]
             blk = warp_block(
                 src,
@@ -581,13 +546,38 @@ def _warp_lazy(result: CoregResult, arr: Any, order: int, like: xr.DataArray, bl
     return dsa.block(rows_blocks)
 
 
+def _source_window(
+    result: CoregResult,
+    window: tuple[int, int, int, int],
+    order: int,
+    src_shape: tuple[int, int],
+) -> tuple[int, int, int, int]:
+    """Source rows and columns ``(y0, y1, x0, x1)`` that output ``window`` (row0, col0, rows,
+    cols) samples at interpolation ``order``, with a halo; one pixel when it falls outside."""
+    r0, c0, h, w = window
+    halo = 2 + (order + 1) // 2 + (4 if order > 1 else 0)
+    rr = np.unique(np.r_[np.arange(r0, r0 + h, 32), r0 + h - 1]).astype(np.float64)
+    cc = np.unique(np.r_[np.arange(c0, c0 + w, 32), c0 + w - 1]).astype(np.float64)
+    sr, sc = result.source_coordinates(rr[:, None], cc[None, :])
+    y0 = max(0, math.floor(float(np.min(sr))) - halo)
+    y1 = min(src_shape[0], math.ceil(float(np.max(sr))) + halo + 1)
+    x0 = max(0, math.floor(float(np.min(sc))) - halo)
+    x1 = min(src_shape[1], math.ceil(float(np.max(sc))) + halo + 1)
+    if y1 <= y0 or x1 <= x0:
+        return 0, 1, 0, 1  # outside: any pixel, every sample falls outside
+    return y0, y1, x0, x1
+
+
 def _warp_block(
     result: CoregResult,
     src: np.ndarray,
     origin: tuple[int, int],
     window: tuple[int, int, int, int],
     order: int,
+    block_px: int | None = None,
 ) -> np.ndarray:
+    """Output ``window`` (row0, col0, rows, cols) from ``src``, the source from ``origin``
+    (row, col) on, computed ``block_px`` at a time (default: the window at once)."""
     oy, ox = origin
     src = np.asarray(src)
 
@@ -602,7 +592,7 @@ def _warp_block(
         order,
         None,
         result.shape,
-        block_px=window[2] + window[3],
+        block_px=block_px or window[2] + window[3],
         window=window,
         translation=None if shift is None else (shift[0] - oy, shift[1] - ox),
     )
