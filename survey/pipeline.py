@@ -541,26 +541,18 @@ def run_detect(
     }
     clock.lap("write")
     derived: dict[str, dict[str, Any]] = {}
-    if registered is not None:
-        outputs[registered.ortho.name] = registered.ortho
-        derived[registered.ortho.name] = derivation_record(
-            "after_ortho",
-            paths["after_ortho"],
-            hashes["after_ortho"],
-            hashes["before_ortho"],
-            coreg_report,
-            coreg_json.name,
+    products = (
+        ()
+        if registered is None
+        else (("after_ortho", registered.ortho), ("after_dsm", registered.dsm))
+    )
+    for role, product in products:
+        if product is None:
+            continue
+        outputs[product.name] = product
+        derived[product.name] = derivation_record(
+            role, paths[role], hashes[role], hashes["before_ortho"], coreg_report, coreg_json.name
         )
-        if registered.dsm is not None:
-            outputs[registered.dsm.name] = registered.dsm
-            derived[registered.dsm.name] = derivation_record(
-                "after_dsm",
-                paths["after_dsm"],
-                hashes["after_dsm"],
-                hashes["before_ortho"],
-                coreg_report,
-                coreg_json.name,
-            )
     provenance = {
         "software": {"name": "sitewatch", "version": __version__},
         "command": "detect",
