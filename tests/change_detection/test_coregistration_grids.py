@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from change_detection import align_epoch
 from change_detection.errors import GridMismatchError
-from change_detection.grids import onto_reference_grid
+from change_detection.grids import AlignedEpoch, onto_reference_grid
 from tests.change_detection.test_coregistration_scenes import make_scene, render, sample, shift_push
 
 T = Affine(0.05, 0, 500000.0, 0, -0.05, 4100000.0)
@@ -72,16 +72,14 @@ def test_align_epoch_in_memory(pair: dict[str, xr.DataArray]) -> None:
     assert report["residuals"]["features"][0]["geometry"]["type"] == "Point"
 
 
+def _align_chunked(pair: dict[str, xr.DataArray], ch: dict[str, int]) -> AlignedEpoch:
+    """align_epoch of the pair, every raster dask-backed in chunks ``ch``."""
+    return align_epoch(*(pair[k].chunk(ch) for k in ("ref", "tgt", "valid", "tgt_dsm", "ref_dsm")))
+
+
 def test_align_epoch_lazy_equals_in_memory(pair: dict[str, xr.DataArray]) -> None:
     eager = align_epoch(pair["ref"], pair["tgt"], pair["valid"], pair["tgt_dsm"], pair["ref_dsm"])
-    ch = {"y": 128, "x": 128}
-    lazy = align_epoch(
-        pair["ref"].chunk(ch),
-        pair["tgt"].chunk(ch),
-        pair["valid"].chunk(ch),
-        pair["tgt_dsm"].chunk(ch),
-        pair["ref_dsm"].chunk(ch),
-    )
+    lazy = _align_chunked(pair, {"y": 128, "x": 128})
     assert lazy.rgb.chunks is not None and lazy.dsm is not None and eager.dsm is not None
     assert lazy.result.shift_x_px == eager.result.shift_x_px
     np.testing.assert_array_equal(lazy.rgb.values, eager.rgb.values)
@@ -186,13 +184,7 @@ def test_strips_equal_the_lazy_warp(pair: dict[str, xr.DataArray], model: str) -
     from change_detection.grids import _warp_dataarray
 
     ch = {"y": 96, "x": 128}
-    a = align_epoch(
-        pair["ref"].chunk(ch),
-        pair["tgt"].chunk(ch),
-        pair["valid"].chunk(ch),
-        pair["tgt_dsm"].chunk(ch),
-        pair["ref_dsm"].chunk(ch),
-    )
+    a = _align_chunked(pair, ch)
     assert a.sources is not None and a.dsm is not None
     if model == "affine":
         rot = np.deg2rad(0.4)

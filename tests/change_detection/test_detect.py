@@ -11,7 +11,7 @@ import xarray as xr
 from affine import Affine
 
 from change_detection.change import CODE_NEW, CODE_SPECTRAL, pixel_scale
-from change_detection.detect import Epoch, detect_changes
+from change_detection.detect import ChangeResult, Epoch, detect_changes
 from change_detection.errors import ChangeDetectionError, GridMismatchError
 from change_detection.params import DetectParams
 
@@ -72,15 +72,8 @@ def test_planted_scene_kinds_areas_and_heights() -> None:
     assert got == [("new", 104.0, 6.0), ("raised", 150.0, 3.0), ("removed", 70.0, -5.0)]
 
 
-@pytest.mark.parametrize(("chunk", "group"), [(128, 8192), (192, 8192), (128, 128), (128, 256)])
-def test_chunked_and_whole_array_runs_give_the_same_objects(chunk: int, group: int) -> None:
-    """Chunked, and chunked in groups of one or two chunks a side computed one after the
-    other (objects that straddle groups come out once), equal the whole-array run."""
-    b, a = _scene()
-    whole = detect_changes(b, a, DetectParams(chunk_px=4096))
-    parts = detect_changes(b, a, DetectParams(chunk_px=chunk, group_px=group), scheduler="threads")
-    assert whole.n_chunks == 1 and parts.n_chunks > 4
-    assert len(whole.objects) == len(parts.objects) == 3
+def _assert_same_result(whole: ChangeResult, parts: ChangeResult) -> None:
+    """The same objects (outline, kind, area, heights) and the same class raster."""
     for x, y in zip(whole.objects, parts.objects, strict=True):
         assert x.geometry.equals_exact(y.geometry, 0.0)
         assert (x.kind, x.area_m2, x.height_gain_m, x.height_m) == (
@@ -91,6 +84,18 @@ def test_chunked_and_whole_array_runs_give_the_same_objects(chunk: int, group: i
         )
     assert whole.codes is not None and parts.codes is not None
     np.testing.assert_array_equal(whole.codes.values, parts.codes.values)
+
+
+@pytest.mark.parametrize(("chunk", "group"), [(128, 8192), (192, 8192), (128, 128), (128, 256)])
+def test_chunked_and_whole_array_runs_give_the_same_objects(chunk: int, group: int) -> None:
+    """Chunked, and chunked in groups of one or two chunks a side computed one after the
+    other (objects that straddle groups come out once), equal the whole-array run."""
+    b, a = _scene()
+    whole = detect_changes(b, a, DetectParams(chunk_px=4096))
+    parts = detect_changes(b, a, DetectParams(chunk_px=chunk, group_px=group), scheduler="threads")
+    assert whole.n_chunks == 1 and parts.n_chunks > 4
+    assert len(whole.objects) == len(parts.objects) == 3
+    _assert_same_result(whole, parts)
 
 
 @pytest.mark.parametrize(("chunk", "window_m"), [(128, 8.0), (512, 40.0)])
@@ -106,16 +111,7 @@ def test_blocks_wider_than_the_ground_reach_take_their_ground_from_neighbours(
     parts = detect_changes(b, a, replace(params, chunk_px=chunk), scheduler="threads")
     assert whole.n_chunks == 1 and parts.n_chunks >= 4
     assert len(whole.objects) == len(parts.objects) == 3
-    for x, y in zip(whole.objects, parts.objects, strict=True):
-        assert x.geometry.equals_exact(y.geometry, 0.0)
-        assert (x.kind, x.area_m2, x.height_gain_m, x.height_m) == (
-            y.kind,
-            y.area_m2,
-            y.height_gain_m,
-            y.height_m,
-        )
-    assert whole.codes is not None and parts.codes is not None
-    np.testing.assert_array_equal(whole.codes.values, parts.codes.values)
+    _assert_same_result(whole, parts)
 
 
 def test_dask_backed_inputs_and_a_sink_stream_the_classes() -> None:
@@ -164,7 +160,4 @@ def test_rgb_only_in_groups_equals_the_whole_array() -> None:
     whole = detect_changes(rb, ra, DetectParams(chunk_px=4096))
     parts = detect_changes(rb, ra, DetectParams(chunk_px=128, group_px=256), scheduler="threads")
     assert parts.n_chunks > 4 and len(whole.objects) == len(parts.objects) >= 1
-    for x, y in zip(whole.objects, parts.objects, strict=True):
-        assert x.geometry.equals_exact(y.geometry, 0.0) and x.kind == y.kind
-    assert whole.codes is not None and parts.codes is not None
-    np.testing.assert_array_equal(whole.codes.values, parts.codes.values)
+    _assert_same_result(whole, parts)
