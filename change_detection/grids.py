@@ -275,17 +275,6 @@ def _grid_offset(ref_t: Affine, tgt_t: Affine) -> tuple[float, float] | None:
     return float(row), float(col)
 
 
-def _integer_offset(ref_t: Affine, tgt_t: Affine, tol: float = 1e-6) -> tuple[int, int] | None:
-    """Whole-pixel (row, col) offset of the reference grid origin in the target grid, or None."""
-    off = _grid_offset(ref_t, tgt_t)
-    if off is None:
-        return None
-    row, col = off
-    if abs(col - round(col)) > tol or abs(row - round(row)) > tol:
-        return None
-    return round(row), round(col)
-
-
 def grid_snap(target: xr.DataArray, reference: xr.DataArray) -> tuple[float, float] | None:
     """The sub-pixel (x, y) part of the offset between two grids of one CRS and pixel size.
 
@@ -318,7 +307,9 @@ def onto_reference_grid(
 
     Same grid: returned as is (with the reference's coordinates). Same CRS and resolution,
     offset by whole pixels (or by any offset with ``snap=True``, rounded to whole pixels: see
-    :func:`grid_snap`): cropped/padded exactly with ``fill`` (lazy for dask). Otherwise
+    :func:`grid_snap`): cropped/padded exactly with ``fill`` (lazy for dask); offset by a
+    fraction of a pixel with the default fill (0, NaN, False): nearest rounds the offset,
+    bilinear is a lazy translation. Otherwise
     ``target.rio.reproject_match(reference, resampling=resampling)``.
 
     Raises
@@ -328,13 +319,12 @@ def onto_reference_grid(
     """
     r_crs, r_t, r_shape = _grid_of(reference)
     t_crs, t_t, t_shape = _grid_of(target)
-    same_crs = r_crs == t_crs
-    off = _integer_offset(r_t, t_t) if same_crs else None
-    if off is None and same_crs and snap:
-        exact = _grid_offset(r_t, t_t)
-        off = None if exact is None else (round(exact[0]), round(exact[1]))
-    if off is not None:
-        r0, c0 = off
+    exact = _grid_offset(r_t, t_t) if r_crs == t_crs else None
+    whole = exact is not None and all(abs(v - round(v)) <= 1e-6 for v in exact)
+    default_fill = _default_fill(target.dtype, fill)
+    if exact is not None and (whole or snap or (resampling == Resampling.nearest and default_fill)):
+        # whole pixels apart (or snapped, or nearest, which rounds the offset): crop and pad
+        r0, c0 = round(exact[0]), round(exact[1])
         H, W = r_shape
         th, tw = t_shape
         ys = slice(max(r0, 0), max(min(r0 + H, th), max(r0, 0)))
@@ -352,14 +342,9 @@ def onto_reference_grid(
             else:
                 data = np.pad(np.asarray(data), widths, mode="constant", constant_values=fill)
         return _on_grid_of(data, target, reference)
-    exact = _grid_offset(r_t, t_t) if same_crs else None
-    if exact is not None and _default_fill(target.dtype, fill):
-        # same CRS and pixel size, offset by a fraction of a pixel: a translation, resampled
-        # lazily (nearest: the rounded offset, exactly; bilinear: the four-slice warp)
-        if resampling == Resampling.nearest:
-            return onto_reference_grid(target, reference, fill=fill, snap=True)
-        if resampling == Resampling.bilinear:
-            return _translate_onto(target, reference, exact)
+    if exact is not None and default_fill and resampling == Resampling.bilinear:
+        # offset by a fraction of a pixel: a translation, warped lazily (four-slice bilinear)
+        return _translate_onto(target, reference, exact)
     log.info("reprojecting the target onto the reference grid (%s)", resampling.name)
     src = target
     if src.dtype == np.bool_:
