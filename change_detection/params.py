@@ -77,7 +77,8 @@ class DetectParams:
         Side of the square groups of chunks computed one after the other (default 8192 px,
         8 x 8 chunks): what dask holds at once grows with the chunks it is given, so groups
         keep peak memory flat for larger rasters, at the cost of reading the chunks around
-        each group twice. Results do not depend on it.
+        each group twice; a group is at least one chunk, whatever ``chunk_px``. Results do
+        not depend on it.
     coregister : bool
         Co-register the after epoch onto the before epoch before differencing (default True).
     """
@@ -138,10 +139,9 @@ class DetectParams:
             raise ChangeDetectionError(
                 f"DetectParams.chunk_px = {self.chunk_px}; use at least 64 pixels"
             )
-        if self.group_px < self.chunk_px:
+        if self.group_px < 1:
             raise ChangeDetectionError(
-                f"DetectParams.group_px = {self.group_px} is smaller than chunk_px = "
-                f"{self.chunk_px}; use at least one chunk"
+                f"DetectParams.group_px = {self.group_px}; use a positive number of pixels"
             )
 
     def as_dict(self) -> dict[str, Any]:

@@ -161,3 +161,9 @@ def test_rgb_only_in_groups_equals_the_whole_array() -> None:
     parts = detect_changes(rb, ra, DetectParams(chunk_px=128, group_px=256), scheduler="threads")
     assert parts.n_chunks > 4 and len(whole.objects) == len(parts.objects) >= 1
     _assert_same_result(whole, parts)
+
+
+def test_group_px_must_be_positive_and_may_be_below_the_chunk() -> None:
+    assert DetectParams(chunk_px=9000).group_px == 8192  # a group of one chunk
+    with pytest.raises(ChangeDetectionError, match="group_px = 0; use a positive"):
+        DetectParams(group_px=0)

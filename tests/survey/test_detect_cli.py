@@ -186,6 +186,21 @@ def test_site_outside_the_rasters(
     _one_line_error(capsys, "site.geojson", "outside the rasters")
 
 
+def test_chunks_wider_than_a_group_run(epoch: dict[str, Path], tmp_path: Path) -> None:
+    """--chunk-px above DetectParams.group_px (8192) is a group of one chunk, not an error."""
+    assert run([*_args(epoch, tmp_path / "out"), "--chunk-px", "9000", "--no-coregister"]) == 0
+    prov = json.loads((tmp_path / "out" / "provenance.json").read_text(encoding="utf-8"))
+    assert prov["parameters"]["chunk_px"] == 9000
+
+
+def test_chunks_too_small(
+    epoch: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run([*_args(epoch, tmp_path / "out"), "--chunk-px", "10"]) == EXIT_USAGE
+    _one_line_error(capsys, "--chunk-px", "10")
+    assert not (tmp_path / "out" / "leads.geojson").exists()
+
+
 def test_missing_required_option_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
