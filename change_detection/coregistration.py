@@ -971,9 +971,13 @@ def _block_mean_lazy(arr: Any, valid: Any, f: int) -> tuple[np.ndarray, np.ndarr
         dtype=np.float64,
         meta=np.zeros((0, 0, 0)),
     )
-    total, n = np.asarray(sums.compute())
-    grey = (total / np.maximum(n, 1)).astype(np.float32)
-    return grey, (n / float(f * f)).astype(np.float32)
+    return _mean_and_fraction(np.asarray(sums.compute()), f)
+
+
+def _mean_and_fraction(sums: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """Block mean and valid fraction (float32) from :func:`_block_sums_of`'s sums."""
+    total, n = sums
+    return (total / np.maximum(n, 1)).astype(np.float32), (n / float(f * f)).astype(np.float32)
 
 
 def _block_mean(
@@ -995,29 +999,7 @@ def _block_mean(
         raw, vraw = _compute(
             arr[..., rows, : wc * f], None if valid is None else valid[rows, : wc * f]
         )
-        raw = raw.reshape((-1, (i1 - i0) * f, wc * f))
-        if np.issubdtype(raw.dtype, np.integer) and raw.dtype.itemsize == 1:
-            # 8-bit: integer sums of the bands (rows first, contiguous); exact and no floats
-            bands = raw.shape[0]
-            s = raw.sum(axis=0, dtype=np.uint16) if bands > 1 else raw[0].astype(np.uint16)
-            if vraw is None:
-                n = np.full((i1 - i0, wc), f * f, np.uint32)
-            else:
-                v = vraw.astype(bool, copy=False)
-                s *= v
-                n = _block_sum(v.astype(np.uint32), f)
-            total = _block_sum(s.astype(np.uint32), f)
-            grey[i0:i1] = total / np.maximum(n * bands, 1).astype(np.float32)
-            frac[i0:i1] = n / float(f * f)
-            continue
-        g = raw.astype(np.float32).mean(axis=0) if raw.shape[0] > 1 else raw[0].astype(np.float32)
-        v = np.isfinite(g)
-        if vraw is not None:
-            v &= vraw.astype(bool, copy=False)
-        g = np.where(v, g, np.float32(0))
-        nv = _block_sum(v.astype(np.uint16), f)
-        grey[i0:i1] = _block_sum(g, f) / np.maximum(nv, 1).astype(np.float32)
-        frac[i0:i1] = nv / float(f * f)
+        grey[i0:i1], frac[i0:i1] = _mean_and_fraction(_block_sums_of(raw, vraw, f), f)
     return grey, frac
 
 
