@@ -251,10 +251,37 @@ class _Mapping:
             assert self.grid_x is not None and self.grid_y is not None
             fx = _fractional_index(x, self.grid_x)
             fy = _fractional_index(y, self.grid_y)
-            coords = np.stack([np.broadcast_to(fy, qx.shape), np.broadcast_to(fx, qx.shape)])
-            qx = qx + ndimage.map_coordinates(self.field[0], coords, order=1, mode="nearest")
-            qy = qy + ndimage.map_coordinates(self.field[1], coords, order=1, mode="nearest")
+            if fy.ndim == 2 and fx.ndim == 2 and fy.shape[1] == 1 and fx.shape[0] == 1:
+                # a grid of rows x columns (what warping asks for): bilinear interpolation of
+                # the node field is separable, so interpolate the node rows at each row, then
+                # those at each column, instead of a 2-D lookup per pixel
+                qx = qx + _separable_lerp(self.field[0], fy[:, 0], fx[0])
+                qy = qy + _separable_lerp(self.field[1], fy[:, 0], fx[0])
+            else:
+                coords = np.stack([np.broadcast_to(fy, qx.shape), np.broadcast_to(fx, qx.shape)])
+                qx = qx + ndimage.map_coordinates(self.field[0], coords, order=1, mode="nearest")
+                qy = qy + ndimage.map_coordinates(self.field[1], coords, order=1, mode="nearest")
         return qx, qy
+
+
+def _lerp_index(f: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower node and weight of the upper one for fractional indices ``f`` in [0, n - 1]."""
+    i0 = np.clip(np.floor(f).astype(np.int64), 0, max(n - 2, 0))
+    return i0, f - i0
+
+
+def _separable_lerp(values: np.ndarray, fy: np.ndarray, fx: np.ndarray) -> np.ndarray:
+    """Bilinear interpolation of ``values`` (gy, gx) at every (fy[i], fx[j]): (len(fy), len(fx)).
+
+    The same as ``map_coordinates(values, order=1, mode="nearest")`` at fractional indices
+    already clipped to the node range, computed as a row interpolation then a column one.
+    """
+    gy, gx = values.shape
+    iy, ty = _lerp_index(fy, gy)
+    ix, tx = _lerp_index(fx, gx)
+    jy, jx = np.minimum(iy + 1, gy - 1), np.minimum(ix + 1, gx - 1)
+    rows = values[iy] * (1.0 - ty)[:, None] + values[jy] * ty[:, None]  # (len(fy), gx)
+    return rows[:, ix] * (1.0 - tx) + rows[:, jx] * tx
 
 
 def _fractional_index(v: np.ndarray, nodes: np.ndarray) -> np.ndarray:
@@ -453,62 +480,200 @@ def warp_array(
     -------
     ndarray, shape (..., rows, cols) of the window
     """
-    in_dtype = np.dtype(getattr(array, "dtype", np.float32))
-    lead = tuple(array.shape[:-2])
-    src_h, src_w = array.shape[-2], array.shape[-1]
+    return warp_arrays(
+        source_coordinates, [array], [order], [cval], out_shape, block_px, window, translation
+    )[0]
+
+
+def warp_arrays(
+    source_coordinates: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    arrays: list[_Sliceable],
+    orders: list[int],
+    cvals: list[float | None],
+    out_shape: tuple[int, int],
+    block_px: int = 1024,
+    window: tuple[int, int, int, int] | None = None,
+    translation: tuple[float, float] | None = None,
+) -> list[np.ndarray]:
+    """:func:`warp_array` of several arrays on one source grid (an orthophoto, its mask and
+    its DSM): the pull map is evaluated once per block for all of them.
+
+    Bilinear (``order`` 1) samples share the indices and weights of each block (the values of
+    ``map_coordinates(order=1, mode="constant")`` up to float32 rounding); other orders go
+    through ``map_coordinates``.
+    """
     r_start, c_start, h, w = window if window is not None else (0, 0, *out_shape)
-    is_bool = in_dtype == np.bool_
-    is_int = np.issubdtype(in_dtype, np.integer)
-    if is_bool:
-        out_dtype: np.dtype[Any] = np.dtype(np.bool_)
-        fill = 0.0
-        order = max(order, 1)
-    elif is_int:
-        out_dtype = in_dtype
-        fill = 0.0 if cval is None else float(cval)
-    else:
-        out_dtype = np.dtype(np.float32) if in_dtype.itemsize <= 4 else in_dtype
-        fill = float("nan") if cval is None else float(cval)
-    out = np.empty((*lead, h, w), dtype=out_dtype)
-    if translation is not None and order == 1:
-        _shift_bilinear(array, out, translation, (r_start, c_start), fill, is_bool, is_int)
-        return out
-    halo = 1 + (order + 1) // 2 + (4 if order > 1 else 0)
-    for r0 in range(0, h, block_px):
-        r1 = min(h, r0 + block_px)
+    kinds = [_warp_kind(a, o, c) for a, o, c in zip(arrays, orders, cvals, strict=True)]
+    outs = [
+        np.empty((*tuple(a.shape[:-2]), h, w), dtype=k.dtype)
+        for a, k in zip(arrays, kinds, strict=True)
+    ]
+    todo = []
+    for a, k, out in zip(arrays, kinds, outs, strict=True):
+        if translation is not None and k.order == 1:
+            _shift_bilinear(a, out, translation, (r_start, c_start), k.fill, k.is_bool, k.is_int)
+        else:
+            todo.append((a, k, out))
+    if not todo:
+        return outs
+    order_max = max(k.order for _, k, _ in todo)
+    halo = 1 + (order_max + 1) // 2 + (4 if order_max > 1 else 0)
+    blocks = [
+        (r0, min(h, r0 + block_px), c0, min(w, c0 + block_px))
+        for r0 in range(0, h, block_px)
+        for c0 in range(0, w, block_px)
+    ]
+
+    def one(block_rc: tuple[int, int, int, int]) -> None:
+        r0, r1, c0, c1 = block_rc
         rows = np.arange(r_start + r0, r_start + r1, dtype=np.float64)[:, None]
-        for c0 in range(0, w, block_px):
-            c1 = min(w, c0 + block_px)
-            cols = np.arange(c_start + c0, c_start + c1, dtype=np.float64)[None, :]
-            src_r, src_c = source_coordinates(rows, cols)
-            src_r = np.broadcast_to(src_r, (r1 - r0, c1 - c0))
-            src_c = np.broadcast_to(src_c, (r1 - r0, c1 - c0))
-            y0 = math.floor(float(np.nanmin(src_r))) - halo
-            y1 = math.ceil(float(np.nanmax(src_r))) + halo + 1
-            x0 = math.floor(float(np.nanmin(src_c))) - halo
-            x1 = math.ceil(float(np.nanmax(src_c))) + halo + 1
+        cols = np.arange(c_start + c0, c_start + c1, dtype=np.float64)[None, :]
+        src_r, src_c = source_coordinates(rows, cols)
+        src_r = np.broadcast_to(src_r, (r1 - r0, c1 - c0))
+        src_c = np.broadcast_to(src_c, (r1 - r0, c1 - c0))
+        y0 = math.floor(float(np.nanmin(src_r))) - halo
+        y1 = math.ceil(float(np.nanmax(src_r))) + halo + 1
+        x0 = math.floor(float(np.nanmin(src_c))) - halo
+        x1 = math.ceil(float(np.nanmax(src_c))) + halo + 1
+        for array, k, out in todo:
+            src_h, src_w = array.shape[-2], array.shape[-1]
             block = out[..., r0:r1, c0:c1]
             if y1 <= 0 or x1 <= 0 or y0 >= src_h or x0 >= src_w:
-                block[...] = fill if not is_bool else False
+                block[...] = k.fill if not k.is_bool else False
                 continue
             sy0, sy1, sx0, sx1 = max(y0, 0), min(y1, src_h), max(x0, 0), min(x1, src_w)
             src = np.asarray(array[..., sy0:sy1, sx0:sx1])
             src = src.reshape((-1, sy1 - sy0, sx1 - sx0))
+            flat = block.reshape((-1, r1 - r0, c1 - c0))
+            if k.order == 1 and min(src.shape[-2:]) >= 2:
+                _gather_bilinear(src, src_r - sy0, src_c - sx0, flat, k.fill, k.is_bool, k.is_int)
+                continue
             coords = np.stack([src_r - sy0, src_c - sx0])
             for b in range(src.shape[0]):
-                plane = src[b].astype(np.float32)
                 res = ndimage.map_coordinates(
-                    plane, coords, order=order, mode="constant", cval=fill, prefilter=order > 1
+                    src[b].astype(np.float32),
+                    coords,
+                    order=k.order,
+                    mode="constant",
+                    cval=k.fill,
+                    prefilter=k.order > 1,
                 )
-                if is_bool:
-                    val = res >= 0.999
-                elif is_int:
-                    info = np.iinfo(out_dtype)
-                    val = np.clip(np.rint(res), info.min, info.max)
+                if k.is_bool:
+                    flat[b] = res >= 0.999
+                elif k.is_int:
+                    info = np.iinfo(k.dtype)
+                    flat[b] = np.clip(np.rint(res), info.min, info.max)
                 else:
-                    val = res
-                block.reshape((-1, r1 - r0, c1 - c0))[b] = val
-    return out
+                    flat[b] = res
+
+    in_memory = all(isinstance(a, np.ndarray) for a, _, _ in todo)
+    threads = min(len(blocks), _warp_threads()) if in_memory else 1
+    if threads <= 1:
+        for blk in blocks:
+            one(blk)
+    else:
+        # the blocks write disjoint parts of the outputs; numpy's gathers and arithmetic
+        # release the GIL, so a window of many blocks resamples on every core
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(one, blocks))
+    return outs
+
+
+def _warp_threads() -> int:
+    """Threads for the blocks of one :func:`warp_arrays` call on in-memory arrays: every core
+    from the main thread, one inside worker threads (dask's, which already run a block per
+    core)."""
+    import os
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return 1
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class _WarpKind:
+    dtype: np.dtype[Any]
+    fill: float
+    order: int
+    is_bool: bool
+    is_int: bool
+
+
+def _warp_kind(array: _Sliceable, order: int, cval: float | None) -> _WarpKind:
+    """Output dtype, fill and order of a warped array: masks stay bool (bilinear, False
+    outside), integers keep their dtype (0 outside), floats become float32 (NaN outside)."""
+    in_dtype = np.dtype(getattr(array, "dtype", np.float32))
+    if in_dtype == np.bool_:
+        return _WarpKind(np.dtype(np.bool_), 0.0, max(order, 1), True, False)
+    if np.issubdtype(in_dtype, np.integer):
+        return _WarpKind(in_dtype, 0.0 if cval is None else float(cval), order, False, True)
+    out_dtype = np.dtype(np.float32) if in_dtype.itemsize <= 4 else in_dtype
+    return _WarpKind(out_dtype, float("nan") if cval is None else float(cval), order, False, False)
+
+
+def _gather_bilinear(
+    src: np.ndarray,
+    qy: np.ndarray,
+    qx: np.ndarray,
+    out: np.ndarray,
+    fill: float,
+    is_bool: bool,
+    is_int: bool,
+) -> None:
+    """``out[b] = src[b]`` bilinearly sampled at (qy, qx), the indices and weights computed
+    once for every band.
+
+    The values of ``map_coordinates(order=1, mode="constant", cval=fill)`` up to float32
+    rounding: a sample outside ``[0, n - 1]`` on either axis is ``fill`` (False for masks); a
+    mask is True where the interpolated mask is at least 0.999. ``src`` is (bands, rows, cols)
+    with at least two rows and columns; ``out`` is (bands, h, w).
+    """
+    n_b, sh, sw = src.shape
+    h, w = qy.shape
+    planes = src.reshape(n_b, -1)
+    if planes.dtype != np.float32:
+        planes = planes.astype(np.float32)
+    info = np.iinfo(out.dtype) if is_int else None
+    # row strips keep the temporaries in cache
+    step = max(1, 2**16 // max(w, 1))
+    for a in range(0, h, step):
+        b = min(h, a + step)
+        y, x = qy[a:b], qx[a:b]
+        inside = (y >= 0) & (y <= sh - 1) & (x >= 0) & (x <= sw - 1)
+        yc = np.clip(y, 0, sh - 1)
+        xc = np.clip(x, 0, sw - 1)
+        y0 = np.minimum(yc.astype(np.int64), sh - 2)
+        x0 = np.minimum(xc.astype(np.int64), sw - 2)
+        ty = (yc - y0).astype(np.float32)
+        tx = (xc - x0).astype(np.float32)
+        i00 = y0 * sw + x0
+        for k in range(n_b):
+            p = planes[k]
+            v00, v01 = p.take(i00), p.take(i00 + 1)
+            v10, v11 = p.take(i00 + sw), p.take(i00 + sw + 1)
+            v01 -= v00
+            v01 *= tx
+            v01 += v00
+            v11 -= v10
+            v11 *= tx
+            v11 += v10
+            v11 -= v01
+            v11 *= ty
+            v11 += v01
+            res = v11
+            target = out[k, a:b]
+            if is_bool:
+                np.greater_equal(res, 0.999, out=target)
+                target &= inside
+                continue
+            res[~inside] = fill
+            if info is not None:
+                np.rint(res, out=res)
+                np.clip(res, info.min, info.max, out=res)
+            target[...] = res
 
 
 def _shift_bilinear(

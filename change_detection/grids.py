@@ -47,6 +47,7 @@ from change_detection.coregistration import (
     estimate_vertical_offset,
     translation_mapping,
     warp_array,
+    warp_arrays,
 )
 from change_detection.errors import CoregistrationError, GridMismatchError
 
@@ -138,14 +139,16 @@ class AlignedEpoch:
             # full source rows: the cache holds whole rows, and columns cost nothing to keep
             y0, y1, _, _ = _source_window(result, window, self.order, src_shape)
             windows = cache.get(y0, y1)
-            origin = (y0, 0)
-            rgb = _warp_block(result, windows[0], origin, window, self.order, 1024)
-            mask = windows[1].astype(bool, copy=False)
-            valid = _warp_block(result, mask, origin, window, 1, 1024)
+            planes = [windows[0], windows[1].astype(bool, copy=False)]
+            orders = [self.order, 1]
+            if src_dsm is not None:
+                planes.append(windows[2].astype(np.float32, copy=False))
+                orders.append(1)
+            warped = _warp_blocks(result, planes, orders, (y0, 0), window, 1024)
+            rgb, valid = warped[0], warped[1]
             dsm = None
             if src_dsm is not None:
-                dem = windows[2].astype(np.float32, copy=False)
-                dsm = _warp_block(result, dem, origin, window, 1, 1024)
+                dsm = warped[2]
                 if self.vertical_offset_m is not None:
                     dsm = (dsm - np.float32(self.vertical_offset_m)).astype(np.float32)
             yield r0, r1, rgb, valid, dsm
@@ -563,19 +566,30 @@ def _warp_block(
 ) -> np.ndarray:
     """Output ``window`` (row0, col0, rows, cols) from ``src``, the source from ``origin``
     (row, col) on, computed ``block_px`` at a time (default: the window at once)."""
+    return _warp_blocks(result, [src], [order], origin, window, block_px)[0]
+
+
+def _warp_blocks(
+    result: CoregResult,
+    sources: list[np.ndarray],
+    orders: list[int],
+    origin: tuple[int, int],
+    window: tuple[int, int, int, int],
+    block_px: int | None = None,
+) -> list[np.ndarray]:
+    """:func:`_warp_block` of several sources on one grid, the pull map evaluated once."""
     oy, ox = origin
-    src = np.asarray(src)
 
     def coords(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sr, sc = result.source_coordinates(rows, cols)
         return sr - oy, sc - ox
 
     shift = result.pull_offset
-    return warp_array(
+    return warp_arrays(
         coords,
-        src,
-        order,
-        None,
+        [np.asarray(s) for s in sources],
+        orders,
+        [None] * len(sources),
         result.shape,
         block_px=block_px or window[2] + window[3],
         window=window,

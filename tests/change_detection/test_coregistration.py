@@ -290,6 +290,69 @@ def test_translation_fast_path_equals_map_coordinates(shift: tuple[float, float]
             assert diff.max() <= 1 and (diff > 0).mean() < 0.01
 
 
+def test_bilinear_warp_of_a_general_model_equals_map_coordinates() -> None:
+    """Rotated and scaled pull maps (no translation fast path): the shared-weight bilinear
+    gives map_coordinates' values (constant mode) for an orthophoto, a DSM with holes and a
+    mask warped together, in blocks on threads; uint8 within 1 DN (float32 rounding)."""
+    from scipy import ndimage
+
+    from change_detection.coregistration import warp_arrays
+
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (3, 300, 400)).astype(np.uint8)
+    dem = rng.normal(30.0, 4.0, size=(300, 400)).astype(np.float32)
+    dem[40:60, 100:130] = np.nan
+    mask = rng.random((300, 400)) > 0.05
+    a = np.deg2rad(3.0)
+
+    def pull(r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return 1.01 * (np.sin(a) * c + np.cos(a) * r) - 7.3, 1.01 * (
+            np.cos(a) * c - np.sin(a) * r
+        ) + 4.6
+
+    out_shape = (280, 420)
+    got = warp_arrays(pull, [rgb, dem, mask], [1, 1, 1], [None] * 3, out_shape, block_px=64)
+    rr, cc = np.meshgrid(np.arange(280.0), np.arange(420.0), indexing="ij")
+    qy, qx = pull(rr, cc)
+
+    def ref(plane: np.ndarray, cval: float) -> np.ndarray:
+        return ndimage.map_coordinates(
+            plane.astype(np.float32), [qy, qx], order=1, mode="constant", cval=cval
+        )
+
+    want_rgb = np.stack([np.clip(np.rint(ref(b, 0.0)), 0, 255) for b in rgb]).astype(np.uint8)
+    diff = np.abs(got[0].astype(int) - want_rgb)
+    assert got[0].dtype == np.uint8 and diff.max() <= 1 and (diff > 0).mean() < 0.01
+    want_dem = ref(dem, np.nan)
+    np.testing.assert_array_equal(np.isnan(got[1]), np.isnan(want_dem))
+    np.testing.assert_allclose(got[1], want_dem, atol=1e-4, equal_nan=True)
+    assert np.isnan(got[1]).sum() > 400  # the hole and the outside came through as NaN
+    np.testing.assert_array_equal(got[2], ref(mask, 0.0) >= 0.999)
+    assert got[2].dtype == np.bool_ and 0 < got[2].mean() < 0.95
+
+
+def test_warp_field_is_interpolated_separably_on_a_grid_as_pointwise() -> None:
+    """A warp model's node field interpolated on a rows x columns grid (the separable path)
+    equals the pointwise 2-D interpolation at the same pixels."""
+    from change_detection.coregistration import _Mapping
+
+    rng = np.random.default_rng(8)
+    m = _Mapping(
+        "warp",
+        np.array([[1.0, 0.001, -2.0], [-0.001, 1.0, 3.0]]),
+        grid_x=np.linspace(0.0, 900.0, 7),
+        grid_y=np.linspace(0.0, 600.0, 5),
+        field=rng.normal(scale=0.5, size=(2, 5, 7)),
+    )
+    rows = np.arange(-20.0, 640.0, 3.0)[:, None]  # beyond the nodes too: clamped
+    cols = np.arange(-30.0, 960.0, 5.0)[None, :]
+    qx, qy = m.pull(cols, rows)
+    full_r, full_c = np.broadcast_arrays(rows, cols)
+    px, py = m.pull(full_c.copy(), full_r.copy())
+    np.testing.assert_allclose(qx, px, atol=1e-9)
+    np.testing.assert_allclose(qy, py, atol=1e-9)
+
+
 @pytest.mark.parametrize(("f", "chunk"), [(8, 64), (7, 64), (4, 50), (8, (5, 64, 64, 64, 64, 39))])
 def test_block_means_of_dask_arrays_equal_the_strip_by_strip_ones(
     f: int, chunk: int | tuple[int, ...]
