@@ -80,6 +80,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -2029,28 +2030,38 @@ def estimate_vertical_offset(
         )
     nwin = max(1, math.ceil(H / window_px) * math.ceil(W / window_px))
     step = max(1, math.ceil(math.sqrt(nwin / max_windows)))
-    diffs = []
-    for i, r0 in enumerate(range(0, H, window_px)):
-        for j, c0 in enumerate(range(0, W, window_px)):
-            if i % step or j % step:
-                continue
-            sl = (slice(r0, min(H, r0 + window_px)), slice(c0, min(W, c0 + window_px)))
-            a = np.asarray(reference_dsm[sl], dtype=np.float64)
-            b = np.asarray(target_dsm[sl], dtype=np.float64)
-            ok = np.isfinite(a) & np.isfinite(b)
-            if stable_mask is not None:
-                ok &= np.asarray(stable_mask[sl], dtype=bool)
-            if a.shape[0] > 2 and a.shape[1] > 2:
-                for z in (a, b):
-                    zf = np.where(np.isfinite(z), z, 0.0)
-                    gy, gx = np.gradient(zf, pixel_size_m)
-                    flat = np.hypot(gx, gy) <= max_slope
-                    # np.gradient touches neighbours: a NaN neighbour makes the slope unknown
-                    fin = ndimage.binary_erosion(np.isfinite(z), iterations=1, border_value=1)
-                    ok &= flat & fin
-            d = (b - a)[ok]
-            if d.size:
-                diffs.append(d)
+    windows = [
+        (slice(r0, min(H, r0 + window_px)), slice(c0, min(W, c0 + window_px)))
+        for i, r0 in enumerate(range(0, H, window_px))
+        for j, c0 in enumerate(range(0, W, window_px))
+        if not (i % step or j % step)
+    ]
+
+    def stable_differences(sl: tuple[slice, slice]) -> np.ndarray:
+        a = np.asarray(reference_dsm[sl], dtype=np.float64)
+        b = np.asarray(target_dsm[sl], dtype=np.float64)
+        ok = np.isfinite(a) & np.isfinite(b)
+        if stable_mask is not None:
+            ok &= np.asarray(stable_mask[sl], dtype=bool)
+        if a.shape[0] > 2 and a.shape[1] > 2:
+            for z in (a, b):
+                zf = np.where(np.isfinite(z), z, 0.0)
+                gy, gx = np.gradient(zf, pixel_size_m)
+                flat = np.hypot(gx, gy) <= max_slope
+                # np.gradient touches neighbours: a NaN neighbour makes the slope unknown
+                fin = ndimage.binary_erosion(np.isfinite(z), iterations=1, border_value=1)
+                ok &= flat & fin
+        return (b - a)[ok]
+
+    if len(windows) > 1 and not any(isinstance(x, _BandCache) for x in (reference_dsm, target_dsm)):
+        # windows of lazy rasters are read (decoded, warped) side by side
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(len(windows), os.cpu_count() or 1)) as pool:
+            found = list(pool.map(stable_differences, windows))
+    else:
+        found = [stable_differences(sl) for sl in windows]
+    diffs = [d for d in found if d.size]
     if not diffs:
         raise CoregistrationError(
             "no stable ground in common between the DSMs (both valid, low slope); check that "

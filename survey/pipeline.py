@@ -33,19 +33,22 @@ layout of a synthetic site); without any, permits are checked without dates.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import rasterio
+import rasterio.env
 import rasterio.errors
 import rasterio.windows
 import shapely
@@ -74,6 +77,29 @@ log = logging.getLogger(__name__)
 
 #: Rasters with more pixels than this are opened chunked (dask) even with large chunks.
 LARGE_PX = 50_000_000
+
+#: GDAL block cache (MB) during a detection run unless ``GDAL_CACHEMAX`` is set. GDAL's
+#: default, 5 % of the RAM, keeps decoded tiles that the pipeline never reads again (chunks
+#: and strips are read once, in order): 1.2 GB on a 24 GB machine, which alone took the peak
+#: of an 8192 px run from 0.9 to 2.1 GB.
+GDAL_CACHE_MB = 128
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _bounded_gdal_cache(func: _F) -> _F:
+    """Run ``func`` with GDAL's block cache at :data:`GDAL_CACHE_MB` unless the user set
+    ``GDAL_CACHEMAX`` (in the environment or an enclosing ``rasterio.Env``)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        user_env = rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv()
+        if os.environ.get("GDAL_CACHEMAX") or user_env:
+            return func(*args, **kwargs)
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            return func(*args, **kwargs)
+
+    return cast(_F, wrapper)
 
 
 @dataclass(frozen=True)
@@ -316,6 +342,7 @@ def _finish_change_tif(path: Path, mode: str) -> None:
             dst.build_overviews(factors, Resampling.nearest)
 
 
+@_bounded_gdal_cache
 def run_detect(
     before_ortho: str | os.PathLike[str],
     after_ortho: str | os.PathLike[str],
