@@ -169,6 +169,73 @@ def test_onto_reference_grid_other_crs_is_reprojected(pair: dict[str, xr.DataArr
     assert np.nanmax(np.abs(back.values[inner] - pair["tgt_dsm"].values[inner])) < 0.1
 
 
+@pytest.mark.parametrize("other", ["EPSG:32651", "resolution"])
+def test_lazy_reprojection_equals_reproject_match(
+    pair: dict[str, xr.DataArray], other: str
+) -> None:
+    """A dask-backed target in another CRS (the neighbouring UTM zone) or at another
+    resolution is reprojected chunk by chunk: the values of the eager reproject_match (uint8
+    within 1 DN, heights within 1e-3 m, masks equal), and nothing is read until asked."""
+    import dask
+
+    src = {k: pair[k] for k in ("tgt", "tgt_dsm")}
+    src["valid"] = pair["valid"].astype(np.uint8).rio.write_nodata(0)
+    if other == "resolution":
+        t = Affine(0.07, 0, T.c - 1.3, 0, -0.07, T.f + 0.9)
+        src = {k: v.rio.reproject(CRS, transform=t, shape=(240, 280)) for k, v in src.items()}
+    else:
+        src = {k: v.rio.reproject(other) for k, v in src.items()}
+    src["valid"] = src["valid"] > 0
+    ref = pair["ref"]
+    for key, resampling, fill in (
+        ("tgt", Resampling.bilinear, 0),
+        ("valid", Resampling.nearest, False),
+        ("tgt_dsm", Resampling.bilinear, np.nan),
+    ):
+        eager = onto_reference_grid(src[key], ref, resampling=resampling, fill=fill)
+        lazy = onto_reference_grid(
+            src[key].chunk({"y": 64, "x": 64}), ref, resampling=resampling, fill=fill
+        )
+        assert hasattr(lazy.data, "dask") and lazy.dtype == eager.dtype
+        assert lazy.shape == eager.shape and lazy.rio.transform() == T
+        got, want = dask.compute(lazy.data)[0], eager.values
+        if key == "tgt":
+            diff = np.abs(got.astype(int) - want.astype(int))
+            assert diff.max() <= 1 and (diff > 0).mean() < 0.001
+            assert (got == 0).mean() == pytest.approx((want == 0).mean(), abs=0.001)
+        elif key == "valid":
+            np.testing.assert_array_equal(got, want)
+            assert 0.3 < got.mean() < 1.0  # part of the grid has no source
+        else:
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+def test_lazy_reprojection_of_one_chunk_reads_only_the_source_under_it() -> None:
+    """Memory follows the chunks: one output chunk decodes a few source chunks, not all."""
+    import dask.array as dsa
+
+    reads: list[tuple[int, int]] = []
+
+    def counted(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        assert block_info is not None
+        reads.append(tuple(block_info[0]["chunk-location"]))
+        return block
+
+    n = 1024
+    data = dsa.from_array(
+        np.random.default_rng(2).normal(30, 2, (n, n)).astype(np.float32), chunks=128
+    ).map_blocks(counted, dtype=np.float32)
+    t = Affine(0.07, 0, T.c, 0, -0.07, T.f)
+    target = _da(np.zeros((n, n), np.float32), t).copy(data=data)
+    ref = _da(np.zeros((1400, 1400), np.float32))
+    out = onto_reference_grid(target, ref, fill=np.nan)
+    assert not reads  # lazy
+    part = np.asarray(out.data[:128, :128])
+    assert np.isfinite(part).all()
+    assert 1 <= len(set(reads)) <= 4 < 64
+
+
 def test_raster_without_crs_is_an_error(pair: dict[str, xr.DataArray]) -> None:
     bare = _da(pair["tgt"].values, crs=None)
     with pytest.raises(GridMismatchError, match="no CRS"):
