@@ -140,6 +140,78 @@ def test_a_chunked_rerun_gives_the_same_leads(
         np.testing.assert_array_equal(a.read(1), c.read(1))
 
 
+def _after_in_the_next_utm_zone(site: Any, out: Path, gsd_m: float) -> tuple[Path, Path]:
+    """The after epoch as another photogrammetry run could deliver it: in the neighbouring
+    UTM zone, at another pixel size (the date tag kept)."""
+    from pyproj import CRS
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    with rasterio.open(site.after_ortho) as src:
+        rgb, valid = src.read(), src.dataset_mask()
+        t, crs, tags = src.transform, src.crs, src.tags()
+        bounds, shape = src.bounds, (src.height, src.width)
+    with rasterio.open(site.after_dsm) as src:
+        dsm = src.read(1, masked=True).filled(np.nan).astype(np.float32)
+    zone = CRS.from_user_input(crs).to_epsg()
+    assert zone is not None and 32601 <= zone <= 32659
+    other = f"EPSG:{zone + 1}"
+    dst_t, w, h = calculate_default_transform(
+        crs, other, shape[1], shape[0], *bounds, resolution=gsd_m
+    )
+
+    def warp(a: np.ndarray, resampling: Resampling, nodata: float | None) -> np.ndarray:
+        dst = np.full((a.shape[0], h, w), 0 if nodata is None else nodata, a.dtype)
+        reproject(
+            a,
+            dst,
+            src_transform=t,
+            src_crs=crs,
+            src_nodata=nodata,
+            dst_transform=dst_t,
+            dst_crs=other,
+            dst_nodata=nodata,
+            resampling=resampling,
+        )
+        return dst
+
+    ortho = write_geotiff(
+        out / "after_ortho_next_zone.tif",
+        warp(rgb, Resampling.bilinear, None),
+        transform=dst_t,
+        crs=other,
+        mask=warp(valid[None], Resampling.nearest, None)[0] > 0,
+        tags=tags,
+    )
+    dsm_path = write_geotiff(
+        out / "after_dsm_next_zone.tif",
+        np.nan_to_num(warp(dsm[None], Resampling.bilinear, np.nan)[0], nan=-9999.0),
+        transform=dst_t,
+        crs=other,
+        nodata=-9999.0,
+    )
+    return ortho, dsm_path
+
+
+@pytest.mark.parametrize("chunk_px", [None, 256])
+def test_known_answers_with_the_after_epoch_in_another_crs_and_pixel_size(
+    synth_site: Any, tmp_path: Path, chunk_px: int | None
+) -> None:
+    """An after epoch in the next UTM zone at 7 cm is reprojected onto the before grid (chunk
+    by chunk when chunked) and co-registered: the same known answers."""
+    ortho, dsm = _after_in_the_next_utm_zone(synth_site, tmp_path, 0.07)
+    result = run_detect(
+        synth_site.before_ortho,
+        ortho,
+        tmp_path / "out",
+        before_dsm=synth_site.before_dsm,
+        after_dsm=dsm,
+        permits=synth_site.permits,
+        params=DetectParams() if chunk_px is None else DetectParams(chunk_px=chunk_px),
+    )
+    assert any("reprojected" in w for w in result.coregistration["warnings"])
+    check_known_answers(synth_site, result)
+
+
 def _unchanged_pair(site: Any, out: Path) -> tuple[Path, Path]:
     """The before epoch re-coloured, with new cast shadows, shifted and lifted: no change."""
     from survey.synth.shadows import cast_shadows
