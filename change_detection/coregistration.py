@@ -1462,10 +1462,11 @@ def _measure_tiepoints(
     target_valid = None if target_valid is None else _banded(target_valid)
     table = np.zeros(len(pos), dtype=TIEPOINT_DTYPE)
     erode = math.ceil(2 * params.sigma_px) + 1
-    for b0 in range(0, len(pos), _BATCH):
+    m = n + 2 * halo
+
+    def read(b0: int) -> tuple[np.ndarray, ...]:
         batch = pos[b0 : b0 + _BATCH]
         k = len(batch)
-        m = n + 2 * halo
         gref = np.zeros((k, m, m), np.float32)
         vref = np.zeros((k, m, m), bool)
         gtgt = np.zeros((k, m, m), np.float32)
@@ -1477,6 +1478,14 @@ def _measure_tiepoints(
             gtgt[i], vtgt[i] = _read_window(
                 target, target_valid, r - oy - halo, c - ox - halo, m, m
             )
+        return gref, vref, gtgt, vtgt
+
+    def measure(
+        b0: int, gref: np.ndarray, vref: np.ndarray, gtgt: np.ndarray, vtgt: np.ndarray
+    ) -> None:
+        batch = pos[b0 : b0 + _BATCH]
+        k = len(batch)
+        off = offsets[b0 : b0 + k]
         raw_r = _raw_gradient(gref, vref, params.sigma_px)
         raw_t = _raw_gradient(gtgt, vtgt, params.sigma_px)
         rep_r = _normalise(raw_r, vref, params.normalise_px)
@@ -1509,6 +1518,21 @@ def _measure_tiepoints(
         status[pk.snr < params.min_snr] = "weak"
         table["status"][sl] = status
         table["res_x"][sl] = np.minimum(tex_r, tex_t)  # temporarily: texture
+
+    # Batch k is measured on a worker thread while batch k + 1 is read (the FFTs and filters
+    # release the GIL); the windows are read in order on this thread (the band caches are
+    # not thread-safe). Memory: two batches of windows.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as worker:
+        pending = None
+        for b0 in range(0, len(pos), _BATCH):
+            windows = read(b0)
+            if pending is not None:
+                pending.result()
+            pending = worker.submit(measure, b0, *windows)
+        if pending is not None:
+            pending.result()
     texture = table["res_x"].copy()
     table["res_x"] = np.nan
     table["res_y"] = np.nan
