@@ -314,8 +314,10 @@ def onto_reference_grid(
     offset by whole pixels (or by any offset with ``snap=True``, rounded to whole pixels: see
     :func:`grid_snap`): cropped/padded exactly with ``fill`` (lazy for dask); offset by a
     fraction of a pixel with the default fill (0, NaN, False): nearest rounds the offset,
-    bilinear is a lazy translation. Otherwise
-    ``target.rio.reproject_match(reference, resampling=resampling)``.
+    bilinear is a lazy translation. Otherwise (another CRS, pixel size or rotation) GDAL
+    reprojects it: a dask-backed target chunk by chunk, each chunk warping only the source
+    window under it (memory follows the chunks), an in-memory one with
+    ``reproject_match``; both with one resampling scale for the whole raster, so they agree.
 
     Raises
     ------

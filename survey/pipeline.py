@@ -25,6 +25,10 @@ overlays the permits and writes into ``out_dir``:
     each derives from (path and SHA-256) and the co-registration model. Not written with
     ``write_registered=False`` or when co-registration is skipped.
 
+Memory: large rasters are read and processed chunk by chunk (see ``DetectParams.chunk_px`` and
+``group_px``), and GDAL's block cache is held at :data:`GDAL_CACHE_MB` during a run unless
+``GDAL_CACHEMAX`` is set.
+
 Survey dates default to the orthophotos' tags (``SITEWATCH_SURVEY_DATE``, else
 ``TIFFTAG_DATETIME``), then to a ``truth.json`` two folders above the before orthophoto (the
 layout of a synthetic site); without any, permits are checked without dates.
