@@ -555,17 +555,44 @@ def detect_changes(
 
 
 @functools.cache
-def _malloc_trim() -> Any:
-    """glibc's ``malloc_trim`` (None elsewhere)."""
+def _libc() -> Any:
+    """The C library through ctypes (None where it cannot be loaded)."""
     import ctypes
     import ctypes.util
 
     name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        return None if libc is None else libc.malloc_trim
-    except (OSError, AttributeError):
+        return ctypes.CDLL(name) if name else None
+    except OSError:
         return None
+
+
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim`` (None elsewhere)."""
+    return getattr(_libc(), "malloc_trim", None)
+
+
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+@functools.cache
+def limit_malloc_arenas(n: int | None = None) -> bool:
+    """Cap glibc's malloc arenas at ``n`` (default: one per core) for the rest of the process,
+    unless ``MALLOC_ARENA_MAX`` is set; True when the cap was applied.
+
+    glibc gives threads their own arenas (up to eight per core) and each keeps the pages that
+    numpy freed in it; the pipeline's short-lived thread pools (tie points, vertical offset,
+    warps) took the peak of an 8192 px run from 0.96 to 1.23 GB that way, and a cap of one
+    arena per core brought it back to 0.95 GB at the same speed. No-op off glibc.
+    """
+    import os
+
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None or _malloc_trim() is None:  # not glibc
+        return False
+    return bool(mallopt(_M_ARENA_MAX, max(2, n or os.cpu_count() or 2)))
 
 
 _TRIM_LOCK = threading.Lock()

@@ -26,8 +26,9 @@ overlays the permits and writes into ``out_dir``:
     ``write_registered=False`` or when co-registration is skipped.
 
 Memory: large rasters are read and processed chunk by chunk (see ``DetectParams.chunk_px`` and
-``group_px``), and GDAL's block cache is held at :data:`GDAL_CACHE_MB` during a run unless
-``GDAL_CACHEMAX`` is set.
+``group_px``), GDAL's block cache is held at :data:`GDAL_CACHE_MB` during a run unless
+``GDAL_CACHEMAX`` is set, and glibc's malloc arenas are capped at one per core unless
+``MALLOC_ARENA_MAX`` is set.
 
 Survey dates default to the orthophotos' tags (``SITEWATCH_SURVEY_DATE``, else
 ``TIFFTAG_DATETIME``), then to a ``truth.json`` two folders above the before orthophoto (the
@@ -63,7 +64,7 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from change_detection.change import CHANGE_CODES, CODE_NODATA
-from change_detection.detect import ChangeResult, Epoch, detect_changes
+from change_detection.detect import ChangeResult, Epoch, detect_changes, limit_malloc_arenas
 from change_detection.grids import AlignedEpoch, align_epoch, onto_reference_grid
 from change_detection.leads import Lead, leads_to_feature_collection
 from change_detection.params import DetectParams
@@ -91,12 +92,14 @@ GDAL_CACHE_MB = 128
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _bounded_gdal_cache(func: _F) -> _F:
+def _bounded_memory(func: _F) -> _F:
     """Run ``func`` with GDAL's block cache at :data:`GDAL_CACHE_MB` unless the user set
-    ``GDAL_CACHEMAX`` (in the environment or an enclosing ``rasterio.Env``)."""
+    ``GDAL_CACHEMAX`` (in the environment or an enclosing ``rasterio.Env``), and glibc's
+    malloc arenas capped (:func:`change_detection.detect.limit_malloc_arenas`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        limit_malloc_arenas()
         user_env = rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv()
         if os.environ.get("GDAL_CACHEMAX") or user_env:
             return func(*args, **kwargs)
@@ -346,7 +349,7 @@ def _finish_change_tif(path: Path, mode: str) -> None:
             dst.build_overviews(factors, Resampling.nearest)
 
 
-@_bounded_gdal_cache
+@_bounded_memory
 def run_detect(
     before_ortho: str | os.PathLike[str],
     after_ortho: str | os.PathLike[str],

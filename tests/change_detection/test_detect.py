@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -167,3 +170,16 @@ def test_group_px_must_be_positive_and_may_be_below_the_chunk() -> None:
     assert DetectParams(chunk_px=9000).group_px == 8192  # a group of one chunk
     with pytest.raises(ChangeDetectionError, match="group_px = 0; use a positive"):
         DetectParams(group_px=0)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc malloc arenas")
+def test_malloc_arenas_are_capped_unless_the_user_set_malloc_arena_max() -> None:
+    code = "from change_detection.detect import limit_malloc_arenas as f; print(f(2))"
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    run = [sys.executable, "-c", code]
+    capped = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
+    assert capped.stdout.strip() == "True"
+    kept = subprocess.run(
+        run, env={**env, "MALLOC_ARENA_MAX": "4"}, capture_output=True, text=True, check=True
+    )
+    assert kept.stdout.strip() == "False"
