@@ -643,9 +643,9 @@ def _gather_bilinear(
     for a in range(0, h, step):
         b = min(h, a + step)
         y, x = qy[a:b], qx[a:b]
-        inside = (y >= 0) & (y <= sh - 1) & (x >= 0) & (x <= sw - 1)
-        yc = np.clip(y, 0, sh - 1)
-        xc = np.clip(x, 0, sw - 1)
+        inside = (y >= 0) & (y <= sh - 1) & (x >= 0) & (x <= sw - 1)  # False for NaN too
+        yc = np.where(inside, y, 0.0)
+        xc = np.where(inside, x, 0.0)
         y0 = np.minimum(yc.astype(np.int64), sh - 2)
         x0 = np.minimum(xc.astype(np.int64), sw - 2)
         ty = (yc - y0).astype(np.float32)

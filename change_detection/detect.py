@@ -577,8 +577,8 @@ _M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 @functools.cache
 def limit_malloc_arenas(n: int | None = None) -> bool:
-    """Cap glibc's malloc arenas at ``n`` (default: one per core) for the rest of the process,
-    unless ``MALLOC_ARENA_MAX`` is set; True when the cap was applied.
+    """Cap glibc's malloc arenas at ``n`` (default: one per core; at least 2) for the rest of
+    the process, unless ``MALLOC_ARENA_MAX`` is set; True when the cap was applied.
 
     glibc gives threads their own arenas (up to eight per core) and each keeps the pages that
     numpy freed in it; the pipeline's short-lived thread pools (tie points, vertical offset,

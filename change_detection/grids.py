@@ -378,8 +378,8 @@ def _reproject_lazy(
     array whose every chunk warps (GDAL, as ``reproject_match`` does) only the source window
     its footprint needs, so memory follows the chunks rather than the rasters. The values
     equal ``reproject_match``'s up to GDAL's approximate transformer (measured below 1e-3 on
-    float32 heights between UTM zones); masks (bool) come back True where the nearest source
-    pixel is, and pixels with no source get ``fill``."""
+    float32 heights between UTM zones); masks (bool) travel as uint8 with False as nodata, as
+    in the eager path, and pixels with no source get ``fill``."""
     import dask
     import dask.array as dsa
     from dask.base import tokenize
@@ -392,10 +392,11 @@ def _reproject_lazy(
     xch = tuple(min(size, W - i) for i in range(0, W, size))
     lead = tuple(arr.shape[:-2])
     in_dtype = np.dtype(arr.dtype)
+    nodata: float
     if in_dtype == np.bool_:
+        # as the eager path: 0 (False) is nodata, so resampling never blends it in
         arr = arr.astype(np.uint8)
-        nodata: float | None = None  # False is a value: outside stays 0 (the destination init)
-        out_dtype = np.dtype(np.bool_)
+        nodata, out_dtype = 0.0, np.dtype(np.bool_)
     elif np.issubdtype(in_dtype, np.floating):
         nodata, out_dtype = float("nan"), in_dtype
     else:
@@ -406,7 +407,7 @@ def _reproject_lazy(
             src_crs=t_crs,
             dst_crs=r_crs,
             nodata=nodata,
-            fill=0 if nodata is None else nodata,
+            fill=nodata,
             resampling=resampling,
             scale=_warp_scale(target, reference),
             dtype=np.dtype(np.uint8) if in_dtype == np.bool_ else in_dtype,
@@ -414,7 +415,18 @@ def _reproject_lazy(
         ),
         pure=True,
     )
-    name = f"reproject-{tokenize(arr.name, str(r_crs), tuple(r_t), resampling.value, fill)}"
+    token = tokenize(
+        arr.name,
+        str(r_crs),
+        tuple(r_t),
+        (H, W),
+        str(t_crs),
+        tuple(t_t),
+        size,
+        resampling.value,
+        nodata,
+    )
+    name = f"reproject-{token}"
     rows_blocks: list[list[Any]] = []
     r0 = 0
     for h in ych:
@@ -465,9 +477,9 @@ def _reprojected_source_window(
     clip: bool = True,
 ) -> tuple[int, int, int, int] | None:
     """Source rows and columns ``(y0, y1, x0, x1)`` under a destination window (its outline
-    densified and transformed), with a margin of two pixels plus the resampling kernel's
-    reach when the destination is coarser, cut to the source; None when the window misses
-    the source. ``clip=False``: the exact footprint, no margin, not cut."""
+    densified and transformed), with a margin of two pixels plus the widest resampling
+    kernel's reach (wider when the destination is coarser), cut to the source; None when the
+    window misses the source. ``clip=False``: the exact footprint, no margin, not cut."""
     from rasterio.transform import array_bounds
     from rasterio.warp import transform_bounds
 
@@ -488,7 +500,8 @@ def _reprojected_source_window(
             math.ceil(max(cols)),
         )
     ratio = max((max(rows) - min(rows)) / max(h, 1), (max(cols) - min(cols)) / max(w, 1), 1.0)
-    margin = 2 + math.ceil(2 * ratio)
+    # GDAL widens a kernel by the downsampling ratio; 3 pixels is Lanczos' radius, the widest
+    margin = 2 + math.ceil(3 * ratio)
     y0 = max(0, math.floor(min(rows)) - margin)
     y1 = min(src_shape[0], math.ceil(max(rows)) + margin)
     x0 = max(0, math.floor(min(cols)) - margin)
@@ -506,7 +519,7 @@ def _reproject_chunk(
     *,
     src_crs: Any,
     dst_crs: Any,
-    nodata: float | None,
+    nodata: float,
     fill: float,
     resampling: Resampling,
     scale: dict[str, float],

@@ -103,7 +103,8 @@ def _bounded_memory(func: _F) -> _F:
         user_env = rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv()
         if os.environ.get("GDAL_CACHEMAX") or user_env:
             return func(*args, **kwargs)
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        # rasterio hands an integer GDAL_CACHEMAX to GDALSetCacheMax64: bytes, not MB
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20):
             return func(*args, **kwargs)
 
     return cast(_F, wrapper)

@@ -96,10 +96,12 @@ def command(
     the permits; writes leads.geojson, leads.gpkg, change.tif, coregistration.json,
     provenance.json and the co-registered after epoch (after_registered.tif,
     after_registered_dsm.tif) into --out."""
-    # Every tile is decoded once: GDAL's default block cache (5 % of RAM) only adds memory.
-    os.environ.setdefault("GDAL_CACHEMAX", "256")
     from change_detection.params import DetectParams
-    from survey.pipeline import run_detect
+    from survey.pipeline import GDAL_CACHE_MB, run_detect
+
+    # Every tile is decoded once: GDAL's default block cache (5 % of RAM) only adds memory.
+    # Set in the environment (in MB) so that LocalCluster worker processes inherit it too.
+    os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))
 
     params = DetectParams(
         min_area_m2=min_area_m2,

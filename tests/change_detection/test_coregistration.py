@@ -331,6 +331,19 @@ def test_bilinear_warp_of_a_general_model_equals_map_coordinates() -> None:
     assert got[2].dtype == np.bool_ and 0 < got[2].mean() < 0.95
 
 
+def test_bilinear_gather_gives_the_fill_at_nan_coordinates() -> None:
+    """As map_coordinates does: a NaN coordinate is outside, whatever the array's width."""
+    from change_detection.coregistration import _gather_bilinear
+
+    for width in (7, 8):
+        src = np.arange(5 * width, dtype=np.float32).reshape(1, 5, width)
+        qy = np.array([[1.5, np.nan, 2.0]])
+        qx = np.array([[np.nan, 2.5, 3.0]])
+        out = np.empty((1, 1, 3), np.float32)
+        _gather_bilinear(src, qy, qx, out, -1.0, False, False)
+        np.testing.assert_array_equal(out[0, 0], [-1.0, -1.0, 2.0 * width + 3.0])
+
+
 def test_warp_field_is_interpolated_separably_on_a_grid_as_pointwise() -> None:
     """A warp model's node field interpolated on a rows x columns grid (the separable path)
     equals the pointwise 2-D interpolation at the same pixels."""
