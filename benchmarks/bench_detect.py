@@ -8,12 +8,12 @@ GNSS error between two flights: a global shift of a non-integer number of pixels
 grids differ too); a misregistration rendered into the 80 m tile would repeat in every tile,
 a saw-tooth no survey has.
 
-For every size a fresh subprocess (so its peak RSS is its own) first reads all four rasters
-with rasterio, tile by tile on as many threads as there are cores (the floor: nothing can be
-faster than decoding the inputs), then runs the whole ``run_detect`` (read, co-register,
-change, vectorize, write), after a first run with ``coregister=False`` (everything but the
-co-registration of issue 5, measured first so its peak RSS is its own). Reported: the detect
-time against the read time of the same run
+For every size three fresh subprocesses (so that each peak RSS is its own) read all four
+rasters with rasterio, tile by tile on as many threads as there are cores (the floor: nothing
+can be faster than decoding the inputs), run ``run_detect`` with ``coregister=False``
+(everything but the co-registration of issue 5), and run the whole ``run_detect`` (read,
+co-register, change, vectorize, write). Reported: the detect time against the read time of
+the same run
 (target within 2x at 8000 px), seconds per megapixel along the series (linear time means a
 flat series), and peak RSS (flat memory means it does not grow with the raster).
 
@@ -102,12 +102,11 @@ def _write_mosaic(scene: Any, root: Path, side: int) -> dict[str, Path]:
 
 _CHILD = r"""
 import json, os, resource, sys, time
-import dask.distributed  # imports outside the timings: both runs and the read start warm
+import dask.distributed  # imports outside the timings: every run and the read start warm
 import survey.pipeline
 from concurrent.futures import ThreadPoolExecutor
 import rasterio
-from rasterio.windows import Window
-paths = json.loads(sys.argv[1]); out = sys.argv[2]
+paths = json.loads(sys.argv[1]); out = sys.argv[2]; what = sys.argv[3]
 
 def read_all(path):
     with rasterio.open(path) as ds:
@@ -123,46 +122,65 @@ def read_all(path):
         list(pool.map(job, [wins[i::n] for i in range(n)]))
 
 t0 = time.perf_counter()
-for p in paths.values():
-    read_all(p)
-read_s = time.perf_counter() - t0
-
-from change_detection.params import DetectParams
-from survey.pipeline import run_detect
-t0 = time.perf_counter()
-own = run_detect(paths["before_ortho"], paths["after_ortho"], out + "-own",
-                 before_dsm=paths["before_dsm"], after_dsm=paths["after_dsm"],
-                 params=DetectParams(coregister=False))
-own_s = time.perf_counter() - t0
-own_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-t0 = time.perf_counter()
-res = run_detect(paths["before_ortho"], paths["after_ortho"], out,
-                 before_dsm=paths["before_dsm"], after_dsm=paths["after_dsm"])
-detect_s = time.perf_counter() - t0
+n_leads, stages = None, None
+if what == "read":
+    for p in paths.values():
+        read_all(p)
+else:
+    from change_detection.params import DetectParams
+    from survey.pipeline import run_detect
+    res = run_detect(paths["before_ortho"], paths["after_ortho"], out,
+                     before_dsm=paths["before_dsm"], after_dsm=paths["after_dsm"],
+                     params=DetectParams(coregister=what == "detect"))
+    n_leads, stages = len(res.leads), res.timings_s
+seconds = time.perf_counter() - t0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"read_s": read_s, "detect_s": detect_s, "peak_rss_mb": rss,
-                  "own_s": own_s, "own_rss_mb": own_rss,
-                  "n_leads": len(res.leads), "stages": res.timings_s}))
+print(json.dumps({"s": seconds, "rss_mb": rss, "n_leads": n_leads, "stages": stages}))
 """
 
 
-def _measure(paths: dict[str, Path], out: Path) -> dict[str, Any]:
+def _child(paths: dict[str, Path], out: Path, what: str) -> dict[str, Any]:
+    """Run one measurement (``read``, ``own`` or ``detect``) in a fresh interpreter, so that
+    its peak RSS is its own and not what an earlier run left in the allocator."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(HERE.parent) + os.pathsep + env.get("PYTHONPATH", "")
-    # GDAL's block cache (5 % of RAM by default) would keep what the floor read decoded and
-    # count it in the pipeline's peak RSS; a single pass over each tile gains nothing from it.
+    # GDAL's block cache (5 % of RAM by default) would keep what the floor read decoded;
+    # a single pass over each tile gains nothing from it (run_detect bounds it the same way).
     env["GDAL_CACHEMAX"] = "128"
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps({k: str(v) for k, v in paths.items()}), str(out)],
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            json.dumps({k: str(v) for k, v in paths.items()}),
+            str(out),
+            what,
+        ],
         capture_output=True,
         text=True,
         env=env,
         check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"benchmark child ({what}) failed:\n{proc.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+def _measure(paths: dict[str, Path], out: Path) -> dict[str, Any]:
+    read = _child(paths, out, "read")
+    own = _child(paths, Path(f"{out}-own"), "own")
+    full = _child(paths, out, "detect")
+    return {
+        "read_s": read["s"],
+        "read_rss_mb": read["rss_mb"],
+        "own_s": own["s"],
+        "own_rss_mb": own["rss_mb"],
+        "detect_s": full["s"],
+        "peak_rss_mb": full["rss_mb"],
+        "n_leads": full["n_leads"],
+        "stages": full["stages"],
+    }
 
 
 def run(quick: bool) -> list[Result]:
@@ -187,7 +205,8 @@ def run(quick: bool) -> list[Result]:
             for p in paths.values():
                 p.unlink()
             print(
-                f"   {side} px: read {m['read_s']:.1f} s, detect {m['detect_s']:.1f} s, "
+                f"   {side} px: read {m['read_s']:.1f} s ({m['read_rss_mb']:.0f} MB), "
+                f"detect {m['detect_s']:.1f} s, "
                 f"peak RSS {m['peak_rss_mb']:.0f} MB, {m['n_leads']} leads, stages {m['stages']}; "
                 f"--no-coregister {m['own_s']:.1f} s, {m['own_rss_mb']:.0f} MB",
                 flush=True,
