@@ -187,10 +187,10 @@ def test_site_outside_the_rasters(
 
 
 def test_chunks_wider_than_a_group_run(epoch: dict[str, Path], tmp_path: Path) -> None:
-    """--chunk-px above DetectParams.group_px (8192) is a group of one chunk, not an error."""
-    assert run([*_args(epoch, tmp_path / "out"), "--chunk-px", "9000", "--no-coregister"]) == 0
+    """--chunk-px above DetectParams.group_px (16384) is a group of one chunk, not an error."""
+    assert run([*_args(epoch, tmp_path / "out"), "--chunk-px", "17000", "--no-coregister"]) == 0
     prov = json.loads((tmp_path / "out" / "provenance.json").read_text(encoding="utf-8"))
-    assert prov["parameters"]["chunk_px"] == 9000
+    assert prov["parameters"]["chunk_px"] == 17000
 
 
 def test_chunks_too_small(
