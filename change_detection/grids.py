@@ -45,6 +45,7 @@ from change_detection.coregistration import (
     TIEPOINT_DTYPE,
     CoregParams,
     CoregResult,
+    _warp_kind,
     coregister,
     estimate_vertical_offset,
     translation_mapping,
@@ -381,15 +382,13 @@ def _reproject_lazy(
     float32 heights between UTM zones); masks (bool) travel as uint8 with False as nodata, as
     in the eager path, and pixels with no source get ``fill``."""
     import dask
-    import dask.array as dsa
     from dask.base import tokenize
 
     r_crs, r_t, (H, W) = _grid_of(reference)
     t_crs, t_t, (th, tw) = _grid_of(target)
     arr = target.data
     size = max(arr.chunks[-2][0], arr.chunks[-1][0])
-    ych = tuple(min(size, H - i) for i in range(0, H, size))
-    xch = tuple(min(size, W - i) for i in range(0, W, size))
+    ych, xch = _chunk_sizes(H, size), _chunk_sizes(W, size)
     lead = tuple(arr.shape[:-2])
     in_dtype = np.dtype(arr.dtype)
     nodata: float
@@ -407,7 +406,6 @@ def _reproject_lazy(
             src_crs=t_crs,
             dst_crs=r_crs,
             nodata=nodata,
-            fill=nodata,
             resampling=resampling,
             scale=_warp_scale(target, reference),
             dtype=np.dtype(np.uint8) if in_dtype == np.bool_ else in_dtype,
@@ -427,27 +425,46 @@ def _reproject_lazy(
         nodata,
     )
     name = f"reproject-{token}"
+
+    def block(window: tuple[int, int, int, int], key: tuple[Any, ...]) -> Any:
+        r0, c0, h, w = window
+        dst_t = r_t * Affine.translation(c0, r0)
+        win = _reprojected_source_window(dst_t, (h, w), r_crs, t_t, t_crs, (th, tw))
+        if win is None:
+            src, src_t = None, t_t
+        else:
+            y0, y1, x0, x1 = win
+            src, src_t = arr[..., y0:y1, x0:x1], t_t * Affine.translation(x0, y0)
+        return chunk(src, src_t, dst_t, (*lead, h, w), dask_key_name=key)
+
+    return _lazy_grid(ych, xch, lead, out_dtype, name, block)
+
+
+def _chunk_sizes(n: int, size: int) -> tuple[int, ...]:
+    """Chunks of ``size`` along an axis of ``n`` (the last one shorter)."""
+    return tuple(min(size, n - i) for i in range(0, n, size))
+
+
+def _lazy_grid(
+    ych: tuple[int, ...],
+    xch: tuple[int, ...],
+    lead: tuple[int, ...],
+    dtype: Any,
+    name: str,
+    block: Any,
+) -> Any:
+    """A dask array of chunks ``ych`` x ``xch`` (leading dims ``lead``), one delayed block
+    each: ``block((row0, col0, rows, cols), key)`` returns the block, named ``key``."""
+    import dask.array as dsa
+
     rows_blocks: list[list[Any]] = []
     r0 = 0
-    for h in ych:
+    for i, h in enumerate(ych):
         row_blocks: list[Any] = []
         c0 = 0
-        for w in xch:
-            dst_t = r_t * Affine.translation(c0, r0)
-            win = _reprojected_source_window(dst_t, (h, w), r_crs, t_t, t_crs, (th, tw))
-            if win is None:
-                src, src_t = None, t_t
-            else:
-                y0, y1, x0, x1 = win
-                src, src_t = arr[..., y0:y1, x0:x1], t_t * Affine.translation(x0, y0)
-            blk = chunk(
-                src,
-                src_t,
-                dst_t,
-                (*lead, h, w),
-                dask_key_name=(name, len(rows_blocks), len(row_blocks)),
-            )
-            row_blocks.append(dsa.from_delayed(blk, shape=(*lead, h, w), dtype=out_dtype))
+        for j, w in enumerate(xch):
+            blk = block((r0, c0, h, w), (name, i, j))
+            row_blocks.append(dsa.from_delayed(blk, shape=(*lead, h, w), dtype=dtype))
             c0 += w
         rows_blocks.append(row_blocks)
         r0 += h
@@ -520,17 +537,17 @@ def _reproject_chunk(
     src_crs: Any,
     dst_crs: Any,
     nodata: float,
-    fill: float,
     resampling: Resampling,
     scale: dict[str, float],
     dtype: np.dtype[Any],
     as_bool: bool,
 ) -> np.ndarray:
     """One chunk of :func:`_reproject_lazy`: ``src`` (None: no source under it) warped onto
-    the destination window (a mask travels as uint8 and comes back as bool)."""
+    the destination window, ``nodata`` where no source pixel lands (a mask travels as uint8
+    and comes back as bool)."""
     from rasterio.warp import reproject
 
-    out = np.full(shape, fill, dtype=dtype)
+    out = np.full(shape, nodata, dtype=dtype)
     if src is not None:
         src = np.ascontiguousarray(src)
         # rasterio wraps its in-memory datasets in warnings.catch_warnings, which is not
@@ -682,49 +699,26 @@ def _warp_dataarray(
 
 def _warp_lazy(result: CoregResult, arr: Any, order: int, like: xr.DataArray, block_px: int) -> Any:
     import dask
-    import dask.array as dsa
     from dask.base import tokenize
 
     H, W = result.shape
     if like.chunks is not None:
         ych, xch = like.chunks[-2], like.chunks[-1]
     else:
-        ych = tuple(min(block_px, H - i) for i in range(0, H, block_px))
-        xch = tuple(min(block_px, W - i) for i in range(0, W, block_px))
-    lead = tuple(arr.shape[:-2])
+        ych, xch = _chunk_sizes(H, block_px), _chunk_sizes(W, block_px)
     src_h, src_w = arr.shape[-2], arr.shape[-1]
-    in_dtype = np.dtype(arr.dtype)
-    out_dtype = (
-        in_dtype
-        if in_dtype == np.bool_ or np.issubdtype(in_dtype, np.integer)
-        else np.dtype(np.float32)
-        if in_dtype.itemsize <= 4
-        else in_dtype
-    )
+    out_dtype = _warp_kind(arr, order, None).dtype
     # The model is bound once and every block named: dask would otherwise walk and hash the
     # result (its tie-point table) for each block (2 s of graph building at 8192 px).
     warp_block = dask.delayed(functools.partial(_warp_block, result), pure=True)
     name = f"warp-{tokenize(arr.name, result.to_dict(), order, ych, xch)}"
-    rows_blocks: list[list[Any]] = []
-    r0 = 0
-    for h in ych:
-        row_blocks: list[Any] = []
-        c0 = 0
-        for w in xch:
-            y0, y1, x0, x1 = _source_window(result, (r0, c0, h, w), order, (src_h, src_w))
-            src = arr[..., y0:y1, x0:x1]
-            blk = warp_block(
-                src,
-                (y0, x0),
-                (r0, c0, h, w),
-                order,
-                dask_key_name=(name, len(rows_blocks), len(row_blocks)),
-            )
-            row_blocks.append(dsa.from_delayed(blk, shape=(*lead, h, w), dtype=out_dtype))
-            c0 += w
-        rows_blocks.append(row_blocks)
-        r0 += h
-    return dsa.block(rows_blocks)
+
+    def block(window: tuple[int, int, int, int], key: tuple[Any, ...]) -> Any:
+        y0, y1, x0, x1 = _source_window(result, window, order, (src_h, src_w))
+        src = arr[..., y0:y1, x0:x1]
+        return warp_block(src, (y0, x0), window, order, dask_key_name=key)
+
+    return _lazy_grid(ych, xch, tuple(arr.shape[:-2]), out_dtype, name, block)
 
 
 def _source_window(
