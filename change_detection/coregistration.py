@@ -81,7 +81,9 @@ import functools
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -575,8 +577,6 @@ def warp_arrays(
     else:
         # the blocks write disjoint parts of the outputs; numpy's gathers and arithmetic
         # release the GIL, so a window of many blocks resamples on every core
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(one, blocks))
     return outs
@@ -586,9 +586,6 @@ def _warp_threads() -> int:
     """Threads for the blocks of one :func:`warp_arrays` call on in-memory arrays: every core
     from the main thread, one inside worker threads (dask's, which already run a block per
     core)."""
-    import os
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return 1
     return os.cpu_count() or 1
@@ -1522,8 +1519,6 @@ def _measure_tiepoints(
     # Batch k is measured on a worker thread while batch k + 1 is read (the FFTs and filters
     # release the GIL); the windows are read in order on this thread (the band caches are
     # not thread-safe). Memory: two batches of windows.
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(1) as worker:
         pending = None
         for b0 in range(0, len(pos), _BATCH):
@@ -2079,8 +2074,6 @@ def estimate_vertical_offset(
 
     if len(windows) > 1 and not any(isinstance(x, _BandCache) for x in (reference_dsm, target_dsm)):
         # windows of lazy rasters are read (decoded, warped) side by side
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(min(len(windows), os.cpu_count() or 1)) as pool:
             found = list(pool.map(stable_differences, windows))
     else:

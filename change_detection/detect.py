@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import MutableMapping
@@ -585,8 +586,6 @@ def limit_malloc_arenas(n: int | None = None) -> bool:
     warps) took the peak of an 8192 px run from 0.96 to 1.23 GB that way, and a cap of one
     arena per core brought it back to 0.95 GB at the same speed. No-op off glibc.
     """
-    import os
-
     if os.environ.get("MALLOC_ARENA_MAX"):
         return False
     mallopt = getattr(_libc(), "mallopt", None)

@@ -27,13 +27,17 @@ AREA_TOL = 0.10
 HEIGHT_TOL_M = 0.3
 
 
-def _detect(site: Any, out: Path, **kw: Any) -> DetectResult:
+def _detect(
+    site: Any, out: Path, after: tuple[Path, Path] | None = None, **kw: Any
+) -> DetectResult:
+    """run_detect on the site; ``after`` replaces its after (orthophoto, DSM)."""
+    after_ortho, after_dsm = after if after is not None else (site.after_ortho, site.after_dsm)
     return run_detect(
         site.before_ortho,
-        site.after_ortho,
+        after_ortho,
         out,
         before_dsm=site.before_dsm,
-        after_dsm=site.after_dsm,
+        after_dsm=after_dsm,
         permits=site.permits,
         **kw,
     )
@@ -198,16 +202,9 @@ def test_known_answers_with_the_after_epoch_in_another_crs_and_pixel_size(
 ) -> None:
     """An after epoch in the next UTM zone at 7 cm is reprojected onto the before grid (chunk
     by chunk when chunked) and co-registered: the same known answers."""
-    ortho, dsm = _after_in_the_next_utm_zone(synth_site, tmp_path, 0.07)
-    result = run_detect(
-        synth_site.before_ortho,
-        ortho,
-        tmp_path / "out",
-        before_dsm=synth_site.before_dsm,
-        after_dsm=dsm,
-        permits=synth_site.permits,
-        params=DetectParams() if chunk_px is None else DetectParams(chunk_px=chunk_px),
-    )
+    after = _after_in_the_next_utm_zone(synth_site, tmp_path, 0.07)
+    params = DetectParams() if chunk_px is None else DetectParams(chunk_px=chunk_px)
+    result = _detect(synth_site, tmp_path / "out", after, params=params)
     assert any("reprojected" in w for w in result.coregistration["warnings"])
     check_known_answers(synth_site, result)
 
@@ -248,14 +245,6 @@ def _unchanged_pair(site: Any, out: Path) -> tuple[Path, Path]:
 
 
 def test_an_unchanged_pair_gives_no_lead(synth_site: Any, tmp_path: Path) -> None:
-    ortho, dsm = _unchanged_pair(synth_site, tmp_path)
-    result = run_detect(
-        synth_site.before_ortho,
-        ortho,
-        tmp_path / "out",
-        before_dsm=synth_site.before_dsm,
-        after_dsm=dsm,
-        permits=synth_site.permits,
-    )
+    result = _detect(synth_site, tmp_path / "out", _unchanged_pair(synth_site, tmp_path))
     assert result.leads == ()
     assert abs(result.coregistration["shift_x_px"] - 4.3) < 0.3
