@@ -17,7 +17,7 @@ labelled into pieces (:mod:`change_detection.objects`). Pieces that touch across
 are joined, so an object straddling chunks comes out exactly once, and a chunked run returns
 the same objects as a whole-array run. Dask reads ahead and a chunk's data lives until its
 neighbours' blocks are done, so the chunk grid is computed in square groups
-(``DetectParams.group_px``, at most 16 x 16 chunks by default) one after the other, each
+(``DetectParams.group_px``, at most 8 x 8 chunks by default) one after the other, each
 reading the ring of chunks around it for its halos; after each block the heap's free pages
 go back to the system (glibc keeps what worker threads freed otherwise). Peak memory is then
 bounded by a group, not the raster (measured for the whole pipeline: 0.94 GB at 8192 px,

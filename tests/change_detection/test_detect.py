@@ -167,7 +167,7 @@ def test_rgb_only_in_groups_equals_the_whole_array() -> None:
 
 
 def test_group_px_must_be_positive_and_may_be_below_the_chunk() -> None:
-    assert DetectParams(chunk_px=17000).group_px == 16384  # a group of one chunk
+    assert DetectParams(chunk_px=17000).group_px == 8192  # a group of one chunk
     with pytest.raises(ChangeDetectionError, match="group_px = 0; use a positive"):
         DetectParams(group_px=0)
 
