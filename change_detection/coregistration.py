@@ -27,7 +27,9 @@ The algorithm works on two rasters that already share one pixel grid (the xarray
    When a robust affine fit of this pass moves windows by more than a quarter of the search
    range from the coarse offset (rotation or scale on a large raster), the grid is measured
    again, each target window cut where that fit puts it. Lazy inputs are read through a
-   row-band cache so each band of rows is decoded once.
+   row-band cache so each band of rows is decoded once; a lazy reference's windows, whose
+   places do not depend on the shift, are cut out of the chunks the coarse pass decodes, so
+   the tie-point passes decode only the target.
 4. **Reliability.** A tie point is rejected when its windows are mostly nodata, featureless,
    its peak is weak (peak-to-noise below ``min_snr``), ambiguous (second peak over
    ``max_peak_ratio`` of the first: periodic texture), at the edge of the search range, locally
@@ -1053,6 +1055,59 @@ def _banded(arr: _Sliceable) -> _Sliceable:
     return arr if isinstance(arr, np.ndarray) else _BandCache(arr)
 
 
+def _tie_geometry(H: int, W: int, params: CoregParams) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Tie-point grid: window rows, window columns, the halo read around each window and the
+    side of what is read (window plus two halos)."""
+    n = params.window_px
+    rows0, cols0 = _grid_positions(H, W, n, params)
+    halo = min(math.ceil(3 * params.sigma_px + params.normalise_px) + 2, n)
+    return rows0, cols0, halo, n + 2 * halo
+
+
+class _WindowStash:
+    """The reference's tie-point windows, cut out of the chunks the coarse pass decodes.
+
+    The coarse pass reads every pixel of both rasters; the tie-point windows of the reference
+    sit where the grid puts them whatever the shift, so they are kept on the way (grey and
+    validity exactly as :func:`_read_window` makes them) and the tie-point passes decode only
+    the target. Memory: at most ``max_tiepoints`` windows (about 74 MB with the defaults).
+    Chunks fill disjoint parts of the windows, so dask's threads fill them side by side.
+    """
+
+    def __init__(self, shape: tuple[int, int], params: CoregParams) -> None:
+        rows0, cols0, halo, m = _tie_geometry(shape[0], shape[1], params)
+        self.key = (shape, params.window_px, params.spacing_px, params.max_tiepoints, halo)
+        self.tops = rows0 - halo
+        self.lefts = cols0 - halo
+        self.m = m
+        k = rows0.size * cols0.size
+        self.grey = np.zeros((k, m, m), np.float32)
+        self.ok = np.zeros((k, m, m), bool)
+        self.complete = False
+
+    def fill(self, raw: np.ndarray, vraw: np.ndarray | None, y0: int, x0: int) -> None:
+        """Copy the parts of the windows inside the block whose top-left pixel is (y0, x0)."""
+        h, w = raw.shape[-2], raw.shape[-1]
+        m = self.m
+        rows = np.flatnonzero((self.tops < y0 + h) & (self.tops + m > y0))
+        cols = np.flatnonzero((self.lefts < x0 + w) & (self.lefts + m > x0))
+        for i in rows:
+            top = int(self.tops[i])
+            a0, a1 = max(top, y0), min(top + m, y0 + h)
+            for j in cols:
+                left = int(self.lefts[j])
+                b0, b1 = max(left, x0), min(left + m, x0 + w)
+                src = (slice(a0 - y0, a1 - y0), slice(b0 - x0, b1 - x0))
+                g = _to_grey(raw[(..., *src)])
+                v = np.isfinite(g)
+                if vraw is not None:
+                    v &= np.asarray(vraw[src], dtype=bool)
+                k = i * self.lefts.size + j
+                dst = (k, slice(a0 - top, a1 - top), slice(b0 - left, b1 - left))
+                self.grey[dst] = np.where(v, g, 0)
+                self.ok[dst] = v
+
+
 def _block_sum(a: np.ndarray, f: int) -> np.ndarray:
     """Sum of f x f blocks of a 2-D array whose sides are multiples of f."""
     h, w = a.shape
@@ -1100,32 +1155,37 @@ def _block_sums_of(raw: np.ndarray, vraw: np.ndarray | None, f: int) -> np.ndarr
     )
 
 
-def _block_mean_lazy(arr: Any, valid: Any, f: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _block_mean_lazy(
+    arr: Any, valid: Any, f: int, stash: _WindowStash | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`_block_mean` of dask arrays chunk by chunk on dask's threads (rechunked to
-    multiples of ``f`` where they are not), or None for other arrays."""
+    multiples of ``f`` where they are not), or None for other arrays. With ``stash``, each
+    chunk also fills the tie-point windows it holds."""
     import dask.array as dsa
 
     if not hasattr(arr, "dask") or (valid is not None and not hasattr(valid, "dask")):
         return None
-    H, W = arr.shape[-2], arr.shape[-1]
-    hc, wc = H // f, W // f
-    a = arr[..., : hc * f, : wc * f]
-    if a.ndim == 2:
-        a = a[None]
+    a = arr if arr.ndim == 3 else arr[None]
     rows, cols = a.chunks[-2], a.chunks[-1]
     if any(c % f for c in rows[:-1]) or any(c % f for c in cols[:-1]):
         # a grid snapped by a few pixels starts with a short chunk: cut at multiples of f
         size = max(f, (max(*rows, *cols) // f) * f)
         a = a.rechunk({1: size, 2: size})
     a = a.rechunk({0: -1})
+    # every chunk but the last of a row or column is a multiple of f; the last one's rest
+    # (under f pixels) makes no whole block and is left out of the sums
     out_rows = tuple(c // f for c in a.chunks[-2])
     out_cols = tuple(c // f for c in a.chunks[-1])
     parts = [a]
     if valid is not None:
-        parts.append(valid[: hc * f, : wc * f].rechunk(a.chunks[-2:]))
+        parts.append(valid.rechunk(a.chunks[-2:]))
 
-    def one(*blocks: np.ndarray) -> np.ndarray:
-        return _block_sums_of(blocks[0], blocks[1] if len(blocks) > 1 else None, f)
+    def one(*blocks: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+        vraw = blocks[1] if len(blocks) > 1 else None
+        if stash is not None and block_info is not None:
+            (_, _), (y0, _), (x0, _) = block_info[0]["array-location"]
+            stash.fill(blocks[0], vraw, y0, x0)
+        return _block_sums_of(blocks[0], vraw, f)
 
     sums = dsa.map_blocks(
         one,
@@ -1134,7 +1194,10 @@ def _block_mean_lazy(arr: Any, valid: Any, f: int) -> tuple[np.ndarray, np.ndarr
         dtype=np.float64,
         meta=np.zeros((0, 0, 0)),
     )
-    return _mean_and_fraction(np.asarray(sums.compute()), f)
+    out = _mean_and_fraction(np.asarray(sums.compute()), f)
+    if stash is not None:
+        stash.complete = True
+    return out
 
 
 def _mean_and_fraction(sums: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1144,11 +1207,15 @@ def _mean_and_fraction(sums: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray
 
 
 def _block_mean(
-    arr: _Sliceable, valid: _Sliceable | None, f: int, strip_rows: int = 2048
+    arr: _Sliceable,
+    valid: _Sliceable | None,
+    f: int,
+    strip_rows: int = 2048,
+    stash: _WindowStash | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Block-averaged grey image and valid fraction, read strip by strip (dask arrays: chunk
-    by chunk on dask's threads)."""
-    lazy = _block_mean_lazy(arr, valid, f)
+    by chunk on dask's threads, filling ``stash`` on the way)."""
+    lazy = _block_mean_lazy(arr, valid, f, stash)
     if lazy is not None:
         return lazy
     H, W = arr.shape[-2], arr.shape[-1]
@@ -1353,10 +1420,11 @@ def _coarse_shift(
     reference_valid: _Sliceable | None,
     target_valid: _Sliceable | None,
     params: CoregParams,
+    stash: _WindowStash | None = None,
 ) -> _Coarse:
     H, W = reference.shape[-2], reference.shape[-1]
     f = max(1, math.ceil(max(H, W) / params.coarse_px))
-    gr, vr_frac = _block_mean(reference, reference_valid, f)
+    gr, vr_frac = _block_mean(reference, reference_valid, f, stash=stash)
     gt, vt_frac = _block_mean(target, target_valid, f)
     vr = vr_frac > 0.99
     vt = vt_frac > 0.99
@@ -1441,25 +1509,30 @@ def _measure_tiepoints(
     target_valid: _Sliceable | None,
     coarse: tuple[int, int] | np.ndarray,
     params: CoregParams,
+    stash: _WindowStash | None = None,
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """Measure the tie-point grid; ``coarse`` is one (row, col) offset or one per window."""
+    """Measure the tie-point grid; ``coarse`` is one (row, col) offset or one per window.
+    The reference's windows come from ``stash`` when the coarse pass filled it."""
     H, W = reference.shape[-2], reference.shape[-1]
     n = params.window_px
-    rows0, cols0 = _grid_positions(H, W, n, params)
+    rows0, cols0, halo, m = _tie_geometry(H, W, params)
     offsets = np.broadcast_to(
         np.asarray(coarse, dtype=np.int64).reshape(-1, 2), (rows0.size * cols0.size, 2)
     )
-    halo = math.ceil(3 * params.sigma_px + params.normalise_px) + 2
-    halo = min(halo, n)
     search = params.search_px if params.search_px is not None else n // 4
     apod = _hann2d(n, n)
     pos = [(r, c) for r in rows0 for c in cols0]
-    reference, target = _banded(reference), _banded(target)
-    reference_valid = None if reference_valid is None else _banded(reference_valid)
+    if stash is not None and not (
+        stash.complete and stash.key == ((H, W), n, params.spacing_px, params.max_tiepoints, halo)
+    ):
+        stash = None
+    if stash is None:
+        reference = _banded(reference)
+        reference_valid = None if reference_valid is None else _banded(reference_valid)
+    target = _banded(target)
     target_valid = None if target_valid is None else _banded(target_valid)
     table = np.zeros(len(pos), dtype=TIEPOINT_DTYPE)
     erode = math.ceil(2 * params.sigma_px) + 1
-    m = n + 2 * halo
 
     def read(b0: int) -> tuple[np.ndarray, ...]:
         batch = pos[b0 : b0 + _BATCH]
@@ -1470,7 +1543,12 @@ def _measure_tiepoints(
         vtgt = np.zeros((k, m, m), bool)
         off = offsets[b0 : b0 + k]
         for i, (r, c) in enumerate(batch):
-            gref[i], vref[i] = _read_window(reference, reference_valid, r - halo, c - halo, m, m)
+            if stash is not None:
+                gref[i], vref[i] = stash.grey[b0 + i], stash.ok[b0 + i]
+            else:
+                gref[i], vref[i] = _read_window(
+                    reference, reference_valid, r - halo, c - halo, m, m
+                )
             oy, ox = int(off[i, 0]), int(off[i, 1])
             gtgt[i], vtgt[i] = _read_window(
                 target, target_valid, r - oy - halo, c - ox - halo, m, m
@@ -1516,18 +1594,19 @@ def _measure_tiepoints(
         table["status"][sl] = status
         table["res_x"][sl] = np.minimum(tex_r, tex_t)  # temporarily: texture
 
-    # Batch k is measured on a worker thread while batch k + 1 is read (the FFTs and filters
-    # release the GIL); the windows are read in order on this thread (the band caches are
-    # not thread-safe). Memory: two batches of windows.
-    with ThreadPoolExecutor(1) as worker:
-        pending = None
+    # Batches are measured on worker threads, one per core, while the next ones are read (the
+    # FFTs and filters release the GIL); the windows are read in order on this thread (the
+    # band caches are not thread-safe). Memory: a batch per core and the one being read.
+    workers = max(1, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        pending: list[Any] = []
         for b0 in range(0, len(pos), _BATCH):
             windows = read(b0)
-            if pending is not None:
-                pending.result()
-            pending = worker.submit(measure, b0, *windows)
-        if pending is not None:
-            pending.result()
+            if len(pending) >= workers:
+                pending.pop(0).result()
+            pending.append(pool.submit(measure, b0, *windows))
+        for job in pending:
+            job.result()
     texture = table["res_x"].copy()
     table["res_x"] = np.nan
     table["res_y"] = np.nan
@@ -1679,7 +1758,12 @@ def coregister(
         fit_px = max(32, 2 ** math.floor(math.log2(max(small // 2, 32))))
         if fit_px < params.window_px:
             params = _replace(params, window_px=fit_px)
-    coarse = _coarse_shift(reference, target, reference_valid, target_valid, params)
+    # A lazy reference is decoded once: the coarse pass keeps its tie-point windows.
+    lazy = hasattr(reference, "dask") and (
+        reference_valid is None or hasattr(reference_valid, "dask")
+    )
+    stash = _WindowStash(shape, params) if lazy else None
+    coarse = _coarse_shift(reference, target, reference_valid, target_valid, params, stash)
     if not coarse.reliable:
         if coarse.ratio > params.max_peak_ratio:
             warnings.append(
@@ -1694,7 +1778,9 @@ def coregister(
     if not coarse.reliable and params.search_px is None:
         # nothing trustworthy to centre on: search the widest range the windows allow
         params = _replace(params, search_px=params.window_px // 2 - 2)
-    table, grid = _measure_tiepoints(reference, target, reference_valid, target_valid, ci, params)
+    table, grid = _measure_tiepoints(
+        reference, target, reference_valid, target_valid, ci, params, stash
+    )
     guided = _guided_offsets(table, ci, params)
     if guided is not None:
         # A rotation or scale moves the corners of a large raster further than the search
@@ -1702,7 +1788,7 @@ def coregister(
         # fit of the first pass puts it.
         log.debug("second tie-point pass at affine-predicted offsets")
         table, grid = _measure_tiepoints(
-            reference, target, reference_valid, target_valid, guided, params
+            reference, target, reference_valid, target_valid, guided, params, stash
         )
     return _fit(table, grid, shape, coarse, warnings, params)
 

@@ -389,3 +389,74 @@ def test_block_means_of_dask_arrays_equal_the_strip_by_strip_ones(
         for e, la in zip(eager, lazy, strict=True):
             assert e.shape == la.shape == (300 // f, 250 // f)
             np.testing.assert_allclose(la, e, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize(("f", "chunk"), [(8, 64), (7, 64), (4, 50), (8, (5, 64, 64, 64, 64, 39))])
+def test_coarse_pass_keeps_the_reference_tie_windows_exactly(
+    f: int, chunk: int | tuple[int, ...]
+) -> None:
+    """The windows cut from the coarse pass's chunks are what reading them would give, at the
+    raster's edges (padded as invalid) and across chunk seams; NaN counts as invalid."""
+    import dask.array as dsa
+
+    from change_detection.coregistration import (
+        _block_mean,
+        _read_window,
+        _tie_geometry,
+        _WindowStash,
+    )
+
+    rng = np.random.default_rng(9)
+    rgb = rng.integers(0, 256, (3, 300, 250)).astype(np.uint8)
+    valid = rng.random((300, 250)) > 0.1
+    dem = np.where(rng.random((300, 250)) > 0.05, rng.normal(size=(300, 250)), np.nan)
+    params = CoregParams(window_px=64, max_tiepoints=30)
+    rows0, cols0, halo, m = _tie_geometry(300, 250, params)
+    assert rows0[0] - halo < 0 and cols0[-1] + m - halo > 250 - 10  # edge windows included
+    for arr, v in ((rgb, valid), (dem.astype(np.float32), None)):
+        stash = _WindowStash((300, 250), params)
+        _block_mean(
+            dsa.from_array(arr, chunks=(-1, chunk, 50) if arr.ndim == 3 else (chunk, 50)),
+            None if v is None else dsa.from_array(v, chunks=(chunk, 50)),
+            f,
+            stash=stash,
+        )
+        assert stash.complete
+        for k, (r, c) in enumerate((r, c) for r in rows0 for c in cols0):
+            grey, ok = _read_window(arr, v, r - halo, c - halo, m, m)
+            np.testing.assert_array_equal(stash.grey[k], grey)
+            np.testing.assert_array_equal(stash.ok[k], ok)
+
+
+def test_lazy_and_in_memory_inputs_give_the_same_tie_points(
+    reference: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dask reference is decoded once (its windows kept by the coarse pass), an in-memory
+    one read window by window: the tie-point tables are identical."""
+    import dask.array as dsa
+
+    from change_detection import coregistration
+
+    reads = []
+    read_window = coregistration._read_window
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(1)
+        return read_window(*args, **kwargs)
+
+    monkeypatch.setattr(coregistration, "_read_window", counted)
+    target = sample(reference, shift_push(-3.4, 2.2))
+    valid = np.ones(reference.shape, bool)
+    valid[:40, :100] = False
+    eager = coregister(reference, target, reference_valid=valid)
+    eager_reads, reads[:] = len(reads), []
+    lazy = coregister(
+        dsa.from_array(reference, chunks=100),
+        dsa.from_array(target, chunks=128),
+        reference_valid=dsa.from_array(valid, chunks=100),
+    )
+    assert lazy.n_tiepoints == eager.n_tiepoints > 40
+    assert eager_reads == 2 * len(reads) == 2 * lazy.n_tiepoints  # only the target is read
+    for name in ("x", "y", "dx", "dy", "snr", "status"):
+        np.testing.assert_array_equal(lazy.tiepoints[name], eager.tiepoints[name])
+    assert (lazy.shift_x_px, lazy.shift_y_px) == (eager.shift_x_px, eager.shift_y_px)
