@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +21,12 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.windows
 import rioxarray
 import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 
 from survey.errors import (
     InputFileError,
@@ -222,6 +224,9 @@ def open_orthophoto(
         kwargs.update(chunks={"band": -1, "y": chunks, "x": chunks}, lock=False)
     raw = rioxarray.open_rasterio(path, **kwargs)
     assert isinstance(raw, xr.DataArray)
+    if chunks is not None:
+        # rioxarray gives the coordinates and metadata; the blocks are read by our reader
+        raw = raw.copy(data=_BlockReader(path).lazy("bands", raw, raw.dtype))
     rgb = raw.isel(band=slice(0, 3))
     rgb.attrs.pop("_FillValue", None)
     if has_alpha:
@@ -265,6 +270,86 @@ def _to_uint8_scale(ds: rasterio.DatasetReader, path: str | os.PathLike[str]) ->
     )
 
 
+class _BlockReader:
+    """Windows of one raster read on dask's threads straight into numpy.
+
+    GDAL datasets are not thread-safe, so each thread keeps its own open dataset, reused for
+    every block it reads (rioxarray's lazy reads measured 1.4x the CPU of plain windowed
+    reads on a DEFLATE GeoTIFF: its masked-array reads, copies and per-read bookkeeping).
+    The datasets close when the arrays that read through them are gone. Pickled (for the
+    workers of a dask.distributed cluster), a reader carries only its path.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        stat = os.stat(self.path)
+        self.token = f"{self.path}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+        self._local = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "token": self.token}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path, self.token = state["path"], state["token"]
+        self._local = threading.local()
+
+    def dataset(self) -> rasterio.DatasetReader:
+        ds: rasterio.DatasetReader | None = getattr(self._local, "ds", None)
+        if ds is None:
+            ds = rasterio.open(self.path)
+            self._local.ds = ds
+        return ds
+
+    def bands(self, window: rasterio.windows.Window) -> np.ndarray:
+        """Every band, shape (bands, rows, cols), in the file's data type."""
+        return self.dataset().read(window=window)
+
+    def valid(self, window: rasterio.windows.Window) -> np.ndarray:
+        """The dataset mask (True = data), shape (rows, cols)."""
+        return np.asarray(self.dataset().dataset_mask(window=window) > 0)
+
+    def heights(self, window: rasterio.windows.Window) -> np.ndarray:
+        """Band 1 as float32 with NaN where GDAL's mask says nodata (as a masked read)."""
+        ds = self.dataset()
+        raw = ds.read(1, window=window)
+        flags = ds.mask_flag_enums[0]
+        if MaskFlags.all_valid in flags:
+            invalid = None
+        elif MaskFlags.nodata in flags:
+            # GDAL's nodata mask, without reading the band a second time
+            nodata = np.asarray(ds.nodata, dtype=raw.dtype)
+            invalid = np.isnan(raw) if np.isnan(nodata) else raw == nodata
+        else:
+            invalid = ds.read_masks(1, window=window) == 0
+        out = raw.astype(np.float32, copy=False)
+        if invalid is not None:
+            out[invalid] = np.nan
+        return out
+
+    def lazy(self, what: str, template: xr.DataArray, dtype: Any) -> Any:
+        """A dask array of ``what`` (``bands``, ``valid`` or ``heights``) on the chunks of
+        ``template`` (dims ``band, y, x`` or ``y, x``)."""
+        import dask.array as da
+        from dask.base import tokenize
+
+        assert template.chunks is not None
+        read = getattr(self, what)
+
+        def block(block_info: Any = None) -> np.ndarray:
+            assert block_info is not None
+            (r0, r1), (c0, c1) = block_info[None]["array-location"][-2:]
+            return read(rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0))
+
+        chunks = template.chunks
+        return da.map_blocks(
+            block,
+            dtype=dtype,
+            chunks=chunks,
+            meta=np.zeros((0,) * len(chunks), dtype),
+            name=f"read-{what}-{tokenize(self.token, chunks)}",
+        )
+
+
 def _mask_array(
     path: str | os.PathLike[str], like: xr.DataArray, chunks: int | None
 ) -> xr.DataArray:
@@ -274,19 +359,8 @@ def _mask_array(
             m = ds.dataset_mask() > 0
         out = xr.DataArray(m, dims=("y", "x"), coords=coords)
     else:
-        import dask.array as da
-
-        def _block(block_info: Any = None) -> np.ndarray:
-            assert block_info is not None
-            (r0, r1), (c0, c1) = block_info[None]["array-location"]
-            with rasterio.open(path) as ds:
-                win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
-                return np.asarray(ds.dataset_mask(window=win) > 0)
-
-        shape = (like.sizes["y"], like.sizes["x"])
-        chunk_spec = (like.chunks[1], like.chunks[2]) if like.chunks else (chunks, chunks)
-        arr = da.map_blocks(_block, dtype=bool, chunks=chunk_spec, meta=np.zeros((0, 0), bool))
-        assert arr.shape == shape
+        template = like.isel(band=0, drop=True) if "band" in like.dims else like
+        arr = _BlockReader(path).lazy("valid", template, bool)
         out = xr.DataArray(arr, dims=("y", "x"), coords=coords)
     out = out.rio.write_crs(like.rio.crs).rio.write_transform(like.rio.transform())
     return out
@@ -319,7 +393,11 @@ def open_dsm(path: str | os.PathLike[str], chunks: int | None = None) -> xr.Data
         kwargs.update(chunks={"band": 1, "y": chunks, "x": chunks}, lock=False)
     raw = rioxarray.open_rasterio(path, **kwargs)
     assert isinstance(raw, xr.DataArray)
-    dsm = raw.squeeze("band", drop=True).astype(np.float32)
+    dsm = raw.squeeze("band", drop=True)
+    if chunks is not None:
+        # rioxarray gives the coordinates and metadata; the blocks are read by our reader
+        dsm = dsm.copy(data=_BlockReader(path).lazy("heights", dsm, np.float32))
+    dsm = dsm.astype(np.float32)
     dsm.attrs.pop("_FillValue", None)
     dsm = dsm.rio.write_nodata(np.nan, encoded=False)
     return dsm.rename("dsm")

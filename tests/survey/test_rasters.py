@@ -134,6 +134,85 @@ def test_dsm_nodata_becomes_nan(tmp_path: Path) -> None:
     assert np.nanmax(dsm.values) == pytest.approx(62.5)
 
 
+def _same_arrays(lazy: object, eager: object) -> None:
+    import xarray as xr
+
+    assert isinstance(lazy, xr.DataArray) and isinstance(eager, xr.DataArray)
+    assert lazy.chunks is not None and eager.chunks is None
+    assert lazy.dims == eager.dims and lazy.dtype == eager.dtype
+    np.testing.assert_array_equal(lazy.values, eager.values)
+    for dim in lazy.dims:
+        np.testing.assert_array_equal(lazy[dim].values, eager[dim].values)
+    assert lazy.rio.transform() == eager.rio.transform()
+    assert lazy.rio.crs == eager.rio.crs
+    assert lazy.rio.nodata is eager.rio.nodata or (
+        np.isnan(lazy.rio.nodata) and np.isnan(eager.rio.nodata)
+    )
+
+
+@pytest.mark.parametrize("convention", ["mask", "alpha", "nodata", "uint16"])
+def test_chunked_orthophoto_reads_what_the_whole_read_gives(
+    tmp_path: Path, convention: str
+) -> None:
+    """Chunks are read by our own block reader (one dataset per thread); the values, masks,
+    coordinates and georeferencing are those of the eager read."""
+    rgb, valid = _rgb(300, 340), _valid(300, 340)
+    kw: dict[str, object] = {"transform": TRANSFORM, "crs": CRS}
+    if convention == "mask":
+        kw["mask"] = valid
+    elif convention == "alpha":
+        rgb = np.concatenate([rgb, np.where(valid, 255, 0).astype(np.uint8)[None]])
+        kw["colorinterp"] = (
+            ColorInterp.red,
+            ColorInterp.green,
+            ColorInterp.blue,
+            ColorInterp.alpha,
+        )
+    elif convention == "nodata":
+        rgb[:, ~valid] = 0
+        kw["nodata"] = 0
+    else:
+        rgb = rgb.astype(np.uint16) * 257
+        kw["mask"] = valid
+    path = write_geotiff(tmp_path / "o.tif", rgb, **kw)  # type: ignore[arg-type]
+    eager_rgb, eager_valid = open_orthophoto(path)
+    lazy_rgb, lazy_valid = open_orthophoto(path, chunks=128)
+    _same_arrays(lazy_rgb, eager_rgb)
+    _same_arrays(lazy_valid, eager_valid)
+    np.testing.assert_array_equal(lazy_valid.values, valid)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "nodata", "mask"),
+    [
+        ("float32", -9999.0, False),
+        ("float32", float("nan"), False),
+        ("float64", -32767.0, False),
+        ("int16", -32768, False),
+        ("float32", None, True),
+    ],
+)
+def test_chunked_dsm_reads_what_the_whole_read_gives(
+    tmp_path: Path, dtype: str, nodata: float | None, mask: bool
+) -> None:
+    """Nodata (a value, NaN, or an internal mask instead) becomes NaN in chunks as in the
+    eager masked read; other data types become float32."""
+    rng = np.random.default_rng(4)
+    z = (rng.normal(50, 10, (300, 340))).astype(dtype)
+    holes = rng.random((300, 340)) < 0.1
+    kw: dict[str, object] = {"transform": TRANSFORM, "crs": CRS}
+    if nodata is not None:
+        z[holes] = nodata
+        kw["nodata"] = nodata
+    if mask:
+        kw["mask"] = ~holes
+    path = write_geotiff(tmp_path / "dsm.tif", z, **kw)  # type: ignore[arg-type]
+    eager = open_dsm(path)
+    lazy = open_dsm(path, chunks=128)
+    _same_arrays(lazy, eager)
+    np.testing.assert_array_equal(np.isnan(lazy.values), holes)
+
+
 def test_dsm_without_nodata_is_refused(tmp_path: Path) -> None:
     path = write_geotiff(
         tmp_path / "dsm.tif", np.ones((8, 8), np.float32), transform=TRANSFORM, crs=CRS
