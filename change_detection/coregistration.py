@@ -2135,10 +2135,15 @@ def estimate_vertical_offset(
         )
     nwin = max(1, math.ceil(H / window_px) * math.ceil(W / window_px))
     step = max(1, math.ceil(math.sqrt(nwin / max_windows)))
+    # Sampled on a grid of step x step windows, each window half a window in from the corner
+    # of its cell: away from the cell's edges, which on lazy rasters are often chunk edges,
+    # so a window (and the target's, shifted by the misregistration) decodes one chunk, not
+    # the two or four that meet there.
+    inset = window_px // 2 if step > 1 else 0
     windows = [
         (slice(r0, min(H, r0 + window_px)), slice(c0, min(W, c0 + window_px)))
-        for i, r0 in enumerate(range(0, H, window_px))
-        for j, c0 in enumerate(range(0, W, window_px))
+        for i, r0 in enumerate(range(inset, H, window_px))
+        for j, c0 in enumerate(range(inset, W, window_px))
         if not (i % step or j % step)
     ]
 

@@ -49,7 +49,6 @@ from change_detection.coregistration import (
     coregister,
     estimate_vertical_offset,
     translation_mapping,
-    warp_array,
     warp_arrays,
 )
 from change_detection.errors import CoregistrationError, GridMismatchError
@@ -804,16 +803,13 @@ class _WarpedView:
         key = tuple(k for k in key if k is not Ellipsis)
         r0, r1, _ = key[-2].indices(self.result.shape[0])
         c0, c1, _ = key[-1].indices(self.result.shape[1])
-        return warp_array(
-            self.result.source_coordinates,
-            self.source,
-            1,
-            None,
-            self.result.shape,
-            block_px=max(r1 - r0, c1 - c0, 1),
-            window=(r0, c0, r1 - r0, c1 - c0),
-            translation=self.result.pull_offset,
-        )
+        window = (r0, c0, r1 - r0, c1 - c0)
+        src_shape = (self.source.shape[-2], self.source.shape[-1])
+        # the source region in one read (sliced strip by strip, a lazy source would decode
+        # the chunks under it once per strip)
+        y0, y1, x0, x1 = _source_window(self.result, window, 1, src_shape)
+        src = np.asarray(self.source[..., y0:y1, x0:x1])
+        return _warp_block(self.result, src, (y0, x0), window, 1, max(r1 - r0, c1 - c0, 1))
 
 
 # --------------------------------------------------------------------------------------------

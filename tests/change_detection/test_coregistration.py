@@ -229,6 +229,42 @@ def test_vertical_offset_on_stable_ground() -> None:
         estimate_vertical_offset(ref, np.full((h, w), np.nan))
 
 
+def test_vertical_offset_of_lazy_dsms_decodes_one_chunk_per_window() -> None:
+    """Sampled windows sit inside their chunks, and the shifted target's window is read once,
+    not strip by strip: each window decodes one chunk of each DSM; the offset is found."""
+    import dask.array as dsa
+
+    from change_detection.grids import _WarpedView
+
+    rng = np.random.default_rng(6)
+    side = 2048
+    ground = (50 + ndimage.gaussian_filter(rng.normal(size=(side, side)), 60) * 30).astype(
+        np.float32
+    )
+    reads: list[tuple[str, int, int]] = []
+
+    def lazy(name: str, values: np.ndarray):  # type: ignore[no-untyped-def]
+        def block(block_info=None):  # type: ignore[no-untyped-def]
+            (r0, r1), (c0, c1) = block_info[None]["array-location"]
+            reads.append((name, r0, c0))
+            return values[r0:r1, c0:c1]
+
+        return dsa.map_blocks(block, chunks=((1024, 1024), (1024, 1024)), dtype=np.float32)
+
+    target = np.roll(ground, (-5, 8), axis=(0, 1)) + np.float32(0.4)
+    result = coregister(ground, target.astype(np.float64), params=CoregParams(model="translation"))
+    off = estimate_vertical_offset(
+        lazy("reference", ground),
+        _WarpedView(result, lazy("target", target)),
+        pixel_size_m=0.1,
+        max_windows=4,
+    )
+    assert off == pytest.approx(0.4, abs=0.01)
+    assert sorted(reads) == sorted(
+        (name, r, c) for name in ("reference", "target") for r in (0, 1024) for c in (0, 1024)
+    )
+
+
 def test_warp_of_mask_and_dsm(reference: np.ndarray) -> None:
     r = coregister(reference, sample(reference, shift_push(3.5, -2.0)))
     valid = np.ones(SHAPE, bool)
