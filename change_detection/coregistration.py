@@ -1019,11 +1019,14 @@ def _read_window(
 
 
 class _BandCache:
-    """Row-band cache over a lazy array: windows read in row order decode each band once.
+    """Row-band cache over a lazy array: windows read in row order decode each row once.
 
     Slicing a dask (or file-backed) array window by window would read and decode whole
-    chunks hundreds of times; tie windows come in row-major order, so a band of
-    ``band_px`` rows read once serves every window inside it. Memory: one band.
+    chunks hundreds of times; tie windows come in row-major order, so a band of at least
+    ``band_px`` rows read once serves every window inside it. When the windows move below
+    the band, the rows the new band shares with the old one are kept and only the rows
+    below are read; on a dask array the band's edges are its chunk rows, so no chunk row is
+    decoded twice. Memory: one band (``band_px`` rows plus up to two chunk rows).
     """
 
     def __init__(self, arr: _Sliceable, band_px: int = 2048) -> None:
@@ -1033,6 +1036,19 @@ class _BandCache:
         self.band_px = band_px
         self._rows = (0, 0)
         self._band: np.ndarray | None = None
+        chunks = getattr(arr, "chunks", None)
+        rows = chunks[-2] if chunks is not None else (self.shape[-2],)
+        self._edges = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+
+    def _read(self, b0: int, b1: int) -> np.ndarray:
+        """Rows b0 .. b1, reusing what the current band holds of them."""
+        a0, a1 = self._rows
+        if self._band is None or b0 < a0 or b0 >= a1:
+            return np.asarray(self.arr[..., b0:b1, :])
+        kept = self._band[..., b0 - a0 : min(a1, b1) - a0, :]
+        if b1 <= a1:
+            return kept.copy()
+        return np.concatenate([kept, np.asarray(self.arr[..., a1:b1, :])], axis=-2)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if not isinstance(key, tuple):
@@ -1045,7 +1061,11 @@ class _BandCache:
             # start a little above: windows of one grid row may climb (rotated targets)
             b0 = max(0, min(r0, r0 - self.band_px // 8))
             b1 = min(H, max(r1, b0 + self.band_px))
-            self._band = np.asarray(self.arr[..., b0:b1, :])
+            # out to the chunk rows' edges: a chunk row is decoded whole anyway
+            e = self._edges
+            b0 = int(e[np.searchsorted(e, b0, "right") - 1])
+            b1 = int(e[min(len(e) - 1, np.searchsorted(e, b1, "left"))])
+            self._band = self._read(b0, b1)
             self._rows = (b0, b1)
         a0 = self._rows[0]
         return self._band[..., r0 - a0 : r1 - a0, cs]

@@ -464,6 +464,30 @@ def test_coarse_pass_keeps_the_reference_tie_windows_exactly(
             np.testing.assert_array_equal(stash.ok[k], ok)
 
 
+def test_band_cache_decodes_each_chunk_row_once() -> None:
+    """Windows in row order (the tie-point grid's) slice a lazy array through the row-band
+    cache: the values are the array's, and every chunk is computed once."""
+    import dask.array as dsa
+
+    from change_detection.coregistration import _BandCache
+
+    values = np.arange(3 * 1000 * 700, dtype=np.float32).reshape(3, 1000, 700)
+    computed: list[tuple[int, int]] = []
+
+    def block(block_info=None):  # type: ignore[no-untyped-def]
+        (_, _), (r0, r1), (c0, c1) = block_info[None]["array-location"]
+        computed.append((r0, c0))
+        return values[:, r0:r1, c0:c1]
+
+    lazy = dsa.map_blocks(block, chunks=((3,), (128,) * 7 + (104,), (256, 256, 188)), dtype="f4")
+    cache = _BandCache(lazy, band_px=300)
+    for r in range(-20, 1000, 90):
+        for c in range(0, 700, 150):
+            rows, cols = slice(max(r, 0), min(r + 130, 1000)), slice(c, c + 100)
+            np.testing.assert_array_equal(cache[..., rows, cols], values[:, rows, cols])
+    assert sorted(computed) == sorted({(r, c) for r in range(0, 1000, 128) for c in (0, 256, 512)})
+
+
 def test_lazy_and_in_memory_inputs_give_the_same_tie_points(
     reference: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
