@@ -328,26 +328,62 @@ class _BlockReader:
 
     def lazy(self, what: str, template: xr.DataArray, dtype: Any) -> Any:
         """A dask array of ``what`` (``bands``, ``valid`` or ``heights``) on the chunks of
-        ``template`` (dims ``band, y, x`` or ``y, x``)."""
+        ``template`` (dims ``band, y, x`` or ``y, x``). A slice of it reads only the pixels
+        it covers (dask hands the composed slice to the reader), not whole chunks."""
         import dask.array as da
         from dask.base import tokenize
 
         assert template.chunks is not None
-        read = getattr(self, what)
-
-        def block(block_info: Any = None) -> np.ndarray:
-            assert block_info is not None
-            (r0, r1), (c0, c1) = block_info[None]["array-location"][-2:]
-            return read(rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0))
-
         chunks = template.chunks
-        return da.map_blocks(
-            block,
-            dtype=dtype,
+        view = _ReadView(self, what, tuple(template.shape), np.dtype(dtype))
+        return da.from_array(
+            view,
             chunks=chunks,
-            meta=np.zeros((0,) * len(chunks), dtype),
             name=f"read-{what}-{tokenize(self.token, chunks)}",
+            asarray=False,
+            lock=False,
+            meta=np.zeros((0,) * len(chunks), dtype),
         )
+
+
+class _ReadView:
+    """What :func:`dask.array.from_array` slices: ``[..., rows, cols]`` reads the window the
+    index covers (any numpy index on the last two axes; the others index the result)."""
+
+    def __init__(self, reader: _BlockReader, what: str, shape: tuple[int, ...], dtype: Any):
+        self.reader = reader
+        self.what = what
+        self.shape = shape
+        self.ndim = len(shape)
+        self.dtype = dtype
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        spans, local = [], []
+        for k, n in zip(key[-2:], self.shape[-2:], strict=True):
+            # read the bounding window of what the index picks, then index it there
+            if isinstance(k, slice):
+                picked = range(n)[k]
+                lo, hi = 0, 0
+                if len(picked):
+                    lo, hi = min(picked[0], picked[-1]), max(picked[0], picked[-1]) + 1
+                start, stop, step = k.indices(n)
+                local.append(slice(start - lo, stop - lo if stop - lo >= 0 else None, step))
+            else:
+                where = np.arange(n)[k]
+                lo = int(where.min()) if where.size else 0
+                hi = int(where.max()) + 1 if where.size else 0
+                local.append(where - lo)
+            spans.append((lo, max(lo, hi)))
+        (r0, r1), (c0, c1) = spans
+        if r1 == r0 or c1 == c0:
+            block = np.zeros((*self.shape[:-2], r1 - r0, c1 - c0), self.dtype)
+        else:
+            window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
+            block = getattr(self.reader, self.what)(window)
+        return np.asarray(block[(*key[:-2], *local)])
 
 
 def _mask_array(

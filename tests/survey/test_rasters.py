@@ -213,6 +213,36 @@ def test_chunked_dsm_reads_what_the_whole_read_gives(
     np.testing.assert_array_equal(np.isnan(lazy.values), holes)
 
 
+def test_a_slice_of_a_chunked_raster_reads_only_its_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small windows of a large lazy raster (tie points, DSM samples) decode only what they
+    cover, not the whole chunks under them; any numpy index gives what numpy gives."""
+    from survey import rasters
+
+    z = np.arange(300 * 340, dtype=np.float32).reshape(300, 340)
+    path = write_geotiff(tmp_path / "dsm.tif", z, transform=TRANSFORM, crs=CRS, nodata=-1.0)
+    windows = []
+    heights = rasters._BlockReader.heights
+
+    def recorded(self, window):  # type: ignore[no-untyped-def]
+        windows.append((window.row_off, window.col_off, window.height, window.width))
+        return heights(self, window)
+
+    monkeypatch.setattr(rasters._BlockReader, "heights", recorded)
+    lazy = open_dsm(path, chunks=128).data
+    np.testing.assert_array_equal(np.asarray(lazy[130:150, 200:230]), z[130:150, 200:230])
+    assert windows == [(130, 200, 20, 30)]
+    for index in [
+        (slice(None, None, 7), slice(5, 300, 3)),
+        ([3, 140, 2], slice(250, 330)),
+        (17, [0, 339, 128]),
+        (slice(299, 100, -2), slice(None)),
+        (slice(40, 40), slice(3, 9)),
+    ]:
+        np.testing.assert_array_equal(np.asarray(lazy[index]), z[index])
+
+
 def test_dsm_without_nodata_is_refused(tmp_path: Path) -> None:
     path = write_geotiff(
         tmp_path / "dsm.tif", np.ones((8, 8), np.float32), transform=TRANSFORM, crs=CRS
