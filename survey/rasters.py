@@ -274,10 +274,14 @@ class _BlockReader:
     """Windows of one raster read on dask's threads straight into numpy.
 
     GDAL datasets are not thread-safe, so each thread keeps its own open dataset, reused for
-    every block it reads (rioxarray's lazy reads measured 1.4x the CPU of plain windowed
-    reads on a DEFLATE GeoTIFF: its masked-array reads, copies and per-read bookkeeping).
-    The datasets close when the arrays that read through them are gone. Pickled (for the
-    workers of a dask.distributed cluster), a reader carries only its path.
+    every block it reads (reading the after epoch of the 8192 px benchmark, RGB, mask and
+    DSM, took 2.13 s of CPU through rioxarray's masked reads and a file opened per mask
+    block, 1.81 s this way). The arrays are built with :func:`dask.array.from_array`, whose
+    reads dask schedules as it did rioxarray's; reads made root tasks of their own
+    (``map_blocks``) were run ahead of their consumers and raised the peak RSS of a detection
+    at 8192 px from 0.88 to 1.13 GB. The datasets close when the arrays that read through
+    them are gone. Pickled (for the workers of a dask.distributed cluster), a reader carries
+    only its path.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
