@@ -18,9 +18,9 @@ the same run
 flat series), and peak RSS (flat memory means it does not grow with the raster).
 
 At the headline size a fourth subprocess does only the work no implementation can skip, each
-part once and at its fastest: decode the four rasters once into memory, hash the four files
+part once, streamed strip by strip: decode every tile of the four rasters once, hash the files
 (provenance), resample the after epoch by its sub-pixel offset (the co-registration must be
-applied), and write ``change.tif``. Its ratio to the read is what of the 2x budget is left
+applied), and write ``change.tif``. Two minus its ratio to the read is what of the 2x budget is left
 for estimating the co-registration, classifying the change and vectorizing it.
 
 Sizes: 2048, 4096, 8192, 16384 px (``--quick``: 1024, 2048, 4096).
@@ -134,7 +134,7 @@ def mandated_floor():
     # single threshold of the DSM difference written to change.tif as run_detect writes it,
     # and the four files hashed beside it. No co-registration estimate, no change
     # classification beyond that threshold, no vectorizing. Each thread streams its own
-    # contiguous half of the rows (so the tile row two strips share stays in its cache).
+    # contiguous share of the rows (so the tile row two strips share stays in its cache).
     import math
     import threading
     import numpy as np

@@ -131,6 +131,8 @@ TIEPOINT_DTYPE = np.dtype(
 )
 
 _BATCH = 128
+#: Largest set of reference tie-point windows the coarse pass keeps (grey float32 + mask).
+_STASH_MAX_BYTES = 256 * 2**20
 _NOISE_FLOOR_PX = 0.02
 
 
@@ -1036,8 +1038,13 @@ class _BandCache:
         self.band_px = band_px
         self._rows = (0, 0)
         self._band: np.ndarray | None = None
+        # chunk rows of a dask array ((rows, ...), ...); other arrays (zarr, h5py, memmaps)
+        # are cut where the windows need, at every row
         chunks = getattr(arr, "chunks", None)
-        rows = chunks[-2] if chunks is not None else (self.shape[-2],)
+        if chunks is not None and len(chunks) >= 2 and isinstance(chunks[-2], tuple):
+            rows = np.asarray(chunks[-2], dtype=np.int64)
+        else:
+            rows = np.ones(self.shape[-2], dtype=np.int64)
         self._edges = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
 
     def _read(self, b0: int, b1: int) -> np.ndarray:
@@ -1090,8 +1097,13 @@ class _WindowStash:
     The coarse pass reads every pixel of both rasters; the tie-point windows of the reference
     sit where the grid puts them whatever the shift, so they are kept on the way (grey and
     validity exactly as :func:`_read_window` makes them) and the tie-point passes decode only
-    the target. Memory: at most ``max_tiepoints`` windows (about 74 MB with the defaults).
-    Chunks fill disjoint parts of the windows, so dask's threads fill them side by side.
+    the target. Memory: the windows of the grid (about 74 MB with the defaults); a grid
+    whose windows would take more than :data:`_STASH_MAX_BYTES` is not stashed
+    (:meth:`for_grid` gives None) and the reference is read window by window as before.
+    Chunks fill disjoint parts of the windows, so dask's threads fill them side by side. The
+    stash is used only when every pixel of every window was filled (:attr:`complete`): chunks
+    computed in other processes (a dask.distributed cluster) fill copies of it, and then the
+    tie-point passes read the reference themselves.
     """
 
     def __init__(self, shape: tuple[int, int], params: CoregParams) -> None:
@@ -1103,7 +1115,24 @@ class _WindowStash:
         k = rows0.size * cols0.size
         self.grey = np.zeros((k, m, m), np.float32)
         self.ok = np.zeros((k, m, m), bool)
+        # pixels of the windows inside the raster, and those filled so far
+        inside_r = np.clip(self.tops + m, 0, shape[0]) - np.clip(self.tops, 0, shape[0])
+        inside_c = np.clip(self.lefts + m, 0, shape[1]) - np.clip(self.lefts, 0, shape[1])
+        self.expected = int(inside_r.sum()) * int(inside_c.sum())
+        self._filled: list[int] = []
         self.complete = False
+
+    @staticmethod
+    def for_grid(shape: tuple[int, int], params: CoregParams) -> _WindowStash | None:
+        """A stash for the tie-point grid of ``params`` on ``shape``, None if too large."""
+        rows0, cols0, _, m = _tie_geometry(shape[0], shape[1], params)
+        if rows0.size * cols0.size * m * m * 5 > _STASH_MAX_BYTES:
+            return None
+        return _WindowStash(shape, params)
+
+    def finish(self) -> None:
+        """Mark the stash usable if the chunks filled every pixel of every window."""
+        self.complete = sum(self._filled) == self.expected
 
     def fill(self, raw: np.ndarray, vraw: np.ndarray | None, y0: int, x0: int) -> None:
         """Copy the parts of the windows inside the block whose top-left pixel is (y0, x0)."""
@@ -1126,6 +1155,7 @@ class _WindowStash:
                 dst = (k, slice(a0 - top, a1 - top), slice(b0 - left, b1 - left))
                 self.grey[dst] = np.where(v, g, 0)
                 self.ok[dst] = v
+                self._filled.append((a1 - a0) * (b1 - b0))
 
 
 def _block_sum(a: np.ndarray, f: int) -> np.ndarray:
@@ -1216,7 +1246,7 @@ def _block_mean_lazy(
     )
     out = _mean_and_fraction(np.asarray(sums.compute()), f)
     if stash is not None:
-        stash.complete = True
+        stash.finish()
     return out
 
 
@@ -1614,10 +1644,11 @@ def _measure_tiepoints(
         table["status"][sl] = status
         table["res_x"][sl] = np.minimum(tex_r, tex_t)  # temporarily: texture
 
-    # Batches are measured on worker threads, one per core, while the next ones are read (the
-    # FFTs and filters release the GIL); the windows are read in order on this thread (the
-    # band caches are not thread-safe). Memory: a batch per core and the one being read.
-    workers = max(1, os.cpu_count() or 1)
+    # Batches are measured on two worker threads while the next ones are read (the FFTs and
+    # filters release the GIL); the windows are read in order on this thread (the band caches
+    # are not thread-safe). Two threads, not one per core: each holds a batch, and the FFTs
+    # use every core already. Memory: three batches of windows.
+    workers = max(1, min(2, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
         pending: list[Any] = []
         for b0 in range(0, len(pos), _BATCH):
@@ -1782,7 +1813,7 @@ def coregister(
     lazy = hasattr(reference, "dask") and (
         reference_valid is None or hasattr(reference_valid, "dask")
     )
-    stash = _WindowStash(shape, params) if lazy else None
+    stash = _WindowStash.for_grid(shape, params) if lazy else None
     coarse = _coarse_shift(reference, target, reference_valid, target_valid, params, stash)
     if not coarse.reliable:
         if coarse.ratio > params.max_peak_ratio:
@@ -2155,15 +2186,18 @@ def estimate_vertical_offset(
         )
     nwin = max(1, math.ceil(H / window_px) * math.ceil(W / window_px))
     step = max(1, math.ceil(math.sqrt(nwin / max_windows)))
+
     # Sampled on a grid of step x step windows, each window half a window in from the corner
     # of its cell: away from the cell's edges, which on lazy rasters are often chunk edges,
     # so a window (and the target's, shifted by the misregistration) decodes one chunk, not
     # the two or four that meet there.
-    inset = window_px // 2 if step > 1 else 0
+    def inset(n: int) -> int:  # not on a side too short for it
+        return window_px // 2 if step > 1 and n >= window_px + window_px // 2 else 0
+
     windows = [
         (slice(r0, min(H, r0 + window_px)), slice(c0, min(W, c0 + window_px)))
-        for i, r0 in enumerate(range(inset, H, window_px))
-        for j, c0 in enumerate(range(inset, W, window_px))
+        for i, r0 in enumerate(range(inset(H), H, window_px))
+        for j, c0 in enumerate(range(inset(W), W, window_px))
         if not (i % step or j % step)
     ]
 

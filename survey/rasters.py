@@ -224,15 +224,17 @@ def open_orthophoto(
         kwargs.update(chunks={"band": -1, "y": chunks, "x": chunks}, lock=False)
     raw = rioxarray.open_rasterio(path, **kwargs)
     assert isinstance(raw, xr.DataArray)
+    reader = None
     if chunks is not None:
         # rioxarray gives the coordinates and metadata; the blocks are read by our reader
-        raw = raw.copy(data=_BlockReader(path).lazy("bands", raw, raw.dtype))
+        reader = _BlockReader(path)
+        raw = raw.copy(data=reader.lazy("bands", raw, raw.dtype))
     rgb = raw.isel(band=slice(0, 3))
     rgb.attrs.pop("_FillValue", None)
     if has_alpha:
         valid = raw.isel(band=3) > 0
     elif has_mask:
-        valid = _mask_array(path, rgb, chunks)
+        valid = _mask_array(path, rgb, reader)
     else:
         valid = (rgb != raw.rio.nodata).any("band")
     if scale is not None:
@@ -242,6 +244,10 @@ def open_orthophoto(
         scaled.attrs = rgb.attrs
         rgb = scaled.rio.write_crs(raw.rio.crs).rio.write_transform(raw.rio.transform())
     valid = valid.drop_vars("band", errors="ignore").rename("valid")
+    if reader is not None:
+        # .close() on either closes the datasets the reader's threads opened
+        rgb.set_close(reader.close)
+        valid.set_close(reader.close)
     return rgb, valid
 
 
@@ -286,9 +292,14 @@ class _BlockReader:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
-        stat = os.stat(self.path)
-        self.token = f"{self.path}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+        self.token = self._identity()
         self._local = threading.local()
+        self._open: list[rasterio.DatasetReader] = []
+        self._lock = threading.Lock()
+
+    def _identity(self) -> str:
+        stat = os.stat(self.path)
+        return f"{self.path}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path, "token": self.token}
@@ -296,13 +307,32 @@ class _BlockReader:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path, self.token = state["path"], state["token"]
         self._local = threading.local()
+        self._open = []
+        self._lock = threading.Lock()
 
     def dataset(self) -> rasterio.DatasetReader:
         ds: rasterio.DatasetReader | None = getattr(self._local, "ds", None)
         if ds is None:
             ds = rasterio.open(self.path)
+            if self._identity() != self.token:
+                # a file replaced under the same name would mix two rasters in one array
+                ds.close()
+                raise InputFileError(
+                    f"{self.path}: the file changed while it was being read; leave the inputs "
+                    "untouched during a run (copy them first if another program updates them)"
+                )
             self._local.ds = ds
+            with self._lock:
+                self._open.append(ds)
         return ds
+
+    def close(self) -> None:
+        """Close the datasets every thread opened (a thread that reads again reopens)."""
+        with self._lock:
+            opened, self._open = self._open, []
+        for ds in opened:
+            ds.close()
+        self._local = threading.local()
 
     def bands(self, window: rasterio.windows.Window) -> np.ndarray:
         """Every band, shape (bands, rows, cols), in the file's data type."""
@@ -364,6 +394,10 @@ class _ReadView:
     def __getitem__(self, key: Any) -> np.ndarray:
         if not isinstance(key, tuple):
             key = (key,)
+        if any(k is Ellipsis for k in key):
+            at = next(i for i, k in enumerate(key) if k is Ellipsis)
+            fill = (slice(None),) * (self.ndim - len(key) + 1)
+            key = key[:at] + fill + key[at + 1 :]
         key = key + (slice(None),) * (self.ndim - len(key))
         spans, local = [], []
         for k, n in zip(key[-2:], self.shape[-2:], strict=True):
@@ -391,16 +425,17 @@ class _ReadView:
 
 
 def _mask_array(
-    path: str | os.PathLike[str], like: xr.DataArray, chunks: int | None
+    path: str | os.PathLike[str], like: xr.DataArray, reader: _BlockReader | None
 ) -> xr.DataArray:
+    """The dataset mask on ``like``'s grid: read now, or lazily through ``reader``."""
     coords = {"y": like["y"], "x": like["x"]}
-    if chunks is None:
+    if reader is None:
         with rasterio.open(path) as ds:
             m = ds.dataset_mask() > 0
         out = xr.DataArray(m, dims=("y", "x"), coords=coords)
     else:
         template = like.isel(band=0, drop=True) if "band" in like.dims else like
-        arr = _BlockReader(path).lazy("valid", template, bool)
+        arr = reader.lazy("valid", template, bool)
         out = xr.DataArray(arr, dims=("y", "x"), coords=coords)
     out = out.rio.write_crs(like.rio.crs).rio.write_transform(like.rio.transform())
     return out
@@ -434,10 +469,14 @@ def open_dsm(path: str | os.PathLike[str], chunks: int | None = None) -> xr.Data
     raw = rioxarray.open_rasterio(path, **kwargs)
     assert isinstance(raw, xr.DataArray)
     dsm = raw.squeeze("band", drop=True)
+    reader = None
     if chunks is not None:
         # rioxarray gives the coordinates and metadata; the blocks are read by our reader
-        dsm = dsm.copy(data=_BlockReader(path).lazy("heights", dsm, np.float32))
+        reader = _BlockReader(path)
+        dsm = dsm.copy(data=reader.lazy("heights", dsm, np.float32))
     dsm = dsm.astype(np.float32)
     dsm.attrs.pop("_FillValue", None)
-    dsm = dsm.rio.write_nodata(np.nan, encoded=False)
-    return dsm.rename("dsm")
+    dsm = dsm.rio.write_nodata(np.nan, encoded=False).rename("dsm")
+    if reader is not None:
+        dsm.set_close(reader.close)  # .close() closes the datasets its threads opened
+    return dsm

@@ -265,6 +265,15 @@ def test_vertical_offset_of_lazy_dsms_decodes_one_chunk_per_window() -> None:
     )
 
 
+def test_vertical_offset_of_a_narrow_lazy_strip() -> None:
+    """A corridor raster (a road or a river bank) shorter than a window and a half keeps its
+    sample windows at the edge instead of losing them all to the inset."""
+    rng = np.random.default_rng(3)
+    ref = (50 + ndimage.gaussian_filter(rng.normal(size=(200, 8193)), 30) * 20).astype(np.float32)
+    off = estimate_vertical_offset(ref, ref + np.float32(0.4), pixel_size_m=0.1, max_windows=16)
+    assert off == pytest.approx(0.4, abs=1e-4)
+
+
 def test_warp_of_mask_and_dsm(reference: np.ndarray) -> None:
     r = coregister(reference, sample(reference, shift_push(3.5, -2.0)))
     valid = np.ones(SHAPE, bool)
@@ -486,6 +495,56 @@ def test_band_cache_decodes_each_chunk_row_once() -> None:
             rows, cols = slice(max(r, 0), min(r + 130, 1000)), slice(c, c + 100)
             np.testing.assert_array_equal(cache[..., rows, cols], values[:, rows, cols])
     assert sorted(computed) == sorted({(r, c) for r in range(0, 1000, 128) for c in (0, 256, 512)})
+
+
+def test_the_stash_is_bounded_and_left_unused_when_chunks_fill_copies_of_it(
+    reference: np.ndarray,
+) -> None:
+    """A dense grid is not stashed; chunks computed in worker processes fill copies of the
+    stash, so the caller's is not complete and the reference is read window by window."""
+    import dask.array as dsa
+    from dask.distributed import Client, LocalCluster
+
+    from change_detection.coregistration import _block_mean, _WindowStash
+
+    assert _WindowStash.for_grid((16384, 16384), CoregParams()) is not None
+    assert _WindowStash.for_grid((16384, 16384), CoregParams(spacing_px=32)) is None
+    target = sample(reference, shift_push(-3.4, 2.2))
+    eager = coregister(reference, target)
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
+        stash = _WindowStash(reference.shape, CoregParams())
+        _block_mean(dsa.from_array(reference, chunks=128), None, 4, stash=stash)
+        assert not stash.complete
+        lazy = coregister(dsa.from_array(reference, chunks=128), dsa.from_array(target, chunks=128))
+    assert lazy.n_used == eager.n_used > 40
+    np.testing.assert_array_equal(lazy.tiepoints["dx"], eager.tiepoints["dx"])
+
+
+def test_band_cache_over_other_sliceables_reads_bands_not_the_raster() -> None:
+    """Arrays with zarr-style chunks (a tuple of ints) or none are cut where the windows need,
+    not at 'chunk edges' that would make a band the whole raster (or empty)."""
+    from change_detection.coregistration import _BandCache
+
+    values = np.arange(1000 * 300, dtype=np.float32).reshape(1000, 300)
+
+    class Zarrish:
+        shape, ndim, dtype = values.shape, 2, values.dtype
+
+        def __init__(self, chunks: object) -> None:
+            self.chunks = chunks
+
+        def __getitem__(self, key: object) -> np.ndarray:
+            return values[key]  # type: ignore[index]
+
+    for chunks in ((64, 64), None):
+        cache = _BandCache(Zarrish(chunks), band_px=200)
+        np.testing.assert_array_equal(cache[500:530, 10:40], values[500:530, 10:40])
+        assert cache._rows[1] - cache._rows[0] <= 200 + 25
 
 
 def test_lazy_and_in_memory_inputs_give_the_same_tie_points(

@@ -243,6 +243,39 @@ def test_a_slice_of_a_chunked_raster_reads_only_its_window(
         np.testing.assert_array_equal(np.asarray(lazy[index]), z[index])
 
 
+def test_read_view_takes_any_numpy_index(tmp_path: Path) -> None:
+    """The view dask slices reads the bounding window of an index and indexes it there, so
+    arrays, ints, Ellipsis and steps give numpy's answer."""
+    from survey.rasters import _BlockReader, _ReadView
+
+    rgb = _rgb(60, 70)
+    path = write_geotiff(tmp_path / "o.tif", rgb, transform=TRANSFORM, crs=CRS, nodata=0)
+    view = _ReadView(_BlockReader(path), "bands", rgb.shape, rgb.dtype)
+    for index in [
+        (slice(None), [3, 40, 2], slice(5, 9)),
+        (1, [0, 59], [69, 1]),
+        (Ellipsis, slice(3, 9)),
+        (slice(0, 2), Ellipsis, 7),
+        (slice(None), slice(50, 10, -3), np.array([True] * 35 + [False] * 35)),
+    ]:
+        np.testing.assert_array_equal(view[index], rgb[index])
+
+
+def test_a_raster_replaced_during_a_run_is_an_error_and_close_releases_it(
+    tmp_path: Path,
+) -> None:
+    """Blocks of two different files never mix in one array: a thread that finds the file
+    replaced stops with a clear error; .close() closes the datasets the threads opened."""
+    z = np.full((300, 340), 5.0, np.float32)
+    path = write_geotiff(tmp_path / "dsm.tif", z, transform=TRANSFORM, crs=CRS, nodata=-1.0)
+    dsm = open_dsm(path, chunks=128)
+    np.asarray(dsm.data[:128, :128])
+    dsm.close()
+    write_geotiff(tmp_path / "dsm.tif", z + 1, transform=TRANSFORM, crs=CRS, nodata=-1.0)
+    with pytest.raises(InputFileError, match="changed while it was being read"):
+        np.asarray(dsm.data[128:, :])
+
+
 def test_dsm_without_nodata_is_refused(tmp_path: Path) -> None:
     path = write_geotiff(
         tmp_path / "dsm.tif", np.ones((8, 8), np.float32), transform=TRANSFORM, crs=CRS
