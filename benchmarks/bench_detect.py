@@ -287,59 +287,63 @@ def run(quick: bool) -> list[Result]:
             )
     base_side, base = series[0]
     base_rate = base["detect_s"] / (base_side**2 / 1e6)
+
+    def against_read(
+        name: str, seconds: float, m: dict[str, Any], target: bool, note: str = ""
+    ) -> Result:
+        return Result(
+            bench=BENCH,
+            name=name,
+            value=seconds,
+            unit="s",
+            baseline=m["read_s"],
+            baseline_name="rasterio read of the 4 rasters",
+            target="<= 2x read" if target else "",
+            ok=(seconds <= 2 * m["read_s"]) if target else None,
+            note=note,
+        )
+
+    def peak(name: str, mb: float, base_mb: float) -> Result:
+        return Result(
+            bench=BENCH,
+            name=name,
+            value=mb,
+            unit="MB",
+            baseline=base_mb,
+            baseline_name=f"peak RSS at {base_side} px",
+            target="flat; < 2048 MB",
+            ok=mb < 2048,
+        )
+
     for side, m in series:
         mpx = side * side / 1e6
-        ratio_target = "<= 2x read" if side == headline else ""
+        headline_size = side == headline
         if m["floor_s"] is not None:
             results.append(
-                Result(
-                    bench=BENCH,
-                    name=f"mandated work alone at {side} px",
-                    value=m["floor_s"],
-                    unit="s",
-                    baseline=m["read_s"],
-                    baseline_name="rasterio read of the 4 rasters",
-                    note="decode once, hash, resample the after epoch, write change.tif; "
-                    "no co-registration estimate, change or vectorizing: what is left of "
-                    "2x read for those is 2 - this ratio",
+                against_read(
+                    f"mandated work alone at {side} px",
+                    m["floor_s"],
+                    m,
+                    False,
+                    "decode once, hash, resample the after epoch, write change.tif; no "
+                    "co-registration estimate, change or vectorizing: what is left of 2x read "
+                    "for those is 2 - this ratio",
                 )
             )
         results.append(
-            Result(
-                bench=BENCH,
-                name=f"detect {side}x{side} (2 epochs + DSMs)",
-                value=m["detect_s"],
-                unit="s",
-                baseline=m["read_s"],
-                baseline_name="rasterio read of the 4 rasters",
-                target=ratio_target,
-                ok=(m["detect_s"] <= 2 * m["read_s"]) if ratio_target else None,
+            against_read(f"detect {side}x{side} (2 epochs + DSMs)", m["detect_s"], m, headline_size)
+        )
+        results.append(
+            against_read(
+                f"detect {side}x{side} with --no-coregister",
+                m["own_s"],
+                m,
+                headline_size,
+                "read, change, vectorize, write; co-registration (issue 5) excluded",
             )
         )
         results.append(
-            Result(
-                bench=BENCH,
-                name=f"detect {side}x{side} with --no-coregister",
-                value=m["own_s"],
-                unit="s",
-                baseline=m["read_s"],
-                baseline_name="rasterio read of the 4 rasters",
-                target="<= 2x read" if side == headline else "",
-                ok=(m["own_s"] <= 2 * m["read_s"]) if side == headline else None,
-                note="read, change, vectorize, write; co-registration (issue 5) excluded",
-            )
-        )
-        results.append(
-            Result(
-                bench=BENCH,
-                name=f"peak RSS at {side} px with --no-coregister",
-                value=m["own_rss_mb"],
-                unit="MB",
-                baseline=base["own_rss_mb"],
-                baseline_name=f"at {base_side} px",
-                target="flat; < 2048 MB",
-                ok=m["own_rss_mb"] < 2048,
-            )
+            peak(f"peak RSS at {side} px with --no-coregister", m["own_rss_mb"], base["own_rss_mb"])
         )
         results.append(
             Result(
@@ -353,16 +357,5 @@ def run(quick: bool) -> list[Result]:
                 note="ratio ~1 means time grows linearly with pixels",
             )
         )
-        results.append(
-            Result(
-                bench=BENCH,
-                name=f"peak RSS at {side} px",
-                value=m["peak_rss_mb"],
-                unit="MB",
-                baseline=base["peak_rss_mb"],
-                baseline_name=f"peak RSS at {base_side} px",
-                target="flat; < 2048 MB",
-                ok=m["peak_rss_mb"] < 2048,
-            )
-        )
+        results.append(peak(f"peak RSS at {side} px", m["peak_rss_mb"], base["peak_rss_mb"]))
     return results
