@@ -1038,14 +1038,12 @@ class _BandCache:
         self.band_px = band_px
         self._rows = (0, 0)
         self._band: np.ndarray | None = None
-        # chunk rows of a dask array ((rows, ...), ...); other arrays (zarr, h5py, memmaps)
-        # are cut where the windows need, at every row
+        # edges of the chunk rows of a dask array ((rows, ...), ...); other arrays (zarr,
+        # h5py, memmaps) are cut where the windows need (None)
         chunks = getattr(arr, "chunks", None)
+        self._edges: np.ndarray | None = None
         if chunks is not None and len(chunks) >= 2 and isinstance(chunks[-2], tuple):
-            rows = np.asarray(chunks[-2], dtype=np.int64)
-        else:
-            rows = np.ones(self.shape[-2], dtype=np.int64)
-        self._edges = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+            self._edges = np.concatenate([[0], np.cumsum(chunks[-2])]).astype(np.int64)
 
     def _read(self, b0: int, b1: int) -> np.ndarray:
         """Rows b0 .. b1, reusing what the current band holds of them."""
@@ -1068,10 +1066,11 @@ class _BandCache:
             # start a little above: windows of one grid row may climb (rotated targets)
             b0 = max(0, min(r0, r0 - self.band_px // 8))
             b1 = min(H, max(r1, b0 + self.band_px))
-            # out to the chunk rows' edges: a chunk row is decoded whole anyway
             e = self._edges
-            b0 = int(e[np.searchsorted(e, b0, "right") - 1])
-            b1 = int(e[min(len(e) - 1, np.searchsorted(e, b1, "left"))])
+            if e is not None:
+                # out to the chunk rows' edges: a chunk row is decoded whole anyway
+                b0 = int(e[np.searchsorted(e, b0, "right") - 1])
+                b1 = int(e[min(len(e) - 1, np.searchsorted(e, b1, "left"))])
             self._band = self._read(b0, b1)
             self._rows = (b0, b1)
         a0 = self._rows[0]
@@ -1205,6 +1204,11 @@ def _block_sums_of(raw: np.ndarray, vraw: np.ndarray | None, f: int) -> np.ndarr
     )
 
 
+def _chunked(arr: Any, valid: Any) -> bool:
+    """Whether an array and its validity mask (or None) are both dask arrays."""
+    return hasattr(arr, "dask") and (valid is None or hasattr(valid, "dask"))
+
+
 def _block_mean_lazy(
     arr: Any, valid: Any, f: int, stash: _WindowStash | None = None
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -1213,7 +1217,7 @@ def _block_mean_lazy(
     chunk also fills the tie-point windows it holds."""
     import dask.array as dsa
 
-    if not hasattr(arr, "dask") or (valid is not None and not hasattr(valid, "dask")):
+    if not _chunked(arr, valid):
         return None
     a = arr if arr.ndim == 3 else arr[None]
     rows, cols = a.chunks[-2], a.chunks[-1]
@@ -1810,10 +1814,7 @@ def coregister(
         if fit_px < params.window_px:
             params = _replace(params, window_px=fit_px)
     # A lazy reference is decoded once: the coarse pass keeps its tie-point windows.
-    lazy = hasattr(reference, "dask") and (
-        reference_valid is None or hasattr(reference_valid, "dask")
-    )
-    stash = _WindowStash.for_grid(shape, params) if lazy else None
+    stash = _WindowStash.for_grid(shape, params) if _chunked(reference, reference_valid) else None
     coarse = _coarse_shift(reference, target, reference_valid, target_valid, params, stash)
     if not coarse.reliable:
         if coarse.ratio > params.max_peak_ratio:
