@@ -140,7 +140,7 @@ def mandated_floor():
     import numpy as np
     from rasterio.windows import Window
     from change_detection.coregistration import warp_arrays
-    from survey.pipeline import _finish_change_tif, _new_change_tif
+    from survey.outputs import finish_change_tif, new_change_tif
     from survey.rasters import sha256_file
     n = os.cpu_count() or 2
     with rasterio.open(paths["before_ortho"]) as b, rasterio.open(paths["after_ortho"]) as a:
@@ -152,7 +152,7 @@ def mandated_floor():
     iy = math.floor(shift[0])
     change = os.path.join(out + "-floor", "change.tif")
     os.makedirs(os.path.dirname(change), exist_ok=True)
-    _new_change_tif(change, (H, W), tb, crs)
+    new_change_tif(change, (H, W), tb, crs)
     hashing = ThreadPoolExecutor(1)
     hashed = hashing.submit(lambda: [sha256_file(p) for p in paths.values()])
     lock = threading.Lock()
@@ -189,7 +189,7 @@ def mandated_floor():
             list(pool.map(run, halves))
     hashed.result()
     hashing.shutdown()
-    _finish_change_tif(change, "floor")
+    finish_change_tif(change, "floor")
 
 t0 = time.perf_counter()
 n_leads, stages = None, None

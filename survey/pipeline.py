@@ -44,7 +44,6 @@ import logging
 import math
 import os
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,18 +62,25 @@ from rasterio.enums import Resampling
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from change_detection.change import CHANGE_CODES, CODE_NODATA
 from change_detection.detect import ChangeResult, Epoch, detect_changes, limit_malloc_arenas
 from change_detection.grids import AlignedEpoch, align_epoch, onto_reference_grid
-from change_detection.leads import Lead, leads_to_feature_collection
+from change_detection.leads import Lead
 from change_detection.params import DetectParams
 from change_detection.permits import build_leads, parse_date
 from survey import __version__
 from survey.errors import DetectInputError
+from survey.outputs import (
+    Clock,
+    WindowWriter,
+    finish_change_tif,
+    new_change_tif,
+    write_json,
+    write_leads,
+)
 from survey.permits import read_permits
 from survey.rasters import atomic_path, open_dsm, open_orthophoto, sha256_file
 from survey.registered import derivation_record, open_registered_epoch, write_registered_epoch
-from survey.vectors import read_features, write_features
+from survey.vectors import read_features
 
 __all__ = ["DetectResult", "run_detect"]
 
@@ -92,7 +98,7 @@ GDAL_CACHE_MB = 128
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _bounded_memory(func: _F) -> _F:
+def bounded_memory(func: _F) -> _F:
     """Run ``func`` with GDAL's block cache at :data:`GDAL_CACHE_MB` unless the user set
     ``GDAL_CACHEMAX`` (in the environment or an enclosing ``rasterio.Env``), and glibc's
     malloc arenas capped (:func:`change_detection.detect.limit_malloc_arenas`)."""
@@ -141,22 +147,6 @@ class DetectResult:
     timings_s: dict[str, float] = field(default_factory=dict, compare=False)
     after_registered: Path | None = None
     after_registered_dsm: Path | None = None
-
-
-class _WindowWriter:
-    """``sink[(rows, cols)] = block`` writes a window of band 1 of an existing GeoTIFF.
-
-    Picklable (it holds a path), so dask.distributed workers can write through it.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
-
-    def __setitem__(self, key: tuple[slice, slice], value: np.ndarray) -> None:
-        rows, cols = key
-        window = rasterio.windows.Window.from_slices(rows, cols)
-        with rasterio.open(self.path, "r+") as dst:
-            dst.write(np.asarray(value, np.uint8), 1, window=window)
 
 
 def _survey_date(path: Path) -> str | None:
@@ -264,18 +254,6 @@ def _scheduler(scheduler: str | None) -> tuple[Any, Any]:
     return client, client
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.t = time.perf_counter()
-        self.laps: dict[str, float] = {}
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = round(now - self.t, 3)
-        self.t = now
-        log.info("%s: %.2f s", name, self.laps[name])
-
-
 class _Closer:
     def __init__(self, *things: Any) -> None:
         self.things = things
@@ -285,72 +263,7 @@ class _Closer:
             t.close()
 
 
-def _write_json(path: Path, data: Any) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(
-            json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False, default=_jsonable)
-            + "\n",
-            encoding="utf-8",
-        )
-    return path
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, dt.date | dt.datetime):
-        return obj.isoformat()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-def _overview_factors(rows: int, cols: int) -> list[int]:
-    factors = []
-    f = 2
-    while max(rows, cols) / f >= 256:
-        factors.append(f)
-        f *= 2
-    return factors
-
-
-def _new_change_tif(path: Path, shape: tuple[int, int], transform: Any, crs: Any) -> None:
-    profile = {
-        "driver": "GTiff",
-        "width": shape[1],
-        "height": shape[0],
-        "count": 1,
-        "dtype": "uint8",
-        "crs": crs,
-        "transform": transform,
-        "nodata": CODE_NODATA,
-        "compress": "deflate",
-        "predictor": 2,
-        "tiled": True,
-        "blockxsize": 512,
-        "blockysize": 512,
-        "sparse_ok": False,
-    }
-    with rasterio.open(path, "w", **profile):
-        pass
-
-
-def _finish_change_tif(path: Path, mode: str) -> None:
-    with rasterio.open(path, "r+") as dst:
-        tags = {f"CHANGE_CODE_{k}": v for k, v in CHANGE_CODES.items()}
-        tags["CHANGE_CODES"] = json.dumps({str(k): v for k, v in CHANGE_CODES.items()})
-        tags["SITEWATCH_MODE"] = mode
-        tags["TIFFTAG_SOFTWARE"] = f"sitewatch {__version__}"
-        dst.update_tags(**tags)
-        dst.set_band_description(1, "change class (see CHANGE_CODES tag)")
-        factors = _overview_factors(dst.height, dst.width)
-        if factors:
-            dst.build_overviews(factors, Resampling.nearest)
-
-
-@_bounded_memory
+@bounded_memory
 def run_detect(
     before_ortho: str | os.PathLike[str],
     after_ortho: str | os.PathLike[str],
@@ -408,7 +321,7 @@ def run_detect(
         The permits file is empty or has unusable records.
     """
     started = dt.datetime.now(dt.UTC)
-    clock = _Clock()
+    clock = Clock()
     out = Path(out_dir)
     paths = {"before_ortho": Path(before_ortho), "after_ortho": Path(after_ortho)}
     if before_dsm is not None:
@@ -520,7 +433,7 @@ def run_detect(
         lock = threading.Lock()
     try:
         with atomic_path(change_tif) as tmp:
-            _new_change_tif(
+            new_change_tif(
                 tmp,
                 (before.rgb.sizes["y"], before.rgb.sizes["x"]),
                 before.rgb.rio.transform(),
@@ -530,11 +443,11 @@ def run_detect(
                 before,
                 after,
                 params,
-                codes_sink=_WindowWriter(tmp),
+                codes_sink=WindowWriter(tmp),
                 sink_lock=lock,
                 scheduler=sched,
             )
-            _finish_change_tif(tmp, result.mode)
+            finish_change_tif(tmp, result.mode)
     finally:
         if closer is not None:
             closer.close()
@@ -556,18 +469,8 @@ def run_detect(
     )
 
     clock.lap("leads")
-    leads_geojson = out / "leads.geojson"
-    _write_json(leads_geojson, leads_to_feature_collection(leads))
-    leads_gpkg = out / "leads.gpkg"
-    features = [lead.to_feature() for lead in leads]
-    write_features(
-        leads_gpkg,
-        [lead.geometry for lead in leads],
-        [f["properties"] for f in features],
-        crs=4326,
-        layer="leads",
-    )
-    coreg_json = _write_json(out / "coregistration.json", coreg_report)
+    leads_geojson, leads_gpkg = write_leads(out, leads)
+    coreg_json = write_json(out / "coregistration.json", coreg_report)
     outputs = {
         "leads.geojson": leads_geojson,
         "leads.gpkg": leads_gpkg,
@@ -626,7 +529,7 @@ def run_detect(
         "started": started.isoformat(),
         "finished": dt.datetime.now(dt.UTC).isoformat(),
     }
-    provenance_json = _write_json(out / "provenance.json", provenance)
+    provenance_json = write_json(out / "provenance.json", provenance)
     log.info("%d leads written to %s", len(leads), out)
     return DetectResult(
         leads=tuple(leads),

@@ -252,10 +252,10 @@ def test_run_detect_holds_gdal_block_cache_at_its_bound_unless_the_user_set_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The bound is in MB: rasterio passes an integer GDAL_CACHEMAX to GDAL as bytes."""
-    from survey.pipeline import GDAL_CACHE_MB, _bounded_memory
+    from survey.pipeline import GDAL_CACHE_MB, bounded_memory
 
     monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
-    probe = _bounded_memory(lambda: rasterio.env.get_gdal_config("GDAL_CACHEMAX"))
+    probe = bounded_memory(lambda: rasterio.env.get_gdal_config("GDAL_CACHEMAX"))
     assert int(probe()) == GDAL_CACHE_MB * 2**20
     with rasterio.Env(GDAL_CACHEMAX=512 * 2**20):
         assert int(probe()) == 512 * 2**20  # the user's own setting is kept
