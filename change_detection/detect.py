@@ -78,11 +78,15 @@ class Epoch:
         True where the orthophoto has data.
     dsm : DataArray of float32, dims (y, x), or None
         Surface heights in metres, NaN for nodata; None for an orthophoto-only epoch.
+    nir : DataArray of uint8, dims (y, x), or None
+        Near-infrared band of a multispectral orthophoto, scaled to 8 bits like ``rgb``;
+        when present, vegetation is told by NDVI rather than by RGB indices.
     """
 
     rgb: xr.DataArray
     valid: xr.DataArray
     dsm: xr.DataArray | None = None
+    nir: xr.DataArray | None = None
 
 
 @dataclass(frozen=True)
