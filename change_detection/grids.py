@@ -83,6 +83,9 @@ class AlignedEpoch:
         True where the aligned target has data.
     dsm : DataArray, float32 metres, dims (y, x), or None
         Target DSM on the reference grid with the vertical offset removed (NaN = nodata).
+    nir : DataArray, uint8, dims (y, x), or None
+        Target near-infrared band on the reference grid, warped like ``rgb``; None when the
+        target has none.
     result : CoregResult
         The estimated model (shift, residuals, confidence, tie points).
     vertical_offset_m : float or None
@@ -102,6 +105,7 @@ class AlignedEpoch:
     #: interpolation order: what :meth:`strips` resamples from.
     sources: tuple[Any, Any, Any] | None = field(default=None, repr=False, compare=False)
     order: int = 1
+    nir: xr.DataArray | None = None
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -827,16 +831,19 @@ def align_epoch(
     *,
     reference_valid: xr.DataArray | None = None,
     order: int = 1,
+    target_nir: xr.DataArray | None = None,
 ) -> AlignedEpoch:
     """Bring a target epoch onto the reference grid and remove its misregistration.
 
     Parameters
     ----------
-    reference_rgb : DataArray, uint8, dims (band, y, x), with CRS and transform
-        The reference orthophoto (or a rasterised line map, 1 or 3 bands); its grid is the
-        output grid.
-    target_rgb : DataArray, uint8, dims (band, y, x)
-        The new epoch, any CRS/resolution/extent overlapping the reference.
+    reference_rgb : DataArray, dims (band, y, x) or (y, x), with CRS and transform
+        The reference orthophoto (uint8, 1 or 3 bands: RGB, grey, a rasterised line map) or
+        any other 2-D representation of the ground, e.g. DSM heights (float, NaN = nodata,
+        matched on their gradients); its grid is the output grid.
+    target_rgb : DataArray, dims (band, y, x) or (y, x)
+        The new epoch (any representation, as the reference), any CRS/resolution/extent
+        overlapping the reference; float data is resampled with NaN outside its footprint.
     target_valid : DataArray, bool, dims (y, x)
         Validity of ``target_rgb`` (same grid as it).
     target_dsm, reference_dsm : DataArray, float32 metres, dims (y, x), optional
@@ -848,6 +855,9 @@ def align_epoch(
     order : int
         Interpolation order of the imagery warp (1 bilinear, 3 cubic); DSMs use 1, masks
         keep only pixels whose neighbours are all valid.
+    target_nir : DataArray, uint8, dims (y, x), optional
+        The target's near-infrared band (same grid as ``target_rgb``), warped like it into
+        :attr:`AlignedEpoch.nir`.
 
     Returns
     -------
@@ -871,8 +881,9 @@ def align_epoch(
     snapped = snap is not None
     if snap is not None and any(snap):
         log.info("target grid snapped to the reference grid by (%.3f, %.3f) px", *snap)
+    image_fill = np.nan if np.issubdtype(target_rgb.dtype, np.floating) else 0
     tgt = onto_reference_grid(
-        target_rgb, reference_rgb, resampling=Resampling.bilinear, fill=0, snap=snapped
+        target_rgb, reference_rgb, resampling=Resampling.bilinear, fill=image_fill, snap=snapped
     )
     tval = onto_reference_grid(
         target_valid, reference_rgb, resampling=Resampling.nearest, fill=False, snap=snapped
@@ -905,6 +916,13 @@ def align_epoch(
     rgb = _warp_dataarray(result, tgt, reference_rgb, order, params.block_px)
     valid = _warp_dataarray(result, tval, reference_rgb, 1, params.block_px)
     valid = valid.rename("valid")
+    nir_out: xr.DataArray | None = None
+    if target_nir is not None:
+        tnir = onto_reference_grid(
+            target_nir, reference_rgb, resampling=Resampling.bilinear, fill=0, snap=snapped
+        )
+        nir_out = _warp_dataarray(result, tnir, reference_rgb, order, params.block_px)
+        nir_out = nir_out.rename("nir")
     dsm_out: xr.DataArray | None = None
     offset: float | None = None
     if target_dsm is not None:
@@ -953,4 +971,5 @@ def align_epoch(
         if hasattr(tgt.data, "dask")
         else None,
         order=order,
+        nir=nir_out,
     )

@@ -1,17 +1,26 @@
 """Co-register a new survey epoch onto a reference: files in, aligned GeoTIFFs and a report out.
 
-The computation is :func:`change_detection.grids.align_epoch`; this module opens the rasters
-(:func:`survey.rasters.open_orthophoto`, :func:`survey.rasters.open_dsm`), checks that they
-can be compared (CRS, footprints that overlap), runs it and writes the outputs atomically:
+The computation is :func:`change_detection.grids.align_epoch`; this module opens the rasters,
+checks that they can be compared (CRS, footprints that overlap), runs it and writes the
+outputs atomically:
 
-- ``OUT.tif``: the target orthophoto on the reference grid (uint8 RGB + mask band);
+- ``OUT.tif``: the target on the reference grid: an image as uint8 (RGB, or one grey band) +
+  mask band; heights (a DSM given as the target) as float32 metres with NaN nodata and, when
+  the reference is heights too, the vertical offset removed;
 - ``OUT_DSM.tif`` (with DSMs): the target DSM on the reference grid, vertical offset removed;
 - ``R.json``: the report (shift, model, residuals, confidence, warnings, vertical offset,
-  inputs' SHA-256) with the tie-point residual layer embedded as ``residuals``, and the same
-  layer beside it as ``R.residuals.geojson`` for the review map.
+  inputs' SHA-256, each input's representation and assumptions) with the tie-point residual
+  layer embedded as ``residuals``, and the same layer beside it as ``R.residuals.geojson``
+  for the review map.
 
-The reference may also be a georeferenced raster of a permit map or atlas (line work on a plain
-background, 1 or 3 bands, with or without nodata): every pixel is then taken as valid.
+Reference and target may each be any representation of the ground
+(:func:`survey.imagery.read_orthophoto`, :func:`survey.imagery.heights_reason`): an RGB
+orthophoto (any data type, RGBA, RGB + NIR), a greyscale image, a paletted one (expanded), a
+georeferenced raster of a permit map or atlas (``line-work``: a map on a plain background,
+1 or 3 bands or paletted, with or without nodata; without, every pixel is valid), or heights
+(a single float or signed-integer band: a DSM, matched on its height gradients). The report
+names the representation of each side (``inputs.<side>.representation``) and what was
+assumed about it (``inputs.<side>.assumptions``, also one warning line per file).
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
-import rioxarray
+import rioxarray  # noqa: F401 - registers the .rio accessor
 import xarray as xr
 from rasterio.warp import transform_bounds
 
@@ -34,7 +43,8 @@ from change_detection.coregistration import CoregParams
 from change_detection.errors import InsufficientOverlapError
 from change_detection.grids import AlignedEpoch, align_epoch
 from survey.errors import RasterFormatError
-from survey.rasters import atomic_path, open_dsm, open_orthophoto, sha256_file, write_geotiff
+from survey.imagery import heights_reason, read_orthophoto
+from survey.rasters import atomic_path, open_dsm, sha256_file, write_geotiff
 
 __all__ = ["CoregisterOutputs", "coregister_files"]
 
@@ -64,28 +74,30 @@ def _pixels(path: Path) -> int:
         return 0
 
 
-def _open_reference(path: Path, chunks: int | None) -> tuple[xr.DataArray, xr.DataArray | None]:
-    """The reference image and its validity; line-work rasters without a mask are all valid."""
-    try:
-        rgb, valid = open_orthophoto(path, chunks=chunks)
-        return rgb, valid
-    except RasterFormatError:
-        with rasterio.open(path) as ds:
-            count, dtype, nodata = ds.count, ds.dtypes[0], ds.nodata
-        if dtype != "uint8" or count == 2:
-            raise
-    log.info("%s: no mask or not RGB; read as a line-work reference, every pixel valid", path)
-    kwargs: dict[str, Any] = {"masked": False}
-    if chunks is not None:
-        kwargs.update(chunks={"band": -1, "y": chunks, "x": chunks}, lock=False)
-    raw = rioxarray.open_rasterio(path, **kwargs)
-    assert isinstance(raw, xr.DataArray)
-    img = raw.isel(band=slice(0, min(3, count)))
-    img.attrs.pop("_FillValue", None)
-    if nodata is None:
-        return img, None
-    valid = (img != nodata).any("band").drop_vars("band", errors="ignore")
-    return img, valid.rio.write_crs(raw.rio.crs).rio.write_transform(raw.rio.transform())
+@dataclass(frozen=True)
+class _Input:
+    """One side of a co-registration: the representation matched, and how it was read."""
+
+    image: xr.DataArray  # uint8 (band, y, x), or float32 heights (y, x)
+    valid: xr.DataArray
+    representation: str
+    record: dict[str, Any]
+
+    @property
+    def heights(self) -> bool:
+        return self.representation == "heights"
+
+
+def _read_input(path: Path, chunks: int | None, side: str) -> _Input:
+    """Read a reference or target as the representation it holds (module docstring)."""
+    why = heights_reason(path, side)
+    if why is not None:
+        dsm = open_dsm(path, chunks=chunks)
+        log.warning("%s: assumed: %s", path, why)
+        record: dict[str, Any] = {"representation": "heights", "assumptions": [why]}
+        return _Input(dsm, dsm.notnull().rename("valid"), "heights", record)
+    ortho = read_orthophoto(path, chunks, role=side, grey="keep", line_work=True)
+    return _Input(ortho.rgb, ortho.valid, ortho.representation, ortho.record())
 
 
 def _check_overlap(reference: Path, target: Path, ref: xr.DataArray, tgt: xr.DataArray) -> None:
@@ -128,9 +140,11 @@ def coregister_files(
     Parameters
     ----------
     reference, target : path
-        Orthophoto GeoTIFFs (the reference may be a line-work raster, see module docstring).
+        Rasters of the ground: orthophotos, grey or paletted images, map rasters or DSMs (see
+        the module docstring).
     out : path
-        Aligned target orthophoto, written on the reference grid.
+        The aligned target, written on the reference grid (an image, or heights when the
+        target is a DSM).
     report : path, optional
         JSON report; the residual layer is also written beside it as ``*.residuals.geojson``.
     reference_dsm, target_dsm, out_dsm : path, optional
@@ -164,20 +178,36 @@ def coregister_files(
     if chunk_px is None:
         big = max(_pixels(ref_p), _pixels(tgt_p)) > _CHUNKED_ABOVE_PX
         chunk_px = 2048 if big else None
-    ref_rgb, ref_valid = _open_reference(ref_p, chunk_px)
-    tgt_rgb, tgt_valid = open_orthophoto(tgt_p, chunks=chunk_px)
+    ref = _read_input(ref_p, chunk_px, "reference")
+    tgt = _read_input(tgt_p, chunk_px, "target")
+    for side, given, flag in (
+        (ref, reference_dsm, "--reference-dsm"),
+        (tgt, target_dsm, "--target-dsm"),
+    ):
+        if side.heights and given is not None:
+            raise RasterFormatError(
+                f"{given}: {flag} was given but the {'reference' if side is ref else 'target'} "
+                f"is itself heights (a DSM); pass the DSM once, as --"
+                f"{'reference' if side is ref else 'target'}"
+            )
+    ref_rgb, tgt_rgb = ref.image, tgt.image
     _check_overlap(ref_p, tgt_p, ref_rgb, tgt_rgb)
     r_dsm = open_dsm(reference_dsm, chunks=chunk_px) if reference_dsm is not None else None
     t_dsm = open_dsm(target_dsm, chunks=chunk_px) if target_dsm is not None else None
+    if ref.heights:
+        r_dsm = ref.image
+    if tgt.heights:
+        # the aligned heights are the output: written from the DSM branch, offset removed
+        t_dsm = tgt.image
     aligned = align_epoch(
         ref_rgb,
         tgt_rgb,
-        tgt_valid,
+        tgt.valid,
         t_dsm,
         r_dsm,
         params,
-        reference_valid=ref_valid,
-        order=order,
+        reference_valid=ref.valid,
+        order=1 if tgt.heights else order,
     )
     result = aligned.result
     transform = ref_rgb.rio.transform()
@@ -188,7 +218,20 @@ def coregister_files(
         "COREGISTRATION_CONFIDENCE": f"{result.confidence:.3f}",
         "COREGISTRATION_REFERENCE": ref_p.name,
     }
-    _write_raster(out_p, aligned.rgb, transform=transform, crs=crs, mask=aligned.valid, tags=tags)
+    if tgt.heights:
+        assert aligned.dsm is not None
+        _write_raster(
+            out_p,
+            aligned.dsm.astype(np.float32),
+            transform=transform,
+            crs=crs,
+            nodata=float("nan"),
+            tags=tags,
+        )
+    else:
+        _write_raster(
+            out_p, aligned.rgb, transform=transform, crs=crs, mask=aligned.valid, tags=tags
+        )
     out_dsm_p: Path | None = None
     if out_dsm is not None and aligned.dsm is not None:
         out_dsm_p = _write_raster(
@@ -201,9 +244,15 @@ def coregister_files(
         )
     rep = aligned.report()
     rep["inputs"] = {
-        "reference": {"path": str(ref_p), "sha256": sha256_file(ref_p)},
-        "target": {"path": str(tgt_p), "sha256": sha256_file(tgt_p)},
+        "reference": {"path": str(ref_p), "sha256": sha256_file(ref_p), **ref.record},
+        "target": {"path": str(tgt_p), "sha256": sha256_file(tgt_p), **tgt.record},
     }
+    if ref.heights != tgt.heights:
+        rep["warnings"].append(
+            f"the reference is {ref.representation} and the target {tgt.representation}: "
+            "they were matched on the edges they share only (building outlines), which is "
+            "weaker than matching like with like"
+        )
     if reference_dsm is not None:
         rep["inputs"]["reference_dsm"] = {
             "path": str(reference_dsm),
@@ -212,7 +261,8 @@ def coregister_files(
     if target_dsm is not None:
         rep["inputs"]["target_dsm"] = {"path": str(target_dsm), "sha256": sha256_file(target_dsm)}
     rep["outputs"] = {
-        "orthophoto": str(out_p),
+        "orthophoto": None if tgt.heights else str(out_p),
+        "heights": str(out_p) if tgt.heights else None,
         "dsm": None if out_dsm_p is None else str(out_dsm_p),
     }
     report_p: Path | None = None

@@ -16,7 +16,10 @@ overlays the permits and writes into ``out_dir``:
     The co-registration report (shift, model, residuals, vertical offset, confidence).
 ``provenance.json``
     Inputs' paths and SHA-256, parameters, software version, outputs' SHA-256, the mode
-    (``dsm`` or ``rgb_only``), the dates and the start and end times.
+    (``dsm`` or ``rgb_only``), the dates and the start and end times. Each orthophoto's entry
+    also records how it was read (:meth:`survey.imagery.Orthophoto.record`: representation,
+    band roles, validity, scaling to 8 bits) and ``assumptions``, the list of what was assumed
+    about it (also logged as one warning line per file).
 ``after_registered.tif``, ``after_registered_dsm.tif``
     The after epoch as detection saw it: co-registered onto the before (detection) grid, the
     DSM with its vertical offset removed (see :mod:`survey.registered`). The leads are in this
@@ -29,6 +32,11 @@ Memory: large rasters are read and processed chunk by chunk (see ``DetectParams.
 ``group_px``), GDAL's block cache is held at :data:`GDAL_CACHE_MB` during a run unless
 ``GDAL_CACHEMAX`` is set, and glibc's malloc arenas are capped at one per core unless
 ``MALLOC_ARENA_MAX`` is set.
+
+Orthophotos are read by :func:`survey.imagery.read_orthophoto`: any mask convention or none
+(the edge collar is then nodata), 8-bit to float data, RGB, RGBA, RGB + NIR (the NIR band is
+passed to detection when both epochs have one), paletted, and in height mode a single grey
+band (used as grey in all three bands, without colour cues).
 
 Survey dates default to the orthophotos' tags (``SITEWATCH_SURVEY_DATE``, else
 ``TIFFTAG_DATETIME``), then to a ``truth.json`` two folders above the before orthophoto (the
@@ -69,6 +77,7 @@ from change_detection.params import DetectParams
 from change_detection.permits import build_leads, parse_date
 from survey import __version__
 from survey.errors import DetectInputError
+from survey.imagery import Orthophoto, read_orthophoto
 from survey.outputs import (
     Clock,
     WindowWriter,
@@ -78,7 +87,7 @@ from survey.outputs import (
     write_leads,
 )
 from survey.permits import read_permits
-from survey.rasters import atomic_path, open_dsm, open_orthophoto, sha256_file
+from survey.rasters import atomic_path, open_dsm, sha256_file
 from survey.registered import derivation_record, open_registered_epoch, write_registered_epoch
 from survey.vectors import read_features
 
@@ -228,7 +237,7 @@ def _crop_to_site(
 
     rgb, valid = crop(epoch.rgb), crop(epoch.valid)
     assert rgb is not None and valid is not None
-    return Epoch(rgb=rgb, valid=valid, dsm=crop(epoch.dsm)), site
+    return Epoch(rgb=rgb, valid=valid, dsm=crop(epoch.dsm), nir=crop(epoch.nir)), site
 
 
 def _scheduler(scheduler: str | None) -> tuple[Any, Any]:
@@ -284,7 +293,9 @@ def run_detect(
     Parameters
     ----------
     before_ortho, after_ortho : path
-        Orthophotos (8-bit RGB with a mask, an alpha band or a nodata value).
+        Orthophotos: RGB (any data type, scaled to 8 bits), RGBA, RGB + NIR or paletted, with
+        a mask, an alpha band, a nodata value or none (the edge collar is then nodata); in
+        height mode also a single grey band. See :mod:`survey.imagery`.
     out_dir : path
         Output folder (created).
     before_dsm, after_dsm : path, optional
@@ -313,8 +324,8 @@ def run_detect(
     Raises
     ------
     InputFileError, RasterFormatError, NotGeoreferencedError
-        An input cannot be read (missing, DSM in feet or without nodata, orthophoto without a
-        mask or nodata, ...).
+        An input cannot be read (missing, damaged, DSM in feet or without nodata, orthophoto
+        whose colour bands cannot be identified, a grey orthophoto in RGB-only mode, ...).
     DetectInputError
         The epochs do not overlap, or the site lies outside the rasters; only one DSM.
     PermitError
@@ -342,8 +353,9 @@ def run_detect(
     n_px = _pixel_count(paths["before_ortho"])
     big = n_px > 4 * params.chunk_px**2
     chunks = params.chunk_px if big or scheduler or n_px > LARGE_PX else None
-    rgb_b, valid_b = open_orthophoto(paths["before_ortho"], chunks=chunks)
-    rgb_a, valid_a = open_orthophoto(paths["after_ortho"], chunks=chunks)
+    ortho_b, ortho_a = _read_orthophotos(paths, chunks, height_mode=before_dsm is not None)
+    rgb_b, valid_b = ortho_b.rgb, ortho_b.valid
+    rgb_a, valid_a = ortho_a.rgb, ortho_a.valid
     dsm_b = open_dsm(paths["before_dsm"], chunks=chunks) if before_dsm is not None else None
     dsm_a = open_dsm(paths["after_dsm"], chunks=chunks) if after_dsm is not None else None
     _check_overlap(rgb_b, rgb_a, paths["before_ortho"], paths["after_ortho"])
@@ -362,7 +374,7 @@ def run_detect(
     if end is None:
         end = parse_date(_survey_date(paths["after_ortho"]) or truth_dates[1], "after date")
 
-    before = Epoch(rgb=rgb_b, valid=valid_b, dsm=dsm_b)
+    before = Epoch(rgb=rgb_b, valid=valid_b, dsm=dsm_b, nir=ortho_b.nir)
     site_geom: BaseGeometry | None = None
     if site is not None:
         feats = read_features(paths["site"], role="site file").to_crs(rgb_b.rio.crs)
@@ -380,8 +392,9 @@ def run_detect(
             target_dsm=dsm_a,
             reference_dsm=before.dsm,
             reference_valid=before.valid,
+            target_nir=ortho_a.nir,
         )
-        after = Epoch(rgb=aligned.rgb, valid=aligned.valid, dsm=aligned.dsm)
+        after = Epoch(rgb=aligned.rgb, valid=aligned.valid, dsm=aligned.dsm, nir=aligned.nir)
         coreg_report: dict[str, Any] = aligned.report()
         coreg_report["coregistered"] = True
     else:
@@ -394,6 +407,11 @@ def run_detect(
             if dsm_a is None
             else onto_reference_grid(
                 dsm_a, before.rgb, resampling=Resampling.bilinear, fill=np.nan
+            ),
+            nir=None
+            if ortho_a.nir is None
+            else onto_reference_grid(
+                ortho_a.nir, before.rgb, resampling=Resampling.bilinear, fill=0
             ),
         )
         coreg_report = {
@@ -420,7 +438,7 @@ def run_detect(
             # Detection reads the written rasters (same values, lossless) rather than
             # computing the warp of the after epoch a second time.
             rgb_r, valid_r, dsm_r = open_registered_epoch(registered, aligned)
-            after = Epoch(rgb=rgb_r, valid=valid_r, dsm=dsm_r)
+            after = Epoch(rgb=rgb_r, valid=valid_r, dsm=dsm_r, nir=aligned.nir)
         clock.lap("registered")
     sched, closer = _scheduler(scheduler)
     change_tif = out / "change.tif"
@@ -491,13 +509,15 @@ def run_detect(
         derived[product.name] = derivation_record(
             role, paths[role], hashes[role], hashes["before_ortho"], coreg_report, coreg_json.name
         )
+    readings = {"before_ortho": ortho_b.record(), "after_ortho": ortho_a.record()}
     provenance = {
         "software": {"name": "sitewatch", "version": __version__},
         "command": "detect",
         "mode": result.mode,
         "rgb_only": rgb_only,
         "inputs": {
-            role: {"path": str(p.resolve()), "sha256": hashes[role]} for role, p in paths.items()
+            role: {"path": str(p.resolve()), "sha256": hashes[role], **readings.get(role, {})}
+            for role, p in paths.items()
         },
         "before_date": start.isoformat() if start else None,
         "after_date": end.isoformat() if end else None,
@@ -545,6 +565,45 @@ def run_detect(
         after_registered=None if registered is None else registered.ortho,
         after_registered_dsm=None if registered is None else registered.dsm,
     )
+
+
+#: The fix named when a grey orthophoto is given in RGB-only mode.
+_GREY_IN_RGB_MODE = (
+    "RGB-only mode compares colours, which one grey band does not have: give an RGB "
+    "orthophoto, or both DSMs (--before-dsm, --after-dsm) for height mode"
+)
+
+
+def _read_orthophotos(
+    paths: dict[str, Path], chunks: int | None, *, height_mode: bool
+) -> tuple[Orthophoto, Orthophoto]:
+    """Both orthophotos through :func:`survey.imagery.read_orthophoto`, their NIR bands kept
+    only when both have one, and each file's assumptions logged as one warning line."""
+    read = {
+        role: read_orthophoto(
+            paths[role],
+            chunks,
+            role=role.replace("_ortho", " orthophoto"),
+            grey="replicate" if height_mode else "refuse",
+            grey_fix=_GREY_IN_RGB_MODE,
+            log_assumptions=False,
+        )
+        for role in ("before_ortho", "after_ortho")
+    }
+    before, after = read["before_ortho"], read["after_ortho"]
+    if (before.nir is None) != (after.nir is None):
+        lacking = "after" if after.nir is None else "before"
+        note = (
+            f"its NIR band is not used: the {lacking} orthophoto has none, so vegetation is "
+            "told from the colour bands in both epochs"
+        )
+        if before.nir is not None:
+            before = before.with_assumption(note).without_nir()
+        else:
+            after = after.with_assumption(note).without_nir()
+    before.log_assumptions()
+    after.log_assumptions()
+    return before, after
 
 
 def _pixel_count(path: Path) -> int:

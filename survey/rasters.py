@@ -1,10 +1,14 @@
-"""Reading and writing the rasters of a survey epoch.
+"""Reading and writing the rasters of a survey epoch: files, windows and blocks.
 
-Orthophotos come out of OpenDroneMap and other photogrammetry tools in three shapes: RGB with a
-GDAL mask band, RGB with a nodata value, or RGBA with an alpha band. :func:`open_orthophoto`
-accepts all three and returns the uint8 RGB ``DataArray`` (dims ``band, y, x``) and a boolean
-validity mask (dims ``y, x``). DSMs are returned as float32 metres with NaN for nodata
-(:func:`open_dsm`). Everything is written atomically through :func:`write_geotiff`.
+This module is the file side: opening a raster read-only and checking its georeferencing
+(:func:`_open_checked`), reading windows of it on dask's threads (:class:`_BlockReader`, where
+every decode failure becomes a one-line :class:`~survey.errors.RasterFormatError` naming the
+file, the window and the fix), DSMs as float32 metres with NaN for nodata (:func:`open_dsm`),
+and writing GeoTIFFs atomically (:func:`write_geotiff`, :func:`atomic_path`).
+
+What the bands of an orthophoto *mean* (band roles, scaling to 8 bits, the collar of a file
+without a mask, palettes, greyscale) is :mod:`survey.imagery`; :func:`open_orthophoto` is kept
+here for its callers and returns ``(rgb, valid)`` from :func:`survey.imagery.read_orthophoto`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import rasterio.windows
 import rioxarray
 import xarray as xr
 from affine import Affine
+from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 
@@ -36,12 +41,18 @@ from survey.errors import (
 )
 
 __all__ = [
+    "READ_ERRORS",
     "atomic_path",
+    "damaged_raster_error",
     "open_dsm",
     "open_orthophoto",
     "sha256_file",
     "write_geotiff",
 ]
+
+#: What rasterio raises when GDAL cannot decode the pixels of a file (a damaged tile, a file
+#: cut short): "Read failed. See previous exception for details." with GDAL's message chained.
+READ_ERRORS: tuple[type[BaseException], ...] = (rasterio.errors.RasterioError, CPLE_BaseError)
 
 _HASH_CHUNK = 1 << 22
 
@@ -173,7 +184,11 @@ def _open_checked(path: str | os.PathLike[str], role: str) -> rasterio.DatasetRe
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             ds = rasterio.open(p)
     except rasterio.errors.RasterioIOError as exc:
-        raise RasterFormatError(f"{p}: cannot be read as a raster ({exc}); pass a GeoTIFF") from exc
+        detail = " ".join(str(exc).split())
+        raise RasterFormatError(
+            f"{p}: cannot be read as a raster ({detail}); pass a GeoTIFF (if it is one, it is "
+            "damaged: re-export it or copy it again)"
+        ) from exc
     if ds.crs is None:
         ds.close()
         raise NotGeoreferencedError(
@@ -192,87 +207,49 @@ def open_orthophoto(
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Open an orthophoto as (rgb, valid).
 
+    The file is interpreted by :func:`survey.imagery.read_orthophoto` (band roles, scaling to
+    8 bits, validity from a mask band, an alpha band, a nodata value or, when none is
+    declared, the edge collar; a palette is expanded). Use that function for the NIR band and
+    the record of what was assumed.
+
     Returns
     -------
     rgb : DataArray, uint8, dims (band, y, x), band = 1..3
-    valid : DataArray, bool, dims (y, x); False where the image has no data
-        (mask band, alpha band or nodata value, whichever the file declares).
+    valid : DataArray, bool, dims (y, x); False where the image has no data.
 
     Raises
     ------
     RasterFormatError
-        Fewer than 3 bands, values that cannot be mapped to 8 bits, or no way to tell
-        valid pixels from nodata. 16-bit and floating-point RGB (0-1 or 0-255) are scaled.
+        A single grey band, bands whose red, green and blue cannot be identified, or pixels
+        that cannot be decoded.
     """
-    with _open_checked(path, "orthophoto") as ds:
-        if ds.count < 3:
-            raise RasterFormatError(
-                f"{path}: orthophoto must be RGB or RGBA, found {ds.count} band(s); "
-                "export the RGB orthomosaic, not a single band or index"
-            )
-        has_alpha = ds.count >= 4 and ds.colorinterp[3] == ColorInterp.alpha
-        flags = ds.mask_flag_enums[0]
-        has_mask = any(f.name == "per_dataset" for f in flags) or has_alpha
-        if not has_mask and ds.nodata is None:
-            raise RasterFormatError(
-                f"{path}: orthophoto has neither a mask, an alpha band nor a nodata value, so "
-                "valid pixels cannot be told from fill; add one with gdal_translate -a_nodata"
-            )
-        scale = _to_uint8_scale(ds, path)
-    kwargs: dict[str, Any] = {"masked": False}
-    if chunks is not None:
-        kwargs.update(chunks={"band": -1, "y": chunks, "x": chunks}, lock=False)
-    raw = rioxarray.open_rasterio(path, **kwargs)
-    assert isinstance(raw, xr.DataArray)
-    reader = None
-    if chunks is not None:
-        # rioxarray gives the coordinates and metadata; the blocks are read by our reader
-        reader = _BlockReader(path)
-        raw = raw.copy(data=reader.lazy("bands", raw, raw.dtype))
-    rgb = raw.isel(band=slice(0, 3))
-    rgb.attrs.pop("_FillValue", None)
-    if has_alpha:
-        valid = raw.isel(band=3) > 0
-    elif has_mask:
-        valid = _mask_array(path, rgb, reader)
-    else:
-        valid = (rgb != raw.rio.nodata).any("band")
-    if scale is not None:
-        # 16-bit or floating-point RGB (some photogrammetry tools write it): bring it to the
-        # 8-bit range the detectors work in; fill values become 0.
-        scaled = (rgb.where(valid, 0) * scale).clip(0, 255).round().astype(np.uint8)
-        scaled.attrs = rgb.attrs
-        rgb = scaled.rio.write_crs(raw.rio.crs).rio.write_transform(raw.rio.transform())
-    valid = valid.drop_vars("band", errors="ignore").rename("valid")
-    if reader is not None:
-        # .close() on either closes the datasets the reader's threads opened
-        rgb.set_close(reader.close)
-        valid.set_close(reader.close)
-    return rgb, valid
+    from survey.imagery import read_orthophoto
+
+    ortho = read_orthophoto(path, chunks)
+    return ortho.rgb, ortho.valid
 
 
-def _to_uint8_scale(ds: rasterio.DatasetReader, path: str | os.PathLike[str]) -> float | None:
-    """Factor that brings the RGB bands to 0..255, None for 8-bit input; error if unknown."""
-    dtype = np.dtype(ds.dtypes[0])
-    if dtype == np.uint8:
-        return None
-    if dtype == np.uint16:
-        return 255.0 / 65535.0
-    if np.issubdtype(dtype, np.floating):
-        # A decimated read (overviews when present) bounds the cost; no statistics are
-        # computed through GDAL, which could leave a .aux.xml beside the user's file.
-        k = max(1, max(ds.height, ds.width) // 1024)
-        sample = ds.read(
-            (1, 2, 3), out_shape=(3, max(1, ds.height // k), max(1, ds.width // k)), masked=True
+def damaged_raster_error(
+    path: str | os.PathLike[str],
+    exc: BaseException,
+    what: str,
+    window: rasterio.windows.Window | None = None,
+) -> RasterFormatError:
+    """The one-line error for pixels GDAL could not decode: the file, where, GDAL's reason
+    and the fix. ``what`` names the bands (``"band(s) 1, 2, 3"``, ``"the mask"``)."""
+    cause = exc.__cause__ or exc.__context__
+    reason = " ".join(str(cause if cause is not None else exc).split())
+    where = (
+        ""
+        if window is None
+        else (
+            f" in rows {int(window.row_off)}-{int(window.row_off + window.height)}, "
+            f"columns {int(window.col_off)}-{int(window.col_off + window.width)}"
         )
-        top = float(sample.max()) if sample.count() else 0.0
-        if top <= 1.0:
-            return 255.0
-        if top <= 255.0:
-            return 1.0
-    raise RasterFormatError(
-        f"{path}: orthophoto bands are {dtype.name} with values outside 0-255; "
-        "convert to 8-bit with gdal_translate -ot Byte -scale"
+    )
+    return RasterFormatError(
+        f"{path}: {what} cannot be decoded{where} ({reason}); the file is damaged: re-export it "
+        f"or copy it again, and check it with gdalinfo -checksum {path}"
     )
 
 
@@ -311,8 +288,14 @@ class _BlockReader:
         self._lock = threading.Lock()
 
     def dataset(self) -> rasterio.DatasetReader:
-        ds: rasterio.DatasetReader | None = getattr(self._local, "ds", None)
-        if ds is None:
+        """This thread's open dataset (opened on first use)."""
+        return self._entry()[0]
+
+    def _entry(self) -> tuple[rasterio.DatasetReader, threading.Lock]:
+        entry: tuple[rasterio.DatasetReader, threading.Lock] | None = getattr(
+            self._local, "entry", None
+        )
+        if entry is None or entry[0].closed:
             ds = rasterio.open(self.path)
             if self._identity() != self.token:
                 # a file replaced under the same name would mix two rasters in one array
@@ -321,59 +304,109 @@ class _BlockReader:
                     f"{self.path}: the file changed while it was being read; leave the inputs "
                     "untouched during a run (copy them first if another program updates them)"
                 )
-            self._local.ds = ds
+            entry = (ds, threading.Lock())
+            self._local.entry = entry
             with self._lock:
-                self._open.append(ds)
-        return ds
+                self._open.append(entry)
+        return entry
+
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[rasterio.DatasetReader]:
+        """This thread's dataset, held so that :meth:`close` waits for the read to finish.
+
+        A read that failed in one dask task does not stop the reads of other tasks already
+        running; closing their datasets under them (what ``.close()`` on the arrays does when
+        the error reaches the caller) crashed GDAL. A dataset closed just before its thread
+        got hold of it is opened again.
+        """
+        while True:
+            ds, held = self._entry()
+            with held:
+                if not ds.closed:
+                    yield ds
+                    return
+            self._local.entry = None
 
     def close(self) -> None:
-        """Close the datasets every thread opened (a thread that reads again reopens)."""
+        """Close the datasets every thread opened, each once its read in progress is done (a
+        thread that reads again reopens)."""
         with self._lock:
             opened, self._open = self._open, []
-        for ds in opened:
-            ds.close()
+        for ds, held in opened:
+            with held:
+                ds.close()
         self._local = threading.local()
 
-    def bands(self, window: rasterio.windows.Window) -> np.ndarray:
-        """Every band, shape (bands, rows, cols), in the file's data type."""
-        return self.dataset().read(window=window)
+    def bands(
+        self, window: rasterio.windows.Window, indexes: tuple[int, ...] | None = None
+    ) -> np.ndarray:
+        """The bands ``indexes`` (1-based; default every band), shape (bands, rows, cols), in
+        the file's data type."""
+        what = "every band" if indexes is None else _band_names(indexes)
+        try:
+            with self._using() as ds:
+                return ds.read(None if indexes is None else list(indexes), window=window)
+        except READ_ERRORS as exc:
+            raise damaged_raster_error(self.path, exc, what, window) from exc
 
     def valid(self, window: rasterio.windows.Window) -> np.ndarray:
         """The dataset mask (True = data), shape (rows, cols)."""
-        return np.asarray(self.dataset().dataset_mask(window=window) > 0)
+        try:
+            with self._using() as ds:
+                return np.asarray(ds.dataset_mask(window=window) > 0)
+        except READ_ERRORS as exc:
+            raise damaged_raster_error(self.path, exc, "the mask", window) from exc
 
     def heights(self, window: rasterio.windows.Window) -> np.ndarray:
         """Band 1 as float32 with NaN where GDAL's mask says nodata (as a masked read)."""
-        ds = self.dataset()
-        raw = ds.read(1, window=window)
-        flags = ds.mask_flag_enums[0]
-        if MaskFlags.all_valid in flags:
-            invalid = None
-        elif MaskFlags.nodata in flags:
-            # GDAL's nodata mask, without reading the band a second time
-            nodata = np.asarray(ds.nodata, dtype=raw.dtype)
-            invalid = np.isnan(raw) if np.isnan(nodata) else raw == nodata
-        else:
-            invalid = ds.read_masks(1, window=window) == 0
+        try:
+            with self._using() as ds:
+                raw = ds.read(1, window=window)
+                flags = ds.mask_flag_enums[0]
+                if MaskFlags.all_valid in flags:
+                    invalid = None
+                elif MaskFlags.nodata in flags:
+                    # GDAL's nodata mask, without reading the band a second time
+                    nodata = np.asarray(ds.nodata, dtype=raw.dtype)
+                    invalid = np.isnan(raw) if np.isnan(nodata) else raw == nodata
+                else:
+                    invalid = ds.read_masks(1, window=window) == 0
+        except READ_ERRORS as exc:
+            raise damaged_raster_error(self.path, exc, "the heights (band 1)", window) from exc
         out = raw.astype(np.float32, copy=False)
         if invalid is not None:
             out[invalid] = np.nan
         return out
 
-    def lazy(self, what: str, template: xr.DataArray, dtype: Any) -> Any:
+    def whole(self, what: str, *args: Any) -> np.ndarray:
+        """``what`` (``bands``, ``valid`` or ``heights``) of the whole raster, read now."""
+        ds = self.dataset()
+        return np.asarray(
+            getattr(self, what)(rasterio.windows.Window(0, 0, ds.width, ds.height), *args)
+        )
+
+    def lazy(
+        self,
+        what: str,
+        template: xr.DataArray,
+        dtype: Any,
+        indexes: tuple[int, ...] | None = None,
+    ) -> Any:
         """A dask array of ``what`` (``bands``, ``valid`` or ``heights``) on the chunks of
-        ``template`` (dims ``band, y, x`` or ``y, x``). A slice of it reads only the pixels
-        it covers (dask hands the composed slice to the reader), not whole chunks."""
+        ``template`` (dims ``band, y, x`` or ``y, x``); ``bands`` reads the bands ``indexes``
+        (1-based, default all). A slice of it reads only the pixels it covers (dask hands the
+        composed slice to the reader), not whole chunks."""
         import dask.array as da
         from dask.base import tokenize
 
         assert template.chunks is not None
         chunks = template.chunks
-        view = _ReadView(self, what, tuple(template.shape), np.dtype(dtype))
+        args = () if indexes is None else (tuple(indexes),)
+        view = _ReadView(self, what, tuple(template.shape), np.dtype(dtype), args)
         return da.from_array(
             view,
             chunks=chunks,
-            name=f"read-{what}-{tokenize(self.token, chunks)}",
+            name=f"read-{what}-{tokenize(self.token, chunks, args)}",
             asarray=False,
             lock=False,
             meta=np.zeros((0,) * len(chunks), dtype),
@@ -384,9 +417,17 @@ class _ReadView:
     """What :func:`dask.array.from_array` slices: ``[..., rows, cols]`` reads the window the
     index covers (any numpy index on the last two axes; the others index the result)."""
 
-    def __init__(self, reader: _BlockReader, what: str, shape: tuple[int, ...], dtype: Any):
+    def __init__(
+        self,
+        reader: _BlockReader,
+        what: str,
+        shape: tuple[int, ...],
+        dtype: Any,
+        args: tuple[Any, ...] = (),
+    ):
         self.reader = reader
         self.what = what
+        self.args = args
         self.shape = shape
         self.ndim = len(shape)
         self.dtype = dtype
@@ -420,25 +461,12 @@ class _ReadView:
             block = np.zeros((*self.shape[:-2], r1 - r0, c1 - c0), self.dtype)
         else:
             window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
-            block = getattr(self.reader, self.what)(window)
+            block = getattr(self.reader, self.what)(window, *self.args)
         return np.asarray(block[(*key[:-2], *local)])
 
 
-def _mask_array(
-    path: str | os.PathLike[str], like: xr.DataArray, reader: _BlockReader | None
-) -> xr.DataArray:
-    """The dataset mask on ``like``'s grid: read now, or lazily through ``reader``."""
-    coords = {"y": like["y"], "x": like["x"]}
-    if reader is None:
-        with rasterio.open(path) as ds:
-            m = ds.dataset_mask() > 0
-        out = xr.DataArray(m, dims=("y", "x"), coords=coords)
-    else:
-        template = like.isel(band=0, drop=True) if "band" in like.dims else like
-        arr = reader.lazy("valid", template, bool)
-        out = xr.DataArray(arr, dims=("y", "x"), coords=coords)
-    out = out.rio.write_crs(like.rio.crs).rio.write_transform(like.rio.transform())
-    return out
+def _band_names(indexes: tuple[int, ...]) -> str:
+    return ("band " if len(indexes) == 1 else "bands ") + ", ".join(str(i) for i in indexes)
 
 
 def open_dsm(path: str | os.PathLike[str], chunks: int | None = None) -> xr.DataArray:
@@ -469,11 +497,18 @@ def open_dsm(path: str | os.PathLike[str], chunks: int | None = None) -> xr.Data
     raw = rioxarray.open_rasterio(path, **kwargs)
     assert isinstance(raw, xr.DataArray)
     dsm = raw.squeeze("band", drop=True)
-    reader = None
+    # rioxarray gives the coordinates and metadata; the pixels are read by our reader (the
+    # whole raster now, so a damaged file is reported here, or block by block)
+    reader: _BlockReader | None = _BlockReader(path)
+    assert reader is not None
     if chunks is not None:
-        # rioxarray gives the coordinates and metadata; the blocks are read by our reader
-        reader = _BlockReader(path)
         dsm = dsm.copy(data=reader.lazy("heights", dsm, np.float32))
+    else:
+        try:
+            dsm = dsm.copy(data=reader.whole("heights"))
+        finally:
+            reader.close()
+        reader = None
     dsm = dsm.astype(np.float32)
     dsm.attrs.pop("_FillValue", None)
     dsm = dsm.rio.write_nodata(np.nan, encoded=False).rename("dsm")

@@ -16,14 +16,22 @@ __all__ = ["command"]
     "--reference",
     required=True,
     type=existing_file,
-    help="Reference orthophoto (or georeferenced permit-map / atlas raster).",
+    help="Reference: an orthophoto (RGB, RGBA, RGB+NIR, 8-bit to float), a greyscale or "
+    "paletted image, a georeferenced permit-map / atlas raster, or a DSM (a single float band).",
 )
-@click.option("--target", required=True, type=existing_file, help="New orthophoto to align.")
+@click.option(
+    "--target",
+    required=True,
+    type=existing_file,
+    help="Raster to align onto the reference: any of the kinds --reference takes.",
+)
 @click.option(
     "--out",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Aligned orthophoto (GeoTIFF on the reference grid).",
+    help="The aligned target on the reference grid: an image (uint8 + mask) or, for a DSM "
+    "target, heights (float32, NaN nodata; vertical offset removed when the reference is a "
+    "DSM too).",
 )
 @click.option(
     "--report",
@@ -89,6 +97,13 @@ def command(
     The shift printed and reported maps the target onto the reference in reference pixels:
     a feature at target pixel (x, y) lies at (x + shift_x_px, y + shift_y_px) in the
     reference (x = column to the east, y = row to the south).
+
+    Each side is matched as what it holds (the report's inputs.<side>.representation): rgb,
+    grey, palette (expanded), line-work (a map; every pixel valid) or heights (a DSM, matched
+    on its height gradients). Two DSMs alone (--reference ref_dsm.tif --target tgt_dsm.tif)
+    give the target DSM on the reference grid with the vertical offset removed. What was
+    assumed about a file (no mask: the edge collar is nodata; scaling to 8 bits; band order)
+    is one warning line and is listed in the report (inputs.<side>.assumptions).
     """
     from change_detection.coregistration import CoregParams
     from survey.coregister import coregister_files
@@ -128,6 +143,11 @@ def command(
     if rep["vertical_offset_m"] is not None:
         click.echo(f"  DSM vertical offset {rep['vertical_offset_m']:+.3f} m removed")
     if not is_quiet():
+        inputs = rep["inputs"]
+        click.echo(
+            f"  matched as: reference {inputs['reference']['representation']}, "
+            f"target {inputs['target']['representation']}"
+        )
         click.echo(f"  wrote {outputs.out}")
         for p in (outputs.out_dsm, outputs.report_path, outputs.residuals_path):
             if p is not None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from rasterio.enums import ColorInterp
 
 from survey.cli import EXIT_ERROR, EXIT_USAGE, run
 from survey.rasters import write_geotiff
@@ -128,14 +129,20 @@ def test_dsm_without_nodata(
     _one_line_error(capsys, "bare.tif", "nodata")
 
 
-def test_orthophoto_without_mask_or_nodata(
+def test_orthophoto_whose_colour_bands_cannot_be_identified(
     epoch: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Four bands that declare no colour interpretation or description: the band order is
+    not guessed; the error names the file and the gdal_edit.py fix."""
     bare = write_geotiff(
-        tmp_path / "bare.tif", np.full((3, N, N), 9, np.uint8), transform=T, crs=32650
+        tmp_path / "bare.tif",
+        np.full((4, N, N), 9, np.uint8),
+        transform=T,
+        crs=32650,
+        colorinterp=(ColorInterp.undefined,) * 4,
     )
     assert run(_args(epoch, tmp_path / "out", **{"after-ortho": bare})) == EXIT_ERROR
-    _one_line_error(capsys, "bare.tif", "mask")
+    _one_line_error(capsys, "bare.tif", "colorinterp")
 
 
 def test_epochs_that_do_not_overlap(

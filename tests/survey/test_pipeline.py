@@ -16,7 +16,7 @@ from change_detection.change import CHANGE_CODES
 from change_detection.errors import PermitError
 from change_detection.leads import leads_from_feature_collection
 from change_detection.params import DetectParams
-from survey.errors import DetectInputError, RasterFormatError
+from survey.errors import DetectInputError
 from survey.pipeline import DetectResult, run_detect
 from survey.rasters import sha256_file, write_geotiff
 from survey.vectors import read_features, write_features
@@ -193,12 +193,18 @@ def test_only_one_dsm(tmp_path: Path) -> None:
         run_detect(a, a, tmp_path / "out", before_dsm=dsm)
 
 
-def test_an_orthophoto_without_mask_or_nodata(tmp_path: Path) -> None:
-    bare = write_geotiff(
-        tmp_path / "bare.tif", np.full((3, 64, 64), 9, np.uint8), transform=T, crs=32650
-    )
-    with pytest.raises(RasterFormatError, match="neither a mask"):
-        run_detect(bare, bare, tmp_path / "out")
+def test_an_orthophoto_without_mask_or_nodata_is_read_with_its_edge_collar(
+    tmp_path: Path,
+) -> None:
+    """No mask, alpha or nodata: the black frame connected to the edge is the collar, the
+    rest is valid, and provenance.json records what was assumed."""
+    img = np.full((3, 64, 64), 9, np.uint8)
+    img[:, :5, :] = 0  # a 5-row black collar along the top
+    bare = write_geotiff(tmp_path / "bare.tif", img, transform=T, crs=32650)
+    result = run_detect(bare, bare, tmp_path / "out")
+    record = json.loads(result.provenance_json.read_text())["inputs"]["before_ortho"]
+    assert record["collar_px"] == 5 * 64
+    assert any("collar" in a for a in record["assumptions"])
 
 
 def test_a_dask_distributed_scheduler_gives_the_same_leads(
