@@ -24,6 +24,16 @@ from flightplans.errors import (
     VehicleLinkError,
     VehicleRefusedError,
 )
+from flightplans.footprints import (
+    Coverage,
+    ElevationGrid,
+    Overlaps,
+    achieved_overlaps,
+    camera_rotation,
+    centre_gsd_cm,
+    compute_coverage,
+    image_footprint,
+)
 from flightplans.mission import Mission, MissionItem
 from flightplans.params import PlanParams
 from flightplans.planner import Sortie, SurveyPlan, footprint_rectangles, plan_survey
@@ -35,11 +45,14 @@ __all__ = [
     "CAMERAS",
     "Camera",
     "CameraError",
+    "Coverage",
+    "ElevationGrid",
     "FlightPlanError",
     "Mission",
     "MissionItem",
     "MissionMismatchError",
     "MissionOutputError",
+    "Overlaps",
     "PlanFileError",
     "PlanParameterError",
     "PlanParams",
@@ -50,9 +63,14 @@ __all__ = [
     "VehicleError",
     "VehicleLinkError",
     "VehicleRefusedError",
+    "achieved_overlaps",
+    "camera_rotation",
+    "centre_gsd_cm",
+    "compute_coverage",
     "download_mission",
     "footprint_rectangles",
     "get_camera",
+    "image_footprint",
     "list_cameras",
     "plan_survey",
     "read_plan",

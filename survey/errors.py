@@ -7,6 +7,7 @@ from __future__ import annotations
 
 __all__ = [
     "DetectInputError",
+    "GeotagError",
     "InputFileError",
     "NotGeoreferencedError",
     "OutputError",
@@ -47,3 +48,7 @@ class SynthParamsError(SurveyError, ValueError):
 
 class DetectInputError(SurveyError, ValueError):
     """Inputs of change detection that cannot be used together (no overlap, site outside)."""
+
+
+class GeotagError(SurveyError, ValueError):
+    """Photos and a log cannot be put together as asked (bad offset, no overlap, no positions)."""

@@ -1,0 +1,60 @@
+"""Ingestion of a flight: the autopilot's log (telemetry, camera events) and the photos.
+
+Logs: :func:`read_log` reads a MAVLink telemetry log (``.tlog``), an ArduPilot DataFlash log
+(``.bin``) or a PX4 ULog (``.ulg``) into a :class:`FlightLog`: the telemetry Dataset along
+``time`` (UTC), the camera events along ``shot`` and a :class:`LogReport` of what was read and
+skipped. :func:`write_telemetry_csv` and :func:`write_track_geojson` write ``telemetry.csv``
+and ``track.geojson``.
+
+Photos: :func:`read_images` reads their EXIF and XMP (:class:`ImageRecord`); :func:`geotag`
+places them on the flight (camera-clock offset, pairing with camera events, interpolation);
+:func:`check_flight` flags bad photos and measures footprints, coverage, GSD and overlaps;
+:func:`write_photos_geojson` and :func:`write_geo_txt` write ``photos.geojson`` and
+OpenDroneMap's ``geo.txt``.
+"""
+
+from __future__ import annotations
+
+from survey.ingest.dataflash import read_dataflash
+from survey.ingest.geotag import GeotaggedPhoto, GeotagResult, geotag
+from survey.ingest.images import ImageRecord, read_image, read_images
+from survey.ingest.logs import detect_log_format, read_log
+from survey.ingest.mavlink import read_tlog
+from survey.ingest.photos import write_geo_txt, write_geotagged_copies, write_photos_geojson
+from survey.ingest.qc import FlightQC, QCParams, check_flight, read_plan
+from survey.ingest.telemetry import (
+    TELEMETRY_CSV_COLUMNS,
+    FlightLog,
+    LogReport,
+    gps_to_utc,
+    write_telemetry_csv,
+    write_track_geojson,
+)
+from survey.ingest.ulog import read_ulog
+
+__all__ = [
+    "TELEMETRY_CSV_COLUMNS",
+    "FlightLog",
+    "FlightQC",
+    "GeotagResult",
+    "GeotaggedPhoto",
+    "ImageRecord",
+    "LogReport",
+    "QCParams",
+    "check_flight",
+    "detect_log_format",
+    "geotag",
+    "gps_to_utc",
+    "read_dataflash",
+    "read_image",
+    "read_images",
+    "read_log",
+    "read_plan",
+    "read_tlog",
+    "read_ulog",
+    "write_geo_txt",
+    "write_geotagged_copies",
+    "write_photos_geojson",
+    "write_telemetry_csv",
+    "write_track_geojson",
+]
