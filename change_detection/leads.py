@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import shapely
+import shapely.errors
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -24,6 +25,7 @@ __all__ = [
     "Lead",
     "leads_from_feature_collection",
     "leads_to_feature_collection",
+    "with_unique_ids",
 ]
 
 #: Classes of a lead. With permits: ``no_permit``, ``outside_footprint``, ``over_height``,
@@ -51,7 +53,10 @@ class Lead:
     Attributes
     ----------
     lead_id : str
-        Stable identifier: the same change found in a re-run gets the same id.
+        Stable identifier: the same change found in a re-run gets the same id. 16 hex digits
+        from the class, the two survey dates and the 5 m WGS84 grid cell of the outline's
+        centroid (:func:`change_detection.permits.lead_id`), with ``-2``, ``-3``, ... appended
+        for further leads in the same cell (:func:`with_unique_ids`).
     lead_class : str
         One of :data:`LEAD_CLASSES`; serialised as the GeoJSON property ``class``.
     geometry : shapely geometry
@@ -96,14 +101,17 @@ class Lead:
     def __post_init__(self) -> None:
         if self.lead_class not in LEAD_CLASSES:
             raise ChangeDetectionError(
-                f"lead {self.lead_id}: class {self.lead_class!r} is not one of {LEAD_CLASSES}"
+                f"lead {_short(self.lead_id)}: class {_short(self.lead_class)} is not one of "
+                f"{LEAD_CLASSES}"
             )
         if self.kind not in LEAD_KINDS:
             raise ChangeDetectionError(
-                f"lead {self.lead_id}: kind {self.kind!r} is not one of {LEAD_KINDS}"
+                f"lead {_short(self.lead_id)}: kind {_short(self.kind)} is not one of {LEAD_KINDS}"
             )
         if not 0.0 <= self.score <= 1.0 or math.isnan(self.score):
-            raise ChangeDetectionError(f"lead {self.lead_id}: score {self.score} is not in [0, 1]")
+            raise ChangeDetectionError(
+                f"lead {_short(self.lead_id)}: score {self.score} is not in [0, 1]"
+            )
 
     def to_feature(self) -> dict[str, Any]:
         """Return the lead as an RFC 7946 GeoJSON Feature (a plain, JSON-ready dict)."""
@@ -133,10 +141,26 @@ class Lead:
 
     @classmethod
     def from_feature(cls, feature: Mapping[str, Any]) -> Lead:
-        """Build a lead from a GeoJSON Feature written by :meth:`to_feature`."""
+        """Build a lead from a GeoJSON Feature written by :meth:`to_feature`.
+
+        Raises
+        ------
+        ChangeDetectionError
+            The feature is not a JSON object, a property is missing or of the wrong type, a
+            number is not finite (area, height), or the geometry cannot be built.
+        """
+        if not isinstance(feature, Mapping):
+            raise ChangeDetectionError(
+                f"a feature is a JSON {type(feature).__name__}, not a sitewatch lead; "
+                "leads files are written by `sitewatch detect`"
+            )
         try:
             props = feature["properties"]
             geom = shape(feature["geometry"])
+            for name in ("area_m2", "height_gain_m"):
+                value = props.get(name)
+                if value is not None and not math.isfinite(float(value)):
+                    raise ValueError(f"{name} is {value}")
             return cls(
                 lead_id=str(props["lead_id"]),
                 lead_class=str(props["class"]),
@@ -157,9 +181,19 @@ class Lead:
                 rgb_only=bool(props.get("rgb_only", False)),
                 input_hashes=dict(props.get("input_hashes", {})),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            IndexError,
+            OverflowError,
+            RecursionError,
+            shapely.errors.ShapelyError,
+        ) as exc:
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
             raise ChangeDetectionError(
-                f"feature {feature.get('id', '?')!r} is not a sitewatch lead ({exc!r}); "
+                f"feature {_short(feature.get('id', '?'))} is not a sitewatch lead ({reason}); "
                 "leads files are written by `sitewatch detect`"
             ) from exc
 
@@ -173,10 +207,64 @@ def leads_from_feature_collection(collection: Mapping[str, Any]) -> list[Lead]:
     """Parse a FeatureCollection written by :func:`leads_to_feature_collection`."""
     if collection.get("type") != "FeatureCollection":
         raise ChangeDetectionError(
-            f"expected a GeoJSON FeatureCollection of leads, got type {collection.get('type')!r}"
+            f"expected a GeoJSON FeatureCollection of leads, got type "
+            f"{_short(collection.get('type'))}"
         )
     features: Sequence[Mapping[str, Any]] = collection.get("features", [])
-    return [Lead.from_feature(f) for f in features]
+    if not isinstance(features, list):
+        raise ChangeDetectionError(
+            f"'features' of the FeatureCollection is a JSON {type(features).__name__}, not a "
+            "list; leads files are written by `sitewatch detect`"
+        )
+    leads = []
+    for i, feature in enumerate(features):
+        try:
+            leads.append(Lead.from_feature(feature))
+        except ChangeDetectionError as exc:
+            raise ChangeDetectionError(f"feature {i}: {exc}") from exc
+    return leads
+
+
+def with_unique_ids(leads: Iterable[Lead]) -> list[Lead]:
+    """Give leads that share an id distinct, deterministic ids; the order is kept.
+
+    Ids are places (see :func:`change_detection.permits.lead_id`), so two leads of one class
+    whose centroids fall in the same grid cell get the same id. Each such group is ordered by
+    centroid, north to south and then west to east (then by area and outline, for exact
+    ties): the first keeps the id, the others get ``-2``, ``-3``, ... appended
+    (``3f2a...-2``). The result does not depend on the order of ``leads``.
+
+    >>> from shapely.geometry import box
+    >>> a = Lead("x", "no_permit", box(0, 0.00002, 0.00001, 0.00003), (), 1.0, None, None)
+    >>> b = Lead("x", "no_permit", box(0, 0, 0.00001, 0.00001), (), 1.0, None, None)
+    >>> [lead.lead_id for lead in with_unique_ids([b, a])]
+    ['x-2', 'x']
+    """
+    out = list(leads)
+    groups: dict[str, list[int]] = {}
+    for i, lead in enumerate(out):
+        groups.setdefault(lead.lead_id, []).append(i)
+    taken = set(groups)
+
+    def order(i: int) -> tuple[float, float, float, bytes]:
+        c = out[i].geometry.centroid
+        return (-c.y, c.x, out[i].area_m2, shapely.to_wkb(out[i].geometry))
+
+    for base, members in groups.items():
+        n = 1
+        for i in sorted(members, key=order)[1:]:
+            n += 1
+            while f"{base}-{n}" in taken:  # only when given ids already look like ours
+                n += 1
+            taken.add(f"{base}-{n}")
+            out[i] = replace(out[i], lead_id=f"{base}-{n}")
+    return out
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """``repr(value)`` on one line, cut to ``limit`` characters, for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _rounded(obj: Any) -> Any:

@@ -2,6 +2,8 @@
 
 * :func:`read_site` reads a GeoJSON / GeoPackage / KML polygon file in any CRS, unions its
   polygons and reprojects them to the UTM zone of the site's centroid (:func:`utm_crs_for`).
+* :func:`read_site_area` reads the same file as a valid area in a given CRS (invalid rings
+  repaired, one warning line): the form change detection crops to.
 * :func:`read_nofly` reads no-fly polygons into that CRS.
 * :func:`read_dem_sampler` opens any single-band GeoTIFF DEM/DSM (any CRS) and returns a
   bilinear sampler of ground elevation at (x, y) in the plan CRS (NaN outside or on nodata).
@@ -38,6 +40,7 @@ __all__ = [
     "read_dem_sampler",
     "read_nofly",
     "read_site",
+    "read_site_area",
     "utm_crs_for",
 ]
 
@@ -59,19 +62,58 @@ def utm_crs_for(lon: float, lat: float) -> CRS:
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
-def _polygons(geoms: tuple[BaseGeometry, ...], path: Path, role: str) -> BaseGeometry:
+def _polygon_parts(geoms: tuple[BaseGeometry, ...], path: Path, role: str) -> list[BaseGeometry]:
+    """The non-empty polygons of a layer; an error naming the file when there is none."""
     polys = [
         g
         for geom in geoms
         if geom is not None
         for g in shapely.get_parts(geom)
-        if isinstance(g, Polygon | MultiPolygon)
+        if isinstance(g, Polygon | MultiPolygon) and not g.is_empty
     ]
     if not polys:
         raise InputFileError(
             f"{path}: the {role} file holds no polygon; draw the {role} as a polygon"
         )
-    return shapely.union_all(polys) if len(polys) > 1 else polys[0]
+    return polys
+
+
+def _check_placed(geoms: list[BaseGeometry], src: CRS, path: Path, role: str) -> list[BaseGeometry]:
+    """``geoms`` in WGS84, refusing points that are no place on Earth (a latitude of 117, a
+    coordinate of 1e308, a CRS that does not fit the numbers)."""
+    ll = reproject_geometries(geoms, src, 4326)
+    xy = shapely.get_coordinates(np.asarray(ll, dtype=object))
+    bad = ~np.isfinite(xy).all(axis=1) | (np.abs(xy[:, 0]) > 180) | (np.abs(xy[:, 1]) > 90)
+    if bad.any():
+        raw = shapely.get_coordinates(np.asarray(geoms, dtype=object))[int(np.argmax(bad))]
+        raise InputFileError(
+            f"{path}: the {role} has a point ({raw[0]:.6g}, {raw[1]:.6g}) that is no place on "
+            f"Earth in {src.name}; check the coordinate order (x = longitude / easting first) "
+            "and the CRS the file declares"
+        )
+    return ll
+
+
+def _valid_area(polys: list[BaseGeometry], path: Path, role: str) -> BaseGeometry:
+    """The union of ``polys`` as a valid (multi)polygon; invalid rings repaired with a warning."""
+    fixed: list[BaseGeometry] = []
+    for g in polys:
+        if not g.is_valid:
+            log.warning(
+                "%s: a %s polygon is invalid (%s); repaired as its valid parts",
+                path,
+                role,
+                shapely.is_valid_reason(g),
+            )
+            g = shapely.make_valid(g)
+        fixed.extend(p for p in shapely.get_parts(g) if isinstance(p, Polygon | MultiPolygon))
+    area = shapely.union_all(fixed) if fixed else Polygon()
+    if area.is_empty or area.area <= 0:
+        raise InputFileError(
+            f"{path}: the {role} polygons have no area (collinear or repeated corners); draw "
+            f"the {role} as a polygon"
+        )
+    return area
 
 
 def read_site(path: str | os.PathLike[str], crs: CRS | str | int | None = None) -> Site:
@@ -79,19 +121,17 @@ def read_site(path: str | os.PathLike[str], crs: CRS | str | int | None = None) 
 
     An invalid (e.g. self-intersecting) polygon is passed on as it is, so that the planner
     reports it with its reason.
+
+    Raises
+    ------
+    InputFileError
+        No polygon in the file, or a point that is no place on Earth (a latitude beyond 90,
+        a non-finite coordinate); and the errors of :func:`survey.vectors.read_features`.
     """
     feats = read_features(path, role="site")
-    polys = [
-        g
-        for geom in feats.geometries
-        if geom is not None
-        for g in shapely.get_parts(geom)
-        if isinstance(g, Polygon | MultiPolygon)
-    ]
-    if not polys:
-        raise InputFileError(f"{feats.path}: the site file holds no polygon; draw the site as one")
+    polys = _polygon_parts(feats.geometries, feats.path, "site")
+    ll = _check_placed(polys, feats.crs, feats.path, "site")
     if crs is None:
-        ll = reproject_geometries(polys, feats.crs, 4326)
         c = shapely.union_all([shapely.envelope(g) for g in ll]).centroid
         target = utm_crs_for(c.x, c.y)
     else:
@@ -106,10 +146,28 @@ def read_site(path: str | os.PathLike[str], crs: CRS | str | int | None = None) 
     return Site(feats.path, geom, target)
 
 
+def read_site_area(path: str | os.PathLike[str], crs: CRS | str | int) -> BaseGeometry:
+    """The area of a site file in ``crs``: the union of its polygons, valid (an invalid ring is
+    repaired to its valid parts, with one warning line), for cropping and filtering.
+
+    Raises
+    ------
+    InputFileError
+        No polygon, polygons of no area, or a point that is no place on Earth; and the errors
+        of :func:`survey.vectors.read_features`.
+    """
+    feats = read_features(path, role="site")
+    polys = _polygon_parts(feats.geometries, feats.path, "site")
+    _check_placed(polys, feats.crs, feats.path, "site")
+    return _valid_area(reproject_geometries(polys, feats.crs, crs), feats.path, "site")
+
+
 def read_nofly(path: str | os.PathLike[str], crs: CRS | str | int) -> list[BaseGeometry]:
-    """No-fly polygons of a vector file, reprojected to ``crs``."""
+    """No-fly polygons of a vector file, reprojected to ``crs`` (invalid rings repaired)."""
     feats = read_features(path, role="no-fly")
-    geom = _polygons(feats.geometries, feats.path, "no-fly")
+    polys = _polygon_parts(feats.geometries, feats.path, "no-fly")
+    _check_placed(polys, feats.crs, feats.path, "no-fly")
+    geom = _valid_area(polys, feats.path, "no-fly")
     return reproject_geometries(list(shapely.get_parts(geom)), feats.crs, crs)
 
 

@@ -90,3 +90,29 @@ def test_coordinates_survive_to_1e8_degrees(x: float, y: float, w: float, h: flo
     geom = box(x, y, x + w, y + h)
     back = Lead.from_feature(json.loads(json.dumps(_lead(geometry=geom).to_feature())))
     assert back.geometry.hausdorff_distance(geom) <= 1e-8
+
+
+def _feature(**props: object) -> dict[str, object]:
+    feat = json.loads(json.dumps(_lead().to_feature()))
+    feat["properties"].update(props)
+    return feat
+
+
+@pytest.mark.parametrize(
+    ("feature", "expected"),
+    [
+        (["not", "a", "feature"], "a feature is a JSON list, not a sitewatch lead"),
+        (_feature(floors_added=float("inf")), "OverflowError"),
+        (_feature(area_m2=float("nan")), "area_m2 is nan"),
+        (_feature(height_gain_m=float("-inf")), "height_gain_m is -inf"),
+        ({**_feature(), "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}}, "("),
+        ({**_feature(), "geometry": {"type": "Polygon", "coordinates": 5}}, "("),
+        (_feature(lead_id="x" * 10_000, **{"class": "nope"}), "'xxxxxxxx"),
+    ],
+)
+def test_a_broken_feature_is_one_short_line(feature: object, expected: str) -> None:
+    """What the fuzzing of leads files found: every failure is the library's error, short."""
+    with pytest.raises(ChangeDetectionError) as info:
+        Lead.from_feature(feature)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert expected in message and "\n" not in message and len(message) < 400

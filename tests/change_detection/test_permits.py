@@ -115,13 +115,17 @@ def test_rgb_only_leads_carry_no_heights_and_say_so() -> None:
 
 
 def test_lead_ids_are_stable_and_depend_on_class_and_place() -> None:
-    a = lead_id("no_permit", BUILDING)
-    assert a == lead_id("no_permit", box(X0 + 0.1, Y0, X0 + 10.1, Y0 + 8))  # within the grid
-    assert a != lead_id("demolished", BUILDING)
-    assert a != lead_id("no_permit", box(X0 + 3, Y0, X0 + 13, Y0 + 8))
+    """More in test_lead_ids.py: edges across 0.5 m lines, other CRSs, re-runs."""
+    a = lead_id("no_permit", BUILDING, crs=CRS)
+    assert a == lead_id("no_permit", box(X0 + 0.1, Y0, X0 + 10.1, Y0 + 8), crs=CRS)
+    assert a != lead_id("demolished", BUILDING, crs=CRS)
+    assert a != lead_id("no_permit", box(X0 + 6, Y0, X0 + 16, Y0 + 8), crs=CRS)  # 6 m east
     first = _leads([_obj(BUILDING)], None)
     again = _leads([_obj(BUILDING)], None)
     assert [x.lead_id for x in first] == [x.lead_id for x in again]
+    (lead,) = first
+    dates = {"before_date": lead.before_date, "after_date": lead.after_date}
+    assert lead.lead_id == lead_id("new_structure", lead.geometry, **dates)
 
 
 def test_dates_are_checked() -> None:
@@ -131,3 +135,68 @@ def test_dates_are_checked() -> None:
         parse_date("15/04/2025")
     with pytest.raises(PermitError, match="swap"):
         _leads([_obj(BUILDING)], None, before_date="2025-10-15", after_date="2025-04-15")
+
+
+# --- existing buildings (the first survey against the permit atlas, sitewatch check) -----------
+
+
+def _existing(geom, bid="B-12", height=6.0, floors=2):  # type: ignore[no-untyped-def]
+    from change_detection.permits import ExistingBuilding
+
+    return ExistingBuilding(bid, geom, height, floors)
+
+
+def _check_leads(objs, permits, existing):  # type: ignore[no-untyped-def]
+    return build_leads(
+        objs,
+        permits,
+        crs=CRS,
+        params=DetectParams(),
+        after_date="2025-10-15",
+        existing=existing,
+        first_survey=True,
+    )
+
+
+def test_a_structure_matching_an_existing_building_is_not_a_lead() -> None:
+    standing = _obj(BUILDING, gain=6.2, height=6.2)
+    assert _check_leads([standing], [], [_existing(BUILDING.buffer(0.3, join_style="mitre"))]) == []
+    (lead,) = _check_leads([standing], [], [_existing(box(X0 + 40, Y0, X0 + 50, Y0 + 8))])
+    assert lead.lead_class == "no_permit" and lead.permit_ids == ()
+    assert "neither a valid permit nor an existing building covers it" in lead.reasons[0]
+    assert lead.reasons[0].startswith("a structure of 80 m²")  # not "a new structure"
+
+
+def test_the_part_outside_an_existing_building_names_it() -> None:
+    extended = _obj(box(X0, Y0, X0 + 14, Y0 + 8), gain=6.0, height=6.0)
+    (lead,) = _check_leads([extended], [], [_existing(BUILDING)])
+    assert lead.lead_class == "outside_footprint"
+    assert lead.area_m2 == pytest.approx(4.0 * 8.0, rel=0.02)
+    assert "outside the footprint of existing building B-12" in lead.reasons[0]
+    assert lead.permit_ids == ("B-12",)
+    both = [_permit(box(X0 + 10, Y0, X0 + 12, Y0 + 8), pid="P-3")]
+    (lead,) = _check_leads([extended], both, [_existing(BUILDING)])
+    assert "permit P-3 and existing building B-12" in lead.reasons[0]
+    assert lead.area_m2 == pytest.approx(2.0 * 8.0, rel=0.05)
+    assert lead.permit_ids == ("P-3", "B-12")
+
+
+def test_taller_than_recorded_is_over_height_unless_a_permit_allows_it() -> None:
+    raised = _obj(BUILDING, gain=9.2, height=9.2)
+    (lead,) = _check_leads([raised], [], [_existing(BUILDING, height=6.0, floors=2)])
+    assert lead.lead_class == "over_height" and lead.permit_ids == ("B-12",)
+    assert any("exceeds the 6.0 m recorded for existing building B-12" in r for r in lead.reasons)
+    assert any("existing building B-12 has 2" in r for r in lead.reasons)
+    raise_permit = _permit(BUILDING, pid="P-9", max_h=9.5, floors=3)
+    assert _check_leads([raised], [raise_permit], [_existing(BUILDING, height=6.0)]) == []
+    unknown = _existing(BUILDING, height=None, floors=None)
+    assert _check_leads([raised], [], [unknown]) == []  # nothing recorded, nothing to exceed
+
+
+def test_an_existing_building_gone_is_demolished_unless_a_permit_covers_it() -> None:
+    gone = ChangeObject(BUILDING, "removed", 80.0, None, 0.1, None, 8000, 0.9)
+    (lead,) = _check_leads([gone], [], [_existing(BUILDING)])
+    assert lead.lead_class == "demolished" and lead.height_gain_m is None
+    assert any("existing building B-12 (6.0 m) of the atlas stood here" in r for r in lead.reasons)
+    assert lead.reasons[0].startswith("a structure of 80 m² removed;")
+    assert _check_leads([gone], [_permit(BUILDING)], [_existing(BUILDING)]) == []

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
+import struct
 from pathlib import Path
 
+import numpy as np
+import pyogrio
 import pytest
+import shapely
 from pyproj import CRS
-from shapely.geometry import Polygon, box
+from shapely.geometry import Point, Polygon, box, mapping
 
+from change_detection.errors import ChangeDetectionError
+from change_detection.leads import Lead, leads_to_feature_collection
 from survey.errors import InputFileError, NotGeoreferencedError
-from survey.vectors import read_features, reproject_geometries, write_features
+from survey.vectors import read_features, read_leads, reproject_geometries, write_features
 
 SITE = box(114.5, 37.07, 114.5018, 37.0714)
 
@@ -72,3 +79,134 @@ def test_no_crs_outside_geojson(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(NotGeoreferencedError, match="no CRS"):
         read_features(path)
+
+
+# --- refusals: one line naming the file, the feature and the fix (issue #12) --------------------
+
+SQUARE = [[114.5, 37.07], [114.5001, 37.07], [114.5001, 37.0701], [114.5, 37.0701]]
+
+
+def _feature_collection(path: Path, ring: list[list[float]], **props: object) -> Path:
+    feature = {
+        "type": "Feature",
+        "properties": props,
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
+    ok = {"type": "Feature", "properties": {"name": "fine"}, "geometry": mapping(SITE)}
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [ok, feature]}))
+    return path
+
+
+def _ring_wkb(ring: list[list[float]]) -> bytes:
+    """A polygon's WKB exactly as given: GEOS would close or refuse the ring, a file may not."""
+    points = b"".join(struct.pack("<dd", x, y) for x, y in ring)
+    return struct.pack("<BIII", 1, 3, 1, len(ring)) + points
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".gpkg"])
+def test_a_ring_that_is_not_closed_names_the_file_the_feature_and_the_fix(
+    tmp_path: Path, suffix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GDAL reads it (GeoJSON with a warning), GEOS refused it with a traceback."""
+    path = tmp_path / f"site{suffix}"
+    if suffix == ".geojson":
+        _feature_collection(path, SQUARE, name="yard")
+    else:
+        wkb = np.array([shapely.to_wkb(SITE), _ring_wkb(SQUARE)], dtype=object)
+        names = np.array(["fine", "yard"], dtype=object)
+        pyogrio.raw.write(
+            path, wkb, [names], ["name"], driver="GPKG", crs="EPSG:4326", geometry_type="Polygon"
+        )
+    with pytest.raises(InputFileError) as info:
+        read_features(path, role="site")
+    message = str(info.value)
+    assert message == (
+        f"{path}: feature 1 (name 'yard') of the site has a polygon ring that is not closed "
+        "(IllegalArgumentException: Points of LinearRing do not form a closed linestring); "
+        "repeat each ring's first point as its last, then save the file again"
+    )
+    gdal_lines = [r.getMessage() for r in caplog.records if "GDAL:" in r.getMessage()]
+    assert all("\n" not in line and str(path) in line for line in gdal_lines)
+    if suffix == ".geojson":
+        assert any("Non closed ring" in line for line in gdal_lines)  # logged, not a traceback
+
+
+def test_a_ring_of_two_points_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = _feature_collection(tmp_path / "p.geojson", SQUARE[:2], permit_id="P-2")
+    with pytest.raises(InputFileError, match=r"feature 1 \(permit_id 'P-2'\) of the permits"):
+        read_features(path, role="permits")
+
+
+def test_gdal_quoting_bytes_that_are_not_utf8_is_one_line(tmp_path: Path) -> None:
+    """pyogrio raised UnicodeDecodeError when GDAL's message quoted the damaged bytes."""
+    good = write_features(tmp_path / "a.geojson", [SITE], [{"name": "x"}]).read_bytes()
+    bad = tmp_path / "bad.geojson"
+    bad.write_bytes(good.replace(b'"name"', b'"name\x80"', 1).replace(b"114.5", b"\x80", 1))
+    with pytest.raises(InputFileError, match=r"bad\.geojson: vector file cannot be read"):
+        read_features(bad)
+
+
+# --- read_leads --------------------------------------------------------------------------------
+
+
+def _lead(lead_id: str = "3f2a9c0d11e4b6a7", geometry: object = SITE) -> Lead:
+    return Lead(lead_id, "no_permit", geometry, ("why",), 80.0, 6.0, 2, score=0.9)  # type: ignore[arg-type]
+
+
+def _write_leads(path: Path, leads: list[Lead]) -> Path:
+    path.write_text(json.dumps(leads_to_feature_collection(leads)), encoding="utf-8")
+    return path
+
+
+def test_read_leads_round_trip(tmp_path: Path) -> None:
+    leads = [_lead(), _lead("3f2a9c0d11e4b6a7-2", box(114.6, 37.0, 114.6001, 37.0001))]
+    got = read_leads(_write_leads(tmp_path / "leads.geojson", leads))
+    assert [x.lead_id for x in got] == [x.lead_id for x in leads]
+    assert got[1].geometry.hausdorff_distance(leads[1].geometry) <= 1e-8
+    bom = tmp_path / "bom.geojson"  # what some editors save
+    bom.write_bytes(b"\xef\xbb\xbf" + (tmp_path / "leads.geojson").read_bytes())
+    assert len(read_leads(bom)) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "expected"),
+    [
+        (b"", InputFileError, "not valid JSON (Expecting value at line 1 column 1)"),
+        (b"\xff\xfe{}", InputFileError, "not UTF-8 text (byte 0)"),
+        (b"[1, 2]", InputFileError, "holds a JSON list, not a FeatureCollection"),
+        (b'{"type": "FeatureCollection", "features": [], "n": NaN}', InputFileError, "NaN"),
+        (b'{"type": "FeatureCollection", "features": 3}', ChangeDetectionError, "not a list"),
+        (b'{"type": "FeatureCollection", "features": [7]}', ChangeDetectionError, "feature 0: "),
+        (b"[" * 100_000, InputFileError, "nests JSON too deeply"),
+    ],
+)
+def test_read_leads_refusals_name_the_file(
+    tmp_path: Path, content: bytes, error: type[Exception], expected: str
+) -> None:
+    path = tmp_path / "leads.geojson"
+    path.write_bytes(content)
+    with pytest.raises(error) as info:
+        read_leads(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and expected in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("leads", "expected"),
+    [
+        ([_lead(), _lead()], "lead id '3f2a9c0d11e4b6a7' appears twice (feature 1)"),
+        ([_lead(geometry=Point(114.5, 37.07))], "is a Point, not a polygon"),
+        ([_lead(geometry=box(500000, 4000000, 500010, 4000010))], "outside longitude"),
+    ],
+)
+def test_read_leads_refuses_ids_used_twice_and_foreign_geometries(
+    tmp_path: Path, leads: list[Lead], expected: str
+) -> None:
+    path = _write_leads(tmp_path / "leads.geojson", leads)
+    with pytest.raises(ChangeDetectionError, match=re.escape(expected)):
+        read_leads(path)
+
+
+def test_read_leads_of_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="leads file not found"):
+        read_leads(tmp_path / "none.geojson")
