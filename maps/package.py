@@ -15,6 +15,12 @@ Layout of a package folder (``DIR`` for one lead, ``DIR/<lead slug>/`` for ``--a
     manifest.sha256       ``sha256sum`` lines (two spaces, relative paths) for every file
                           above, manifest.json included
 
+A single survey checked against the permit atlas (``sitewatch check``; ``ortho`` instead of
+``before_ortho`` and ``after_ortho``): ``survey.png`` is the one chip, ``profile.png`` draws
+the survey's DSM (``dsm``), ``existing.geojson`` holds the existing buildings near the lead
+(when ``existing`` is given), and the inputs are checked against the lead's ``ortho`` and
+``dsm`` hashes.
+
 Co-registered after epoch: leads are in the before (reference) frame. With
 ``after_registered`` (and ``after_registered_dsm``), the rasters ``sitewatch detect`` writes
 on the before grid, ``after.png``, the after tiles of ``map.html`` and the after curve of
@@ -152,13 +158,17 @@ def _derived(
 
 
 def _related_permits(lead: Lead, permits: Sequence[Feature]) -> list[Feature]:
+    """Permits (or existing buildings) named by the lead or within about 20 m of it."""
     ids = set(lead.permit_ids)
     zone = lead.geometry.buffer(0.0002)  # ~20 m around the lead
     out = []
     for geom, props in permits:
         if geom is None:
             continue
-        pid = next((str(props[k]) for k in ("permit_id", "id") if props.get(k) is not None), "")
+        pid = next(
+            (str(props[k]) for k in ("permit_id", "building_id", "id") if props.get(k) is not None),
+            "",
+        )
         if pid in ids or geom.intersects(zone):
             out.append((geom, props))
     return out
@@ -174,15 +184,29 @@ def _json_ready(value: Any) -> Any:
     return str(value)
 
 
-def _readme(lead: Lead, has_profile: bool, has_permits: bool, registered: bool = False) -> str:
+def _readme(
+    lead: Lead,
+    has_profile: bool,
+    has_permits: bool,
+    registered: bool = False,
+    single: bool = False,
+    has_existing: bool = False,
+) -> str:
     lines = [
         f"sitewatch evidence package — lead {lead.lead_id} ({lead.lead_class})",
         "",
         "lead.geojson     the lead (WGS84, RFC 7946) with its class, reasons, measures, survey",
         "                 dates and the SHA-256 of the inputs it was detected from",
-        "before.png       orthophoto chip of the first survey (scale bar, north arrow, date)",
-        "after.png        the same frame in the second survey",
     ]
+    if single:
+        lines.append(
+            "survey.png       orthophoto chip of the survey (scale bar, north arrow, date)"
+        )
+    else:
+        lines += [
+            "before.png       orthophoto chip of the first survey (scale bar, north arrow, date)",
+            "after.png        the same frame in the second survey",
+        ]
     if registered:
         lines += [
             "                 (co-registered to the first survey's grid, so the outline fits",
@@ -192,6 +216,8 @@ def _readme(lead: Lead, has_profile: bool, has_permits: bool, registered: bool =
         lines.append("profile.png      DSM heights along a transect across the structure")
     if has_permits:
         lines.append("permits.geojson  permit footprints near the lead")
+    if has_existing:
+        lines.append("existing.geojson existing buildings of the atlas near the lead")
     lines += [
         "map.html         offline map of the lead (open in a browser; needs map_files/)",
         "manifest.json    inputs and their hashes, software version, time, every file's hash",
@@ -207,8 +233,8 @@ def _readme(lead: Lead, has_profile: bool, has_permits: bool, registered: bool =
 def build_evidence_package(
     lead: Lead,
     *,
-    before_ortho: Path,
-    after_ortho: Path,
+    before_ortho: Path | None = None,
+    after_ortho: Path | None = None,
     before_dsm: Path | None = None,
     after_dsm: Path | None = None,
     permits: Sequence[Feature] | None = None,
@@ -219,6 +245,9 @@ def build_evidence_package(
     ledger_excerpt: Sequence[Mapping[str, Any]] | None = None,
     after_registered: Path | None = None,
     after_registered_dsm: Path | None = None,
+    ortho: Path | None = None,
+    dsm: Path | None = None,
+    existing: Sequence[Feature] | None = None,
 ) -> EvidencePackage:
     """Write the evidence package of ``lead`` into ``out_dir`` (see the module docstring).
 
@@ -246,6 +275,11 @@ def build_evidence_package(
         given, the after chip, map tiles and profile curve come from them (see the module
         docstring). With ``verify_inputs``, a derivative whose recorded original hash differs
         from the lead's is refused.
+    ortho, dsm : Path, optional
+        The orthophoto and DSM of a single survey checked against the permit atlas
+        (``sitewatch check``), instead of the before and after epochs.
+    existing : sequence of (geometry WGS84, properties), optional
+        Existing buildings of the atlas; those near the lead or named by it are packaged.
 
     Returns
     -------
@@ -254,17 +288,26 @@ def build_evidence_package(
     Raises
     ------
     PackageError
-        An input is missing or does not match the lead's recorded hash, or ``out_dir`` holds
-        something other than a package.
+        An input is missing or does not match the lead's recorded hash, ``out_dir`` holds
+        something other than a package, or neither ``ortho`` nor both ``before_ortho`` and
+        ``after_ortho`` are given.
     """
     out_dir = Path(out_dir)
-    before_ortho, after_ortho = Path(before_ortho), Path(after_ortho)
-    given: dict[str, Path | None] = {
-        "before_ortho": before_ortho,
-        "after_ortho": after_ortho,
-        "before_dsm": Path(before_dsm) if before_dsm is not None else None,
-        "after_dsm": Path(after_dsm) if after_dsm is not None else None,
-    }
+    single = _single(before_ortho, after_ortho, ortho, before_dsm, after_dsm, dsm)
+    given: dict[str, Path | None]
+    if single:
+        assert ortho is not None
+        given = {"ortho": Path(ortho), "dsm": Path(dsm) if dsm is not None else None}
+        shown_after = Path(ortho)
+    else:
+        assert before_ortho is not None and after_ortho is not None
+        given = {
+            "before_ortho": Path(before_ortho),
+            "after_ortho": Path(after_ortho),
+            "before_dsm": Path(before_dsm) if before_dsm is not None else None,
+            "after_dsm": Path(after_dsm) if after_dsm is not None else None,
+        }
+        shown_after = Path(after_ortho)
     for role, p in given.items():
         if p is not None and not p.is_file():
             raise PackageError(f"{p}: {role.replace('_', ' ')} not found; check the path")
@@ -278,13 +321,21 @@ def build_evidence_package(
     inputs = _inputs(lead, given, verify_inputs)
     reg = Path(after_registered) if after_registered is not None else None
     reg_dsm = Path(after_registered_dsm) if after_registered_dsm is not None else None
+    if single and (reg is not None or reg_dsm is not None):
+        raise PackageError(
+            "--after-registered and --after-registered-dsm belong to a detection run (two "
+            "surveys); a single survey (--ortho) has no co-registered epoch"
+        )
     for role, p in (("after registered", reg), ("after registered DSM", reg_dsm)):
         if p is not None and not p.is_file():
             raise PackageError(f"{p}: {role} not found; check the path")
     derived = _derived(
         lead, {"after_registered": reg, "after_registered_dsm": reg_dsm}, verify_inputs
     )
-    after_title = (REGISTERED_LABEL[0].upper() + REGISTERED_LABEL[1:]) if reg else "After"
+    if single:
+        after_title = "Survey"
+    else:
+        after_title = (REGISTERED_LABEL[0].upper() + REGISTERED_LABEL[1:]) if reg else "After"
     before_date = lead.before_date or before_date
     after_date = lead.after_date or after_date
     work = make_work_dir(out_dir)
@@ -292,50 +343,58 @@ def build_evidence_package(
         write_text_atomic(
             work / "lead.geojson", json.dumps(leads_to_feature_collection([lead]), indent=2)
         )
-        before_png = render_chip(
-            before_ortho,
-            lead.geometry,
-            work / "before.png",
-            title="Before",
-            date=before_date,
+        chips: tuple[Path, ...] = ()
+        if not single:
+            assert before_ortho is not None
+            chips += (
+                render_chip(
+                    Path(before_ortho),
+                    lead.geometry,
+                    work / "before.png",
+                    title="Before",
+                    date=before_date,
+                ),
+            )
+        chips += (
+            render_chip(
+                reg or shown_after,
+                lead.geometry,
+                work / ("survey.png" if single else "after.png"),
+                title=after_title,
+                date=after_date,
+            ),
         )
-        after_png = render_chip(
-            reg or after_ortho,
-            lead.geometry,
-            work / "after.png",
-            title=after_title,
-            date=after_date,
-        )
-        profile_after = reg_dsm or given["after_dsm"]
-        has_profile = given["before_dsm"] is not None or profile_after is not None
+        profile_before = None if single else given["before_dsm"]
+        profile_after = given["dsm"] if single else (reg_dsm or given["after_dsm"])
+        has_profile = profile_before is not None or profile_after is not None
         if has_profile:
             render_height_profile(
                 lead.geometry,
                 work / "profile.png",
-                before_dsm=given["before_dsm"],
+                before_dsm=profile_before,
                 after_dsm=profile_after,
                 before_date=before_date,
                 after_date=after_date,
                 title=f"Height profile across lead {lead.lead_id}",
-                after_label=REGISTERED_LABEL if reg_dsm is not None else "after",
+                after_label="survey DSM"
+                if single
+                else (REGISTERED_LABEL if reg_dsm is not None else "after"),
             )
         related = _related_permits(lead, permits or [])
         if related:
-            fc = {
-                "type": "FeatureCollection",
-                "features": [
-                    {"type": "Feature", "geometry": mapping(g), "properties": _json_ready(dict(p))}
-                    for g, p in related
-                ],
-            }
-            write_text_atomic(work / "permits.geojson", json.dumps(fc, indent=2))
+            _write_features_json(work / "permits.geojson", related)
+        near_existing = _related_permits(lead, existing or [])
+        if near_existing:
+            _write_features_json(work / "existing.geojson", near_existing)
         render_lead_view(
             lead,
-            before_ortho=before_ortho,
-            after_ortho=after_ortho,
+            before_ortho=None if single else before_ortho,
+            after_ortho=None if single else after_ortho,
+            ortho=ortho if single else None,
             out_html=work / "map.html",
             permits=related,
-            chips=(before_png, after_png),
+            existing=near_existing,
+            chips=chips,
             before_date=before_date,
             after_date=after_date,
             after_registered=reg,
@@ -348,7 +407,8 @@ def build_evidence_package(
                 ),
             )
         write_text_atomic(
-            work / "README.txt", _readme(lead, has_profile, bool(related), reg is not None)
+            work / "README.txt",
+            _readme(lead, has_profile, bool(related), reg is not None, single, bool(near_existing)),
         )
         _write_manifests(work, lead, inputs, ledger_excerpt, derived)
         replace_dir(work, out_dir)
@@ -360,6 +420,42 @@ def build_evidence_package(
     return EvidencePackage(
         out_dir, lead.lead_id, files, out_dir / "manifest.json", out_dir / "manifest.sha256"
     )
+
+
+def _single(
+    before_ortho: Path | None,
+    after_ortho: Path | None,
+    ortho: Path | None,
+    before_dsm: Path | None,
+    after_dsm: Path | None,
+    dsm: Path | None,
+) -> bool:
+    """True for a single survey (``ortho``), False for two; PackageError otherwise."""
+    two = (before_ortho, after_ortho, before_dsm, after_dsm)
+    if ortho is not None and any(p is not None for p in two):
+        raise PackageError(
+            "give either the survey of a sitewatch check (--ortho, --dsm) or the before and "
+            "after epochs (--before-ortho, --after-ortho, their DSMs), not both"
+        )
+    if ortho is None and dsm is not None:
+        raise PackageError("--dsm belongs to --ortho (a single survey); pass --ortho too")
+    if ortho is None and (before_ortho is None or after_ortho is None):
+        raise PackageError(
+            "pass --before-ortho and --after-ortho for two surveys, or --ortho for a single "
+            "survey checked against the permit atlas (sitewatch check)"
+        )
+    return ortho is not None
+
+
+def _write_features_json(path: Path, features: Sequence[Feature]) -> None:
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "geometry": mapping(g), "properties": _json_ready(dict(p))}
+            for g, p in features
+        ],
+    }
+    write_text_atomic(path, json.dumps(fc, indent=2))
 
 
 def _write_manifests(

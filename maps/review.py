@@ -17,6 +17,11 @@ orthophoto written by ``sitewatch detect``) is given, the after tiles and chips 
 and are labelled "after (co-registered to before)", so outlines fit both images; each lead's
 popup lists the images shown with their SHA-256 and the original each derives from.
 
+A first survey checked against the permit atlas (``sitewatch check``) has one orthophoto:
+with ``ortho`` instead of ``before_ortho``/``after_ortho``, the swipe page shows that survey
+alone (tiles in ``tiles/survey/``, no swipe), each lead has one chip, the dual view is not
+written, and the permits and existing buildings (``existing``) are drawn over it.
+
 Nothing on the pages is fetched from the network (see :mod:`maps.assets`), and all text taken
 from input files (permit attributes, reasons, ids) is HTML-escaped before it reaches a page.
 :func:`render_lead_view` writes the small map page of one lead used by evidence packages.
@@ -74,6 +79,7 @@ CLASS_COLORS: dict[str, str] = {
     "raised": "#b15928",
 }
 _PERMIT_COLOR = "#1a9850"
+_EXISTING_COLOR = "#7f7f7f"
 _TRACK_COLOR = "#00b7ff"
 _PHOTO_COLOR = "#ffd700"
 
@@ -115,30 +121,36 @@ class ReviewMap:
     ----------
     html : Path
         The swipe map page.
-    dual_html : Path
-        The synchronised dual view page.
+    dual_html : Path or None
+        The synchronised dual view page (None for a single survey).
     overview_html : Path
         The table of every lead, linked to ``html#lead=<id>``.
     files_dir : Path
         Folder beside the pages with vendor assets, tiles and chips.
     tiles : dict of str to TileSet
-        ``"before"`` and ``"after"`` tile pyramids.
-    chips : dict of str to (Path, Path)
-        Before/after chip PNGs of each lead, by lead id.
+        ``"before"`` and ``"after"`` tile pyramids (``"survey"`` for a single survey).
+    chips : dict of str to tuple of Path
+        Before/after chip PNGs of each lead (the survey chip alone for a single survey), by
+        lead id.
     """
 
     html: Path
-    dual_html: Path
+    dual_html: Path | None
     overview_html: Path
     files_dir: Path
     tiles: dict[str, TileSet]
-    chips: dict[str, tuple[Path, Path]] = field(default_factory=dict)
+    chips: dict[str, tuple[Path, ...]] = field(default_factory=dict)
+
+    @property
+    def pages(self) -> list[Path]:
+        """The pages written: swipe map, dual view (two surveys only) and lead table."""
+        return [p for p in (self.html, self.dual_html, self.overview_html) if p is not None]
 
     @property
     def paths(self) -> list[Path]:
-        """The three pages and every file under ``files_dir``."""
+        """The pages and every file under ``files_dir``."""
         files = sorted(p for p in self.files_dir.rglob("*") if p.is_file())
-        return [self.html, self.dual_html, self.overview_html, *files]
+        return [*self.pages, *files]
 
 
 def write_page(figure: Figure, out_html: Path, asset_dir: Path) -> Path:
@@ -272,8 +284,18 @@ def _rel(path: Path, page_dir: Path) -> str:
     return Path(os.path.relpath(path, page_dir)).as_posix()
 
 
-def _imagery_sources(before_ortho: Path, after_ortho: Path, after_registered: Path | None) -> str:
-    """HTML rows naming every image shown on the page, with its SHA-256 and lineage."""
+def _imagery_sources(
+    before_ortho: Path | None, after_ortho: Path, after_registered: Path | None
+) -> str:
+    """HTML rows naming every image shown on the page, with its SHA-256 and lineage
+    (``before_ortho`` None: ``after_ortho`` is the single survey)."""
+    if before_ortho is None:
+        rows = [("survey", after_ortho.name, file_sha256(after_ortho), "original")]
+        return "".join(
+            f"<tr><th>{_e(label)}</th><td>{_e(name)}<br><code>{_e(digest)}</code><br>"
+            f"{_e(note)}</td></tr>"
+            for label, name, digest, note in rows
+        )
     rows = [("before", before_ortho.name, file_sha256(before_ortho), "original")]
     if after_registered is None:
         rows.append(("after", after_ortho.name, file_sha256(after_ortho), "original"))
@@ -295,13 +317,14 @@ def _imagery_sources(before_ortho: Path, after_ortho: Path, after_registered: Pa
 
 def _lead_popup(
     lead: Lead,
-    chips: tuple[Path, Path] | None,
+    chips: tuple[Path, ...] | None,
     page_dir: Path,
     dates: tuple[str | None, str | None],
     overview_href: str | None,
     imagery: str = "",
     after_label: str = "after",
 ) -> str:
+    """The popup of a lead; ``chips`` are (before, after), or (survey,) for a single survey."""
     before_date = lead.before_date or dates[0]
     after_date = lead.after_date or dates[1]
     color = CLASS_COLORS.get(lead.lead_class, "#000")
@@ -323,7 +346,11 @@ def _lead_popup(
         ("floors added", _e("—" if lead.floors_added is None else lead.floors_added)),
         ("permits", permits),
         ("score", _e(f"{lead.score:.2f}")),
-        ("surveys", f"{_e(before_date or '?')} → {_e(after_date or '?')}"),
+        (
+            ("survey", f"{_e(after_date or '?')} (checked against the permit atlas)")
+            if chips is not None and len(chips) == 1
+            else ("surveys", f"{_e(before_date or '?')} → {_e(after_date or '?')}")
+        ),
     ]
     if lead.rgb_only:
         rows.append(("evidence", "RGB only (no DSM): heights not measured"))
@@ -339,10 +366,8 @@ def _lead_popup(
         )
     if chips is not None:
         figs = []
-        for label, chip, date in (
-            ("before", chips[0], before_date),
-            (after_label, chips[1], after_date),
-        ):
+        captions = (("before", before_date), (after_label, after_date))[-len(chips) :]
+        for (label, date), chip in zip(captions, chips, strict=True):
             href = _e(_rel(chip, page_dir))
             figs.append(
                 f'<figure><a href="{href}" target="_blank"><img src="{href}" '
@@ -367,7 +392,7 @@ def _props_table(props: Mapping[str, Any], title: str) -> str:
 
 
 def _label_of(props: Mapping[str, Any], fallback: str) -> str:
-    for key in ("permit_id", "id", "name", "ref", "number", "kind"):
+    for key in ("permit_id", "building_id", "id", "name", "ref", "number", "kind"):
         if props.get(key) not in (None, ""):
             return str(props[key])
     return fallback
@@ -419,7 +444,9 @@ def _lead_features(leads: Sequence[Lead], popups: Mapping[str, str]) -> dict[str
     return {"type": "FeatureCollection", "features": feats}
 
 
-def _legend_html(classes: Sequence[str], permits: bool, track: bool, photos: bool) -> str:
+def _legend_html(
+    classes: Sequence[str], permits: bool, track: bool, photos: bool, existing: bool = False
+) -> str:
     rows = ["<b>Leads</b>"]
     for cls in classes:
         rows.append(
@@ -430,6 +457,11 @@ def _legend_html(classes: Sequence[str], permits: bool, track: bool, photos: boo
         rows.append(
             f'<div><span class="sw-swatch" style="background:none;border:2px dashed '
             f'{_PERMIT_COLOR}"></span>permit footprint</div>'
+        )
+    if existing:
+        rows.append(
+            f'<div><span class="sw-swatch" style="background:none;border:2px solid '
+            f'{_EXISTING_COLOR}"></span>existing building</div>'
         )
     if track:
         rows.append(
@@ -543,8 +575,8 @@ def _check_unique(leads: Sequence[Lead]) -> None:
 def render_review_map(
     leads: Sequence[Lead],
     *,
-    before_ortho: Path,
-    after_ortho: Path,
+    before_ortho: Path | None = None,
+    after_ortho: Path | None = None,
     out_html: Path,
     permits: Sequence[Feature] | None = None,
     track: Sequence[Feature] | None = None,
@@ -553,6 +585,8 @@ def render_review_map(
     after_date: str | None = None,
     title: str = "sitewatch review",
     after_registered: Path | None = None,
+    ortho: Path | None = None,
+    existing: Sequence[Feature] | None = None,
 ) -> ReviewMap:
     """Write the offline review pages of a run (see the module docstring for the layout).
 
@@ -575,51 +609,75 @@ def render_review_map(
         ``sitewatch detect``). When given, the after tiles and chips are drawn from it and
         labelled "after (co-registered to before)", so the lead outlines (in the before frame)
         fit both images; ``after_ortho`` stays the original the popups trace it back to.
+    ortho : Path, optional
+        The one orthophoto of a first survey checked against the permit atlas (``sitewatch
+        check``), instead of ``before_ortho`` and ``after_ortho``: no swipe, no dual view.
+    existing : sequence of (geometry, properties), optional
+        Legally existing buildings of the atlas (WGS84), drawn as their own layer.
 
     Returns
     -------
     ReviewMap
+
+    Raises
+    ------
+    MapError
+        Neither ``ortho`` nor both ``before_ortho`` and ``after_ortho`` are given, or both.
     """
     out_html = Path(out_html)
     page_dir = out_html.parent
     page_dir.mkdir(parents=True, exist_ok=True)
     _check_unique(leads)
+    single = _single_survey(before_ortho, after_ortho, ortho, after_registered)
     track = _select(track, ("LineString", "MultiLineString"), "route", "flight track")
     photos = _select(photos, ("Point", "MultiPoint"), "photo", "photo positions")
     files = page_dir / f"{out_html.stem}_files"
     vendor = copy_assets(files / "vendor")
     vendor_url = _rel(vendor, page_dir)
     dates = _dates(leads, before_date, after_date)
-    after_shown, after_title, after_label = _after_view(after_ortho, after_registered)
-    imagery = _imagery_sources(Path(before_ortho), Path(after_ortho), after_registered)
-    tiles = {
-        "before": render_tiles(before_ortho, files / "tiles" / "before"),
-        "after": render_tiles(after_shown, files / "tiles" / "after"),
-    }
-    chips: dict[str, tuple[Path, Path]] = {}
+    if single:
+        assert ortho is not None
+        after_shown, after_title, after_label = Path(ortho), "Survey", "survey"
+        imagery = _imagery_sources(None, Path(ortho), None)
+        tiles = {"survey": render_tiles(ortho, files / "tiles" / "survey")}
+    else:
+        assert before_ortho is not None and after_ortho is not None
+        after_shown, after_title, after_label = _after_view(after_ortho, after_registered)
+        imagery = _imagery_sources(Path(before_ortho), Path(after_ortho), after_registered)
+        tiles = {
+            "before": render_tiles(before_ortho, files / "tiles" / "before"),
+            "after": render_tiles(after_shown, files / "tiles" / "after"),
+        }
+    chips: dict[str, tuple[Path, ...]] = {}
     for lead in leads:
         slug = lead_slug(lead.lead_id)
-        b = render_chip(
-            before_ortho,
-            lead.geometry,
-            files / "chips" / f"{slug}_before.png",
-            title="Before",
-            date=lead.before_date or dates[0],
-            size_in=3.2,
-            dpi=100,
+        shown: list[Path] = []
+        if before_ortho is not None:
+            shown.append(
+                render_chip(
+                    before_ortho,
+                    lead.geometry,
+                    files / "chips" / f"{slug}_before.png",
+                    title="Before",
+                    date=lead.before_date or dates[0],
+                    size_in=3.2,
+                    dpi=100,
+                )
+            )
+        shown.append(
+            render_chip(
+                after_shown,
+                lead.geometry,
+                files / "chips" / f"{slug}_{'survey' if single else 'after'}.png",
+                title=after_title,
+                date=lead.after_date or dates[1],
+                size_in=3.2,
+                dpi=100,
+            )
         )
-        a = render_chip(
-            after_shown,
-            lead.geometry,
-            files / "chips" / f"{slug}_after.png",
-            title=after_title,
-            date=lead.after_date or dates[1],
-            size_in=3.2,
-            dpi=100,
-        )
-        chips[lead.lead_id] = (b, a)
+        chips[lead.lead_id] = tuple(shown)
     overview = page_dir / f"{out_html.stem}_overview.html"
-    dual = page_dir / f"{out_html.stem}_dual.html"
+    dual = None if single else page_dir / f"{out_html.stem}_dual.html"
     popups = {
         lead.lead_id: _lead_popup(
             lead,
@@ -632,80 +690,114 @@ def render_review_map(
         )
         for lead in leads
     }
-    zmax = max(tiles["before"].max_zoom, tiles["after"].max_zoom)
-    bounds = _union_bounds(tiles["before"].leaflet_bounds, tiles["after"].leaflet_bounds)
-    links = (
-        f'<a href="{_e(overview.name)}">lead table ({len(leads)})</a>'
-        f'<a href="{_e(dual.name)}">dual view</a>'
-    )
+    zmax = max(ts.max_zoom for ts in tiles.values())
+    bounds = _union_bounds(*(ts.leaflet_bounds for ts in tiles.values()))
+    links = f'<a href="{_e(overview.name)}">lead table ({len(leads)})</a>'
+    if dual is not None:
+        links += f'<a href="{_e(dual.name)}">dual view</a>'
 
-    # Swipe page
+    # Swipe page (a single survey: the survey alone)
     m = _base_map(title, bounds, zmax)
-    before_layer = _tile_layer(tiles["before"], page_dir, "Before", dates[0]).add_to(m)
-    after_layer = _tile_layer(tiles["after"], page_dir, after_title, dates[1]).add_to(m)
-    folium.plugins.SideBySideLayers(before_layer, after_layer).add_to(m)
-    lead_layer = _add_vectors(m, leads, popups, permits, track, photos)
+    if single:
+        _tile_layer(tiles["survey"], page_dir, "Survey", dates[1]).add_to(m)
+        heading = f"<b>{_e(title)}</b> — survey {_e(dates[1] or '')} against the permit atlas"
+    else:
+        before_layer = _tile_layer(tiles["before"], page_dir, "Before", dates[0]).add_to(m)
+        after_layer = _tile_layer(tiles["after"], page_dir, after_title, dates[1]).add_to(m)
+        folium.plugins.SideBySideLayers(before_layer, after_layer).add_to(m)
+        heading = f"<b>{_e(title)}</b> — swipe: before | {_e(after_label)}"
+    lead_layer = _add_vectors(m, leads, popups, permits, track, photos, existing)
     _add_tools(m)
     folium.LayerControl(position="topright", collapsed=False).add_to(m)
     classes = [c for c in LEAD_CLASSES if any(lead.lead_class == c for lead in leads)]
     _HtmlControl(
-        _legend_html(classes, bool(permits), bool(track), bool(photos)),
+        _legend_html(classes, bool(permits), bool(track), bool(photos), bool(existing)),
         "bottomright",
         "sw-legend",
     ).add_to(m)
-    _HtmlControl(
-        f"<b>{_e(title)}</b> — swipe: before | {_e(after_label)} &nbsp; {links}",
-        "topright",
-        "sw-links",
-    ).add_to(m)
+    _HtmlControl(f"{heading} &nbsp; {links}", "topright", "sw-links").add_to(m)
     m.fit_bounds(bounds)
     _LeadFocus(lead_layer, zmax).add_to(m)
     localize_assets(m.get_root(), vendor_url)
     write_page(m.get_root(), out_html, files / "vendor")  # type: ignore[arg-type]
 
     # Dual page
-    dm = folium.plugins.DualMap(
-        location=[(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2],
-        layout="horizontal",
-        tiles=None,
-        zoom_start=max(zmax - 3, 1),
-        max_zoom=zmax + 3,
-        control_scale=True,
-    )
-    _add_head(dm.get_root(), f"{title} — dual view")
-    _tile_layer(tiles["before"], page_dir, "Before", dates[0]).add_to(dm.m1)
-    _tile_layer(tiles["after"], page_dir, after_title, dates[1]).add_to(dm.m2)
-    for sub, label in ((dm.m1, "before"), (dm.m2, after_label)):
-        _add_vectors(sub, leads, popups, permits, track, photos)
-        folium.LayerControl(position="topright", collapsed=True).add_to(sub)
-        folium.plugins.MousePosition(
-            position="bottomleft",
-            separator=", ",
-            prefix=f"{label}: lat, lon:",
-            num_digits=7,
-            lat_formatter="function (n) { return n.toFixed(7); }",
-            lng_formatter="function (n) { return n.toFixed(7); }",
-        ).add_to(sub)
-    _HtmlControl(
-        f"<b>{_e(dates[0] or 'before')}</b> (left) | <b>{_e(dates[1] or 'after')}</b> "
-        f"({_e(after_label)}, right)"
-        f' &nbsp; <a href="{_e(out_html.name)}">swipe map</a>'
-        f'<a href="{_e(overview.name)}">lead table</a>',
-        "topright",
-        "sw-links",
-    ).add_to(dm.m2)
-    dm.fit_bounds(bounds)
-    localize_assets(dm.get_root(), vendor_url)
-    write_page(dm.get_root(), dual, files / "vendor")  # type: ignore[arg-type]
+    if dual is not None:
+        dm = folium.plugins.DualMap(
+            location=[(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2],
+            layout="horizontal",
+            tiles=None,
+            zoom_start=max(zmax - 3, 1),
+            max_zoom=zmax + 3,
+            control_scale=True,
+        )
+        _add_head(dm.get_root(), f"{title} — dual view")
+        _tile_layer(tiles["before"], page_dir, "Before", dates[0]).add_to(dm.m1)
+        _tile_layer(tiles["after"], page_dir, after_title, dates[1]).add_to(dm.m2)
+        for sub, label in ((dm.m1, "before"), (dm.m2, after_label)):
+            _add_vectors(sub, leads, popups, permits, track, photos, existing)
+            folium.LayerControl(position="topright", collapsed=True).add_to(sub)
+            folium.plugins.MousePosition(
+                position="bottomleft",
+                separator=", ",
+                prefix=f"{label}: lat, lon:",
+                num_digits=7,
+                lat_formatter="function (n) { return n.toFixed(7); }",
+                lng_formatter="function (n) { return n.toFixed(7); }",
+            ).add_to(sub)
+        _HtmlControl(
+            f"<b>{_e(dates[0] or 'before')}</b> (left) | <b>{_e(dates[1] or 'after')}</b> "
+            f"({_e(after_label)}, right)"
+            f' &nbsp; <a href="{_e(out_html.name)}">swipe map</a>'
+            f'<a href="{_e(overview.name)}">lead table</a>',
+            "topright",
+            "sw-links",
+        ).add_to(dm.m2)
+        dm.fit_bounds(bounds)
+        localize_assets(dm.get_root(), vendor_url)
+        write_page(dm.get_root(), dual, files / "vendor")  # type: ignore[arg-type]
 
     # Overview page
     write_text_atomic(
         overview,
-        _overview_html(leads, chips, page_dir, out_html.name, dual.name, title, dates, after_label),
+        _overview_html(
+            leads,
+            chips,
+            page_dir,
+            out_html.name,
+            None if dual is None else dual.name,
+            title,
+            dates,
+            after_label,
+        ),
     )
     check_offline(overview)
     log.info("review map: %s (%d leads)", out_html, len(leads))
     return ReviewMap(out_html, dual, overview, files, tiles, chips)
+
+
+def _single_survey(
+    before_ortho: Path | None,
+    after_ortho: Path | None,
+    ortho: Path | None,
+    after_registered: Path | None,
+) -> bool:
+    """True for one survey (``ortho``), False for two; MapError for any other combination."""
+    if ortho is not None:
+        if before_ortho is not None or after_ortho is not None or after_registered is not None:
+            raise MapError(
+                "give either the orthophoto of a single survey (ortho, --ortho) or the before "
+                "and after orthophotos (--before-ortho, --after-ortho), not both"
+            )
+        return True
+    if before_ortho is None or after_ortho is None:
+        given = "before" if before_ortho is not None else "after" if after_ortho is not None else ""
+        raise MapError(
+            (f"only the {given} orthophoto was given; " if given else "no orthophoto was given; ")
+            + "pass --before-ortho and --after-ortho for two surveys, or --ortho for a single "
+            "survey checked against the permit atlas (sitewatch check)"
+        )
+    return False
 
 
 def _after_view(after_ortho: Path, after_registered: Path | None) -> tuple[Path, str, str]:
@@ -746,7 +838,19 @@ def _add_vectors(
     permits: Sequence[Feature] | None,
     track: Sequence[Feature] | None,
     photos: Sequence[Feature] | None,
+    existing: Sequence[Feature] | None = None,
 ) -> _GeoLayer:
+    if existing:
+        _GeoLayer(
+            "Existing buildings",
+            "existing",
+            _features(
+                existing,
+                {"color": _EXISTING_COLOR, "weight": 2, "fill": False},
+                "existing",
+                "Existing building",
+            ),
+        ).add_to(m)
     if permits:
         _GeoLayer(
             "Permit footprints",
@@ -799,10 +903,10 @@ def _add_vectors(
 
 def _overview_html(
     leads: Sequence[Lead],
-    chips: Mapping[str, tuple[Path, Path]],
+    chips: Mapping[str, tuple[Path, ...]],
     page_dir: Path,
     map_name: str,
-    dual_name: str,
+    dual_name: str | None,
     title: str,
     dates: tuple[str | None, str | None],
     after_label: str = "after",
@@ -818,11 +922,12 @@ def _overview_html(
         color = CLASS_COLORS.get(lead.lead_class, "#000")
         thumbs = ""
         if lead.lead_id in chips:
-            b, a = chips[lead.lead_id]
+            shown = chips[lead.lead_id]
+            labels = ("before", after_label)[-len(shown) :]
             thumbs = "".join(
                 f'<a href="{_e(_rel(p, page_dir))}"><img src="{_e(_rel(p, page_dir))}" '
-                f'alt="{lab}" width="90"></a>'
-                for p, lab in ((b, "before"), (a, after_label))
+                f'alt="{_e(lab)}" width="90"></a>'
+                for p, lab in zip(shown, labels, strict=True)
             )
         rows.append(
             f'<tr id="lead-{_e(qid)}"><td><a class="lead-link" href="{href}">'
@@ -839,6 +944,17 @@ def _overview_html(
             f"<td>{thumbs}</td></tr>"
         )
     body = "\n".join(rows) or '<tr><td colspan="10">No leads in this run.</td></tr>'
+    if dual_name is None:  # a single survey checked against the permit atlas
+        surveys = f"Survey {_e(dates[1] or '?')}, checked against the permit atlas."
+        pages = f'Open the <a href="{_e(map_name)}">map</a>;'
+        chip_head = _e(after_label)
+    else:
+        surveys = f"Surveys: before {_e(dates[0] or '?')}, after {_e(dates[1] or '?')}."
+        pages = (
+            f'Open the <a href="{_e(map_name)}">swipe map</a> or the '
+            f'<a href="{_e(dual_name)}">dual view</a>;'
+        )
+        chip_head = f"before / {_e(after_label)}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -854,13 +970,13 @@ img{{border:1px solid #999;margin-right:3px}}
 .sw-swatch{{display:inline-block;width:11px;height:11px;border:1px solid #333;margin-right:4px}}
 </style></head><body>
 <h1>{_e(title)}</h1>
-<p>Surveys: before {_e(dates[0] or "?")}, after {_e(dates[1] or "?")}.
+<p>{surveys}
 {len(leads)} lead(s){": " + summary if summary else ""}.
-Open the <a href="{_e(map_name)}">swipe map</a> or the <a href="{_e(dual_name)}">dual view</a>;
+{pages}
 each lead id opens the map zoomed to it with its popup.</p>
 <table id="leads"><thead><tr><th>lead</th><th>class</th><th>kind</th><th>area (m²)</th>
 <th>height gain (m)</th><th>floors added</th><th>permits</th><th>score</th><th>reasons</th>
-<th>before / {_e(after_label)}</th></tr></thead>
+<th>{chip_head}</th></tr></thead>
 <tbody>
 {body}
 </tbody></table>
@@ -871,25 +987,30 @@ each lead id opens the map zoomed to it with its popup.</p>
 def render_lead_view(
     lead: Lead,
     *,
-    before_ortho: Path,
-    after_ortho: Path,
+    before_ortho: Path | None = None,
+    after_ortho: Path | None = None,
     out_html: Path,
     permits: Sequence[Feature] | None = None,
-    chips: tuple[Path, Path] | None = None,
+    chips: tuple[Path, ...] | None = None,
     before_date: str | None = None,
     after_date: str | None = None,
     margin_m: float = 40.0,
     after_registered: Path | None = None,
+    ortho: Path | None = None,
+    existing: Sequence[Feature] | None = None,
 ) -> list[Path]:
     """Write a small offline swipe map centred on one lead; return every file written.
 
     Tiles are rendered only around the lead (its bounding box plus ``margin_m``), so the page
     stays small enough to travel in an evidence package. Its files go to
     ``<stem>_files/`` beside ``out_html``. With ``after_registered`` (see
-    :func:`render_review_map`) the after tiles come from it, labelled as co-registered.
+    :func:`render_review_map`) the after tiles come from it, labelled as co-registered. With
+    ``ortho`` (a single survey checked against the permit atlas) the survey is shown alone,
+    with the permits and existing buildings (``existing``) near the lead.
     """
     out_html = Path(out_html)
     page_dir = out_html.parent
+    single = _single_survey(before_ortho, after_ortho, ortho, after_registered)
     files = page_dir / f"{out_html.stem}_files"
     vendor = copy_assets(files / "vendor")
     w, s, e, n = lead.geometry.bounds
@@ -898,29 +1019,46 @@ def render_lead_view(
     dlon = margin_m / (111_320.0 * max(math.cos(math.radians(lat)), 1e-6))
     area = (w - dlon, s - dlat, e + dlon, n + dlat)
     dates = _dates([lead], before_date, after_date)
-    after_shown, after_title, after_label = _after_view(after_ortho, after_registered)
-    imagery = _imagery_sources(Path(before_ortho), Path(after_ortho), after_registered)
-    tiles = {
-        "before": render_tiles(before_ortho, files / "tiles" / "before", area=area, max_levels=4),
-        "after": render_tiles(after_shown, files / "tiles" / "after", area=area, max_levels=4),
-    }
+    if single:
+        assert ortho is not None
+        after_shown, after_title, after_label = Path(ortho), "Survey", "survey"
+        imagery = _imagery_sources(None, Path(ortho), None)
+        tiles = {"survey": render_tiles(ortho, files / "tiles" / "survey", area=area, max_levels=4)}
+    else:
+        assert before_ortho is not None and after_ortho is not None
+        after_shown, after_title, after_label = _after_view(after_ortho, after_registered)
+        imagery = _imagery_sources(Path(before_ortho), Path(after_ortho), after_registered)
+        tiles = {
+            "before": render_tiles(
+                before_ortho, files / "tiles" / "before", area=area, max_levels=4
+            ),
+            "after": render_tiles(after_shown, files / "tiles" / "after", area=area, max_levels=4),
+        }
     zmax = max(t.max_zoom for t in tiles.values())
     lead_bounds = _geom_bounds([lead.geometry])
     assert lead_bounds is not None
     m = _base_map(f"Lead {lead.lead_id}", lead_bounds, zmax)
-    bl = _tile_layer(tiles["before"], page_dir, "Before", dates[0]).add_to(m)
-    al = _tile_layer(tiles["after"], page_dir, after_title, dates[1]).add_to(m)
-    folium.plugins.SideBySideLayers(bl, al).add_to(m)
+    if single:
+        _tile_layer(tiles["survey"], page_dir, after_title, dates[1]).add_to(m)
+    else:
+        bl = _tile_layer(tiles["before"], page_dir, "Before", dates[0]).add_to(m)
+        al = _tile_layer(tiles["after"], page_dir, after_title, dates[1]).add_to(m)
+        folium.plugins.SideBySideLayers(bl, al).add_to(m)
     popup = _lead_popup(lead, chips, page_dir, dates, None, imagery, after_label)
+    zone = lead.geometry.buffer(margin_m / 111_320.0)
     near = None
     if permits:
-        zone = lead.geometry.buffer(margin_m / 111_320.0)
         near = [(g, p) for g, p in permits if g is not None and g.intersects(zone)]
-    layer = _add_vectors(m, [lead], {lead.lead_id: popup}, near, None, None)
+    near_existing = None
+    if existing:
+        near_existing = [(g, p) for g, p in existing if g is not None and g.intersects(zone)]
+    layer = _add_vectors(m, [lead], {lead.lead_id: popup}, near, None, None, near_existing)
     _add_tools(m)
     folium.LayerControl(position="topright", collapsed=False).add_to(m)
     _HtmlControl(
-        _legend_html([lead.lead_class], bool(near), False, False), "bottomright", "sw-legend"
+        _legend_html([lead.lead_class], bool(near), False, False, bool(near_existing)),
+        "bottomright",
+        "sw-legend",
     ).add_to(m)
     m.fit_bounds(lead_bounds, padding=(60, 60), max_zoom=zmax)
     _LeadFocus(layer, zmax).add_to(m)

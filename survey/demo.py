@@ -3,6 +3,10 @@
 ``run_demo(out)`` generates the default synthetic site, plans its survey flights, and hands the
 two epochs to the later stages as they exist. Each stage writes into its own sub-folder of
 ``out`` and returns what it produced, so the summary can say where everything is.
+
+The first-survey check (``check/``, ``check_review/``) takes the after epoch alone, as a site
+with no earlier survey, and checks it against the permits and the existing buildings: its
+leads, the atlas offset it measured against the one planted in the site, and a review map.
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ def run_demo(
     _timed(result, "detection", lambda: _detect(result), progress)
     _timed(result, "review map", lambda: _review_map(result), progress)
     _timed(result, "evidence", lambda: _package(result), progress)
+    _timed(result, "first-survey check", lambda: _check(result), progress)
+    _timed(result, "check review map", lambda: _check_map(result), progress)
     return result
 
 
@@ -179,6 +185,7 @@ def _review_map(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ..
         title="sitewatch demo site",
         after_registered=det.after_registered,
     )
+    assert review.dual_html is not None  # two surveys
     outputs = {
         "review map": review.html,
         "dual view": review.dual_html,
@@ -210,3 +217,60 @@ def _package(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]
     headline = f"package of lead {lead.lead_id} ({lead.lead_class}), {len(pkg.files)} files"
     details = (f"verify with: cd {pkg.directory} && sha256sum -c {pkg.checksums.name}",)
     return headline, {"evidence package": pkg.directory}, details
+
+
+def _check(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
+    from survey.check import run_check
+    from survey.synth import AFTER_DTM_NAME, EXISTING_NAME
+
+    site = result.site
+    chk = run_check(
+        site.after_ortho,
+        site.after_dsm,
+        result.out_dir / "check",
+        permits=site.permits,
+        dtm=site.after_dsm.with_name(AFTER_DTM_NAME),
+        existing=site.root / EXISTING_NAME,
+        site=site.site,
+        survey_date=site.truth["after_date"],
+    )
+    result.data["check"] = chk
+    a = chk.alignment
+    truth = site.truth.get("first_survey", {}).get("atlas_offset_m")
+    planted = "" if truth is None else f" (planted ({truth[0]:+.2f}, {truth[1]:+.2f}) m)"
+    if a.get("applied"):
+        moved = f"atlas moved by ({a['dx_m']:+.2f}, {a['dy_m']:+.2f}) m{planted}"
+    else:
+        moved = f"atlas used as given: {a.get('summary', '')}"
+    headline = f"{len(chk.leads)} lead(s) from the after survey alone against the atlas, {moved}"
+    details = tuple(
+        f"{lead.lead_id}  {lead.lead_class:<17} {lead.area_m2:7.1f} m2"
+        + ("" if lead.height_gain_m is None else f" {lead.height_gain_m:+5.1f} m")
+        + f"  score {lead.score:.2f}"
+        for lead in chk.leads
+    )
+    outputs = {
+        "leads": chk.leads_geojson,
+        "check report": chk.check_json,
+        "provenance": chk.provenance_json,
+    }
+    return headline, outputs, details
+
+
+def _check_map(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
+    from maps import render_review_map
+
+    site, chk = result.site, result.data["check"]
+    review = render_review_map(
+        chk.leads,
+        ortho=site.after_ortho,
+        out_html=result.out_dir / "check_review" / "review.html",
+        permits=_wgs84_pairs(chk.atlas_permits, "permits"),
+        existing=None
+        if chk.atlas_existing is None
+        else _wgs84_pairs(chk.atlas_existing, "existing buildings"),
+        after_date=site.truth["after_date"],
+        title="sitewatch demo site: first survey against the permit atlas",
+    )
+    outputs = {"review map": review.html, "lead table": review.overview_html}
+    return f"{len(chk.leads)} lead(s) over the survey and the atlas", outputs, ()

@@ -8,6 +8,13 @@ Writes ``review.html``, ``review_dual.html``, ``review_overview.html`` and ``rev
 beside each other; the pages open offline. ``--after-registered`` (the
 ``after_registered.tif`` of the detection run) draws the after epoch co-registered onto the
 before grid, where the leads are, instead of the original after orthophoto.
+
+The output of ``sitewatch check`` (a first survey checked against the permit atlas) has one
+orthophoto: pass it as ``--ortho`` instead of ``--before-ortho``/``--after-ortho``, with the
+atlas as the check used it (``--permits atlas_permits.geojson --existing
+atlas_existing.geojson`` from the check's folder, moved onto the survey when an offset was
+removed). Writes ``review.html``, ``review_overview.html`` and ``review_files/`` (no dual
+view).
 """
 
 from __future__ import annotations
@@ -25,11 +32,21 @@ from survey.errors import InputFileError
 if TYPE_CHECKING:
     from change_detection.leads import Lead
 
-__all__ = ["check_store", "command", "load_features", "load_leads"]
+__all__ = ["check_epochs", "check_store", "command", "load_features", "load_leads"]
 
 _REGISTERED_HELP = (
     "The after orthophoto co-registered to the before grid (after_registered.tif of "
     "sitewatch detect): after tiles and chips are drawn from it so outlines fit both epochs."
+)
+
+_ORTHO_HELP = (
+    "The orthophoto of a single survey checked against the permit atlas (sitewatch check), "
+    "instead of --before-ortho and --after-ortho."
+)
+
+_EXISTING_HELP = (
+    "Existing buildings of the permit atlas (atlas_existing.geojson of sitewatch check, or "
+    "any building layer, any format, any CRS)."
 )
 
 _STORE_HELP = (
@@ -84,6 +101,20 @@ def check_store(store: Path | None) -> None:
     )
 
 
+def check_epochs(before: Path | None, after: Path | None, ortho: Path | None) -> None:
+    """Two surveys (--before-ortho and --after-ortho) or one (--ortho), as a usage error."""
+    if ortho is not None and (before is not None or after is not None):
+        raise click.UsageError(
+            "give --ortho (a single survey, sitewatch check) or --before-ortho and "
+            "--after-ortho (two surveys, sitewatch detect), not both"
+        )
+    if ortho is None and (before is None or after is None):
+        raise click.UsageError(
+            "give --before-ortho and --after-ortho (sitewatch detect), or --ortho (the "
+            "survey of sitewatch check)"
+        )
+
+
 def _lines(paths: Sequence[Path]) -> None:
     for p in paths:
         click.echo(str(p))
@@ -91,9 +122,11 @@ def _lines(paths: Sequence[Path]) -> None:
 
 @click.command(name="map")
 @click.option("--leads", "leads_path", required=True, type=existing_file, help="leads.geojson.")
-@click.option("--before-ortho", required=True, type=existing_file, help="Before orthophoto.")
-@click.option("--after-ortho", required=True, type=existing_file, help="After orthophoto.")
+@click.option("--before-ortho", type=existing_file, help="Before orthophoto.")
+@click.option("--after-ortho", type=existing_file, help="After orthophoto.")
+@click.option("--ortho", type=existing_file, help=_ORTHO_HELP)
 @click.option("--permits", type=existing_file, help="Permit footprints (any format, any CRS).")
+@click.option("--existing", type=existing_file, help=_EXISTING_HELP)
 @click.option("--track", type=existing_file, help="Flight track: LineString GeoJSON (or any).")
 @click.option("--photos", type=existing_file, help="Photo positions: Point GeoJSON (or any).")
 @click.option("--store", type=click.Path(path_type=Path), help=_STORE_HELP)
@@ -108,9 +141,11 @@ def _lines(paths: Sequence[Path]) -> None:
 )
 def command(
     leads_path: Path,
-    before_ortho: Path,
-    after_ortho: Path,
+    before_ortho: Path | None,
+    after_ortho: Path | None,
+    ortho: Path | None,
     permits: Path | None,
+    existing: Path | None,
     track: Path | None,
     photos: Path | None,
     store: Path | None,
@@ -120,6 +155,7 @@ def command(
 ) -> None:
     """Write the offline review map, dual view and lead table of a run."""
     check_store(store)
+    check_epochs(before_ortho, after_ortho, ortho)
     if out.suffix.lower() not in (".html", ".htm"):
         raise click.BadParameter(f"{out}: the review page must end in .html", param_hint="--out")
     from maps import render_review_map
@@ -130,7 +166,9 @@ def command(
         before_ortho=before_ortho,
         after_ortho=after_ortho,
         out_html=out,
+        ortho=ortho,
         permits=load_features(permits, "permits"),
+        existing=load_features(existing, "existing buildings"),
         track=load_features(track, "flight track"),
         photos=load_features(photos, "photo positions"),
         title=title,
@@ -138,4 +176,4 @@ def command(
     )
     if not is_quiet():
         click.echo(f"review map ({len(leads)} leads):", err=True)
-    _lines([result.html, result.dual_html, result.overview_html])
+    _lines(result.pages)

@@ -6,6 +6,10 @@ height profile (with DSMs), the lead's GeoJSON, an offline map page, ``manifest.
 ``manifest.sha256`` (see :mod:`maps.package`). ``--after-registered`` and
 ``--after-registered-dsm`` (the co-registered after rasters of the detection run) are drawn in
 place of the original after epoch and listed in the manifest as derived products.
+
+For the output of ``sitewatch check`` (one survey against the permit atlas) pass ``--ortho``
+and ``--dsm`` (the survey) instead of the before and after epochs, with ``--permits
+atlas_permits.geojson --existing atlas_existing.geojson`` from the check's folder.
 """
 
 from __future__ import annotations
@@ -15,7 +19,16 @@ from pathlib import Path
 import click
 
 from survey.cli._common import ensure_out_dir, existing_file, is_quiet
-from survey.cli.map import _REGISTERED_HELP, _STORE_HELP, check_store, load_features, load_leads
+from survey.cli.map import (
+    _EXISTING_HELP,
+    _ORTHO_HELP,
+    _REGISTERED_HELP,
+    _STORE_HELP,
+    check_epochs,
+    check_store,
+    load_features,
+    load_leads,
+)
 
 __all__ = ["command"]
 
@@ -24,11 +37,14 @@ __all__ = ["command"]
 @click.option("--leads", "leads_path", required=True, type=existing_file, help="leads.geojson.")
 @click.option("--lead", "lead_id", help="Id of the lead to package.")
 @click.option("--all", "all_leads", is_flag=True, help="Package every lead into DIR/<id>/.")
-@click.option("--before-ortho", required=True, type=existing_file, help="Before orthophoto.")
-@click.option("--after-ortho", required=True, type=existing_file, help="After orthophoto.")
+@click.option("--before-ortho", type=existing_file, help="Before orthophoto.")
+@click.option("--after-ortho", type=existing_file, help="After orthophoto.")
 @click.option("--before-dsm", type=existing_file, help="Before DSM (for the height profile).")
 @click.option("--after-dsm", type=existing_file, help="After DSM (for the height profile).")
+@click.option("--ortho", type=existing_file, help=_ORTHO_HELP)
+@click.option("--dsm", type=existing_file, help="DSM of the single survey (with --ortho).")
 @click.option("--permits", type=existing_file, help="Permit footprints (any format, any CRS).")
+@click.option("--existing", type=existing_file, help=_EXISTING_HELP)
 @click.option("--after-registered", type=existing_file, help=_REGISTERED_HELP)
 @click.option(
     "--after-registered-dsm",
@@ -48,11 +64,14 @@ def command(
     leads_path: Path,
     lead_id: str | None,
     all_leads: bool,
-    before_ortho: Path,
-    after_ortho: Path,
+    before_ortho: Path | None,
+    after_ortho: Path | None,
     before_dsm: Path | None,
     after_dsm: Path | None,
+    ortho: Path | None,
+    dsm: Path | None,
     permits: Path | None,
+    existing: Path | None,
     after_registered: Path | None,
     after_registered_dsm: Path | None,
     store: Path | None,
@@ -60,6 +79,9 @@ def command(
 ) -> None:
     """Write the evidence package of one lead (--lead ID) or of every lead (--all)."""
     check_store(store)
+    check_epochs(before_ortho, after_ortho, ortho)
+    if ortho is None and dsm is not None:
+        raise click.UsageError("--dsm is the DSM of --ortho (a single survey); pass --ortho too")
     if (lead_id is None) == (not all_leads):
         raise click.UsageError("give exactly one of --lead ID or --all")
     from maps import build_evidence_package
@@ -77,6 +99,7 @@ def command(
         ensure_out_dir(out)
         targets = [(lead, out / lead_slug(lead.lead_id)) for lead in leads]
     permit_features = load_features(permits, "permits")
+    existing_features = load_features(existing, "existing buildings")
     for lead, folder in targets:
         pkg = build_evidence_package(
             lead,
@@ -84,7 +107,10 @@ def command(
             after_ortho=after_ortho,
             before_dsm=before_dsm,
             after_dsm=after_dsm,
+            ortho=ortho,
+            dsm=dsm,
             permits=permit_features,
+            existing=existing_features,
             out_dir=folder,
             after_registered=after_registered,
             after_registered_dsm=after_registered_dsm,

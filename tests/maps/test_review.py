@@ -146,3 +146,52 @@ def test_mission_geojson_works_as_track_and_photos(scene: Scene, tmp_path: Path)
             track=[mission[0]],
         )
     assert not (tmp_path / "r.html").exists()
+
+
+# --- a single survey checked against the permit atlas (sitewatch check) ------------------------
+
+
+def test_a_single_survey_is_shown_alone_with_the_atlas(scene: Scene, tmp_path: Path) -> None:
+    existing = [(g, {"building_id": f"B-{i}", "height_m": 6.0}) for i, (g, _) in
+                enumerate(scene.permits)]  # fmt: skip
+    rm = render_review_map(
+        scene.leads,
+        ortho=scene.after_ortho,
+        out_html=tmp_path / "review.html",
+        permits=scene.permits,
+        existing=existing,
+        after_date="2025-10-15",
+    )
+    assert rm.dual_html is None and rm.pages == [rm.html, rm.overview_html]
+    assert set(rm.tiles) == {"survey"}
+    assert not (tmp_path / "review_dual.html").exists()
+    page = rm.html.read_text()
+    assert "Existing buildings" in page and "existing building" in page
+    assert "SideBySide" not in page and "against the permit atlas" in page
+    assert remote_references(page) == []
+    for lead in scene.leads:
+        (chip,) = rm.chips[lead.lead_id]
+        assert chip.name == f"{lead_slug(lead.lead_id)}_survey.png" and chip.is_file()
+    table = rm.overview_html.read_text()
+    assert "Survey 2025-10-15, checked against the permit atlas" in table
+    assert "dual view" not in table
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"ortho": "after", "before_ortho": "before"},
+        {"before_ortho": "before"},
+        {},
+    ],
+)
+def test_one_survey_or_two_never_both(scene: Scene, tmp_path: Path, kwargs: dict[str, str]) -> None:
+    from maps.errors import MapError
+
+    paths = {"after": scene.after_ortho, "before": scene.before_ortho}
+    with pytest.raises(MapError, match="--ortho"):
+        render_review_map(
+            scene.leads,
+            out_html=tmp_path / "r.html",
+            **{k: paths[v] for k, v in kwargs.items()},  # type: ignore[arg-type]
+        )

@@ -65,3 +65,22 @@ def test_demo_map_and_package_verify(demo_run: tuple[Path, str]) -> None:
         ["sha256sum", "-c", "--quiet", "manifest.sha256"], cwd=pkg, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_demo_checks_the_first_survey_against_the_atlas(demo_run: tuple[Path, str]) -> None:
+    out, text = demo_run
+    truth = json.loads((out / "site" / "truth.json").read_text())
+    leads = json.loads((out / "check" / "leads.geojson").read_text())["features"]
+    assert sorted(f["properties"]["class"] for f in leads) == sorted(
+        f["properties"]["expected_class"]
+        for f in json.loads((out / "site" / "truth.geojson").read_text())["features"]
+        if f["properties"]["must_flag"]
+    )
+    assert len(leads) == len(truth["must_flag"])
+    report = json.loads((out / "check" / "check.json").read_text())
+    assert report["alignment"]["applied"] is True
+    assert "first-survey check" in text and "atlas moved by" in text
+    for lead in leads:
+        assert lead["properties"]["lead_id"] in text
+    assert (out / "check_review" / "review.html").is_file()
+    assert str(out / "check_review" / "review.html") in text
