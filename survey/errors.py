@@ -9,6 +9,8 @@ __all__ = [
     "DetectInputError",
     "GeotagError",
     "InputFileError",
+    "NodeODMArgumentError",
+    "NodeODMError",
     "NotGeoreferencedError",
     "OutputError",
     "RasterFormatError",
@@ -52,3 +54,11 @@ class DetectInputError(SurveyError, ValueError):
 
 class GeotagError(SurveyError, ValueError):
     """Photos and a log cannot be put together as asked (bad offset, no overlap, no positions)."""
+
+
+class NodeODMError(SurveyError, ConnectionError):
+    """A NodeODM server cannot be reached, refused the task, or pyodm is not installed."""
+
+
+class NodeODMArgumentError(SurveyError, ValueError):
+    """A NodeODM URL or task option that cannot be used."""

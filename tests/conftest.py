@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,25 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip("../shared/realdata is not present (a user's clone has none)")
     return REALDATA
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures the package loggers (handlers, level, no propagation); put them
+    back after every test, so that later tests in the same process still see their records
+    through caplog."""
+    names = ("sitewatch", "survey", "flightplans", "change_detection", "maps")
+    saved = {n: (lg.handlers[:], lg.level, lg.propagate) for n, lg in _loggers(names)}
+    yield
+    for n, (handlers, level, propagate) in saved.items():
+        lg = logging.getLogger(n)
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
+
+
+def _loggers(names: tuple[str, ...]) -> Iterator[tuple[str, logging.Logger]]:
+    return ((n, logging.getLogger(n)) for n in names)
 
 
 def pytest_report_header() -> list[str]:

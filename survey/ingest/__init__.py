@@ -11,6 +11,11 @@ places them on the flight (camera-clock offset, pairing with camera events, inte
 :func:`check_flight` flags bad photos and measures footprints, coverage, GSD and overlaps;
 :func:`write_photos_geojson` and :func:`write_geo_txt` write ``photos.geojson`` and
 OpenDroneMap's ``geo.txt``.
+
+The command: :func:`run_ingest` does all of it and writes the outputs of ``sitewatch ingest``
+(:class:`IngestResult`). Photogrammetry: :func:`find_epoch` checks an OpenDroneMap project or
+an orthophoto + DSM pair as a survey epoch (:class:`SurveyEpoch`); :func:`submit_to_nodeodm`
+sends a flight's photos to a NodeODM server (optional dependency pyodm).
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from survey.ingest.geotag import GeotaggedPhoto, GeotagResult, geotag
 from survey.ingest.images import ImageRecord, read_image, read_images
 from survey.ingest.logs import detect_log_format, read_log
 from survey.ingest.mavlink import read_tlog
+from survey.ingest.odm import NodeODMTask, SurveyEpoch, find_epoch, submit_to_nodeodm
 from survey.ingest.photos import write_geo_txt, write_geotagged_copies, write_photos_geojson
 from survey.ingest.qc import FlightQC, QCParams, check_flight, read_plan
+from survey.ingest.run import IngestResult, run_ingest
 from survey.ingest.telemetry import (
     TELEMETRY_CSV_COLUMNS,
     FlightLog,
@@ -39,10 +46,14 @@ __all__ = [
     "GeotagResult",
     "GeotaggedPhoto",
     "ImageRecord",
+    "IngestResult",
     "LogReport",
+    "NodeODMTask",
     "QCParams",
+    "SurveyEpoch",
     "check_flight",
     "detect_log_format",
+    "find_epoch",
     "geotag",
     "gps_to_utc",
     "read_dataflash",
@@ -52,6 +63,8 @@ __all__ = [
     "read_plan",
     "read_tlog",
     "read_ulog",
+    "run_ingest",
+    "submit_to_nodeodm",
     "write_geo_txt",
     "write_geotagged_copies",
     "write_photos_geojson",

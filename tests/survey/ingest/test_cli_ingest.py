@@ -1,0 +1,180 @@
+"""``sitewatch ingest`` end to end: files written, summary, progress, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from survey.cli import EXIT_ERROR, EXIT_USAGE, run
+from tests.survey.ingest._flight import Flight, make_flight, write_flight_photos
+from tests.survey.ingest.test_run import OFFSET, SITE_M, _hashes, _site_file, write_survey_tlog
+
+
+@pytest.fixture(scope="module")
+def flight_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    flight: Flight = make_flight()
+    root = tmp_path_factory.mktemp("cli-flight")
+    tlog, _ = write_survey_tlog(flight, root / "flight.tlog")
+    photos = root / "DCIM"
+    write_flight_photos(photos, flight, offset_s=OFFSET)
+    site = _site_file(root / "site.geojson", SITE_M)
+    nofix, _ = write_survey_tlog(make_flight(n_lines=1), root / "nofix.tlog", fix=False)
+    return {"log": tlog, "images": photos, "site": site, "nofix": nofix}
+
+
+def _error_line(err: str) -> str:
+    """The one error line; any other line is a logged warning (one line each)."""
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert "Traceback" not in err
+    errors = [ln for ln in lines if not ln.startswith("WARNING ")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def test_ingest_writes_the_outputs_and_a_summary(
+    tmp_path: Path, flight_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _hashes(*flight_files.values())
+    out = tmp_path / "out"
+    code = run(
+        [
+            "ingest",
+            "--log",
+            str(flight_files["log"]),
+            "--images",
+            str(flight_files["images"]),
+            "--site",
+            str(flight_files["site"]),
+            "--camera",
+            "phantom4pro",
+            "--out",
+            str(out),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "geo.txt",
+        "photos.geojson",
+        "report.json",
+        "telemetry.csv",
+        "track.geojson",
+    ]
+    report = json.loads((out / "report.json").read_text())
+    assert abs(report["time_offset_s"] - OFFSET) < 0.1
+    assert "camera clock +3.22 s off the log (camera events)" in captured.out
+    assert "photos: 55 read, 55 placed, 55 paired with camera events" in captured.out
+    assert "coverage: site 100.0 % covered, no holes" in captured.out
+    assert "reading the log" not in captured.err  # no progress when stderr is not a terminal
+    assert _hashes(*flight_files.values()) == before
+
+
+def test_given_offset_quiet_and_progress_on_a_terminal(
+    tmp_path: Path,
+    flight_files: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    args = ["ingest", "--log", str(flight_files["log"]), "--images", str(flight_files["images"])]
+    assert run([*args, "--time-offset", "-2.5", "--out", str(tmp_path / "a")]) == 0
+    shown = capsys.readouterr()
+    assert "reading the log flight.tlog ..." in shown.err
+    assert "placing 55 photos on the flight ..." in shown.err
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["time_offset_s"] == -2.5 and report["parameters"]["time_offset"] == -2.5
+    assert run(["-q", *args, "--out", str(tmp_path / "b")]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.out == "" and quiet.err == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        ([], EXIT_USAGE, "give the flight log (--log), its photos (--images) or both"),
+        (["--log", "{tmp}/missing.tlog"], EXIT_USAGE, "missing.tlog"),
+        (["--log", "{log}", "--time-offset", "soon"], EXIT_USAGE, "'soon': use auto"),
+        (["--log", "{log}", "--odm-option", "dsm=true"], EXIT_USAGE, "needs --nodeodm"),
+        (["--log", "{log}", "--camera", "nope"], EXIT_ERROR, "unknown camera 'nope'"),
+        (["--images", "{empty}"], EXIT_ERROR, "no photos"),
+        (["--log", "{nofix}"], EXIT_ERROR, "no GPS position fix"),
+        (["--log", "{notalog}"], EXIT_ERROR, "not a MAVLink .tlog"),
+        (["--images", "{images}"], EXIT_ERROR, "carries a GPS position"),
+        (["--images", "{images}", "--out", "{images}"], EXIT_ERROR, "folder of the original"),
+        (
+            ["--log", "{log}", "--nodeodm", "ftp://x", "--out", "{tmp}/o"],
+            EXIT_ERROR,
+            "not an http(s) address",
+        ),
+    ],
+)
+def test_malformed_inputs_are_one_line(
+    tmp_path: Path,
+    flight_files: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    code: int,
+    words: str,
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    notalog = tmp_path / "notes.tlog"
+    notalog.write_text("hello\n" * 20)
+    values = {
+        "tmp": str(tmp_path),
+        "log": str(flight_files["log"]),
+        "images": str(flight_files["images"]),
+        "empty": str(empty),
+        "notalog": str(notalog),
+        "nofix": str(flight_files["nofix"]),
+    }
+    argv = ["ingest", *[a.format(**values) for a in args]]
+    if "--out" not in args:
+        argv += ["--out", str(tmp_path / "out")]
+    before = _hashes(*flight_files.values())
+    assert run(argv) == code
+    line = _error_line(capsys.readouterr().err)
+    assert line.startswith("sitewatch") and "error:" in line
+    assert words in line
+    assert _hashes(*flight_files.values()) == before
+
+
+def test_unreachable_nodeodm_after_the_outputs(
+    tmp_path: Path, flight_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("pyodm")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "out"
+    argv = [
+        "-q",
+        "ingest",
+        "--log",
+        str(flight_files["log"]),
+        "--images",
+        str(flight_files["images"]),
+        "--nodeodm",
+        f"http://127.0.0.1:{port}",
+        "--odm-option",
+        "orthophoto-resolution=2",
+        "--out",
+        str(out),
+    ]
+    assert run(argv) == EXIT_ERROR
+    line = _error_line(capsys.readouterr().err)
+    assert f"NodeODM server http://127.0.0.1:{port} cannot be reached" in line
+    assert f"report.json are written in {out}" in line
+    report = json.loads((out / "report.json").read_text())
+    failed = [w for w in report["warnings"] if w["reason"] == "nodeodm_failed"]
+    assert len(failed) == 1 and report["nodeodm_task"] is None
+    assert report["parameters"]["nodeodm_options"] == {
+        "dsm": True,
+        "dtm": True,
+        "orthophoto-resolution": 2,
+    }
+    assert (out / "geo.txt").is_file() and (out / "photos.geojson").is_file()
