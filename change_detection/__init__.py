@@ -1,5 +1,6 @@
 """Co-registration and change detection: pure array code plus a thin xarray layer."""
 
+from change_detection.atlas import AtlasOffset, OutlineMatch, estimate_atlas_offset
 from change_detection.change import CHANGE_CODES
 from change_detection.coregistration import (
     CoregParams,
@@ -9,9 +10,11 @@ from change_detection.coregistration import (
 )
 from change_detection.detect import ChangeResult, Epoch, detect_changes
 from change_detection.grids import AlignedEpoch, align_epoch
+from change_detection.leads import Lead, with_unique_ids
 from change_detection.objects import ChangeObject
 from change_detection.params import DetectParams
-from change_detection.permits import Permit, build_leads, lead_id
+from change_detection.permits import ExistingBuilding, Permit, build_leads, lead_id
+from change_detection.terrain import derive_dtm, derive_dtm_lazy
 
 __all__ = [
     "AlignedEpoch",
@@ -31,4 +34,14 @@ __all__ += [
     "build_leads",
     "detect_changes",
     "lead_id",
+]
+__all__ += [
+    "AtlasOffset",
+    "ExistingBuilding",
+    "Lead",
+    "OutlineMatch",
+    "derive_dtm",
+    "derive_dtm_lazy",
+    "estimate_atlas_offset",
+    "with_unique_ids",
 ]
