@@ -5,8 +5,11 @@ from change_detection.change import CHANGE_CODES
 from change_detection.coregistration import (
     CoregParams,
     CoregResult,
+    LineWork,
     coregister,
+    detect_line_work,
     estimate_vertical_offset,
+    ink_representation,
 )
 from change_detection.detect import ChangeResult, Epoch, detect_changes
 from change_detection.grids import AlignedEpoch, align_epoch
@@ -39,9 +42,12 @@ __all__ += [
     "AtlasOffset",
     "ExistingBuilding",
     "Lead",
+    "LineWork",
     "OutlineMatch",
     "derive_dtm",
     "derive_dtm_lazy",
+    "detect_line_work",
     "estimate_atlas_offset",
+    "ink_representation",
     "with_unique_ids",
 ]

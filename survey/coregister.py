@@ -25,6 +25,7 @@ assumed about it (``inputs.<side>.assumptions``, also one warning line per file)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -199,6 +200,12 @@ def coregister_files(
     if tgt.heights:
         # the aligned heights are the output: written from the DSM branch, offset removed
         t_dsm = tgt.image
+    # heights are never line work: the core skips that test and names them in the report
+    params = dataclasses.replace(
+        params,
+        reference_kind="heights" if ref.heights else params.reference_kind,
+        target_kind="heights" if tgt.heights else params.target_kind,
+    )
     aligned = align_epoch(
         ref_rgb,
         tgt_rgb,

@@ -177,15 +177,19 @@ def test_repeating_pattern_small_shift_is_recovered() -> None:
     assert err < 0.05 or r.confidence < 0.3
 
 
-def test_line_map_reference_recovers_or_reports_low_confidence(
+def test_line_map_reference_is_recovered(
     scene,  # type: ignore[no-untyped-def]
     reference: np.ndarray,
 ) -> None:
+    """A permit-map raster (outlines drawn inside the footprints) against a photo: matched on
+    its ink (more cases in test_coregistration_maps.py); was 0.68 px at confidence 0.17."""
     lines = render_lines(scene)
     push = shift_push(4.3, -2.1)
     r = coregister(lines, sample(reference, push))
     err = mapping_error(r.source_coordinates, push, SHAPE)
-    assert err < 0.5 or r.confidence < 0.3, (err, r.confidence)
+    assert err < 0.3, (err, r.confidence)
+    assert r.confidence > 0.3
+    assert r.representation == ("lines (dark on light)", "gradient")
 
 
 def test_tiepoint_table(reference: np.ndarray) -> None:

@@ -76,7 +76,8 @@ def render(scene: Scene, sun_deg: float = 135.0, shadow_px: float = 6.0) -> np.n
 
 
 def render_lines(scene: Scene, width_px: float = 1.5) -> np.ndarray:
-    """A permit-map style raster: building outlines and road edges, dark on white."""
+    """A permit-map style raster: building outlines (drawn inside each footprint, binary) and
+    road edges, dark on white. See :func:`render_map` for outlines centred on the boundary."""
     h, w = scene.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     ink = np.zeros((h, w), bool)
@@ -93,6 +94,79 @@ def render_lines(scene: Scene, width_px: float = 1.5) -> np.ndarray:
         coord = yy if axis == 0 else xx
         ink |= np.abs(np.abs(coord - pos) - width / 2) < width_px / 2
     return np.where(ink, 20.0, 245.0)
+
+
+def _distance_to_rectangle(
+    yy: np.ndarray, xx: np.ndarray, top: float, bottom: float, left: float, right: float
+) -> np.ndarray:
+    """Distance (px) of pixel centres to the boundary of the rectangle [top, bottom] x [left,
+    right] (continuous pixel coordinates), inside or out."""
+    dy = np.maximum(np.maximum(top - yy, yy - bottom), 0)
+    dx = np.maximum(np.maximum(left - xx, xx - right), 0)
+    inside = np.minimum(np.minimum(yy - top, bottom - yy), np.minimum(xx - left, right - xx))
+    return np.where((dx > 0) | (dy > 0), np.hypot(dx, dy), np.abs(inside))
+
+
+def render_map(
+    scene: Scene,
+    width_px: float = 1.5,
+    *,
+    inset_px: float = 0.0,
+    antialias: bool = True,
+    text: int = 0,
+    hatch: float = 0.0,
+    ink: float = 20.0,
+    paper: float = 245.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """A permit-map raster of the scene: ink strokes on paper (float64 grey).
+
+    Building outlines and road edges are strokes of ``width_px`` centred on the boundary
+    :func:`render` gives them (between the last pixel inside and the first outside), or
+    ``inset_px`` inside it; ``antialias`` draws the partial cover of edge pixels, otherwise
+    a pixel is ink when its centre is. ``text`` labels of 2-4 random 5 x 7 px glyphs and
+    diagonal ``hatch`` lines (every 6 px) inside that share of the buildings are clutter that
+    the photo does not show. ``ink`` and ``paper`` are the two grey levels (swap them for light
+    on dark).
+    """
+    h, w = scene.shape
+    cover = np.zeros((h, w))
+    rng = np.random.default_rng(seed)
+
+    def stroke(distance: np.ndarray) -> np.ndarray:
+        c = np.clip(width_px / 2 + 0.5 - distance, 0.0, 1.0)
+        return c if antialias else (c >= 0.5).astype(np.float64)
+
+    pad = int(width_px) + 3
+    for r0, c0, bh, bw, _ in scene.buildings:
+        # render() fills the pixels whose centres lie in [r0, r0 + bh) x [c0, c0 + bw)
+        top, bottom = math.ceil(r0) - 0.5 + inset_px, math.ceil(r0 + bh) - 0.5 - inset_px
+        left, right = math.ceil(c0) - 0.5 + inset_px, math.ceil(c0 + bw) - 0.5 - inset_px
+        y0, y1 = max(0, int(top) - pad), min(h, int(bottom) + pad + 1)
+        x0, x1 = max(0, int(left) - pad), min(w, int(right) + pad + 1)
+        if bottom <= top or right <= left or y1 <= y0 or x1 <= x0:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        part = stroke(_distance_to_rectangle(yy, xx, top, bottom, left, right))
+        if hatch and rng.random() < hatch:
+            inside = (yy > top + 2) & (yy < bottom - 2) & (xx > left + 2) & (xx < right - 2)
+            lines = np.clip(1.0 - np.abs(np.mod(xx + yy, 6.0) - 3.0), 0.0, 1.0)
+            part = np.maximum(part, np.where(inside, 0.8 * lines, 0.0))
+        cover[y0:y1, x0:x1] = np.maximum(cover[y0:y1, x0:x1], part)
+    for axis, pos, width in scene.roads:
+        # render() paints the pixels whose centres lie within width / 2 of pos
+        first, last = math.floor(pos - width / 2) + 1, math.ceil(pos + width / 2) - 1
+        coord = np.arange(h if axis == 0 else w, dtype=np.float64)
+        for edge in (first - 0.5, last + 0.5):
+            line = stroke(np.abs(coord - edge))
+            cover = np.maximum(cover, line[:, None] if axis == 0 else line[None, :])
+    for _ in range(text):
+        r, c = int(rng.integers(4, h - 12)), int(rng.integers(4, w - 30))
+        for k in range(int(rng.integers(2, 5))):
+            glyph = 0.9 * (rng.random((7, 5)) < 0.45)
+            box = cover[r : r + 7, c + 6 * k : c + 6 * k + 5]
+            box[...] = np.maximum(box, glyph[: box.shape[0], : box.shape[1]])
+    return paper + (ink - paper) * cover
 
 
 def sample(image: np.ndarray, push: PushMap, order: int = 3) -> np.ndarray:
@@ -177,3 +251,17 @@ def test_mapping_error_is_zero_for_the_truth_and_counts_pixels() -> None:
 
     assert mapping_error(pull, push, (64, 64), step=4, margin=0) < 1e-9
     assert mapping_error(shift_push(0.0, 0.0), shift_push(3.0, 4.0), (64, 64)) == 5.0
+
+
+def test_render_map_centres_strokes_on_the_boundaries_render_draws() -> None:
+    """An outline's ink is centred on the step between roof and ground in :func:`render`."""
+    scene = Scene((64, 64), np.array([[20.3, 10.6, 25.0, 30.0, 200.0]]), np.zeros((0, 3)),
+                  np.zeros((0, 3)), 0)  # fmt: skip
+    ink = 245.0 - render_map(scene, width_px=2.0)
+    photo = render(scene, shadow_px=0.0)
+    row = 35  # through the building: left edge between columns 10 and 11 (first inside: 11)
+    profile = ink[row, :20]
+    centre = float((profile * np.arange(20)).sum() / profile.sum())
+    assert centre == 10.5
+    step = np.abs(np.diff(photo[row, :20]))
+    assert int(np.argmax(step)) == 10  # the photo's step lies between columns 10 and 11

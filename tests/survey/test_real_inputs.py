@@ -482,6 +482,7 @@ def test_two_dsms_alone_are_coregistered_on_their_heights(
     for side in ("reference", "target"):
         assert report["inputs"][side]["representation"] == "heights"
         assert "heights" in report["inputs"][side]["assumptions"][0]
+        assert report["representation"][side] == "height gradient"  # what was matched
     assert report["outputs"]["heights"] == str(out) and report["outputs"]["orthophoto"] is None
     assert "vertical offset" in printed.out
     with rasterio.open(out) as ds, rasterio.open(ref_p) as ref:
