@@ -137,10 +137,16 @@ def _check_grid(before: Epoch, after: Epoch) -> tuple[Affine, Any, tuple[int, in
         "after valid": after.valid,
         "before dsm": before.dsm,
         "after dsm": after.dsm,
+        "before nir": before.nir,
+        "after nir": after.nir,
     }
     for name, arr in layers.items():
         if arr is None:
             continue
+        if name.endswith("nir") and arr.dims != ("y", "x"):
+            raise ChangeDetectionError(
+                f"{name} has dims {arr.dims}; give the near-infrared band as one (y, x) layer"
+            )
         if (arr.sizes["y"], arr.sizes["x"]) != shape:
             raise GridMismatchError(
                 f"{name} is {arr.sizes['y']}x{arr.sizes['x']} px but the before orthophoto is "
@@ -192,6 +198,8 @@ def _process_block(
     dsm_a: np.ndarray | None,
     coarse_b: np.ndarray,
     unused: None,
+    nir_b: np.ndarray | None = None,
+    nir_a: np.ndarray | None = None,
     *,
     block: tuple[int, int],
     pads: tuple[int, int, int, int],
@@ -206,10 +214,12 @@ def _process_block(
     ground: np.ndarray | None = None
     if dsm_b is not None and dsm_a is not None:
         ground = upsample(coarse_b, scale.cell, shape)
-        layers = classify_height_change(rgb_b, rgb_a, valid, dsm_b, dsm_a, ground, params, scale)
+        layers = classify_height_change(
+            rgb_b, rgb_a, valid, dsm_b, dsm_a, ground, params, scale, nir_b, nir_a
+        )
     else:
         layers = classify_spectral_change(
-            rgb_b, rgb_a, valid, upsample(coarse_b, scale.cell, shape), params, scale
+            rgb_b, rgb_a, valid, upsample(coarse_b, scale.cell, shape), params, scale, nir_b, nir_a
         )
     top, bottom, left, right = pads
     rows = slice(top, shape[0] - bottom)
@@ -219,6 +229,9 @@ def _process_block(
         dh=None if layers.dh is None else layers.dh[rows, cols],
         height_after=None if layers.height_after is None else layers.height_after[rows, cols],
         interior=layers.interior[rows, cols],
+        planar_vegetation_colour=None
+        if layers.planar_vegetation_colour is None
+        else layers.planar_vegetation_colour[rows, cols],
     )
     pieces = extract_pieces(core, block, origin[0], origin[1], min_pixels)
     out = _BlockResult(codes=np.ascontiguousarray(core.codes), pieces=pieces)
@@ -291,7 +304,9 @@ def detect_changes(
     ----------
     before, after : Epoch
         On the same grid (the after epoch co-registered onto the before one). With both DSMs
-        the height mode runs; with neither, the RGB-only mode (weaker).
+        the height mode runs; with neither, the RGB-only mode (weaker). An epoch with a
+        near-infrared band (``nir``) tells vegetation by NDVI where it decides: the after
+        epoch for height gains, the before epoch for losses (either in RGB-only mode).
     params : DetectParams
     codes_sink : object supporting ``sink[(row_slice, col_slice)] = block``, optional
         Where to stream the per-pixel class raster (for example a windowed GeoTIFF writer);
@@ -374,6 +389,15 @@ def detect_changes(
         da.overlap.overlap(valid_b, depth=fine_depth2, boundary="none"),
         da.overlap.overlap(valid_a, depth=fine_depth2, boundary="none"),
     ]
+    # Near-infrared bands, when given, with the same halo as the orthophotos.
+    nir_inputs: list[da.Array | None] = [
+        None
+        if epoch.nir is None
+        else da.overlap.overlap(
+            _as_dask(epoch.nir, (row_chunks, col_chunks)), depth=fine_depth2, boundary="none"
+        )
+        for epoch in (before, after)
+    ]
     if not rgb_only:
         assert before.dsm is not None and after.dsm is not None
         dsm_b = _as_dask(before.dsm, (row_chunks, col_chunks)).astype(np.float32)
@@ -436,7 +460,16 @@ def detect_changes(
     # exchange and the coarse minima) stays one task; the key names are given so dask need not
     # hash every argument of every block.
     delayed_grids = [arr.to_delayed(optimize_graph=False) for arr in inputs]
-    token = tokenize(*(arr.name for arr in inputs), params, scale, rgb_only)
+    delayed_nir = [
+        None if arr is None else arr.to_delayed(optimize_graph=False) for arr in nir_inputs
+    ]
+    token = tokenize(
+        *(arr.name for arr in inputs),
+        *(None if arr is None else arr.name for arr in nir_inputs),
+        params,
+        scale,
+        rgb_only,
+    )
     row_starts = np.concatenate([[0], np.cumsum(row_chunks)])
     col_starts = np.concatenate([[0], np.cumsum(col_chunks)])
     min_pixels = max(1, math.ceil(params.min_area_m2 / scale.pixel_area_m2))
@@ -469,6 +502,7 @@ def detect_changes(
                     dask_key_name=("ground-" + token, i, j),
                 )
             call_args = [*args[:4], None, None, args[4], None] if rgb_only else [*args[:7], None]
+            call_args += [None if grid is None else grid[i, j] for grid in delayed_nir]
             pads = (
                 halo if i > 0 else 0,
                 halo if i < ny - 1 else 0,

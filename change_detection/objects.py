@@ -75,6 +75,7 @@ class Piece:
     dh_interior: Histogram
     height_interior: Histogram
     height_all: Histogram
+    planar_vegetation_colour: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,10 @@ class ChangeObject:
     pixel_count : int
     score : float
         Confidence in [0, 1].
+    vegetation_colour_fraction : float
+        Fraction of the object's pixels whose colour (or NDVI) in the deciding epoch says
+        vegetation but which were kept because the surface there is planar: above one half,
+        a roof in a vegetation colour (a green steel roof), not a tree. 0 in RGB-only mode.
     """
 
     geometry: BaseGeometry
@@ -121,6 +126,7 @@ class ChangeObject:
     pixel_count: int
     score: float
     pixel_geometry: BaseGeometry | None = field(repr=False, compare=False, default=None)
+    vegetation_colour_fraction: float = 0.0
 
 
 def _histograms(lab: np.ndarray, values: np.ndarray | None, n: int) -> list[Histogram]:
@@ -198,6 +204,11 @@ def extract_pieces(
     lab = labels[region]
     counts = np.bincount(lab, minlength=n + 1)
     raised = np.bincount(lab[codes[region] == CODE_RAISED], minlength=n + 1)
+    planar_colour = (
+        np.zeros(n + 1, np.int64)
+        if layers.planar_vegetation_colour is None
+        else np.bincount(lab[layers.planar_vegetation_colour[region]], minlength=n + 1)
+    )
     edge = np.zeros(n + 1, bool)
     edge[np.concatenate([top, bottom, left, right])] = True
     keep = (counts >= min_pixels) | edge
@@ -246,6 +257,7 @@ def extract_pieces(
             dh_interior=dh_int[k],
             height_interior=h_int[k],
             height_all=h_all[k],
+            planar_vegetation_colour=int(planar_colour[k]),
         )
     return BlockPieces(block, pieces, top, bottom, left, right)
 
@@ -419,4 +431,5 @@ def _describe(
         pixel_count=count,
         score=float(score),
         pixel_geometry=pixel_geom,
+        vegetation_colour_fraction=round(sum(p.planar_vegetation_colour for p in parts) / count, 3),
     )

@@ -24,6 +24,7 @@ __all__ = [
     "Box",
     "Building",
     "Car",
+    "Hedge",
     "Layout",
     "Permit",
     "Pile",
@@ -55,6 +56,12 @@ _EXISTING_ROOFS: tuple[RGB, ...] = (
     (0.70, 0.68, 0.62),
     (0.55, 0.40, 0.32),
 )
+#: Colour-steel (彩钢) sheets of the planted sheds, the commonest illegal structure in Chinese
+#: cities: green (the colour of leaves to RGB indices) and blue.
+GREEN_STEEL: RGB = (0.24, 0.56, 0.34)
+BLUE_STEEL: RGB = (0.20, 0.40, 0.76)
+#: Weathered green roof of the demolished green-roofed building.
+_GREEN_ROOF: RGB = (0.30, 0.52, 0.30)
 _CAR_COLOURS: tuple[RGB, ...] = (
     (0.92, 0.92, 0.92),
     (0.10, 0.10, 0.12),
@@ -108,7 +115,8 @@ class Building:
     """A building: footprint, eave height above its base, roof shape and colour per epoch.
 
     ``height_after`` is None when the building is unchanged; ``before``/``after`` say in which
-    epochs it stands.
+    epochs it stands. ``corrugated`` roofs (steel sheets) are painted with ribs running down
+    the slope (in colour only: the DSM resolves no 2 cm corrugation).
     """
 
     name: str
@@ -121,6 +129,7 @@ class Building:
     after: bool = True
     height_after: float | None = None
     colour_after: RGB | None = None
+    corrugated: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,17 @@ def _radial_polygon(cx: float, cy: float, radii: np.ndarray) -> Polygon:
     """Star-shaped outline: ``radii[k]`` at angle 2·pi·k/n around (cx, cy), UTM metres."""
     t = np.linspace(0, 2 * np.pi, len(radii), endpoint=False)
     return Polygon(np.column_stack([cx + radii * np.cos(t), cy + radii * np.sin(t)]))
+
+
+@dataclass(frozen=True)
+class Hedge:
+    """A hedge: a long narrow strip of shrubs with a rough top, ``height_before`` and
+    ``height_after`` above the ground in each epoch (0: not there)."""
+
+    name: str
+    footprint: Box
+    height_before: float
+    height_after: float
 
 
 @dataclass(frozen=True)
@@ -226,6 +246,7 @@ class Layout:
     permits: list[Permit]
     truth: list[TruthFeature]
     occupied: list[BaseGeometry] = field(default_factory=list)
+    hedges: list[Hedge] = field(default_factory=list)
 
 
 class _Placer:
@@ -300,7 +321,8 @@ def plan_layout(params: SynthParams, origin: tuple[float, float]) -> Layout:
     Returns
     -------
     Layout
-        Roads, buildings, trees, cars, piles, the shed, permits and the truth features
+        Roads, buildings (with the colour-steel sheds and the demolished green-roofed
+        building), trees, the hedge, cars, piles, the shed, permits and the truth features
         (``height_change_m`` not yet filled).
     """
     error: SynthParamsError | None = None
@@ -689,6 +711,76 @@ def _plan_once(
                 )
             )
 
+    # --- colour-steel sheds (new, no permit), a demolished green roof, a hedge -----------------
+    # Green is the colour of leaves to RGB indices: only the DSM (a planar roof) tells these
+    # from trees. Placed after the cars so every object before them keeps its place.
+    for colour, roof, what in ((GREEN_STEEL, "gable", "green"), (BLUE_STEEL, "flat", "blue")):
+        length, width = _uniform(rng, 6.0, 6.0 + 2 * s), _uniform(rng, 4.0, 4.0 + s)
+        fp = place_box(length, width, f"{what} steel shed", clearance=min(clear, 2.0))
+        eave = _uniform(rng, 3.0, 3.5)
+        name = f"steel-shed-{what}"
+        buildings.append(
+            Building(
+                name,
+                fp,
+                eave,
+                roof,
+                _uniform(rng, 0.25, 0.4) if roof == "gable" else 0.0,
+                (0.0, 0.0, 0.0),
+                before=False,
+                colour_after=colour,
+                corrugated=True,
+            )
+        )
+        truth.append(
+            TruthFeature(
+                fp.polygon(),
+                {
+                    "change_id": name,
+                    "kind": "steel_shed",
+                    "must_flag": True,
+                    "expected_class": "no_permit",
+                    "permit_id": None,
+                    "note": f"{what} colour-steel roof",
+                },
+            )
+        )
+    if size >= 80.0:  # a small site has no room left for it (and for two trees)
+        length, width = _uniform(rng, 6.5, 6.5 + 3 * s), _uniform(rng, 5.5, 5.5 + 2 * s)
+        fp = place_box(length, width, "demolition of a green-roofed building")
+        height = _uniform(rng, 3.0, 6.0)
+        buildings.append(
+            Building("demolition-2", fp, height, "flat", 0.0, _GREEN_ROOF, after=False)
+        )
+        truth.append(
+            TruthFeature(
+                fp.polygon(),
+                {
+                    "change_id": "demolition-2",
+                    "kind": "demolition",
+                    "must_flag": True,
+                    "expected_class": "demolished",
+                    "permit_id": None,
+                    "note": "green roof",
+                },
+            )
+        )
+    fp = place_box(_uniform(rng, 8.0, 8.0 + 6 * s), _uniform(rng, 1.0, 1.5), "hedge", 1.5)
+    hedge = Hedge("hedge-1", fp, _uniform(rng, 0.5, 0.7), _uniform(rng, 3.2, 3.6))
+    truth.append(
+        TruthFeature(
+            fp.polygon(),
+            {
+                "change_id": hedge.name,
+                "kind": "hedge",
+                "must_flag": False,
+                "expected_class": None,
+                "permit_id": None,
+                "note": "hedge cut low, grown back by 2-3 m: rough and green, not a structure",
+            },
+        )
+    )
+
     # --- trees (they grow between the epochs) ---------------------------------------------------
     trees: list[Tree] = []
     n_trees = max(4, round(size * size / 900.0))
@@ -736,6 +828,7 @@ def _plan_once(
         permits=permits,
         truth=truth,
         occupied=list(placer.taken),
+        hedges=[hedge],
     )
 
 

@@ -28,6 +28,7 @@ from survey.synth.layout import (
     MIN_HEIGHT_M,
     STOREY_HEIGHT_M,
     Building,
+    Hedge,
     Layout,
     plan_layout,
 )
@@ -164,6 +165,26 @@ def _smooth_noise(rng: np.random.Generator, n: int, cell_px: float) -> np.ndarra
     return upsample_linear(coarse, cell_px, (n, n))
 
 
+def _patch_noise(rng: np.random.Generator, shape: tuple[int, int], cell_px: float) -> np.ndarray:
+    """Unit-variance noise of correlation length ``cell_px`` pixels, of any shape, float32."""
+    if cell_px <= 1.5:
+        return rng.standard_normal(shape, dtype=F32)
+    m = (math.ceil(shape[0] / cell_px) + 3, math.ceil(shape[1] / cell_px) + 3)
+    coarse = ndimage.gaussian_filter(rng.standard_normal(m), 0.8)
+    coarse /= coarse.std()
+    return upsample_linear(coarse, cell_px, shape)
+
+
+#: Relief of a photogrammetric canopy (metres): clumps of about 0.3 and 0.8 m, gaps up to
+#: 1.5 m deep, some of it moving between flights (leaves, matching noise). The 1 m relief
+#: (max - min within 1 m) is about 0.9 m: rough at metre scale, as real canopy is, where a
+#: roof is a plane (the vegetation test of change detection relies on it).
+_CLUMP_M = ((0.3, 0.35), (0.8, 0.3))  # (correlation length, amplitude)
+_LEAF_MOTION_M = 0.12
+_GAP_DEPTH_M = 1.5
+_GAP_CELL_M = 1.2
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return F32(1.0) / (F32(1.0) + np.exp(-x))
 
@@ -253,6 +274,31 @@ class _Painter:
         self.ground = ground
         self._paint_roads()
         self.base: dict[str, float] = {}
+        self._clumps: dict[tuple[int, str], np.ndarray] = {}
+
+    def canopy(
+        self, index: int, name: str, epoch: str, shape: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Relief (m) and gap fraction in [0, 1] of one crown's window, float32 ``shape``.
+
+        Drawn from its own generator per object (``[seed, 6, index]``, and per epoch for what
+        moves), so nothing else in the scene changes with it; the clumps are the same in
+        both epochs for the same window.
+        """
+        gsd = self.g.gsd
+        key = (index, name)
+        if key not in self._clumps:
+            rng = np.random.default_rng([self.p.seed, 6, index])
+            clumps = np.zeros(shape, F32)
+            for cell_m, amp in _CLUMP_M:
+                clumps += F32(amp) * _patch_noise(rng, shape, cell_m / gsd)
+            self._clumps[key] = np.stack([clumps, _patch_noise(rng, shape, _GAP_CELL_M / gsd)])
+        clumps, gaps_shared = self._clumps[key]
+        rng_e = np.random.default_rng([self.p.seed, 6, index, 1 if epoch == "after" else 0])
+        motion = F32(_LEAF_MOTION_M) * _patch_noise(rng_e, shape, _CLUMP_M[0][0] / gsd)
+        gaps = F32(0.8) * gaps_shared + F32(0.6) * _patch_noise(rng_e, shape, _GAP_CELL_M / gsd)
+        gap = np.clip((gaps - F32(0.8)) / F32(0.8), 0.0, 1.0)
+        return clumps + motion - F32(_GAP_DEPTH_M) * gap, gap
 
     def _paint_roads(self) -> None:
         g = self.g
@@ -313,31 +359,31 @@ class _Painter:
                     win[:] = np.where(inside, F32(0.4) * win + F32(0.6) * rubble, win)
                 continue
             self._paint_building(b, after, dsm, alb)
-        for tree in self.layout.trees:
+        for k, tree in enumerate(self.layout.trees):
             r = tree.radius_after if after else tree.radius_before
             h = tree.height_after if after else tree.height_before
-            rs, cs, nn, ee = self.g.window(
-                (tree.cx - 1.1 * r, tree.cy - 1.1 * r, tree.cx + 1.1 * r, tree.cy + 1.1 * r)
-            )
+            # one window for both epochs (the larger crown), so the clumps stay in place
+            rw = 1.1 * max(tree.radius_before, tree.radius_after)
+            rs, cs, nn, ee = self.g.window((tree.cx - rw, tree.cy - rw, tree.cx + rw, tree.cy + rw))
             de, dn = ee - tree.cx, nn - tree.cy
             d = np.hypot(de, dn)
             rr = r * (1.0 + 0.08 * np.sin(5 * np.arctan2(dn, de) + tree.lobes_phase))
             q = np.clip(1.0 - (d / rr) ** 2, 0.0, None)
             inside = d < rr
             ground = self.terrain[rs, cs]
-            crown = (
-                ground
-                + (h * np.sqrt(q) * (0.9 + 0.1 * q)).astype(F32)
-                + F32(0.12) * self.tex[rs, cs] * inside
-            )
+            relief, gap = self.canopy(k, "tree", epoch, inside.shape)
+            crown = ground + (h * np.sqrt(q) * (0.9 + 0.1 * q)).astype(F32) + relief
             dsm[rs, cs] = np.where(inside, np.maximum(dsm[rs, cs], crown), dsm[rs, cs])
             green = (
                 np.array([0.17, 0.31, 0.11], dtype=F32)[:, None, None]
                 * (F32(0.75) + F32(0.45) * q.astype(F32))
                 * (F32(1.0) + F32(0.2) * self.tex[rs, cs])
+                * (F32(1.0) - F32(0.35) * gap)
             )
             win = alb[:, rs, cs]
             win[:] = np.where(inside, green, win)
+        for k, hedge in enumerate(self.layout.hedges):
+            self._paint_hedge(k, hedge, epoch, dsm, alb)
         for car in self.layout.cars:
             if not (car.after if after else car.before):
                 continue
@@ -378,6 +424,30 @@ class _Painter:
                 win[:] = np.where(inside, col, win)
         return dsm, alb
 
+    def _paint_hedge(
+        self, k: int, hedge: Hedge, epoch: str, dsm: np.ndarray, alb: np.ndarray
+    ) -> None:
+        """A strip of shrubs: rounded across, tapered at the ends, with a canopy's relief."""
+        h = hedge.height_after if epoch == "after" else hedge.height_before
+        if h <= 0:
+            return
+        fp = hedge.footprint
+        rs, cs, nn, ee = self.g.window(fp.polygon().bounds)
+        u, v = fp.local(ee, nn)
+        across = np.clip(1.0 - (np.abs(v) / (fp.width / 2)) ** 4, 0.0, None)
+        ends = np.clip((fp.length / 2 - np.abs(u)) / 0.5, 0.0, 1.0)
+        inside = (across > 0) & (ends > 0)
+        relief, gap = self.canopy(1000 + k, "hedge", epoch, inside.shape)
+        top = self.terrain[rs, cs] + (h * np.sqrt(across * ends)).astype(F32) + F32(0.8) * relief
+        dsm[rs, cs] = np.where(inside, np.maximum(dsm[rs, cs], top), dsm[rs, cs])
+        green = (
+            np.array([0.15, 0.29, 0.10], dtype=F32)[:, None, None]
+            * (F32(1.0) + F32(0.2) * self.tex[rs, cs])
+            * (F32(1.0) - F32(0.35) * gap)
+        )
+        win = alb[:, rs, cs]
+        win[:] = np.where(inside, green, win)
+
     def _paint_building(self, b: Building, after: bool, dsm: np.ndarray, alb: np.ndarray) -> None:
         fp = b.footprint
         rs, cs, nn, ee = self.g.window(fp.polygon().bounds)
@@ -392,10 +462,12 @@ class _Painter:
             roof = np.full(u.shape, base + height)
         dsm[rs, cs] = np.where(inside, roof.astype(F32), dsm[rs, cs])
         col = np.array(colour, dtype=F32)[:, None, None] * (F32(1.0) + F32(0.05) * self.tex[rs, cs])
-        if b.roof == "flat":
+        if b.corrugated:  # steel sheet ribs running down the slope, every 0.25 m
+            col = col * (F32(1.0) + F32(0.06) * np.cos(2 * np.pi * u / 0.25)).astype(F32)
+        if b.roof == "flat" and not b.corrugated:
             rim = (np.abs(u) > fp.length / 2 - 0.25) | (np.abs(v) > fp.width / 2 - 0.25)
             col = np.where(rim, col * F32(0.8), col)
-        else:
+        elif b.roof == "gable":
             ridge = np.abs(v) < 0.15
             col = np.where(ridge, col * F32(0.75), col)
         win = alb[:, rs, cs]

@@ -153,8 +153,10 @@ def test_vegetation_and_nodata_are_not_changes() -> None:
     after_rgb = s["rgb"].copy()
     after_rgb[:, 20:50, 20:60] = np.array([45, 80, 28], np.uint8)[
         :, None, None
-    ]  # a tree grew there
+    ]  # a tree grew there: green, and a rough canopy (0.5 m clumps, not a plane)
     after = s["after"].copy()
+    clumps = np.random.default_rng(4).uniform(-0.5, 0.5, (6, 8)).repeat(5, 0).repeat(5, 1)
+    after[20:50, 20:60] += clumps.astype(np.float32)
     after[70:100, 20:60] = np.nan  # a hole in the after DSM
     layers = classify_height_change(
         s["rgb"],
@@ -172,7 +174,7 @@ def test_vegetation_and_nodata_are_not_changes() -> None:
 
 def test_classify_is_exact_on_a_window_with_enough_halo() -> None:
     """What a chunk with a halo computes for its core equals the whole-array answer."""
-    s = _height_scene()
+    s = {k: np.tile(v, (1, 2, 2) if v.ndim == 3 else (2, 2)) for k, v in _height_scene().items()}
     n = s["before"].shape[0]
     scale = pixel_scale(P, GSD)
     args = (
@@ -185,8 +187,9 @@ def test_classify_is_exact_on_a_window_with_enough_halo() -> None:
     )
     whole = classify_height_change(*args, P, scale)
     h = scale.halo_px()
-    r0, r1, c0, c1 = 40, 80, 40, 80
+    r0, r1, c0, c1 = 90, 150, 90, 150
     win = (slice(r0 - h, r1 + h), slice(c0 - h, c1 + h))
+    assert win[0].start > 0 and win[1].stop < n  # the window cuts the scene
     sub = [a[..., win[0], win[1]] for a in args]
     part = classify_height_change(*sub, P, scale)
     dr, dc = r0 - win[0].start, c0 - win[1].start

@@ -107,6 +107,50 @@ def test_known_answers_on_the_synthetic_site(synth_site: Any, seed0: DetectResul
     )
 
 
+def _codes_in(result: DetectResult, geom: Any) -> np.ndarray:
+    from survey.synth import polygon_mask
+
+    with rasterio.open(result.change_tif) as ds:
+        codes = ds.read(1)
+        inside = polygon_mask(geom, ds.transform, codes.shape)
+    return np.asarray(codes[inside])
+
+
+def test_colour_steel_sheds_are_leads_and_vegetation_is_still_suppressed(
+    synth_site: Any, seed0: DetectResult, tmp_path: Path
+) -> None:
+    """Issue 12: the green steel shed and the demolished green roof are leads because their
+    DSM is planar; the growing trees and the planted hedge, as green and rough, are still
+    suppressed (seen and coded vegetation, no lead). With the colour alone deciding (the
+    planarity test off) the green roofs are missed and the blue shed is still found."""
+    from change_detection.change import CODE_NEW, CODE_REMOVED, CODE_VEGETATION
+
+    truth = {p["change_id"]: (g, p) for g, p in _truth(synth_site)}
+    crs = synth_site.truth["crs"]
+
+    def matched_ids(leads: tuple[Lead, ...]) -> set[str]:
+        found = [_match(lead, list(truth.values()), crs) for lead in leads]
+        return {str(p["change_id"]) for p in found if p is not None}
+
+    matched = matched_ids(seed0.leads)
+    assert {"steel-shed-green", "steel-shed-blue", "demolition-2"} <= matched
+    for name, code in (("steel-shed-green", CODE_NEW), ("demolition-2", CODE_REMOVED)):
+        inner = _codes_in(seed0, truth[name][0].buffer(-0.5))
+        assert (inner == code).mean() > 0.97 and not (inner == CODE_VEGETATION).any(), name
+    hedge = _codes_in(seed0, truth["hedge-1"][0])
+    assert (hedge == CODE_VEGETATION).sum() > 200  # the hedge passed the height threshold
+    assert not np.isin(hedge, (CODE_NEW, CODE_REMOVED)).any()
+    trees = [g for g, p in truth.values() if p["kind"] == "tree_growth"]
+    seen = sum(int((_codes_in(seed0, g) == CODE_VEGETATION).sum()) for g in trees)
+    assert seen > 500
+    colour_only = _detect(
+        synth_site, tmp_path / "colour", params=DetectParams(planar_residual_m=0.0)
+    )
+    found = matched_ids(colour_only.leads)
+    assert "steel-shed-blue" in found
+    assert not found & {"steel-shed-green", "demolition-2"}
+
+
 def test_known_answers_on_a_second_seed(make_synth_site: Any, tmp_path: Path) -> None:
     site = make_synth_site(1, 80.0, 10.0)
     check_known_answers(site, _detect(site, tmp_path / "out"))

@@ -37,19 +37,28 @@ from survey.synth.resample import upsample_linear
 from survey.synth.shadows import cast_shadows
 from survey.vectors import read_features
 
-STRUCTURES = ("new_structure", "extension", "added_storey", "permitted_building", "demolition")
+STRUCTURES = (
+    "new_structure",
+    "extension",
+    "added_storey",
+    "permitted_building",
+    "demolition",
+    "steel_shed",
+)
 ALL_KINDS = {
     *STRUCTURES,
     "shed",
     "pile",
     "tree_growth",
     "car_moved",
+    "hedge",
 }
 EXPECTED = {
     "new_structure": "no_permit",
     "extension": "outside_footprint",
     "added_storey": "over_height",
     "demolition": "demolished",
+    "steel_shed": "no_permit",
 }
 
 
@@ -202,6 +211,7 @@ def test_truth_features_cover_every_planted_kind(synth_site: SynthSite) -> None:
     kinds = [p["kind"] for p in tf.properties]
     assert set(kinds) == ALL_KINDS
     assert kinds.count("new_structure") >= 2
+    assert kinds.count("steel_shed") == 2 and kinds.count("demolition") == 2
     for g, p in zip(utm.geometries, utm.properties, strict=True):
         assert set(p) >= {
             "change_id",
@@ -218,6 +228,10 @@ def test_truth_features_cover_every_planted_kind(synth_site: SynthSite) -> None:
         assert p["expected_class"] == EXPECTED.get(p["kind"])
         if p["kind"] == "new_structure":
             assert 40 <= p["area_m2"] <= 300 and 3 <= p["height_change_m"] <= 12
+        if p["kind"] == "steel_shed":  # small, low, above the minimum area and height
+            assert 20 <= p["area_m2"] <= 45 and 3 <= p["height_change_m"] <= 4
+        if p["kind"] == "hedge":  # a distractor tall enough to pass the height threshold
+            assert p["area_m2"] > t["min_area_m2"] and p["height_change_m"] > 1.5
         if p["kind"] in ("shed", "pile"):
             assert p["area_m2"] < t["min_area_m2"]
             assert p["height_change_m"] < t["min_height_m"]
@@ -275,7 +289,7 @@ def test_permits_make_extension_storey_permitted_and_expired_cases(synth_site: S
     assert p["permit_id"] in valid and g.within(fp)
     assert p["height_change_m"] < permit["max_height_m"]
 
-    for kind in ("new_structure", "demolition", "shed", "pile"):
+    for kind in ("new_structure", "demolition", "shed", "pile", "steel_shed", "hedge"):
         for g, p in zip(tf.geometries, tf.properties, strict=True):
             if p["kind"] == kind:
                 assert p["permit_id"] is None
@@ -309,7 +323,7 @@ def test_dsm_change_inside_each_structure_equals_planted_height(
         assert vals.size > 50, p["change_id"]
         assert float(np.median(vals)) == pytest.approx(p["height_change_m"], abs=0.1), p
         checked += 1
-    assert checked >= 7
+    assert checked >= 10
 
 
 def test_nothing_changes_in_the_dsm_outside_truth(
@@ -467,6 +481,54 @@ def test_shadows_and_colour_differ_between_epochs(synth_site: SynthSite, scene: 
     g = scene.before_rgb[1].astype(float)
     lit = ~ndimage.binary_dilation(sb, iterations=3) & scene.before_valid
     assert g[sb & scene.before_valid].mean() < 0.75 * g[lit].mean()
+
+
+def test_green_roofs_look_like_leaves_and_canopies_are_rough(
+    synth_site: SynthSite, data: dict[str, Any]
+) -> None:
+    """What makes the colour-steel sheds a test of the vegetation test (issue 12): to RGB
+    indices the green shed and the demolished green roof are leaves, the blue shed is not;
+    in the DSM the roofs are planes and the crowns and the hedge are rough."""
+    from change_detection.change import pixel_scale, plane_fit_residual, vegetation_mask
+    from change_detection.params import DetectParams
+
+    t = synth_site.truth
+    params = DetectParams()
+    scale = pixel_scale(params, t["gsd_m"])
+    shape = data["before_dsm"].shape
+    # the after epoch brought back to true coordinates (truth convention), as detect would
+    rr, cc = _after_coords(t, data["transform"], shape)
+    after_rgb = np.stack(
+        [ndimage.map_coordinates(b, [rr, cc], order=1) for b in data["after_rgb"]]
+    ).astype(np.uint8)
+    after_dsm = ndimage.map_coordinates(data["after_dsm"], [rr, cc], order=1, cval=np.nan)
+    tf = read_features(synth_site.truth_geojson).to_crs(t["crs"])
+    leafy, residual = {}, {}
+    for g, p in zip(tf.geometries, tf.properties, strict=True):
+        if p["kind"] not in ("steel_shed", "demolition", "hedge", "tree_growth"):
+            continue
+        epoch_rgb, epoch_dsm = (
+            (data["before_rgb"].astype(np.uint8), data["before_dsm"])
+            if p["kind"] == "demolition"
+            else (after_rgb, after_dsm)
+        )
+        inner = polygon_mask(g.buffer(-0.4), data["transform"], shape)
+        leafy[p["change_id"]] = float(vegetation_mask(epoch_rgb, params)[inner].mean())
+        rows, cols = np.nonzero(inner)
+        box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+        res = plane_fit_residual(
+            np.where(inner, epoch_dsm, np.nan)[box], scale.planar_cell, scale.planar_cells
+        )
+        residual[p["change_id"]] = float(np.nanmedian(res)) if np.isfinite(res).any() else np.inf
+    assert leafy["steel-shed-green"] > 0.9 and leafy["demolition-2"] > 0.9
+    assert leafy["steel-shed-blue"] == 0.0
+    assert leafy["hedge-1"] > 0.9
+    for name in ("steel-shed-green", "steel-shed-blue", "demolition-2"):
+        assert residual[name] < 0.8 * params.planar_residual_m, (name, residual[name])
+    crowns = [v for k, v in residual.items() if k.startswith("tree-")]
+    assert len(crowns) >= 3 and min(crowns) > 1.3 * params.planar_residual_m, crowns
+    # the hedge is too narrow for a window: no plane can be fitted on it at all
+    assert residual["hedge-1"] > params.planar_residual_m
 
 
 def test_trees_grow_and_cars_move(synth_site: SynthSite, data: dict[str, Any]) -> None:
