@@ -3,14 +3,15 @@
 :func:`render_review_map` writes, for ``out_html = review.html``::
 
     review.html            swipe comparison of the before/after orthophotos (SideBySideLayers),
-                           permits, leads coloured by class with popups, flight track, photos,
-                           measure tool, mouse coordinates (7 decimals), fullscreen, layer
-                           control, legend and scale bar; ``review.html#lead=<id>`` zooms to a
+                           permits, leads coloured by class with popups, flight track (flown
+                           or planned), planned route, photos (with thumbnails), measure
+                           tool, mouse coordinates (7 decimals), fullscreen, layer control,
+                           legend and scale bar; ``review.html#lead=<id>`` zooms to a
                            lead and opens its popup
     review_dual.html       the two epochs side by side in synchronised maps (DualMap)
     review_overview.html   every lead of the run in a table, each linked to its view
     review_files/          vendor/ (Leaflet and plugins), tiles/{before,after}/{z}/{x}/{y}.png,
-                           chips/<lead>_{before,after}.png
+                           chips/<lead>_{before,after}.png, photos/<n>_<photo>.jpg (thumbnails)
 
 Leads are in the before (reference) frame. When ``after_registered`` (the co-registered after
 orthophoto written by ``sitewatch detect``) is given, the after tiles and chips come from it
@@ -22,9 +23,21 @@ with ``ortho`` instead of ``before_ortho``/``after_ortho``, the swipe page shows
 alone (tiles in ``tiles/survey/``, no swipe), each lead has one chip, the dual view is not
 written, and the permits and existing buildings (``existing``) are drawn over it.
 
+The flight is shown as it is named: a track from a flight log (``track.geojson`` of
+``sitewatch ingest``) is the "Flight track (flown)", the planner's route given as the track
+is the "Flight track (planned route)", and ``route`` draws the planned route as its own
+layer beside the flown track. Photos from ``sitewatch ingest`` (``photos.geojson``) are
+"Photo positions (taken)": their popups show the time, the position source, the QC flags
+and, with ``photo_dir``, a thumbnail written beside the page (:mod:`maps.photos`); the
+planner's photo points are "Photo positions (planned)".
+
 Nothing on the pages is fetched from the network (see :mod:`maps.assets`), and all text taken
 from input files (permit attributes, reasons, ids) is HTML-escaped before it reaches a page.
 :func:`render_lead_view` writes the small map page of one lead used by evidence packages.
+
+The module is long (about 1,100 lines) because the three pages and the lead view are one
+map drawn four ways: they share the layers, popups, legend and tools defined here. What is
+specific to photos (thumbnails, their popups) is in :mod:`maps.photos`.
 """
 
 from __future__ import annotations
@@ -53,6 +66,7 @@ from maps.assets import check_offline, copy_assets, localize_assets, write_text_
 from maps.chips import render_chip
 from maps.derived import REGISTERED_LABEL, derived_record, file_sha256
 from maps.errors import MapError
+from maps.photos import photo_kind, photo_popup, write_thumbnails
 from maps.tiles import TileSet, render_tiles
 
 __all__ = [
@@ -81,6 +95,7 @@ CLASS_COLORS: dict[str, str] = {
 _PERMIT_COLOR = "#1a9850"
 _EXISTING_COLOR = "#7f7f7f"
 _TRACK_COLOR = "#00b7ff"
+_ROUTE_COLOR = "#f032e6"
 _PHOTO_COLOR = "#ffd700"
 
 _CSS = """
@@ -102,6 +117,7 @@ _CSS = """
 .sw-legend b{display:block;margin-bottom:2px}
 .sw-links a{margin-right:8px}
 .sw-popup-open .leaflet-sbs{visibility:hidden}
+.sw-thumb{display:block;max-width:320px;max-height:240px;border:1px solid #999;margin:0 0 6px}
 """
 
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
@@ -399,7 +415,11 @@ def _label_of(props: Mapping[str, Any], fallback: str) -> str:
 
 
 def _features(
-    items: Sequence[Feature], style: dict[str, Any], kind: str, title: str
+    items: Sequence[Feature],
+    style: dict[str, Any],
+    kind: str,
+    title: str,
+    popups: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     feats = []
     for i, (geom, props) in enumerate(items):
@@ -412,7 +432,9 @@ def _features(
                 "geometry": mapping(geom),
                 "properties": {
                     "_style": style,
-                    "_popup": _props_table(props, f"{title}: {label}"),
+                    "_popup": popups[i]
+                    if popups is not None
+                    else _props_table(props, f"{title}: {label}"),
                     "_tooltip": _e(label),
                     "_id": f"{kind}-{i}",
                 },
@@ -444,8 +466,62 @@ def _lead_features(leads: Sequence[Lead], popups: Mapping[str, str]) -> dict[str
     return {"type": "FeatureCollection", "features": feats}
 
 
+@dataclass(frozen=True)
+class _Flight:
+    """The flight's layers: its track (flown or planned), the planned route, the photos.
+
+    ``photo_popups`` (one per photo, in order) replace the attribute table of the photos'
+    popups; ``*_label`` name the layers in the legend.
+    """
+
+    track: Sequence[Feature] | None = None
+    track_name: str = "Flight track"
+    track_label: str = "flight track"
+    route: Sequence[Feature] | None = None
+    photos: Sequence[Feature] | None = None
+    photo_name: str = "Photo positions"
+    photo_label: str = "photo position"
+    photo_popups: Sequence[str] | None = None
+
+
+def _flight_layers(
+    track: Sequence[Feature] | None,
+    route: Sequence[Feature] | None,
+    photos: Sequence[Feature] | None,
+    photo_dir: Path | None,
+    files: Path,
+    page_dir: Path,
+) -> _Flight:
+    """Select the flight's features and name its layers for what they are (module doc)."""
+    track = _select(track, ("LineString", "MultiLineString"), "route", "flight track")
+    route = _select(route, ("LineString", "MultiLineString"), "route", "planned route")
+    photos = _select(photos, ("Point", "MultiPoint"), "photo", "photo positions")
+    track_name, track_label = "Flight track", "flight track"
+    if track and all(p.get("kind") == "route" for _, p in track):
+        track_name, track_label = "Flight track (planned route)", "planned route"
+    elif track and all("log_format" in p or "start_time" in p for _, p in track):
+        track_name, track_label = "Flight track (flown)", "flown track"
+    photo_name, photo_label = "Photo positions", "photo position"
+    popups: list[str] | None = None
+    kind = photo_kind(photos) if photos else "points"
+    if photos and kind == "taken":
+        photo_name, photo_label = "Photo positions (taken)", "photo taken"
+        thumbs = (
+            write_thumbnails(photos, photo_dir, files / "photos") if photo_dir is not None else {}
+        )
+        popups = [
+            photo_popup(p, _rel(thumbs[i][0], page_dir), thumbs[i][1])
+            if i in thumbs
+            else photo_popup(p, None)
+            for i, (_g, p) in enumerate(photos)
+        ]
+    elif photos and kind == "planned":
+        photo_name, photo_label = "Photo positions (planned)", "planned photo"
+    return _Flight(track, track_name, track_label, route, photos, photo_name, photo_label, popups)
+
+
 def _legend_html(
-    classes: Sequence[str], permits: bool, track: bool, photos: bool, existing: bool = False
+    classes: Sequence[str], permits: bool, flight: _Flight, existing: bool = False
 ) -> str:
     rows = ["<b>Leads</b>"]
     for cls in classes:
@@ -463,15 +539,20 @@ def _legend_html(
             f'<div><span class="sw-swatch" style="background:none;border:2px solid '
             f'{_EXISTING_COLOR}"></span>existing building</div>'
         )
-    if track:
+    if flight.track:
         rows.append(
             f'<div><span class="sw-swatch" style="height:3px;border:none;background:'
-            f'{_TRACK_COLOR}"></span>flight track</div>'
+            f'{_TRACK_COLOR}"></span>{_e(flight.track_label)}</div>'
         )
-    if photos:
+    if flight.route:
+        rows.append(
+            f'<div><span class="sw-swatch" style="height:0;border:none;border-top:2px dashed '
+            f'{_ROUTE_COLOR};background:none"></span>planned route</div>'
+        )
+    if flight.photos:
         rows.append(
             f'<div><span class="sw-swatch" style="border-radius:6px;background:'
-            f'{_PHOTO_COLOR}"></span>photo position</div>'
+            f'{_PHOTO_COLOR}"></span>{_e(flight.photo_label)}</div>'
         )
     return "".join(rows)
 
@@ -587,6 +668,8 @@ def render_review_map(
     after_registered: Path | None = None,
     ortho: Path | None = None,
     existing: Sequence[Feature] | None = None,
+    route: Sequence[Feature] | None = None,
+    photo_dir: Path | None = None,
 ) -> ReviewMap:
     """Write the offline review pages of a run (see the module docstring for the layout).
 
@@ -599,7 +682,11 @@ def render_review_map(
     out_html : Path
         The swipe map page; the other pages and ``<stem>_files/`` are written beside it.
     permits, track, photos : sequence of (geometry, properties), optional
-        Permit footprints, flight track lines and photo positions, geometries in WGS84.
+        Permit footprints, flight track lines and photo positions, geometries in WGS84. The
+        track is named for what it is: the flown track of a log (``track.geojson`` of
+        ``sitewatch ingest``) or the planner's route (``mission.geojson``); photos from
+        ``photos.geojson`` of ``sitewatch ingest`` get popups with their time, position
+        source and QC flags.
     before_date, after_date : str, optional
         Survey dates; default the dates carried by the leads.
     title : str
@@ -614,6 +701,12 @@ def render_review_map(
         check``), instead of ``before_ortho`` and ``after_ortho``: no swipe, no dual view.
     existing : sequence of (geometry, properties), optional
         Legally existing buildings of the atlas (WGS84), drawn as their own layer.
+    route : sequence of (geometry, properties), optional
+        The planned route (the planner's ``mission.geojson`` works: its ``route`` features),
+        drawn dashed as "Planned route" beside the flown track.
+    photo_dir : Path, optional
+        Folder of the photo files named in ``photos`` (their ``name``): a thumbnail of each
+        photo found there is written to ``<stem>_files/photos/`` and shown in its popup.
 
     Returns
     -------
@@ -629,9 +722,8 @@ def render_review_map(
     page_dir.mkdir(parents=True, exist_ok=True)
     _check_unique(leads)
     single = _single_survey(before_ortho, after_ortho, ortho, after_registered)
-    track = _select(track, ("LineString", "MultiLineString"), "route", "flight track")
-    photos = _select(photos, ("Point", "MultiPoint"), "photo", "photo positions")
     files = page_dir / f"{out_html.stem}_files"
+    flight = _flight_layers(track, route, photos, photo_dir, files, page_dir)
     vendor = copy_assets(files / "vendor")
     vendor_url = _rel(vendor, page_dir)
     dates = _dates(leads, before_date, after_date)
@@ -706,12 +798,12 @@ def render_review_map(
         after_layer = _tile_layer(tiles["after"], page_dir, after_title, dates[1]).add_to(m)
         folium.plugins.SideBySideLayers(before_layer, after_layer).add_to(m)
         heading = f"<b>{_e(title)}</b> — swipe: before | {_e(after_label)}"
-    lead_layer = _add_vectors(m, leads, popups, permits, track, photos, existing)
+    lead_layer = _add_vectors(m, leads, popups, permits, flight, existing)
     _add_tools(m)
     folium.LayerControl(position="topright", collapsed=False).add_to(m)
     classes = [c for c in LEAD_CLASSES if any(lead.lead_class == c for lead in leads)]
     _HtmlControl(
-        _legend_html(classes, bool(permits), bool(track), bool(photos), bool(existing)),
+        _legend_html(classes, bool(permits), flight, bool(existing)),
         "bottomright",
         "sw-legend",
     ).add_to(m)
@@ -735,7 +827,7 @@ def render_review_map(
         _tile_layer(tiles["before"], page_dir, "Before", dates[0]).add_to(dm.m1)
         _tile_layer(tiles["after"], page_dir, after_title, dates[1]).add_to(dm.m2)
         for sub, label in ((dm.m1, "before"), (dm.m2, after_label)):
-            _add_vectors(sub, leads, popups, permits, track, photos, existing)
+            _add_vectors(sub, leads, popups, permits, flight, existing)
             folium.LayerControl(position="topright", collapsed=True).add_to(sub)
             folium.plugins.MousePosition(
                 position="bottomleft",
@@ -836,8 +928,7 @@ def _add_vectors(
     leads: Sequence[Lead],
     popups: Mapping[str, str],
     permits: Sequence[Feature] | None,
-    track: Sequence[Feature] | None,
-    photos: Sequence[Feature] | None,
+    flight: _Flight,
     existing: Sequence[Feature] | None = None,
 ) -> _GeoLayer:
     if existing:
@@ -862,12 +953,23 @@ def _add_vectors(
                 "Permit",
             ),
         ).add_to(m)
-    if track:
+    if flight.route:
         _GeoLayer(
-            "Flight track",
+            "Planned route",
+            "route",
+            _features(
+                flight.route,
+                {"color": _ROUTE_COLOR, "weight": 2, "opacity": 0.9, "dashArray": "4 6"},
+                "route",
+                "Planned route",
+            ),
+        ).add_to(m)
+    if flight.track:
+        _GeoLayer(
+            flight.track_name,
             "track",
             _features(
-                track,
+                flight.track,
                 {
                     "color": _TRACK_COLOR,
                     "weight": 2,
@@ -879,12 +981,12 @@ def _add_vectors(
                 "Track",
             ),
         ).add_to(m)
-    if photos:
+    if flight.photos:
         _GeoLayer(
-            "Photo positions",
+            flight.photo_name,
             "photo",
             _features(
-                photos,
+                flight.photos,
                 {
                     "color": "#333333",
                     "weight": 1,
@@ -894,6 +996,7 @@ def _add_vectors(
                 },
                 "photo",
                 "Photo",
+                flight.photo_popups,
             ),
         ).add_to(m)
     lead_layer = _GeoLayer("Leads", "lead", _lead_features(leads, popups))
@@ -1052,11 +1155,11 @@ def render_lead_view(
     near_existing = None
     if existing:
         near_existing = [(g, p) for g, p in existing if g is not None and g.intersects(zone)]
-    layer = _add_vectors(m, [lead], {lead.lead_id: popup}, near, None, None, near_existing)
+    layer = _add_vectors(m, [lead], {lead.lead_id: popup}, near, _Flight(), near_existing)
     _add_tools(m)
     folium.LayerControl(position="topright", collapsed=False).add_to(m)
     _HtmlControl(
-        _legend_html([lead.lead_class], bool(near), False, False, bool(near_existing)),
+        _legend_html([lead.lead_class], bool(near), _Flight(), bool(near_existing)),
         "bottomright",
         "sw-legend",
     ).add_to(m)

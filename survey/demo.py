@@ -1,8 +1,17 @@
 """The demo: every stage of sitewatch run on the bundled synthetic site.
 
-``run_demo(out)`` generates the default synthetic site, plans its survey flights, and hands the
-two epochs to the later stages as they exist. Each stage writes into its own sub-folder of
-``out`` and returns what it produced, so the summary can say where everything is.
+``run_demo(out)`` generates the default synthetic site, plans its survey flights, flies the
+plan over the after epoch with the simulator (``flight/``: the MAVLink log, the photos with
+EXIF and the truth, :mod:`survey.simulate`), ingests that flight as a real one (``ingest/``:
+telemetry, track, geotagged photos, coverage, :mod:`survey.ingest`) and says how the
+ingestion did against the truth (camera-clock offset found and planted, positions against
+the true trajectory), then hands the two epochs to the later stages as they exist. Each
+stage writes into its own sub-folder of ``out`` and returns what it produced, so the
+summary can say where everything is.
+
+The review map (``review/``) shows the flight as flown: the track of the log
+("Flight track (flown)"), the planned route beside it ("Planned route") and the photos where
+they were taken, each popup with its thumbnail, time, position source and QC flags.
 
 The first-survey check (``check/``, ``check_review/``) takes the after epoch alone, as a site
 with no earlier survey, and checks it against the permits and the existing buildings: its
@@ -85,6 +94,8 @@ def run_demo(
         )
     )
     _timed(result, "flight plan", lambda: _plan(result), progress)
+    _timed(result, "simulated flight", lambda: _fly(result, synth.seed), progress)
+    _timed(result, "ingest", lambda: _ingest(result), progress)
     _timed(result, "detection", lambda: _detect(result), progress)
     _timed(result, "review map", lambda: _review_map(result), progress)
     _timed(result, "evidence", lambda: _package(result), progress)
@@ -112,6 +123,94 @@ def _plan(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
         "mission GeoJSON": out / "mission.geojson",
     }
     return headline, outputs, ()
+
+
+def _fly(result: DemoResult, seed: int) -> tuple[str, dict[str, Path], tuple[str, ...]]:
+    from survey.simulate import SimParams, simulate_flight
+
+    flight = simulate_flight(
+        result.out_dir / "plan", result.site.root, result.out_dir / "flight", SimParams(seed=seed)
+    )
+    result.data["flight"] = flight
+    t = flight.truth
+    headline = (
+        f"{t['flight']['photos']} photos in {t['flight']['duration_s'] / 60:.1f} min over the "
+        f"after epoch, camera clock {flight.clock_offset_s:+.3f} s off, GNSS error "
+        f"{t['noise']['horizontal_rms_m']:.2f} m RMS (correlated)"
+    )
+    outputs = {"flight log": flight.tlog, "truth": flight.truth_json}
+    if flight.photos_dir is not None:
+        outputs["photos"] = flight.photos_dir
+    return headline, outputs, ()
+
+
+def _ingest(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
+    from survey.ingest import run_ingest
+    from survey.synth import AFTER_DTM_NAME
+
+    flight, site = result.data["flight"], result.site
+    dtm = site.after_dsm.with_name(AFTER_DTM_NAME)
+    ing = run_ingest(
+        result.out_dir / "ingest",
+        log=flight.tlog,
+        images=flight.photos_dir,
+        plan=result.out_dir / "plan",
+        site=site.site,
+        dem=dtm if dtm.is_file() else None,
+    )
+    result.data["ingest"] = ing
+    r = ing.report
+    cov = r["coverage"] or {}
+    site_cov = cov.get("site") or {}
+    holes = site_cov.get("holes") or 0
+    found = r["time_offset_s"]
+    headline = (
+        f"{r['images_placed']}/{r['images']} photos placed ({r['images_matched']} paired with "
+        f"camera events), camera clock {found:+.3f} s found (planted "
+        f"{flight.clock_offset_s:+.3f} s); site {site_cov.get('covered_pct', 0.0):.1f} % "
+        f"covered, {holes} hole(s)"
+    )
+    details = [_position_check(ing, flight)]
+    if cov.get("front_overlap_pct_median") is not None:
+        details.append(
+            f"overlaps achieved: front {cov['front_overlap_pct_median']:.0f} % (planned "
+            f"{cov.get('planned_front_pct')} %), side {cov['side_overlap_pct_median']:.0f} % "
+            f"(planned {cov.get('planned_side_pct')} %); {cov.get('images_flagged', 0)} "
+            "photo(s) flagged"
+        )
+    outputs = {
+        "flown track": ing.track_geojson,
+        "photos": ing.photos_geojson,
+        "ingest report": ing.report_json,
+    }
+    return headline, {k: v for k, v in outputs.items() if v is not None}, tuple(details)
+
+
+def _position_check(ing: Any, flight: Any) -> str:
+    """How far the ingested photo positions are from the simulator's truth."""
+    import math
+
+    from pyproj import Geod
+
+    geod = Geod(ellps="WGS84")
+    truth = {e["photo"]: e for e in flight.truth["exposures"]}
+    off_true: list[float] = []
+    off_gnss: list[float] = []
+    for p in ing.geotag.photos if ing.geotag is not None else ():
+        e = truth.get(p.name)
+        if e is None or not p.has_position:
+            continue
+        for key, out in (("true", off_true), ("reported", off_gnss)):
+            _a, _b, d = geod.inv(p.lon, p.lat, e[key]["lon"], e[key]["lat"])
+            out.append(abs(d))
+    if not off_true:
+        return "no photo placed to compare with the truth"
+    rms = math.sqrt(sum(d * d for d in off_true) / len(off_true))
+    return (
+        f"photo positions against the true trajectory: {rms:.2f} m RMS, max "
+        f"{max(off_true):.2f} m (the simulated GNSS error); against what the receiver "
+        f"reported: max {max(off_gnss):.3f} m"
+    )
 
 
 def _detect(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
@@ -170,16 +269,21 @@ def _review_map(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ..
     from maps import render_review_map
 
     site, det = result.site, result.data["detect"]
+    ing, flight = result.data["ingest"], result.data["flight"]
     mission = result.out_dir / "plan" / "mission.geojson"
     planned = _wgs84_pairs(mission, "mission") if mission.exists() else None
+    flown = _wgs84_pairs(ing.track_geojson, "flight track") if ing.track_geojson else None
+    taken = _wgs84_pairs(ing.photos_geojson, "photos") if ing.photos_geojson else None
     review = render_review_map(
         det.leads,
         before_ortho=site.before_ortho,
         after_ortho=site.after_ortho,
         out_html=result.out_dir / "review" / "review.html",
         permits=_permits(result),
-        track=planned,
-        photos=planned,
+        track=flown,
+        route=planned,
+        photos=taken,
+        photo_dir=flight.photos_dir,
         before_date=site.truth["before_date"],
         after_date=site.truth["after_date"],
         title="sitewatch demo site",
@@ -191,7 +295,13 @@ def _review_map(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ..
         "dual view": review.dual_html,
         "lead table": review.overview_html,
     }
-    return f"{len(det.leads)} lead(s) on an offline map", outputs, ()
+    n_photos = len(taken or ())
+    return (
+        f"{len(det.leads)} lead(s) on an offline map with the flown track, the planned route "
+        f"and {n_photos} photos",
+        outputs,
+        (),
+    )
 
 
 def _package(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:

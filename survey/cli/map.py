@@ -1,9 +1,15 @@
 """``sitewatch map``: the offline review map of a run.
 
-Reads the leads (``leads.geojson`` written by ``sitewatch detect``), the two orthophotos and,
-optionally, the permits, the flight track and the photo positions (any vector format GDAL
-reads, any CRS; a track is any LineString layer, photos any Point layer — the planner's
-``mission.geojson`` works for both), and hands them to :func:`maps.render_review_map`.
+Reads the leads (``leads.geojson`` written by ``sitewatch detect``, through
+:func:`survey.vectors.read_leads`), the two orthophotos and, optionally, the permits, the
+flight track and the photo positions (any vector format GDAL reads, any CRS; a track is any
+LineString layer, photos any Point layer — the planner's ``mission.geojson`` works for both,
+shown as the planned route and planned photos), and hands them to
+:func:`maps.render_review_map`. The flight as flown comes from ``sitewatch ingest``:
+``--track track.geojson`` (the flown track) and ``--photos photos.geojson`` (each photo's
+popup shows its thumbnail, time, position source and QC flags; the thumbnails are made from
+the photo files, found in ``--photo-dir`` or the images folder that ingest's ``report.json``
+records); ``--route mission.geojson`` adds the planned route beside it.
 Writes ``review.html``, ``review_dual.html``, ``review_overview.html`` and ``review_files/``
 beside each other; the pages open offline. ``--after-registered`` (the
 ``after_registered.tif`` of the detection run) draws the after epoch co-registered onto the
@@ -20,6 +26,7 @@ view).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,12 +34,20 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from survey.cli._common import existing_file, is_quiet
-from survey.errors import InputFileError
 
 if TYPE_CHECKING:
     from change_detection.leads import Lead
 
-__all__ = ["check_epochs", "check_store", "command", "load_features", "load_leads"]
+__all__ = [
+    "check_epochs",
+    "check_store",
+    "command",
+    "find_photo_dir",
+    "load_features",
+    "load_leads",
+]
+
+log = logging.getLogger(__name__)
 
 _REGISTERED_HELP = (
     "The after orthophoto co-registered to the before grid (after_registered.tif of "
@@ -56,25 +71,11 @@ _STORE_HELP = (
 
 
 def load_leads(path: Path) -> list[Lead]:
-    """Read a leads FeatureCollection written by ``sitewatch detect``."""
-    from change_detection.errors import ChangeDetectionError
-    from change_detection.leads import leads_from_feature_collection
+    """Read a leads FeatureCollection written by ``sitewatch detect`` or ``sitewatch check``
+    (:func:`survey.vectors.read_leads`: a damaged file is one line naming it)."""
+    from survey.vectors import read_leads
 
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InputFileError(f"{path}: not a text file; pass the leads.geojson of a run") from exc
-    except json.JSONDecodeError as exc:
-        raise InputFileError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); "
-            "pass the leads.geojson written by sitewatch detect"
-        ) from exc
-    if not isinstance(data, dict):
-        raise InputFileError(f"{path}: not a GeoJSON FeatureCollection of leads")
-    try:
-        return leads_from_feature_collection(data)
-    except ChangeDetectionError as exc:
-        raise ChangeDetectionError(f"{path}: {exc}") from exc
+    return read_leads(path)
 
 
 def load_features(path: Path | None, role: str) -> list[tuple[Any, dict[str, Any]]] | None:
@@ -84,6 +85,28 @@ def load_features(path: Path | None, role: str) -> list[tuple[Any, dict[str, Any
     from survey.vectors import read_features
 
     return read_features(path, role).to_crs(4326).pairs()
+
+
+def find_photo_dir(photos: Path | None, given: Path | None) -> Path | None:
+    """The folder of the photo files named in ``photos`` (``photos.geojson`` of ingest).
+
+    ``given`` (``--photo-dir``) when given; else the images folder recorded in the
+    ``report.json`` beside ``photos`` (``inputs.images.path``) when it exists; else the
+    folder of ``photos`` itself. None without photos.
+    """
+    if photos is None:
+        return None
+    if given is not None:
+        return given
+    report = photos.parent / "report.json"
+    try:
+        recorded = json.loads(report.read_text(encoding="utf-8"))["inputs"]["images"]["path"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        recorded = None
+    if isinstance(recorded, str) and Path(recorded).is_dir():
+        log.info("photos: thumbnails from %s (recorded in %s)", recorded, report)
+        return Path(recorded)
+    return photos.parent
 
 
 def check_store(store: Path | None) -> None:
@@ -127,8 +150,28 @@ def _lines(paths: Sequence[Path]) -> None:
 @click.option("--ortho", type=existing_file, help=_ORTHO_HELP)
 @click.option("--permits", type=existing_file, help="Permit footprints (any format, any CRS).")
 @click.option("--existing", type=existing_file, help=_EXISTING_HELP)
-@click.option("--track", type=existing_file, help="Flight track: LineString GeoJSON (or any).")
-@click.option("--photos", type=existing_file, help="Photo positions: Point GeoJSON (or any).")
+@click.option(
+    "--track",
+    type=existing_file,
+    help="Flight track: track.geojson of sitewatch ingest (flown), or any LineString layer.",
+)
+@click.option(
+    "--route",
+    type=existing_file,
+    help="Planned route, drawn beside the flown track (the planner's mission.geojson works).",
+)
+@click.option(
+    "--photos",
+    type=existing_file,
+    help="Photos: photos.geojson of sitewatch ingest (popups with thumbnails, time, position "
+    "source, QC flags), or any Point layer.",
+)
+@click.option(
+    "--photo-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of the photos named in --photos, for the thumbnails [default: the images "
+    "folder in the report.json beside --photos, else the folder of --photos].",
+)
 @click.option("--store", type=click.Path(path_type=Path), help=_STORE_HELP)
 @click.option("--after-registered", type=existing_file, help=_REGISTERED_HELP)
 @click.option("--title", default="sitewatch review", show_default=True, help="Page title.")
@@ -147,7 +190,9 @@ def command(
     permits: Path | None,
     existing: Path | None,
     track: Path | None,
+    route: Path | None,
     photos: Path | None,
+    photo_dir: Path | None,
     store: Path | None,
     after_registered: Path | None,
     title: str,
@@ -170,7 +215,9 @@ def command(
         permits=load_features(permits, "permits"),
         existing=load_features(existing, "existing buildings"),
         track=load_features(track, "flight track"),
+        route=load_features(route, "planned route"),
         photos=load_features(photos, "photo positions"),
+        photo_dir=find_photo_dir(photos, photo_dir),
         title=title,
         after_registered=after_registered,
     )

@@ -295,3 +295,84 @@ def test_synthetic_site_page(
     driver.execute_script("window.sitewatch.map.closePopup(); window.sitewatch.map.setZoom(19);")
     _screenshot(driver, "review-synth.png")
     assert driver.execute_script(_NON_LOCAL) == []
+
+
+def test_a_photo_popup_shows_its_thumbnail_time_source_and_flags(
+    scene: Scene, tmp_path_factory: pytest.TempPathFactory, driver: Any
+) -> None:
+    from selenium.webdriver import ActionChains
+    from selenium.webdriver.common.by import By
+
+    from tests.maps.test_review import _flight_features
+
+    root = tmp_path_factory.mktemp("photo_popups")
+    flight = _flight_features(scene, root / "DCIM")
+    rm = render_review_map(
+        [],
+        before_ortho=scene.before_ortho,
+        after_ortho=scene.after_ortho,
+        out_html=root / "map" / "review.html",
+        photo_dir=root / "DCIM",
+        **flight,
+    )
+    with serve_directory(rm.html.parent) as url:
+        driver.get(f"{url}/{rm.html.name}")
+        assert _wait(driver, _TILES_DRAWN) >= 4, "no orthophoto tile drew"
+        names = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.leaflet-control-layers-overlays "
+            "span')).map(function (s) { return s.textContent.trim(); });"
+        )
+        assert {"Flight track (flown)", "Planned route", "Photo positions (taken)"} <= set(names)
+        # a real click on a photo's marker (centred in view, clear of the controls) opens its
+        # popup with the thumbnail
+        driver.execute_script(
+            "window.sitewatch.map.eachLayer(function (l) {"
+            " if (l.feature && l.feature.properties._id === 'photo-1') {"
+            "  window.sitewatch.map.setView(l.getLatLng(), window.sitewatch.map.getZoom(),"
+            "   {animate: false}); } });"
+        )
+        time.sleep(0.3)
+        marker = driver.find_element(By.CSS_SELECTOR, 'path[data-photo-id="photo-1"]')
+        ActionChains(driver).move_to_element(marker).click().perform()
+        text = _wait(
+            driver,
+            "var p = document.querySelector('.leaflet-popup-content');"
+            "return p ? p.textContent : '';",
+        )
+        assert "DJI_0002.JPG" in text and "2025-10-15T02:31:01.500Z" in text, text
+        assert "position fromlog" in text and "QC flagsnone" in text
+        loaded = _wait(
+            driver,
+            "var i = document.querySelector('.leaflet-popup-content img.sw-thumb');"
+            "return i && i.complete ? i.naturalWidth : 0;",
+        )
+        assert loaded == 320, "the thumbnail did not load"
+        _screenshot(driver, "review-photo-popup.png")
+        # the flagged photo: its flag and reason, the reason's markup shown as text
+        opened = driver.execute_script(
+            "var n = 0; window.sitewatch.map.closePopup();"
+            "window.sitewatch.map.eachLayer(function (l) {"
+            " if (l.feature && l.feature.properties._id === 'photo-0') { l.openPopup(); n++; }"
+            "}); return n;"
+        )
+        assert opened == 1
+        text = _wait(
+            driver,
+            "var p = document.querySelector('.leaflet-popup-content');"
+            "return p && p.textContent.indexOf('DJI_0001') >= 0 ? p.textContent : '';",
+        )
+        assert "blurred: sharpness <b>0.1</b> of the median" in text, text
+        assert "interpolated" in text
+        # the photo missing from the folder: a popup without a thumbnail
+        driver.execute_script(
+            "window.sitewatch.map.closePopup();"
+            "window.sitewatch.map.eachLayer(function (l) {"
+            " if (l.feature && l.feature.properties._id === 'photo-2') { l.openPopup(); } });"
+        )
+        text = _wait(
+            driver,
+            "var p = document.querySelector('.leaflet-popup-content');"
+            "return p && p.textContent.indexOf('DJI_0003') >= 0 ? p.textContent : '';",
+        )
+        assert text and not driver.find_elements(By.CSS_SELECTOR, ".leaflet-popup-content img")
+        assert driver.execute_script(_NON_LOCAL) == []

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 import urllib.parse
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import folium
+import numpy as np
 import pytest
 from PIL import Image
+from shapely.geometry import LineString, Point
 
 from maps.assets import remote_references
 from maps.review import CLASS_COLORS, ReviewMap, lead_slug, render_review_map
@@ -195,3 +199,122 @@ def test_one_survey_or_two_never_both(scene: Scene, tmp_path: Path, kwargs: dict
             out_html=tmp_path / "r.html",
             **{k: paths[v] for k, v in kwargs.items()},  # type: ignore[arg-type]
         )
+
+
+# --- the flight: flown track, planned route, photos with thumbnails ------------------------------
+
+
+def _flight_features(scene: Scene, photo_dir: Path) -> dict[str, Any]:
+    """A flight as ``sitewatch ingest`` writes it (track.geojson, photos.geojson read back
+    through GDAL: ``qc`` is JSON text) and the planner's route, over the scene."""
+    (line,) = [g for g, _ in scene.track]
+    coords = list(line.coords)
+    flown = [
+        (
+            LineString([(x + 2e-6, y - 2e-6) for x, y in coords]),
+            {"start_time": "2025-10-15T02:30:00Z", "log_format": "tlog", "n_points": 4},
+        )
+    ]
+    route = [(line, {"kind": "route", "sortie": 1})]
+    photo_dir.mkdir()
+    rng = np.random.default_rng(0)
+    photos = []
+    for i, (x, y) in enumerate(coords):
+        name = f"DJI_{i + 1:04d}.JPG"
+        if i != 2:  # the third photo is missing from the folder
+            Image.fromarray(rng.integers(0, 255, (400, 600, 3), dtype=np.uint8)).save(
+                photo_dir / name, quality=85
+            )
+        qc = [] if i else [{"flag": "blurred", "reason": "sharpness <b>0.1</b> of the median"}]
+        photos.append(
+            (
+                Point(x, y),
+                {
+                    "name": name,
+                    "sha256": f"{i:064x}",
+                    "time_utc": f"2025-10-15T02:31:0{i}.500Z",
+                    "lat": y,
+                    "lon": x,
+                    "alt_m": 117.0,
+                    "yaw_deg": 10.0,
+                    "pitch_deg": -90.0,
+                    "roll_deg": 0.0,
+                    "position_source": "log" if i else "interpolated",
+                    "qc": json.dumps(qc) if i % 2 else qc,
+                },
+            )
+        )
+    # a name that leads out of the photo folder is never opened
+    (photo_dir.parent / "outside.jpg").write_bytes((photo_dir / "DJI_0001.JPG").read_bytes())
+    x, y = coords[0]
+    photos.append((Point(x, y), {"name": "../outside.jpg", "qc": "[]", "position_source": "log"}))
+    return {"track": flown, "route": route, "photos": photos}
+
+
+def test_flown_track_route_and_photo_popups_with_thumbnails(
+    scene: Scene, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    photo_dir = tmp_path / "DCIM"
+    flight = _flight_features(scene, photo_dir)
+    originals = {p.name: p.read_bytes() for p in photo_dir.iterdir()}
+    rm = render_review_map(
+        scene.leads,
+        before_ortho=scene.before_ortho,
+        after_ortho=scene.after_ortho,
+        out_html=tmp_path / "map" / "review.html",
+        photo_dir=photo_dir,
+        **flight,
+    )
+    page = rm.html.read_text(encoding="utf-8")
+    for needle in ("Flight track (flown)", "Planned route", "Photo positions (taken)"):
+        assert needle in page and needle in rm.dual_html.read_text(encoding="utf-8"), needle
+    assert "flown track" in page and "planned route" in page and "photo taken" in page
+    assert "Flight track (planned route)" not in page
+    # a thumbnail for each photo found in the folder, none for the missing one or the one
+    # whose name leaves the folder; no photo is written, nothing is added beside them
+    thumbs = sorted((rm.files_dir / "photos").iterdir())
+    assert [t.name for t in thumbs] == [
+        "00000_DJI_0001.jpg",
+        "00001_DJI_0002.jpg",
+        "00003_DJI_0004.jpg",
+    ]
+    for t in thumbs:
+        with Image.open(t) as im:
+            assert im.format == "JPEG" and im.size == (320, 213)
+        assert f"review_files/photos/{t.name}" in page
+    assert {p.name: p.read_bytes() for p in photo_dir.iterdir()} == originals
+    assert "1 photo(s) of the photo layer not found" in caplog.text
+    # the popups: time, position source, QC flags (escaped), and no table of raw attributes
+    assert "2025-10-15T02:31:00.500Z" in page and "interpolated" in page
+    assert "sharpness \\u0026lt;b\\u0026gt;0.1" in page and "<b>0.1</b>" not in page
+    assert "DJI_0003.JPG" in page  # the missing photo keeps its popup, without a thumbnail
+
+
+def test_photo_popup_lists_flags_from_a_list_or_json_text() -> None:
+    from maps.photos import photo_kind, photo_popup, qc_flags
+
+    flags = [{"flag": "far_from_site", "reason": "412 m from the site"}]
+    assert (
+        qc_flags(flags) == qc_flags(json.dumps(flags)) == [("far_from_site", "412 m from the site")]
+    )
+    assert qc_flags("[]") == [] and qc_flags(None) == []
+    text = photo_popup({"name": "a<b>.jpg", "qc": "[]", "time_utc": None}, "t/a.jpg")
+    assert "a&lt;b&gt;.jpg" in text and 'src="t/a.jpg"' in text and "<td>none</td>" in text
+    assert photo_kind([(Point(0, 0), {"kind": "photo"})]) == "planned"
+    assert photo_kind([(Point(0, 0), {"name": "x", "qc": []})]) == "taken"
+    assert photo_kind([(Point(0, 0), {"image": "x"})]) == "points"
+
+
+def test_the_planned_route_given_as_the_track_is_named_so(scene: Scene, tmp_path: Path) -> None:
+    rm = render_review_map(
+        [],
+        before_ortho=scene.before_ortho,
+        after_ortho=scene.after_ortho,
+        out_html=tmp_path / "review.html",
+        track=scene.track,
+        photos=[(Point(*scene.track[0][0].coords[0]), {"kind": "photo", "index": 0})],
+    )
+    page = rm.html.read_text(encoding="utf-8")
+    assert "Flight track (planned route)" in page and "Flight track (flown)" not in page
+    assert "Photo positions (planned)" in page and "planned photo" in page
+    assert not (rm.files_dir / "photos").exists()

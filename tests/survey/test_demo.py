@@ -84,3 +84,34 @@ def test_demo_checks_the_first_survey_against_the_atlas(demo_run: tuple[Path, st
         assert lead["properties"]["lead_id"] in text
     assert (out / "check_review" / "review.html").is_file()
     assert str(out / "check_review" / "review.html") in text
+
+
+def test_demo_flies_the_plan_and_ingests_the_flight(demo_run: tuple[Path, str]) -> None:
+    out, text = demo_run
+    for rel in ("flight/flight.tlog", "flight/truth.json", "ingest/report.json"):
+        assert (out / rel).is_file(), rel
+    truth = json.loads((out / "flight" / "truth.json").read_text())
+    report = json.loads((out / "ingest" / "report.json").read_text())
+    summary = json.loads((out / "plan" / "summary.json").read_text())
+    n = summary["n_photos"]
+    assert len(truth["exposures"]) == len(list((out / "flight" / "photos").iterdir())) == n
+    assert report["images"] == report["images_placed"] == report["images_matched"] == n
+    planted = truth["clock"]["camera_offset_s"]
+    assert abs(report["time_offset_s"] - planted) < 0.1
+    assert report["coverage"]["site"]["covered_pct"] == 100.0
+    assert "simulated flight" in text and f"planted {planted:+.3f} s" in text
+    assert "% covered" in text and "against the true trajectory" in text
+
+
+def test_demo_review_map_shows_the_flown_track_and_the_photos(demo_run: tuple[Path, str]) -> None:
+    out, _text = demo_run
+    page = (out / "review" / "review.html").read_text()
+    # the flown track under its own name, the plan beside it, never the plan as "flight track"
+    assert "Flight track (flown)" in page and "Planned route" in page
+    assert "Flight track (planned route)" not in page
+    assert "Photo positions (taken)" in page
+    n = len(json.loads((out / "ingest" / "photos.geojson").read_text())["features"])
+    thumbs = sorted((out / "review" / "review_files" / "photos").glob("*.jpg"))
+    assert len(thumbs) == n
+    assert thumbs[0].name.split("_", 1)[1] == "DJI_0001.jpg"
+    assert "review_files/photos/" + thumbs[0].name in page
