@@ -47,6 +47,9 @@ __all__ = ["ExistingBuilding", "Permit", "build_leads", "lead_id", "parse_date"]
 
 _ID_CELL_M = 5.0  # lead ids: side of the WGS84 grid cells that place a lead (see lead_id)
 _ID_M_PER_DEGREE = 111_320.0  # the grid's definition of a degree of latitude, in metres
+#: Above this fraction of an object's pixels in a vegetation colour kept because the surface
+#: is planar (``ChangeObject.vegetation_colour_fraction``), its reasons say so.
+_PLANAR_VEGETATION_COLOUR = 0.5
 _FOOTPRINT_TOLERANCE_M = 0.5
 _MIN_OVERLAP_M2 = 0.5
 
@@ -344,6 +347,11 @@ def _classify(
     tail: tuple[str, ...] = (
         ("RGB-only evidence (no DSM): no height measured, verify on site",) if rgb_only else ()
     )
+    if obj.vegetation_colour_fraction > _PLANAR_VEGETATION_COLOUR:
+        tail += (
+            f"{obj.vegetation_colour_fraction:.0%} of it has the colour of vegetation but a "
+            "planar surface in the DSM: a painted roof (e.g. green colour steel), not a tree",
+        )
 
     def draft(
         cls: str, geom: BaseGeometry, reasons: tuple[str, ...], ids: tuple[str, ...], score: float

@@ -134,6 +134,12 @@ def test_colour_steel_sheds_are_leads_and_vegetation_is_still_suppressed(
 
     matched = matched_ids(seed0.leads)
     assert {"steel-shed-green", "steel-shed-blue", "demolition-2"} <= matched
+    for lead in seed0.leads:  # the reasons tell the inspector why a green roof was kept
+        name = _match(lead, list(truth.values()), crs)
+        planar_green = any("planar surface" in r for r in lead.reasons)
+        is_green_roof = name is not None and name["change_id"] in ("steel-shed-green",
+                                                                     "demolition-2")  # fmt: skip
+        assert planar_green == is_green_roof, (lead.lead_class, lead.reasons)
     for name, code in (("steel-shed-green", CODE_NEW), ("demolition-2", CODE_REMOVED)):
         inner = _codes_in(seed0, truth[name][0].buffer(-0.5))
         assert (inner == code).mean() > 0.97 and not (inner == CODE_VEGETATION).any(), name
