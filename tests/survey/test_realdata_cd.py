@@ -1,0 +1,53 @@
+"""The labelled real change pairs of ``../shared/realdata/cd`` run through RGB-only ``detect``
+as a user would give them: plain RGB images wrapped in GeoTIFFs with no mask, no alpha and no
+nodata value (what GIS exports and satellite crops look like). Issue #12 asks that they be
+accepted without a hand-made mask; their detection quality is issue #18's subject."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+from PIL import Image
+
+from survey.pipeline import run_detect
+from survey.rasters import write_geotiff
+
+pytestmark = pytest.mark.realdata
+
+#: Ground sample distances of the datasets (``cd/SOURCES.md``).
+GSD_M = {"WHU-CD": 0.2, "GZ-CD": 0.55, "SZTAKI-AirChange": 1.5}
+
+
+def _pairs(root: Path) -> list[tuple[str, Path, Path]]:
+    pairs = []
+    for dataset in sorted(GSD_M):
+        for a in sorted((root / "cd" / dataset / "A").iterdir()):
+            pairs.append((dataset, a, root / "cd" / dataset / "B" / a.name))
+    return pairs
+
+
+def _as_geotiff(image: Path, out: Path, gsd_m: float) -> Path:
+    rgb = np.asarray(Image.open(image).convert("RGB")).transpose(2, 0, 1)
+    transform = Affine(gsd_m, 0.0, 500_000.0, 0.0, -gsd_m, 4_000_000.0)
+    return write_geotiff(out, np.ascontiguousarray(rgb), transform=transform, crs=32650)
+
+
+def test_every_labelled_pair_is_accepted_without_a_mask(realdata: Path, tmp_path: Path) -> None:
+    pairs = _pairs(realdata)
+    assert len(pairs) == 14
+    for dataset, a, b in pairs:
+        gsd = GSD_M[dataset]
+        before = _as_geotiff(a, tmp_path / f"{a.stem}_A.tif", gsd)
+        after = _as_geotiff(b, tmp_path / f"{a.stem}_B.tif", gsd)
+        result = run_detect(before, after, tmp_path / f"out-{a.stem}")
+        assert result.mode == "rgb_only"
+        record = json.loads(result.provenance_json.read_text())["inputs"]["before_ortho"]
+        assert record["representation"] == "rgb"
+        # no mask, alpha or nodata: what was assumed about validity is recorded
+        assert record["assumptions"], (a.name, record)
+        for lead in result.leads:
+            assert lead.rgb_only  # RGB-only leads stay marked as weaker evidence
