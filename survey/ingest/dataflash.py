@@ -355,11 +355,14 @@ def scan_dataflash(path: Path, tally: LogTally) -> dict[str, dict[str, np.ndarra
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Join the decoded chunks of a type (NaN where a chunk's layout lacks a column)."""
-    names = sorted({k for p in parts for k in p})
+    """Join the decoded chunks of a type (NaN where a chunk's layout lacks a column).
+
+    The chunks are emptied as each column is joined, so no more than one column is held twice.
+    """
+    names = [*sorted({k for p in parts for k in p} - {"offset"}), "offset"]
     return {
         name: np.concatenate(
-            [p[name] if name in p else np.full(p["offset"].size, np.nan) for p in parts]
+            [p.pop(name) if name in p else np.full(p["offset"].size, np.nan) for p in parts]
         )
         for name in names
     }
@@ -503,6 +506,7 @@ def _telemetry(
         fix_type=fix,
         satellites=sats,
         tally=tally,
+        compact=True,
     )
 
 

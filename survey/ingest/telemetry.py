@@ -5,10 +5,12 @@ Every log reader (:mod:`survey.ingest.mavlink`, :mod:`survey.ingest.dataflash`,
 :class:`FlightLog`:
 
 - ``telemetry``: an :class:`xarray.Dataset` along ``time`` (``datetime64[ns]``, UTC, strictly
-  increasing) with ``lat``, ``lon`` (degrees WGS84), ``alt_amsl``, ``alt_rel`` (m), ``roll``,
-  ``pitch``, ``yaw`` (degrees, yaw in [0, 360) from north), ``groundspeed`` (m/s) as float64 (NaN
-  where unknown), ``fix_type`` (int8, MAVLink ``GPS_FIX_TYPE``, -1 unknown) and ``satellites``
-  (int16, -1 unknown);
+  increasing) with ``lat``, ``lon`` (degrees WGS84, float64), ``alt_amsl``, ``alt_rel`` (m),
+  ``roll``, ``pitch``, ``yaw`` (degrees, yaw in [0, 360) from north), ``groundspeed`` (m/s)
+  (NaN where unknown; float32 from the tlog and DataFlash readers, whose logs hold them at
+  that precision or coarser, float64 from ULog: :data:`COMPACT_VARS`), ``fix_type`` (int8,
+  MAVLink ``GPS_FIX_TYPE``, -1 unknown) and ``satellites`` (int16, -1 unknown): 47 bytes a
+  row when compact, 75 otherwise;
 - ``camera_events``: a Dataset along ``shot`` with a ``time`` coordinate and the same position
   and attitude variables (NaN where the event carries none), ``image_index`` (int64, -1
   unknown) and ``source`` (the message the events came from);
@@ -52,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 from scipy.ndimage import median_filter
 
@@ -60,11 +63,15 @@ from survey.rasters import atomic_path
 __all__ = [
     "BAD_PACKET_REASONS",
     "CAMERA_SOURCES",
+    "COMPACT_VARS",
     "TELEMETRY_CSV_COLUMNS",
+    "BootClockMap",
     "FlightLog",
     "LogReport",
     "LogTally",
     "align_boot_clock",
+    "boot_clock_map",
+    "camera_events_from_columns",
     "gps_to_utc",
     "hold_previous",
     "interp_attitude",
@@ -72,6 +79,7 @@ __all__ = [
     "make_camera_events",
     "make_flight_log",
     "make_telemetry",
+    "telemetry_from_columns",
     "write_telemetry_csv",
     "write_track_geojson",
 ]
@@ -186,6 +194,77 @@ def gps_to_utc(week: np.ndarray | int, ms: np.ndarray | float) -> np.ndarray:
 # --- boot clocks onto UTC -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BootClockMap:
+    """A clock put on UTC: the offset UTC − clock at knots, linear between them.
+
+    Made by :func:`boot_clock_map`; outside the knots the nearest offset holds.
+
+    Attributes
+    ----------
+    origin_ns : int
+        Clock time the knot abscissae are counted from (ns).
+    base_ns : int
+        Offset the knot ordinates are counted from (ns).
+    knot_clock : numpy.ndarray of float64, shape (m,), increasing
+        Clock − ``origin_ns`` at each knot (ns).
+    knot_offset : numpy.ndarray of float64, shape (m,)
+        UTC − clock − ``base_ns`` at each knot (ns).
+    """
+
+    origin_ns: int
+    base_ns: int
+    knot_clock: np.ndarray
+    knot_offset: np.ndarray
+
+    def apply(self, clock_ns: np.ndarray) -> np.ndarray:
+        """UTC (int64 ns since the Unix epoch) of clock times ``clock_ns`` (int64 ns)."""
+        t = np.asarray(clock_ns, dtype=np.int64)
+        b = (t - self.origin_ns).astype(np.float64)
+        x, y = self.knot_clock, self.knot_offset
+        off = np.interp(b, x, y) if x.size > 1 else np.full(b.shape, y[0])
+        return t + self.base_ns + np.round(off).astype(np.int64)
+
+
+def boot_clock_map(
+    ref_boot_ns: np.ndarray,
+    ref_utc_ns: np.ndarray,
+    *,
+    window: int = 9,
+    max_jump_s: float = 1.0,
+) -> tuple[BootClockMap, int]:
+    """The map of :func:`align_boot_clock` from (boot, UTC) reference pairs, and the pairs
+    dropped as absurd.
+
+    Parameters
+    ----------
+    ref_boot_ns, ref_utc_ns : numpy.ndarray of int64, shape (m,), m >= 1
+    window : int
+        References in the running median.
+    max_jump_s : float
+        A reference whose offset is further than this from the running median is dropped.
+
+    Returns
+    -------
+    BootClockMap
+    int
+        References dropped.
+    """
+    order = np.argsort(ref_boot_ns, kind="stable")
+    rb = np.asarray(ref_boot_ns, dtype=np.int64)[order]
+    offset = np.asarray(ref_utc_ns, dtype=np.int64)[order] - rb
+    base = int(np.median(offset))
+    rel = (offset - base).astype(np.float64)
+    size = min(window, rel.size)
+    smooth = median_filter(rel, size=size, mode="nearest") if size > 1 else rel
+    keep = np.abs(rel - smooth) <= max_jump_s * NS
+    if not keep.any():  # pragma: no cover - a median is always within its own window
+        keep[:] = True
+    rb0 = int(rb[0])
+    x = (rb[keep] - rb0).astype(np.float64)
+    return BootClockMap(rb0, base, x, rel[keep]), int((~keep).sum())
+
+
 def align_boot_clock(
     boot_ns: np.ndarray,
     ref_boot_ns: np.ndarray,
@@ -215,24 +294,10 @@ def align_boot_clock(
     n_dropped : int
         References dropped as absurd.
     """
-    order = np.argsort(ref_boot_ns, kind="stable")
-    rb = np.asarray(ref_boot_ns, dtype=np.int64)[order]
-    offset = np.asarray(ref_utc_ns, dtype=np.int64)[order] - rb
-    base = int(np.median(offset))
-    rel = (offset - base).astype(np.float64)
-    size = min(window, rel.size)
-    smooth = median_filter(rel, size=size, mode="nearest") if size > 1 else rel
-    keep = np.abs(rel - smooth) <= max_jump_s * NS
-    if not keep.any():  # pragma: no cover - a median is always within its own window
-        keep[:] = True
-    rb0 = int(rb[0])
-    x = (rb[keep] - rb0).astype(np.float64)
-    y = rel[keep]
-    b = (np.asarray(boot_ns, dtype=np.int64) - rb0).astype(np.float64)
-    off = np.interp(b, x, y) if x.size > 1 else np.full(b.shape, y[0])
-    return np.asarray(boot_ns, dtype=np.int64) + base + np.round(off).astype(np.int64), int(
-        (~keep).sum()
+    clock_map, dropped = boot_clock_map(
+        ref_boot_ns, ref_utc_ns, window=window, max_jump_s=max_jump_s
     )
+    return clock_map.apply(boot_ns), dropped
 
 
 def interp_attitude(
@@ -418,6 +483,24 @@ def _f64(a: np.ndarray | None, n: int) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
+COMPACT_VARS = ("alt_amsl", "alt_rel", "roll", "pitch", "yaw", "groundspeed")
+"""Telemetry variables stored as float32 by readers whose log holds them at that precision or
+coarser (``compact=True``): millimetres of altitude, float32 radians of attitude, cm/s of
+speed lose nothing a survey can see (float32 keeps 7 significant digits: 0.5 mm at 4 km).
+Positions stay float64 (1e-7° is 1 cm; float32 would round longitudes to a metre)."""
+
+_TELEMETRY_UNITS = {
+    "lat": "degrees_north",
+    "lon": "degrees_east",
+    "alt_amsl": "m",
+    "alt_rel": "m",
+    "roll": "degree",
+    "pitch": "degree",
+    "yaw": "degree",
+    "groundspeed": "m s-1",
+}
+
+
 def make_telemetry(
     time_ns: np.ndarray,
     *,
@@ -432,10 +515,12 @@ def make_telemetry(
     fix_type: np.ndarray | None = None,
     satellites: np.ndarray | None = None,
     tally: LogTally | None = None,
+    compact: bool = False,
 ) -> xr.Dataset:
     """The telemetry Dataset: sorted by time, one row per instant, the documented dtypes.
 
     Rows whose time repeats an earlier row's are dropped (counted as ``duplicate_time``).
+    The arrays given are not modified.
 
     Parameters
     ----------
@@ -447,58 +532,95 @@ def make_telemetry(
         Metres, degrees and m/s; missing ones are NaN. Yaw is wrapped into [0, 360).
     fix_type, satellites : numpy.ndarray of int, shape (n,), optional
         MAVLink ``GPS_FIX_TYPE`` and satellites used; -1 where unknown.
+    compact : bool
+        Store :data:`COMPACT_VARS` as float32 (else float64).
 
     Returns
     -------
     xarray.Dataset
         Dimension ``time`` (``datetime64[ns]``).
     """
-    t = np.asarray(time_ns, dtype=np.int64)
+    values = {
+        "lat": lat,
+        "lon": lon,
+        "alt_amsl": alt_amsl,
+        "alt_rel": alt_rel,
+        "roll": roll,
+        "pitch": pitch,
+        "yaw": yaw,
+        "groundspeed": groundspeed,
+        "fix_type": fix_type,
+        "satellites": satellites,
+    }
+    # copies: telemetry_from_columns may work in place
+    columns = {k: np.array(v) for k, v in values.items() if v is not None}
+    return telemetry_from_columns(
+        np.array(time_ns, dtype=np.int64), columns, tally=tally, compact=compact
+    )
+
+
+def telemetry_from_columns(
+    time_ns: np.ndarray,
+    columns: dict[str, np.ndarray],
+    *,
+    tally: LogTally | None = None,
+    compact: bool = False,
+) -> xr.Dataset:
+    """:func:`make_telemetry` taking over the arrays it is given (for readers).
+
+    ``time_ns`` and the arrays of ``columns`` (named as the Dataset's variables; missing ones
+    are unknown) may be modified in place and end up in the Dataset without a copy when they
+    have its dtypes and the times are already sorted and unique; ``columns`` is emptied as
+    they are used, so each array given is let go of as soon as its variable is made.
+
+    Parameters
+    ----------
+    time_ns : numpy.ndarray of int64, shape (n,)
+    columns : dict of str to numpy.ndarray, each shape (n,)
+    tally : LogTally, optional
+    compact : bool
+        Store :data:`COMPACT_VARS` as float32.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    t = np.ascontiguousarray(time_ns, dtype=np.int64)
     n = t.size
-    order = np.argsort(t, kind="stable")
-    t = t[order]
-    keep = np.ones(n, dtype=bool)
-    keep[1:] = t[1:] != t[:-1]
-    if tally is not None:
-        tally.skip("duplicate_time", int((~keep).sum()))
-    sel = order[keep]
+    sel: np.ndarray | None = None
+    if n > 1 and not (t[1:] > t[:-1]).all():
+        order = np.argsort(t, kind="stable")
+        t = t[order]
+        keep = np.ones(n, dtype=bool)
+        keep[1:] = t[1:] != t[:-1]
+        if tally is not None:
+            tally.skip("duplicate_time", int((~keep).sum()))
+        sel = order[keep]
+        t = t[keep]
+        del order, keep
+    m = t.size
 
-    def col(a: np.ndarray | None) -> np.ndarray:
-        return _f64(a, n)[sel]
+    def take(name: str, dtype: type, fill: float) -> np.ndarray:
+        a = columns.pop(name, None)
+        if a is None:
+            return np.full(m, fill, dtype=dtype)
+        out: np.ndarray = np.asarray(a, dtype=dtype)
+        return out[sel] if sel is not None else out
 
-    yaw_v = col(yaw)
-    data: dict[str, tuple[str, np.ndarray]] = {
-        "lat": ("time", col(lat)),
-        "lon": ("time", col(lon)),
-        "alt_amsl": ("time", col(alt_amsl)),
-        "alt_rel": ("time", col(alt_rel)),
-        "roll": ("time", col(roll)),
-        "pitch": ("time", col(pitch)),
-        "yaw": ("time", np.mod(yaw_v, 360.0)),
-        "groundspeed": ("time", col(groundspeed)),
-        "fix_type": (
-            "time",
-            (np.full(n, -1) if fix_type is None else np.asarray(fix_type))[sel].astype(np.int8),
-        ),
-        "satellites": (
-            "time",
-            (np.full(n, -1) if satellites is None else np.asarray(satellites))[sel].astype(
-                np.int16
-            ),
-        ),
-    }
-    ds = xr.Dataset(data, coords={"time": t[keep].astype("datetime64[ns]")})
-    units = {
-        "lat": "degrees_north",
-        "lon": "degrees_east",
-        "alt_amsl": "m",
-        "alt_rel": "m",
-        "roll": "degree",
-        "pitch": "degree",
-        "yaw": "degree",
-        "groundspeed": "m s-1",
-    }
-    for name, unit in units.items():
+    data: dict[str, tuple[str, np.ndarray]] = {}
+    for name in ("lat", "lon"):
+        data[name] = ("time", take(name, np.float64, np.nan))
+    for name in COMPACT_VARS:
+        data[name] = ("time", take(name, np.float32 if compact else np.float64, np.nan))
+    yaw = data["yaw"][1]
+    np.mod(yaw, 360.0, out=yaw)
+    yaw[yaw >= 360.0] = 0.0  # a tiny negative angle rounds to 360 in float32
+    data["fix_type"] = ("time", take("fix_type", np.int8, -1))
+    data["satellites"] = ("time", take("satellites", np.int16, -1))
+    # a pandas index made without a copy: xarray would copy a datetime64 array into its own
+    index = pd.Index(t.view("datetime64[ns]"), copy=False, name="time")
+    ds = xr.Dataset(data, coords={"time": index})
+    for name, unit in _TELEMETRY_UNITS.items():
         ds[name].attrs["units"] = unit
     ds["fix_type"].attrs["description"] = "MAVLink GPS_FIX_TYPE; -1 unknown"
     ds["satellites"].attrs["description"] = "satellites used; -1 unknown"
@@ -541,24 +663,6 @@ def make_camera_events(
     xarray.Dataset
         Dimension ``shot``, coordinate ``time`` (``datetime64[ns]``) along it.
     """
-    t = np.asarray(time_ns, dtype=np.int64)
-    k = t.size
-    idx = (
-        np.full(k, -1, dtype=np.int64)
-        if image_index is None
-        else np.asarray(image_index, dtype=np.int64)
-    )
-    src = (
-        np.full(k, source, dtype=object)
-        if isinstance(source, str)
-        else np.asarray(list(source), dtype=object)
-    )
-    order = np.lexsort((idx, t))
-    keep = np.ones(k, dtype=bool)
-    keep[1:] = (t[order][1:] != t[order][:-1]) | (idx[order][1:] != idx[order][:-1])
-    if tally is not None:
-        tally.skip("duplicate_time", int((~keep).sum()))
-    sel = order[keep]
     values = {
         "lat": lat,
         "lon": lon,
@@ -567,16 +671,78 @@ def make_camera_events(
         "roll": roll,
         "pitch": pitch,
         "yaw": yaw,
+        "image_index": image_index,
     }
+    columns = {k: np.array(v) for k, v in values.items() if v is not None}
+    return camera_events_from_columns(
+        np.array(time_ns, dtype=np.int64), columns, source=source, tally=tally
+    )
+
+
+def camera_events_from_columns(
+    time_ns: np.ndarray,
+    columns: dict[str, np.ndarray],
+    *,
+    source: str | Sequence[str] | np.ndarray,
+    tally: LogTally | None = None,
+) -> xr.Dataset:
+    """:func:`make_camera_events` taking over the arrays it is given (for readers).
+
+    As :func:`telemetry_from_columns`: the arrays of ``columns`` may be modified in place or
+    end up in the Dataset, and ``columns`` is emptied as they are used.
+
+    Parameters
+    ----------
+    time_ns : numpy.ndarray of int64, shape (k,)
+    columns : dict of str to numpy.ndarray, each shape (k,)
+        ``lat``, ``lon``, ``alt_amsl``, ``alt_rel``, ``roll``, ``pitch``, ``yaw``,
+        ``image_index`` (missing ones are unknown).
+    source : str or sequence of str
+    tally : LogTally, optional
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    t = np.asarray(time_ns, dtype=np.int64)
+    k = t.size
+    given = columns.pop("image_index", None)
+    idx = np.full(k, -1, dtype=np.int64) if given is None else np.asarray(given, dtype=np.int64)
+    sel: np.ndarray | None = None
+    in_order = k < 2 or bool(((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (idx[1:] > idx[:-1]))).all())
+    if not in_order:
+        order = np.lexsort((idx, t))
+        keep = np.ones(k, dtype=bool)
+        keep[1:] = (t[order][1:] != t[order][:-1]) | (idx[order][1:] != idx[order][:-1])
+        if tally is not None:
+            tally.skip("duplicate_time", int((~keep).sum()))
+        sel = order[keep]
+    m = k if sel is None else sel.size
+
+    def take(a: np.ndarray | None) -> np.ndarray:
+        if a is None:
+            return np.full(m, np.nan)
+        out = np.asarray(a, dtype=np.float64)
+        return out if sel is None else out[sel]
+
+    names = ("lat", "lon", "alt_amsl", "alt_rel", "roll", "pitch", "yaw")
     data: dict[str, tuple[str, np.ndarray]] = {
-        name: ("shot", _f64(a, k)[sel]) for name, a in values.items()
+        name: ("shot", take(columns.pop(name, None))) for name in names
     }
-    data["yaw"] = ("shot", np.mod(data["yaw"][1], 360.0))
-    data["image_index"] = ("shot", idx[sel])
-    data["source"] = ("shot", src[sel].astype(str))
+    np.mod(data["yaw"][1], 360.0, out=data["yaw"][1])
+    data["image_index"] = ("shot", idx if sel is None else idx[sel])
+    if isinstance(source, str):
+        data["source"] = ("shot", np.full(m, source))
+    else:
+        src = np.asarray(list(source), dtype=str)
+        data["source"] = ("shot", src if sel is None else src[sel])
+    times = t if sel is None else t[sel]
     return xr.Dataset(
         data,
-        coords={"time": ("shot", t[sel].astype("datetime64[ns]")), "shot": np.arange(sel.size)},
+        coords={
+            "time": ("shot", pd.Index(times.view("datetime64[ns]"), copy=False)),
+            "shot": np.arange(m),
+        },
     )
 
 

@@ -254,6 +254,7 @@ def read_ulog(path: str | os.PathLike[str]) -> FlightLog:
         fix_type=hold_previous(t, gps_t, gps_fix, -1),
         satellites=hold_previous(t, gps_t, gps["satellites_used"].astype(np.int16), -1),
         tally=tally,
+        compact=True,  # the dtypes of every log format (telemetry.COMPACT_VARS)
     )
     home_alt: tuple[np.ndarray, np.ndarray | None] = (
         (utc(home), home["alt"].astype(np.float64)) if home else (np.zeros(0, np.int64), None)

@@ -103,6 +103,35 @@ def test_telemetry_is_sorted_unique_and_typed() -> None:
     assert ds["time"].dtype == np.dtype("datetime64[ns]") and ds["fix_type"].dtype == np.int8
 
 
+def test_compact_telemetry_is_float32_and_keeps_yaw_below_360() -> None:
+    t = np.array([1, 2, 3], dtype=np.int64) * NS
+    yaw = np.array([-1e-6, 359.99999, 10.0])
+    ds = make_telemetry(t, lat=np.full(3, 30.123456789), lon=np.zeros(3), yaw=yaw, compact=True)
+    assert ds["yaw"].dtype == np.float32 and ds["lat"].dtype == np.float64
+    # both round to 360 in float32; a yaw is in [0, 360)
+    assert ds["yaw"].values.tolist() == [0.0, 0.0, 10.0]
+    assert ds["lat"].values[0] == 30.123456789
+    assert yaw[0] == -1e-6  # the caller's arrays are left alone
+
+
+def test_camera_events_are_sorted_and_duplicates_dropped() -> None:
+    tally = LogTally(Path("x.tlog"), "tlog")
+    t = np.array([5, 3, 3, 4], dtype=np.int64) * NS
+    ev = make_camera_events(
+        t,
+        source=["CAM", "CAM", "CAM", "TRIG"],
+        image_index=np.array([3, 1, 1, 2]),
+        yaw=np.array([370.0, -90, -90, 0]),
+        tally=tally,
+    )
+    assert ev["image_index"].values.tolist() == [1, 2, 3]
+    assert ev["source"].values.tolist() == ["CAM", "TRIG", "CAM"]
+    assert ev["yaw"].values.tolist() == [270.0, 0.0, 10.0]
+    assert ev["time"].values.astype(np.int64).tolist() == [3 * NS, 4 * NS, 5 * NS]
+    assert tally.skipped == {"duplicate_time": 1}
+    assert np.isnan(ev["lat"].values).all() and ev["shot"].values.tolist() == [0, 1, 2]
+
+
 def _flight(times_s: list[float], lat: list[float], alt: list[float]) -> FlightLog:
     tally = LogTally(Path("/data/flight 1.tlog"), "tlog")
     t = (np.array(times_s) * NS).astype(np.int64) + 1_714_532_400 * NS
