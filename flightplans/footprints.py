@@ -182,6 +182,9 @@ def _ground_hits(
         ok = (dz < 0) & (t > 0) & (t * np.linalg.norm(rays, axis=1) <= max_range_m)
         out[ok] = origin + t[ok, None] * rays[ok]
         return out
+    # March along every ray at once, then bisect every ray's first step below the ground at
+    # once: each iteration asks the sampler for all rays' points in one call (one call per
+    # point made a DEM footprint 30 calls a ray: 7.2 of the 8.2 s of ingesting 55 photos).
     unit = rays / np.linalg.norm(rays, axis=1, keepdims=True)
     step = _march_step(ground)
     n = math.ceil(max_range_m / step) + 1
@@ -189,20 +192,21 @@ def _ground_hits(
     pts = origin[None, None, :] + s[None, :, None] * unit[:, None, :]  # (k, n, 3)
     gz = np.asarray(ground(pts[..., 0], pts[..., 1]), dtype=np.float64)
     below = pts[..., 2] <= gz  # NaN ground compares False: unknown ground is never hit
-    for i in range(len(rays)):
-        idx = np.flatnonzero(below[i])
-        if len(idx) == 0 or idx[0] == 0:
-            continue
-        lo, hi = s[idx[0] - 1], s[idx[0]]
-        for _ in range(30):  # bisection to a millimetre or so
-            mid = 0.5 * (lo + hi)
-            p = origin + mid * unit[i]
-            g = float(np.asarray(ground(np.array([p[0]]), np.array([p[1]])))[0])
-            if not math.isfinite(g) or p[2] > g:
-                lo = mid
-            else:
-                hi = mid
-        out[i] = origin + hi * unit[i]
+    first = np.argmax(below, axis=1)  # the first step below the ground
+    # 0: no step is below the ground, or the first, the camera itself, is: a miss either way
+    hit = np.flatnonzero(first > 0)
+    if hit.size == 0:
+        return out
+    lo, hi = s[first[hit] - 1], s[first[hit]]
+    u = unit[hit]
+    for _ in range(30):  # bisection to a millimetre or so
+        mid = 0.5 * (lo + hi)
+        p = origin + mid[:, None] * u
+        g = np.asarray(ground(p[:, 0], p[:, 1]), dtype=np.float64).reshape(-1)
+        above = ~np.isfinite(g) | (p[:, 2] > g)
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    out[hit] = origin + hi[:, None] * u
     return out
 
 

@@ -4,7 +4,8 @@ An existing-buildings file is any vector file :func:`survey.vectors.read_feature
 (GeoJSON, GeoPackage, Shapefile, KML, ...) in any CRS: a cadastral or base-map building layer
 with one polygon footprint per building and the attributes
 
-``building_id`` (text; ``id`` is accepted), ``height_m`` (recorded height above ground in
+``building_id`` (text; ``id`` is taken where ``building_id`` is absent or blank; a whole
+number read as a float, ``7.0``, is ``7``), ``height_m`` (recorded height above ground in
 metres, highest point; optional) and ``floors`` (optional).
 
 Footprints are reprojected to the detection grid's CRS and invalid rings are repaired (one
@@ -12,6 +13,11 @@ warning line each). A layer without ids is accepted: its buildings are named ``B
 position in the file (one warning line). An empty file, a feature without a polygon, a
 footprint of no area or with coordinates outside its CRS's range, a duplicate id or a height
 that is not a number >= 0 is an error naming the file, the feature and the fix.
+
+Those errors are :class:`~survey.errors.VectorFormatError`, not the ``PermitError`` of the
+permits: a building record is a feature of a vector layer whose content cannot be used, and
+nothing in it is a permit (a script that catches ``PermitError`` to fix a permit register
+would otherwise be sent to the wrong file).
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ import shapely
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
-from change_detection.errors import PermitError
 from change_detection.permits import ExistingBuilding
-from survey.vectors import read_features
+from survey.errors import VectorFormatError
+from survey.vectors import feature_id, read_features
 
 __all__ = ["read_existing_buildings"]
 
@@ -48,7 +54,7 @@ def _shown(text: str) -> str:
 def _footprint(geom: BaseGeometry, name: str, path: os.PathLike[str] | str) -> BaseGeometry:
     """The polygonal, valid footprint of a building; invalid rings repaired, degenerate refused."""
     if not np.isfinite(shapely.get_coordinates(geom)).all():
-        raise PermitError(
+        raise VectorFormatError(
             f"{path}: existing building {name} has coordinates outside the range of the file's "
             "CRS; check the footprint's coordinates and the CRS the file declares"
         )
@@ -67,7 +73,7 @@ def _footprint(geom: BaseGeometry, name: str, path: os.PathLike[str] | str) -> B
                 reason,
             )
     if geom.is_empty or geom.area <= 0:
-        raise PermitError(
+        raise VectorFormatError(
             f"{path}: existing building {name} has a footprint of no area (its corners are "
             "collinear or repeated); draw the footprint as a polygon"
         )
@@ -80,12 +86,12 @@ def _number(value: Any, field: str, name: str, path: os.PathLike[str] | str) -> 
     try:
         x = float(value)
     except (TypeError, ValueError) as exc:
-        raise PermitError(
+        raise VectorFormatError(
             f"{path}: existing building {name} has {field}={value!r}, not a number; fix the "
             "attribute or remove it"
         ) from exc
     if not math.isfinite(x) or x < 0:
-        raise PermitError(
+        raise VectorFormatError(
             f"{path}: existing building {name} has {field}={value!r}; use a number >= 0"
         )
     return x
@@ -115,9 +121,10 @@ def read_existing_buildings(
 
     Raises
     ------
-    PermitError
+    VectorFormatError
         The file has no features, a feature has no polygon, an id appears twice, or a height
-        or a number of floors cannot be read.
+        or a number of floors cannot be read; from :func:`survey.vectors.read_features`, GDAL
+        cannot read the file or a geometry cannot be decoded.
     InputFileError, NotGeoreferencedError
         From :func:`survey.vectors.read_features`.
 
@@ -135,7 +142,7 @@ def read_existing_buildings(
     """
     features = read_features(path, role=_ROLE)
     if len(features) == 0:
-        raise PermitError(
+        raise VectorFormatError(
             f"{path}: the existing-buildings file has no features; give a building layer or "
             "leave --existing out"
         )
@@ -144,25 +151,21 @@ def read_existing_buildings(
     seen: set[str] = set()
     unnamed = 0
     for i, (geom, props) in enumerate(zip(features.geometries, features.properties, strict=True)):
-        raw_id = next(
-            (props[k] for k in ("building_id", "id") if str(props.get(k) or "").strip()), None
-        )
-        if isinstance(raw_id, float) and raw_id.is_integer():
-            raw_id = int(raw_id)  # a numeric id column with gaps reads as float
-        if raw_id is None:
+        given = feature_id(props, ("building_id", "id"))
+        if given is None:
             unnamed += 1
             name = f"B-{i + 1}"
         else:
-            name = str(raw_id).strip()
+            name = given
         shown = _shown(name)
         if name in seen:
-            raise PermitError(
+            raise VectorFormatError(
                 f"{path}: building_id {shown} appears twice (feature {i}); make the ids unique"
             )
         seen.add(name)
         if geom is None or geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
             kind = "no geometry" if geom is None or geom.is_empty else geom.geom_type
-            raise PermitError(
+            raise VectorFormatError(
                 f"{path}: existing building {shown} (feature {i}) has {kind}; a building needs "
                 "a polygon footprint (remove the feature or draw its outline)"
             )

@@ -17,13 +17,13 @@ finds the structures of one survey from its height above ground and overlays the
   the DTM) are not structures and are dropped.
 * **Alignment to the atlas**: a 1 m GNSS error makes a compliant wall look 1 m outside its
   footprint. With alignment on (the default), the offset between the atlas outlines (permits
-  and existing buildings) and the building edges of the survey is measured by
-  :func:`change_detection.atlas.estimate_atlas_offset`; when it is well determined both layers
-  are moved by it before the overlay. Leads stay in the survey's frame, where they fit the
-  orthophoto.
+  and existing buildings) and the building edges of the survey is measured
+  (:func:`survey.atlas_overlay.align_atlas`); when it is well determined both layers are moved
+  by it before the overlay. Leads stay in the survey's frame, where they fit the orthophoto.
 * **Existing buildings** (:mod:`survey.buildings`) cover a structure as a valid permit does;
   one that no longer stands (less than :data:`STANDING_FRACTION` of its footprint at
-  ``min_height_m`` above ground) is a ``demolished`` lead unless a valid permit covers it.
+  ``min_height_m`` above ground, :func:`survey.atlas_overlay.missing_buildings`) is a
+  ``demolished`` lead unless a valid permit covers it.
 * **Leads** (:func:`change_detection.permits.build_leads`): ``no_permit``,
   ``outside_footprint``, ``over_height``, ``demolished``, in the ``leads.geojson`` schema of
   ``detect``; ``height_gain_m`` is the structure's height above ground (its gain over bare
@@ -43,10 +43,9 @@ chunk by chunk from a coarse ground model (:func:`change_detection.terrain.deriv
 and the alignment reads the height above ground and the orthophoto in a window around each
 atlas outline.
 
-The module is longer than the house's ~500 lines: besides the pipeline (as
-:mod:`survey.pipeline` for ``detect``) it holds the two steps that work on the survey grid with
-the atlas, the alignment and the standing test of existing buildings; they could move to a
-module of their own.
+The module is a little over the house's ~500 lines: it is one pipeline (as
+:mod:`survey.pipeline` for ``detect``), most of it the report and provenance it writes; the
+two steps that work on the survey grid with the atlas are :mod:`survey.atlas_overlay`.
 """
 
 from __future__ import annotations
@@ -54,9 +53,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import math
 import os
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,15 +63,11 @@ from typing import Any
 
 import numpy as np
 import rasterio
-import rasterio.errors
-import rasterio.features
 import shapely
-import shapely.affinity
 import xarray as xr
 from affine import Affine
 from pyproj import CRS
 from rasterio.enums import Resampling
-from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from change_detection.detect import Epoch, detect_changes
@@ -80,8 +75,16 @@ from change_detection.grids import onto_reference_grid
 from change_detection.leads import Lead
 from change_detection.objects import ChangeObject
 from change_detection.params import DetectParams
-from change_detection.permits import ExistingBuilding, Permit, build_leads, parse_date
+from change_detection.permits import Permit, build_leads, parse_date
 from survey import __version__
+from survey.atlas_overlay import (
+    STANDING_FRACTION,
+    align_atlas,
+    grid_bounds,
+    grid_window,
+    missing_buildings,
+    translate_atlas,
+)
 from survey.buildings import read_existing_buildings
 from survey.errors import DetectInputError
 from survey.imagery import read_orthophoto
@@ -95,19 +98,19 @@ from survey.outputs import (
 )
 from survey.permits import read_permits
 from survey.pipeline import LARGE_PX, bounded_memory
-from survey.rasters import atomic_path, open_dsm, sha256_file
-from survey.vectors import read_features, reproject_geometries, write_features
+from survey.rasters import (
+    OPEN_ERRORS,
+    atomic_path,
+    open_dsm,
+    quiet_gdal_messages,
+    sha256_file,
+)
+from survey.sites import read_site_area
+from survey.vectors import reproject_geometries, write_features
 
 __all__ = ["STANDING_FRACTION", "CheckResult", "run_check"]
 
 log = logging.getLogger(__name__)
-
-#: An existing building stands when at least this fraction of its footprint (pixels with
-#: data) is ``min_height_m`` or more above ground; below it, it no longer stands.
-STANDING_FRACTION = 0.25
-
-#: An existing building is checked only when at least this fraction of its footprint has data.
-_CHECKED_FRACTION = 0.5
 
 #: Margin (m) of the site crop, as in ``detect``.
 _SITE_MARGIN_M = 5.0
@@ -152,7 +155,7 @@ class CheckResult:
 
 def _tag_date(path: Path) -> str | None:
     """Survey date from the raster's tags (``SITEWATCH_SURVEY_DATE``, ``TIFFTAG_DATETIME``)."""
-    with rasterio.open(path) as ds:
+    with quiet_gdal_messages(), rasterio.open(path) as ds:
         tags = ds.tags()
     if tags.get("SITEWATCH_SURVEY_DATE"):
         return str(tags["SITEWATCH_SURVEY_DATE"])[:10]
@@ -162,15 +165,8 @@ def _tag_date(path: Path) -> str | None:
     return None
 
 
-def _bounds(arr: xr.DataArray) -> BaseGeometry:
-    t = arr.rio.transform()
-    x0, y0 = t * (0, 0)
-    x1, y1 = t * (arr.sizes["x"], arr.sizes["y"])
-    return box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-
-
 def _bounds_in(arr: xr.DataArray, crs: Any) -> BaseGeometry:
-    geom = _bounds(arr)
+    geom = grid_bounds(arr)
     if CRS.from_user_input(arr.rio.crs) == CRS.from_user_input(crs):
         return geom
     (out,) = reproject_geometries([shapely.segmentize(geom, geom.length / 200)], arr.rio.crs, crs)
@@ -179,30 +175,13 @@ def _bounds_in(arr: xr.DataArray, crs: Any) -> BaseGeometry:
 
 def _check_overlap(grid: xr.DataArray, other: xr.DataArray, grid_path: Path, path: Path) -> None:
     theirs = _bounds_in(other, grid.rio.crs)
-    if _bounds(grid).intersection(theirs).area <= 0:
+    if grid_bounds(grid).intersection(theirs).area <= 0:
         raise DetectInputError(
             f"{path} does not overlap {grid_path} (bounds "
             f"{tuple(round(v) for v in theirs.bounds)} vs "
-            f"{tuple(round(v) for v in _bounds(grid).bounds)} in {grid.rio.crs}); give the "
+            f"{tuple(round(v) for v in grid_bounds(grid).bounds)} in {grid.rio.crs}); give the "
             "DSM and DTM of the same survey as the orthophoto"
         )
-
-
-def _window(
-    t: Affine, shape: tuple[int, int], bounds: tuple[float, float, float, float], pad_m: float
-) -> tuple[slice, slice] | None:
-    """Rows and columns of a north-up grid covering ``bounds`` plus ``pad_m``; None if outside."""
-    minx, miny, maxx, maxy = bounds
-    inv = ~t
-    cols, rows = zip(
-        *(inv * (x, y) for x in (minx - pad_m, maxx + pad_m) for y in (miny - pad_m, maxy + pad_m)),
-        strict=True,
-    )
-    r0, r1 = max(0, math.floor(min(rows))), min(shape[0], math.ceil(max(rows)))
-    c0, c1 = max(0, math.floor(min(cols))), min(shape[1], math.ceil(max(cols)))
-    if r1 <= r0 or c1 <= c0:
-        return None
-    return slice(r0, r1), slice(c0, c1)
 
 
 def _crop(arr: xr.DataArray, rows: slice, cols: slice) -> xr.DataArray:
@@ -216,7 +195,7 @@ def _derived_dtm(dsm: xr.DataArray, grid: xr.DataArray, params: DetectParams) ->
     (lazily, chunk by chunk, for a dask-backed DSM)."""
     from change_detection.terrain import derive_dtm, derive_dtm_lazy
 
-    win = _window(
+    win = grid_window(
         dsm.rio.transform(),
         (dsm.sizes["y"], dsm.sizes["x"]),
         _bounds_in(grid, dsm.rio.crs).bounds,
@@ -234,124 +213,6 @@ def _derived_dtm(dsm: xr.DataArray, grid: xr.DataArray, params: DetectParams) ->
     return near.copy(data=ground).rename("dtm")
 
 
-def _translate_atlas(
-    permits: list[Permit], existing: list[ExistingBuilding], dx: float, dy: float
-) -> tuple[list[Permit], list[ExistingBuilding]]:
-    def move(g: BaseGeometry) -> BaseGeometry:
-        return shapely.affinity.translate(g, dx, dy)
-
-    return (
-        [dataclasses.replace(p, geometry=move(p.geometry)) for p in permits],
-        [dataclasses.replace(b, geometry=move(b.geometry)) for b in existing],
-    )
-
-
-def _height_above_ground(
-    dsm: xr.DataArray, dtm: xr.DataArray, rows: slice, cols: slice
-) -> np.ndarray:
-    hag = (dsm.isel(y=rows, x=cols) - dtm.isel(y=rows, x=cols)).values
-    return np.asarray(hag, np.float32)
-
-
-def _align(
-    permits: list[Permit],
-    existing: list[ExistingBuilding],
-    grid: tuple[xr.DataArray, xr.DataArray, xr.DataArray],
-    params: DetectParams,
-    max_offset_m: float,
-) -> tuple[dict[str, Any], tuple[float, float] | None]:
-    """Measure the atlas offset; return (the report section, (dx, dy) to apply or None).
-
-    The height above ground is handed over lazily when it is a dask array: the estimator
-    reads only a window around each outline. The orthophoto is not given to it: its edges
-    include the cast shadows beside every wall, which pulled the offset towards the shadows
-    (on the 160 m demo site at 5 cm: 0.39 m from the planted offset with the orthophoto,
-    0.09 m without; equal at 10 cm).
-    """
-    from change_detection.atlas import estimate_atlas_offset
-
-    rgb, dsm, dtm = grid
-    extent = _bounds(rgb)
-    outlines = [(f"permit {p.permit_id}", p.geometry) for p in permits]
-    outlines += [(f"existing building {b.building_id}", b.geometry) for b in existing]
-    on_grid = [(name, g) for name, g in outlines if g.intersects(extent)]
-    if not on_grid:
-        section = {"enabled": True, "applied": False, "summary": "no atlas outline on the survey"}
-        return section, None
-    offset = estimate_atlas_offset(
-        (dsm - dtm).data,
-        rgb.rio.transform(),
-        on_grid,
-        min_height_m=params.min_height_m,
-        max_offset_m=max_offset_m,
-    )
-    section = {"enabled": True, "applied": bool(offset.reliable), **offset.to_dict()}
-    return section, ((offset.dx_m, offset.dy_m) if offset.reliable else None)
-
-
-def _missing_buildings(
-    existing: list[ExistingBuilding],
-    grid: tuple[xr.DataArray, xr.DataArray, xr.DataArray],
-    params: DetectParams,
-) -> tuple[list[ChangeObject], dict[str, Any]]:
-    """Existing buildings that no longer stand, as ``removed`` change objects, and a summary."""
-    rgb, dsm, dtm = grid
-    t = rgb.rio.transform()
-    shape = (rgb.sizes["y"], rgb.sizes["x"])
-    gsd = abs(t.a)
-    missing: list[ChangeObject] = []
-    gone: list[str] = []
-    found: list[str] = []
-    unchecked: list[str] = []
-    for b in existing:
-        win = _window(t, shape, b.geometry.bounds, 2 * gsd)
-        if win is None:
-            unchecked.append(b.building_id)
-            continue
-        rows, cols = win
-        inside = rasterio.features.geometry_mask(
-            [b.geometry],
-            out_shape=(rows.stop - rows.start, cols.stop - cols.start),
-            transform=t * Affine.translation(cols.start, rows.start),
-            invert=True,
-        )
-        hag = _height_above_ground(dsm, dtm, rows, cols)[inside]
-        known = np.isfinite(hag)
-        total = round(b.geometry.area / (gsd * gsd))
-        if total == 0 or known.sum() < _CHECKED_FRACTION * total:
-            unchecked.append(b.building_id)
-            continue
-        standing = float((hag[known] >= params.min_height_m).mean())
-        if standing >= STANDING_FRACTION:
-            found.append(b.building_id)
-            continue
-        if b.geometry.area < params.min_area_m2:
-            continue
-        gone.append(b.building_id)
-        gain = None if b.height_m is None else -b.height_m
-        size = min(1.0, b.geometry.area / (4.0 * params.min_area_m2))
-        quality = 0.6 + 0.4 * (1.0 - standing / STANDING_FRACTION)
-        missing.append(
-            ChangeObject(
-                geometry=b.geometry,
-                kind="removed",
-                area_m2=float(b.geometry.area),
-                height_gain_m=gain,
-                height_m=float(np.median(hag[known])),
-                floors_added=None if gain is None else round(gain / params.storey_height_m),
-                pixel_count=int(known.sum()),
-                score=round(min(1.0, quality * (0.7 + 0.3 * size)), 3),
-            )
-        )
-    summary = {
-        "n": len(existing),
-        "standing": found,
-        "no_longer_standing": gone,
-        "not_checked": unchecked,
-    }
-    return missing, summary
-
-
 @bounded_memory
 def run_check(
     ortho: str | os.PathLike[str],
@@ -367,6 +228,7 @@ def run_check(
     params: DetectParams = DetectParams(),  # noqa: B008 (frozen, immutable default)
     align: bool = True,
     max_offset_m: float = 3.0,
+    epoch: Mapping[str, Any] | None = None,
 ) -> CheckResult:
     """Check one survey against the permit atlas and write the leads and their evidence.
 
@@ -386,7 +248,9 @@ def run_check(
     existing : path, optional
         Layer of legally existing buildings (see :mod:`survey.buildings`).
     site : path, optional
-        Site boundary; the check is cropped to it and leads outside it are dropped.
+        Site boundary (its polygons; a self-intersecting ring is repaired, one warning line:
+        :func:`survey.sites.read_site_area`); the check is cropped to it and leads outside it
+        are dropped.
     survey_date : ISO 8601 date, optional
         Date of the survey (default: the orthophoto's tags); permits that start after it do
         not cover anything.
@@ -399,6 +263,10 @@ def run_check(
         Measure and remove the offset between the atlas and the survey (default True).
     max_offset_m : float
         Largest offset the alignment looks for, in metres.
+    epoch : mapping, optional
+        The record of the epoch the rasters were taken from
+        (:meth:`survey.ingest.odm.SurveyEpoch.record`: an OpenDroneMap project's version and
+        options, ...), kept in ``provenance.json`` as ``epoch``.
 
     Returns
     -------
@@ -460,7 +328,7 @@ def run_check(
     }
     clock.lap("dtm")
 
-    survey_extent = _bounds(rgb)
+    survey_extent = grid_bounds(rgb)
     n_on = sum(p.geometry.intersects(survey_extent) for p in permit_list)
     n_on += sum(b.geometry.intersects(survey_extent) for b in existing_list)
     if n_on == 0:
@@ -474,9 +342,9 @@ def run_check(
     grid = (rgb, on_grid["dsm"], on_grid["dtm"])
     alignment: dict[str, Any] = {"enabled": False, "applied": False, "summary": "--no-align"}
     if align:
-        alignment, offset = _align(permit_list, existing_list, grid, params, max_offset_m)
+        alignment, offset = align_atlas(permit_list, existing_list, grid, params, max_offset_m)
         if offset is not None:
-            permit_list, existing_list = _translate_atlas(permit_list, existing_list, *offset)
+            permit_list, existing_list = translate_atlas(permit_list, existing_list, *offset)
             log.info("atlas moved by (%+.2f, %+.2f) m: %s", *offset, alignment.get("summary"))
         else:
             _assume(
@@ -506,7 +374,7 @@ def run_check(
         if o.kind != "removed"
     ]
     dropped = len(result.objects) - len(structures)
-    missing, existing_summary = _missing_buildings(existing_list, grid, params)
+    missing, existing_summary = missing_buildings(existing_list, grid, params)
     objects: list[ChangeObject] = structures + missing
     if site_geom is not None:
         objects = [o for o in objects if o.geometry.intersects(site_geom)]
@@ -601,6 +469,7 @@ def run_check(
             for k in ("enabled", "applied", "dx_m", "dy_m", "residual_m", "n_used", "n_outlines")
         },
         "assumptions": assumptions,
+        "epoch": None if epoch is None else dict(epoch),
         "n_leads": len(leads),
         "outputs": {
             name: {"path": str(p.resolve()), "sha256": sha256_file(p)}
@@ -650,13 +519,11 @@ def _dates(
 
 def _site(path: Path, grid: xr.DataArray) -> tuple[BaseGeometry, tuple[slice, slice]]:
     """The site boundary in the grid's CRS and the window of the grid that covers it."""
-    feats = read_features(path, role="site file").to_crs(grid.rio.crs)
-    if len(feats) == 0:
-        raise DetectInputError(f"{path}: the site file has no features; give the site boundary")
-    geom = shapely.union_all(list(feats.geometries))
+    # valid whatever the file holds (a self-intersecting ring is repaired, one warning)
+    geom = read_site_area(path, grid.rio.crs)
     t, shape = grid.rio.transform(), (grid.sizes["y"], grid.sizes["x"])
-    extent = _bounds(grid)
-    win = _window(t, shape, geom.bounds, _SITE_MARGIN_M) if geom.intersects(extent) else None
+    extent = grid_bounds(grid)
+    win = grid_window(t, shape, geom.bounds, _SITE_MARGIN_M) if geom.intersects(extent) else None
     if win is None:
         raise DetectInputError(
             f"{path}: the site lies outside the orthophoto (site bounds "
@@ -691,7 +558,9 @@ def _write_atlas(
 def _pixel_count(path: Path) -> int:
     """Pixels of a raster, 0 when it cannot be opened (open_orthophoto then says why)."""
     try:
-        with rasterio.open(path) as ds:
+        with quiet_gdal_messages(), rasterio.open(path) as ds:
             return int(ds.width) * int(ds.height)
-    except (rasterio.errors.RasterioIOError, OSError):
+    except OPEN_ERRORS:
+        return 0
+    except OSError:
         return 0

@@ -6,17 +6,24 @@ Every message names the file, the offending value and the fix; the CLI prints it
 from __future__ import annotations
 
 __all__ = [
+    "CaseIdError",
     "DetectInputError",
+    "EvidenceInputError",
+    "EvidenceLookupError",
     "GeotagError",
     "InputFileError",
+    "LedgerFormatError",
     "NodeODMArgumentError",
     "NodeODMError",
+    "NotAStoreError",
     "NotGeoreferencedError",
     "OutputError",
     "RasterFormatError",
+    "StoreReadOnlyError",
     "SurveyError",
     "SynthParamsError",
     "TelemetryError",
+    "VectorFormatError",
 ]
 
 
@@ -34,6 +41,14 @@ class NotGeoreferencedError(SurveyError, ValueError):
 
 class RasterFormatError(SurveyError, ValueError):
     """A raster exists but its content cannot be used (bands, dtype, nodata, units)."""
+
+
+class VectorFormatError(SurveyError, ValueError):
+    """A vector file exists but its content cannot be used: GDAL cannot read it as a vector
+    layer, a geometry cannot be decoded, there is no polygon where one is needed, a point is
+    no place on Earth, or a record (an existing building, a lead) is not what the layer
+    needs. (Missing or unreadable files are :class:`InputFileError`; permit records are
+    :class:`change_detection.errors.PermitError`.)"""
 
 
 class OutputError(SurveyError, OSError):
@@ -62,3 +77,32 @@ class NodeODMError(SurveyError, ConnectionError):
 
 class NodeODMArgumentError(SurveyError, ValueError):
     """A NodeODM URL or task option that cannot be used."""
+
+
+# --- evidence store and custody ledger (survey.evidence) ---------------------------------------
+
+
+class NotAStoreError(SurveyError, FileNotFoundError):
+    """A folder given as an evidence store is not one (no store marker, or a damaged one)."""
+
+
+class StoreReadOnlyError(SurveyError, PermissionError):
+    """A write was asked of an evidence store opened read-only (a supervisor's view)."""
+
+
+class LedgerFormatError(SurveyError, ValueError):
+    """A custody ledger line that is not a ledger entry (not JSON, wrong fields, torn)."""
+
+
+class CaseIdError(SurveyError, ValueError):
+    """A case id with characters other than letters, digits, ``-``, ``_`` and ``.``, or ``..``."""
+
+
+class EvidenceInputError(SurveyError, ValueError):
+    """A value given to the evidence store that cannot be used (risk tier, parameters, hash,
+    a file that is not a regular file or changed while it was copied, an export folder that is
+    not empty)."""
+
+
+class EvidenceLookupError(SurveyError, LookupError):
+    """A hash or case that the custody ledger does not know."""

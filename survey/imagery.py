@@ -65,13 +65,20 @@ from typing import Any, Literal
 
 import numpy as np
 import rasterio
-import rioxarray
 import xarray as xr
 from rasterio.enums import ColorInterp, MaskFlags
 from scipy import ndimage
 
 from survey.errors import RasterFormatError
-from survey.rasters import READ_ERRORS, _BlockReader, _open_checked, damaged_raster_error
+from survey.rasters import (
+    READ_ERRORS,
+    _BlockReader,
+    damaged_raster_error,
+    open_checked,
+    open_template,
+    quiet_gdal_messages,
+    quiet_nans,
+)
 
 __all__ = [
     "PERCENTILES",
@@ -336,7 +343,7 @@ def heights_reason(path: str | os.PathLike[str], role: str = "raster") -> str | 
     (what DSMs are written as; greyscale images are unsigned) is heights; so is one whose
     unit is declared as metres. Returns the assumption clause to record.
     """
-    with _open_checked(path, role) as ds:
+    with quiet_gdal_messages(), open_checked(path, role) as ds:
         if ds.count != 1 or ds.colorinterp[0] == ColorInterp.palette:
             return None
         dtype = np.dtype(ds.dtypes[0])
@@ -377,7 +384,7 @@ def _scaling(
     dtype = np.dtype(ds.dtypes[0])
     if dtype == np.uint8:
         return None
-    data = np.ma.getdata(sample).astype(np.float64)
+    data = quiet_nans(np.ma.getdata(sample)).astype(np.float64)
     ok = ~np.ma.getmaskarray(sample).any(axis=0) & np.isfinite(data).all(axis=0)
     if not declared_validity:
         # fill-coloured pixels are collar candidates: they would pull the percentiles
@@ -726,7 +733,7 @@ def read_orthophoto(
         that cannot be decoded (the file, the window and the fix).
     """
     p = Path(path)
-    with _open_checked(p, role) as ds:
+    with quiet_gdal_messages(), open_checked(p, role) as ds:
         layout = _layout(ds, p, role)
         dtype = np.dtype(ds.dtypes[0])
         flags = ds.mask_flag_enums[0]
@@ -768,8 +775,7 @@ def read_orthophoto(
     kwargs: dict[str, Any] = {"masked": False}
     if chunks is not None:
         kwargs.update(chunks={"band": -1, "y": chunks, "x": chunks}, lock=False)
-    template = rioxarray.open_rasterio(p, **kwargs)
-    assert isinstance(template, xr.DataArray)
+    template = open_template(p, role, **kwargs)
     crs, transform = template.rio.crs, template.rio.transform()
     template = template.isel(band=[i - 1 for i in indexes])
     template.attrs.pop("_FillValue", None)

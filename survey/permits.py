@@ -3,7 +3,8 @@
 A permits file is any vector file :func:`survey.vectors.read_features` reads (GeoJSON,
 GeoPackage, KML, ...) in any CRS, with one polygon footprint per permit and the attributes
 
-``permit_id`` (text, required; ``id`` is accepted), ``max_height_m`` (metres above ground,
+``permit_id`` (text, required; ``id`` is taken where ``permit_id`` is absent or blank; a whole
+number read as a float, ``7.0``, is ``7``), ``max_height_m`` (metres above ground,
 optional), ``floors`` (optional), ``valid_from`` and ``valid_to`` (ISO 8601 dates, optional:
 open-ended). Footprints are reprojected to the detection grid's CRS; invalid rings are
 repaired (one warning line each). An empty file is an error (an empty permit register would
@@ -26,7 +27,7 @@ from shapely.geometry.base import BaseGeometry
 
 from change_detection.errors import PermitError
 from change_detection.permits import Permit, parse_date
-from survey.vectors import read_features
+from survey.vectors import feature_id, read_features
 
 __all__ = ["read_permits"]
 
@@ -92,7 +93,7 @@ def read_permits(path: str | os.PathLike[str], crs: CRS | str | int) -> list[Per
     PermitError
         The file has no features, a feature has no permit id or no polygon, a number or a date
         cannot be read, or a validity ends before it starts.
-    InputFileError, NotGeoreferencedError
+    InputFileError, VectorFormatError, NotGeoreferencedError
         From :func:`survey.vectors.read_features`.
     """
     features = read_features(path, role="permits file")
@@ -105,13 +106,12 @@ def read_permits(path: str | os.PathLike[str], crs: CRS | str | int) -> list[Per
     permits: list[Permit] = []
     seen: set[str] = set()
     for i, (geom, props) in enumerate(zip(features.geometries, features.properties, strict=True)):
-        raw_id = props.get("permit_id", props.get("id"))
-        if raw_id is None or str(raw_id).strip() == "":
+        pid = feature_id(props, ("permit_id", "id"))
+        if pid is None:
             raise PermitError(
                 f"{path}: feature {i} has no permit_id; add a permit_id attribute to every "
                 "footprint"
             )
-        pid = str(raw_id).strip()
         name = _shown(pid)
         if pid in seen:
             raise PermitError(f"{path}: permit_id {name} appears twice; make the ids unique")

@@ -52,7 +52,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +61,6 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import rasterio
 import rasterio.env
-import rasterio.errors
-import rasterio.windows
 import shapely
 import xarray as xr
 from pyproj import CRS, Transformer
@@ -87,9 +85,15 @@ from survey.outputs import (
     write_leads,
 )
 from survey.permits import read_permits
-from survey.rasters import atomic_path, open_dsm, sha256_file
+from survey.rasters import (
+    OPEN_ERRORS,
+    atomic_path,
+    open_dsm,
+    quiet_gdal_messages,
+    sha256_file,
+)
 from survey.registered import derivation_record, open_registered_epoch, write_registered_epoch
-from survey.vectors import read_features
+from survey.sites import read_site_area
 
 __all__ = ["DetectResult", "run_detect"]
 
@@ -159,7 +163,7 @@ class DetectResult:
 
 
 def _survey_date(path: Path) -> str | None:
-    with rasterio.open(path) as ds:
+    with quiet_gdal_messages(), rasterio.open(path) as ds:
         tags = ds.tags()
     if tags.get("SITEWATCH_SURVEY_DATE"):
         return str(tags["SITEWATCH_SURVEY_DATE"])[:10]
@@ -287,6 +291,7 @@ def run_detect(
     params: DetectParams = DetectParams(),  # noqa: B008 (frozen, immutable default)
     scheduler: str | None = None,
     write_registered: bool = True,
+    epochs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> DetectResult:
     """Detect changes between two survey epochs and write the leads and their evidence.
 
@@ -304,7 +309,9 @@ def run_detect(
         Permit footprints (any vector format and CRS); without it, leads are
         ``new_structure`` / ``raised`` / ``demolished``.
     site : path, optional
-        Site boundary; detection is cropped to it and leads outside it are dropped.
+        Site boundary (its polygons; a self-intersecting ring is repaired, one warning line:
+        :func:`survey.sites.read_site_area`); detection is cropped to it and leads outside
+        it are dropped.
     before_date, after_date : ISO 8601 date, optional
         Survey dates (default: from the orthophotos' tags, see the module docstring).
     params : DetectParams
@@ -316,6 +323,10 @@ def run_detect(
     write_registered : bool
         Also write the co-registered after epoch (``after_registered.tif`` and, with DSMs,
         ``after_registered_dsm.tif``) as derived products; skipped without co-registration.
+    epochs : mapping, optional
+        The records of the epochs the rasters were taken from (``{"before": ..., "after":
+        ...}``, :meth:`survey.ingest.odm.SurveyEpoch.record`: an OpenDroneMap project's
+        version and options, ...), kept in ``provenance.json`` as ``epochs``.
 
     Returns
     -------
@@ -323,9 +334,10 @@ def run_detect(
 
     Raises
     ------
-    InputFileError, RasterFormatError, NotGeoreferencedError
+    InputFileError, RasterFormatError, NotGeoreferencedError, VectorFormatError
         An input cannot be read (missing, damaged, DSM in feet or without nodata, orthophoto
-        whose colour bands cannot be identified, a grey orthophoto in RGB-only mode, ...).
+        whose colour bands cannot be identified, a grey orthophoto in RGB-only mode, a site
+        file without a polygon, ...).
     DetectInputError
         The epochs do not overlap, or the site lies outside the rasters; only one DSM.
     PermitError
@@ -377,10 +389,8 @@ def run_detect(
     before = Epoch(rgb=rgb_b, valid=valid_b, dsm=dsm_b, nir=ortho_b.nir)
     site_geom: BaseGeometry | None = None
     if site is not None:
-        feats = read_features(paths["site"], role="site file").to_crs(rgb_b.rio.crs)
-        if len(feats) == 0:
-            raise DetectInputError(f"{paths['site']}: the site file has no features")
-        site_geom = shapely.union_all(list(feats.geometries))
+        # valid whatever the file holds (a self-intersecting ring is repaired, one warning)
+        site_geom = read_site_area(paths["site"], rgb_b.rio.crs)
         before, site_geom = _crop_to_site(before, site_geom, paths["site"], margin_m=5.0)
 
     aligned: AlignedEpoch | None = None
@@ -540,6 +550,7 @@ def run_detect(
                 "confidence",
             )
         },
+        "epochs": {when: dict(record) for when, record in (epochs or {}).items()},
         "n_leads": len(leads),
         "outputs": {
             name: {"path": str(p.resolve()), "sha256": sha256_file(p), **derived.get(name, {})}
@@ -609,7 +620,9 @@ def _read_orthophotos(
 def _pixel_count(path: Path) -> int:
     """Pixels of a raster, 0 when it cannot be opened (open_orthophoto then says why)."""
     try:
-        with rasterio.open(path) as ds:
+        with quiet_gdal_messages(), rasterio.open(path) as ds:
             return int(ds.width) * int(ds.height)
-    except (rasterio.errors.RasterioIOError, OSError):
+    except OPEN_ERRORS:
+        return 0
+    except OSError:
         return 0

@@ -1,14 +1,22 @@
 """Reading and writing the rasters of a survey epoch: files, windows and blocks.
 
 This module is the file side: opening a raster read-only and checking its georeferencing
-(:func:`_open_checked`), reading windows of it on dask's threads (:class:`_BlockReader`, where
+(:func:`open_checked`), its coordinates and metadata as an xarray template
+(:func:`open_template`), reading windows of it on dask's threads (:class:`_BlockReader`, where
 every decode failure becomes a one-line :class:`~survey.errors.RasterFormatError` naming the
 file, the window and the fix), DSMs as float32 metres with NaN for nodata (:func:`open_dsm`),
-and writing GeoTIFFs atomically (:func:`write_geotiff`, :func:`atomic_path`).
+and writing GeoTIFFs atomically (:func:`write_geotiff`, :func:`atomic_path`). A damaged file
+is one line naming it whatever part is damaged (a directory of several images, a layout GDAL
+fails to read, a geotransform that is missing or puts the raster nowhere, a tile), and GDAL's
+messages about it are kept off stderr (:func:`quiet_gdal_messages`).
 
 What the bands of an orthophoto *mean* (band roles, scaling to 8 bits, the collar of a file
 without a mask, palettes, greyscale) is :mod:`survey.imagery`; :func:`open_orthophoto` is kept
 here for its callers and returns ``(rgb, valid)`` from :func:`survey.imagery.read_orthophoto`.
+
+The module is over the house's ~500 lines because it is one subject, raster files as GDAL
+gives them, read and written; most of the length is the checks of damaged files found by the
+fuzz campaign (``tests/test_fuzz_inputs.py``), each with its one-line message.
 """
 
 from __future__ import annotations
@@ -38,14 +46,20 @@ from survey.errors import (
     NotGeoreferencedError,
     OutputError,
     RasterFormatError,
+    SurveyError,
 )
 
 __all__ = [
+    "OPEN_ERRORS",
     "READ_ERRORS",
     "atomic_path",
     "damaged_raster_error",
+    "open_checked",
     "open_dsm",
     "open_orthophoto",
+    "open_template",
+    "quiet_gdal_messages",
+    "quiet_nans",
     "sha256_file",
     "write_geotiff",
 ]
@@ -54,7 +68,48 @@ __all__ = [
 #: cut short): "Read failed. See previous exception for details." with GDAL's message chained.
 READ_ERRORS: tuple[type[BaseException], ...] = (rasterio.errors.RasterioError, CPLE_BaseError)
 
+#: What opening a damaged file can raise besides: a UnicodeDecodeError when GDAL's message
+#: quotes bytes of the file that are not UTF-8.
+OPEN_ERRORS: tuple[type[BaseException], ...] = (*READ_ERRORS, UnicodeDecodeError)
+
 _HASH_CHUNK = 1 << 22
+
+try:  # rasterio >= 1.0 has it, unexported: GDAL's quiet error handler, pushed for one thread
+    from rasterio._env import catch_errors as _gdal_quiet_handler
+except ImportError:  # pragma: no cover (a rasterio without it: GDAL's messages stay on)
+    _gdal_quiet_handler = contextlib.nullcontext
+
+
+@contextlib.contextmanager
+def quiet_gdal_messages() -> Iterator[None]:
+    """Keep GDAL's messages about a file off stderr while it is opened or read (this thread).
+
+    rasterio passes each GDAL message to its logger through a C callback that decodes it as
+    UTF-8. GDAL quotes bytes of a damaged file in some messages (the XML of a damaged
+    ``GDAL_METADATA`` tag: "Didn't find expected '=' for value of attribute '\\xaa'"), the
+    decoding fails inside the callback, and Python prints "Exception ignored in:
+    'rasterio._env.log_error'" with a traceback on stderr, however the read ends. Outside
+    rasterio's handler (a thread with no rasterio environment) GDAL prints its own "ERROR 1:"
+    lines. Inside a ``rasterio.Env`` (so that ``rasterio.open`` keeps it instead of pushing
+    its handler), GDAL's quiet handler is pushed for this thread: nothing is printed.
+    Failures still raise rasterio's exceptions (they read GDAL's last error, not the
+    handler), which the readers turn into one line naming the file.
+    """
+    with rasterio.Env(), _gdal_quiet_handler():
+        yield
+
+
+def quiet_nans(values: np.ndarray) -> np.ndarray:
+    """``values`` with every NaN a quiet NaN (float data; other types as they are).
+
+    A bit flipped in a float raster can make a signalling NaN, which numpy's casts and
+    arithmetic report as "invalid value encountered" (a RuntimeWarning printed to the user,
+    an error under pytest). Selecting is not arithmetic: the NaNs are replaced by copying.
+    """
+    if not np.issubdtype(values.dtype, np.floating):
+        return values
+    nan = np.isnan(values)
+    return np.where(nan, np.nan, values) if nan.any() else values
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -174,32 +229,194 @@ def write_geotiff(
     return Path(path)
 
 
-def _open_checked(path: str | os.PathLike[str], role: str) -> rasterio.DatasetReader:
+def open_checked(path: str | os.PathLike[str], role: str) -> rasterio.DatasetReader:
+    """Open a raster read-only, checked to be one georeferenced image.
+
+    Parameters
+    ----------
+    path : path
+    role : str
+        What the file is, for messages (``"DSM"``, ``"before orthophoto"``).
+
+    Returns
+    -------
+    rasterio.DatasetReader
+        Open; the caller closes it (``with open_checked(...) as ds``).
+
+    Raises
+    ------
+    InputFileError
+        The file does not exist.
+    RasterFormatError
+        GDAL cannot open it, or it holds several images (see :func:`_several_images`).
+    NotGeoreferencedError
+        No CRS, no geotransform (GDAL found none: rasterio's ``NotGeoreferencedWarning``,
+        which is not passed on, or the identity), or one that puts the raster nowhere
+        (non-finite corners, a pixel of no size).
+    """
     p = Path(path)
     if not p.exists():
         raise InputFileError(f"{p}: {role} not found; check the path")
-    try:
-        with warnings.catch_warnings():
-            # A missing geotransform is reported below as a one-line error of our own.
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            ds = rasterio.open(p)
-    except rasterio.errors.RasterioIOError as exc:
-        detail = " ".join(str(exc).split())
-        raise RasterFormatError(
-            f"{p}: cannot be read as a raster ({detail}); pass a GeoTIFF (if it is one, it is "
-            "damaged: re-export it or copy it again)"
-        ) from exc
-    if ds.crs is None:
-        ds.close()
-        raise NotGeoreferencedError(
-            f"{p}: {role} has no CRS; write one with gdal_edit.py -a_srs EPSG:xxxx"
+    with quiet_gdal_messages():
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                ds = rasterio.open(p)
+        except OPEN_ERRORS as exc:
+            detail = _gdal_reason(exc)
+            raise RasterFormatError(
+                f"{p}: cannot be read as a raster ({detail}); pass a GeoTIFF (if it is one, it "
+                "is damaged: re-export it or copy it again)"
+            ) from exc
+        # GDAL found no geotransform: rasterio warns and returns what it has (the identity,
+        # or a pixel scale without a tie point, which puts the raster at 0, 0). Reported below.
+        no_transform = False
+        for w in caught:
+            if issubclass(w.category, rasterio.errors.NotGeoreferencedWarning):
+                no_transform = True
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        problem: SurveyError | None = _several_images(ds, p, role) or _unreadable_layout(
+            ds, p, role
         )
-    if ds.transform == Affine.identity():
+        if problem is None:
+            problem = _georeferencing_problem(ds, p, role, no_transform)
+    if problem is not None:
         ds.close()
-        raise NotGeoreferencedError(
-            f"{p}: {role} has no geotransform; export it georeferenced from the photogrammetry tool"
-        )
+        raise problem
     return ds
+
+
+#: The former private name of :func:`open_checked`, for code written against it.
+_open_checked = open_checked
+
+
+def _unreadable_layout(
+    ds: rasterio.DatasetReader, path: Path, role: str
+) -> RasterFormatError | None:
+    """The error for a file whose band layout GDAL fails to read, or None.
+
+    A damaged directory of a TIFF (a mask's or an overview's) is found when GDAL walks the
+    directories, which listing the file's images does: GDAL reports the failure but goes on,
+    and rasterio raises it from the next call that checks GDAL's error state (the colour
+    interpretation, in the readers). The properties the readers use are read here, so the
+    file is refused in one line naming it instead.
+    """
+    try:
+        # each of these reads checks GDAL's error state
+        ds.colorinterp  # noqa: B018
+        ds.mask_flag_enums  # noqa: B018
+        ds.descriptions  # noqa: B018
+        ds.units  # noqa: B018
+        ds.tags()
+        for band in range(1, ds.count + 1):
+            ds.tags(band)
+    except READ_ERRORS as exc:
+        return RasterFormatError(
+            f"{path}: the {role}'s layout cannot be read ({_gdal_reason(exc)}); the file is "
+            f"damaged: re-export it or copy it again, and check it with gdalinfo {path}"
+        )
+    return None
+
+
+def _gdal_reason(exc: BaseException) -> str:
+    """GDAL's reason for a failure, on one line (its bytes that are not UTF-8 replaced)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "GDAL refused it, quoting bytes of the file that are not UTF-8 text"
+    return " ".join(str(exc).split())
+
+
+def _georeferencing_problem(
+    ds: rasterio.DatasetReader, path: Path, role: str, no_transform: bool
+) -> NotGeoreferencedError | None:
+    """Why the raster cannot be placed (no CRS, no usable geotransform), or None."""
+    if ds.crs is None:
+        return NotGeoreferencedError(
+            f"{path}: {role} has no CRS; write one with gdal_edit.py -a_srs EPSG:xxxx"
+        )
+    t = ds.transform
+    if no_transform or t == Affine.identity():
+        return NotGeoreferencedError(
+            f"{path}: {role} has no geotransform; export it georeferenced from the "
+            "photogrammetry tool"
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        corners = np.array([t * (c, r) for c in (0, ds.width) for r in (0, ds.height)])
+    if not np.isfinite(corners).all() or t.a * t.e - t.b * t.d == 0:
+        return NotGeoreferencedError(
+            f"{path}: {role} has a geotransform that puts it nowhere (pixel size "
+            f"{t.a:.6g} x {t.e:.6g}, origin {t.c:.6g}, {t.f:.6g}); the file is damaged or "
+            "was exported wrongly: export it georeferenced again"
+        )
+    return None
+
+
+def _several_images(ds: rasterio.DatasetReader, path: Path, role: str) -> RasterFormatError | None:
+    """The error for a file that holds several images (GDAL lists them as subdatasets), or
+    None.
+
+    A GeoTIFF orthophoto or DSM is one image; its overviews and mask are part of it and are
+    not listed. Several images mean a damaged file (a mask or an overview whose directory no
+    longer says what it is: reading the first image alone would drop the mask without a
+    word) or a multi-page TIFF, whose pages cannot be told apart: refused, not guessed.
+    """
+    images = list(ds.subdatasets or ())
+    if not images:
+        return None
+    names = ", ".join(":".join(name.split(":")[:2]) for name in images[:3])  # GTIFF_DIR:1
+    more = f" and {len(images) - 3} more" if len(images) > 3 else ""
+    return RasterFormatError(
+        f"{path}: the {role} holds {len(images)} images ({names}{more}) where a GeoTIFF holds "
+        "one (its overviews and mask are part of it): the file is damaged or a multi-page "
+        f"TIFF; re-export the {role} as one GeoTIFF (check it with gdalinfo {path})"
+    )
+
+
+def open_template(path: str | os.PathLike[str], role: str, **kwargs: Any) -> xr.DataArray:
+    """The raster as :func:`rioxarray.open_rasterio` opens it: coordinates, CRS, transform and
+    attributes, its pixels not read (the callers read them through :class:`_BlockReader`).
+
+    Call it after :func:`open_checked`, which has refused what this cannot open: its
+    ``NotGeoreferencedWarning`` is not passed on (the georeferencing was checked there), and
+    a file that opens differently the second time (a damaged file: GDAL and libtiff report
+    some faults only once) is the same one-line error as there.
+
+    Parameters
+    ----------
+    path : path
+    role : str
+        What the file is, for messages.
+    **kwargs
+        Passed to :func:`rioxarray.open_rasterio` (``masked``, ``chunks``, ``lock``).
+
+    Returns
+    -------
+    DataArray, dims (band, y, x)
+
+    Raises
+    ------
+    RasterFormatError
+        GDAL cannot open the file, or it holds several images.
+    """
+    p = Path(path)
+    try:
+        with warnings.catch_warnings(), quiet_gdal_messages():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            opened = rioxarray.open_rasterio(p, **kwargs)
+    except OPEN_ERRORS as exc:
+        detail = _gdal_reason(exc)
+        raise RasterFormatError(
+            f"{p}: the {role} cannot be read as a raster ({detail}); the file is damaged: "
+            f"re-export it or copy it again, and check it with gdalinfo {p}"
+        ) from exc
+    if isinstance(opened, xr.DataArray):
+        return opened
+    for part in opened if isinstance(opened, list) else [opened]:
+        part.close()
+    raise RasterFormatError(
+        f"{p}: the {role} holds several images where a GeoTIFF holds one: the file is damaged "
+        f"or a multi-page TIFF; re-export the {role} as one GeoTIFF (check it with gdalinfo {p})"
+    )
 
 
 def open_orthophoto(
@@ -289,13 +506,17 @@ class _BlockReader:
 
     def dataset(self) -> rasterio.DatasetReader:
         """This thread's open dataset (opened on first use)."""
-        return self._entry()[0]
+        with quiet_gdal_messages():
+            return self._entry()[0]
 
     def _entry(self) -> tuple[rasterio.DatasetReader, threading.Lock]:
         entry: tuple[rasterio.DatasetReader, threading.Lock] | None = getattr(
             self._local, "entry", None
         )
         if entry is None or entry[0].closed:
+            # No warnings.catch_warnings here: it is not thread-safe (two threads restoring
+            # each other's filters leave them changed), and the file, checked when it was
+            # first opened (open_checked) and unchanged since (the token), warns of nothing.
             ds = rasterio.open(self.path)
             if self._identity() != self.token:
                 # a file replaced under the same name would mix two rasters in one array
@@ -317,15 +538,17 @@ class _BlockReader:
         A read that failed in one dask task does not stop the reads of other tasks already
         running; closing their datasets under them (what ``.close()`` on the arrays does when
         the error reaches the caller) crashed GDAL. A dataset closed just before its thread
-        got hold of it is opened again.
+        got hold of it is opened again. GDAL's messages are kept quiet meanwhile
+        (:func:`quiet_gdal_messages`); a failure is raised, and reported by the caller.
         """
-        while True:
-            ds, held = self._entry()
-            with held:
-                if not ds.closed:
-                    yield ds
-                    return
-            self._local.entry = None
+        with quiet_gdal_messages():
+            while True:
+                ds, held = self._entry()
+                with held:
+                    if not ds.closed:
+                        yield ds
+                        return
+                self._local.entry = None
 
     def close(self) -> None:
         """Close the datasets every thread opened, each once its read in progress is done (a
@@ -373,14 +596,17 @@ class _BlockReader:
                     invalid = ds.read_masks(1, window=window) == 0
         except READ_ERRORS as exc:
             raise damaged_raster_error(self.path, exc, "the heights (band 1)", window) from exc
-        out = raw.astype(np.float32, copy=False)
+        out = quiet_nans(raw).astype(np.float32, copy=False)
         if invalid is not None:
             out[invalid] = np.nan
         return out
 
     def whole(self, what: str, *args: Any) -> np.ndarray:
         """``what`` (``bands``, ``valid`` or ``heights``) of the whole raster, read now."""
-        ds = self.dataset()
+        try:
+            ds = self.dataset()
+        except READ_ERRORS as exc:
+            raise damaged_raster_error(self.path, exc, f"the {what}") from exc
         return np.asarray(
             getattr(self, what)(rasterio.windows.Window(0, 0, ds.width, ds.height), *args)
         )
@@ -477,7 +703,7 @@ def open_dsm(path: str | os.PathLike[str], chunks: int | None = None) -> xr.Data
     RasterFormatError
         Several bands, no nodata declared, or a vertical unit that is not metres.
     """
-    with _open_checked(path, "DSM") as ds:
+    with quiet_gdal_messages(), open_checked(path, "DSM") as ds:
         if ds.count != 1:
             raise RasterFormatError(f"{path}: a DSM has one band, found {ds.count}")
         units = (ds.units[0] or "").lower() if ds.units else ""
@@ -494,9 +720,7 @@ def open_dsm(path: str | os.PathLike[str], chunks: int | None = None) -> xr.Data
     kwargs: dict[str, Any] = {"masked": True}
     if chunks is not None:
         kwargs.update(chunks={"band": 1, "y": chunks, "x": chunks}, lock=False)
-    raw = rioxarray.open_rasterio(path, **kwargs)
-    assert isinstance(raw, xr.DataArray)
-    dsm = raw.squeeze("band", drop=True)
+    dsm = open_template(path, "DSM", **kwargs).squeeze("band", drop=True)
     # rioxarray gives the coordinates and metadata; the pixels are read by our reader (the
     # whole raster now, so a damaged file is reported here, or block by block)
     reader: _BlockReader | None = _BlockReader(path)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyproj.exceptions
 import rasterio
 import rasterio.windows
 import shapely
@@ -30,8 +31,14 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from flightplans import PlanParams, SurveyPlan, plan_survey, write_mission_files
-from survey.errors import InputFileError, RasterFormatError
-from survey.rasters import _open_checked
+from survey.errors import NotGeoreferencedError, RasterFormatError, VectorFormatError
+from survey.rasters import (
+    READ_ERRORS,
+    damaged_raster_error,
+    open_checked,
+    quiet_gdal_messages,
+    quiet_nans,
+)
 from survey.vectors import read_features, reproject_geometries
 
 __all__ = [
@@ -72,7 +79,7 @@ def _polygon_parts(geoms: tuple[BaseGeometry, ...], path: Path, role: str) -> li
         if isinstance(g, Polygon | MultiPolygon) and not g.is_empty
     ]
     if not polys:
-        raise InputFileError(
+        raise VectorFormatError(
             f"{path}: the {role} file holds no polygon; draw the {role} as a polygon"
         )
     return polys
@@ -86,7 +93,7 @@ def _check_placed(geoms: list[BaseGeometry], src: CRS, path: Path, role: str) ->
     bad = ~np.isfinite(xy).all(axis=1) | (np.abs(xy[:, 0]) > 180) | (np.abs(xy[:, 1]) > 90)
     if bad.any():
         raw = shapely.get_coordinates(np.asarray(geoms, dtype=object))[int(np.argmax(bad))]
-        raise InputFileError(
+        raise VectorFormatError(
             f"{path}: the {role} has a point ({raw[0]:.6g}, {raw[1]:.6g}) that is no place on "
             f"Earth in {src.name}; check the coordinate order (x = longitude / easting first) "
             "and the CRS the file declares"
@@ -109,7 +116,7 @@ def _valid_area(polys: list[BaseGeometry], path: Path, role: str) -> BaseGeometr
         fixed.extend(p for p in shapely.get_parts(g) if isinstance(p, Polygon | MultiPolygon))
     area = shapely.union_all(fixed) if fixed else Polygon()
     if area.is_empty or area.area <= 0:
-        raise InputFileError(
+        raise VectorFormatError(
             f"{path}: the {role} polygons have no area (collinear or repeated corners); draw "
             f"the {role} as a polygon"
         )
@@ -124,7 +131,7 @@ def read_site(path: str | os.PathLike[str], crs: CRS | str | int | None = None) 
 
     Raises
     ------
-    InputFileError
+    VectorFormatError
         No polygon in the file, or a point that is no place on Earth (a latitude beyond 90,
         a non-finite coordinate); and the errors of :func:`survey.vectors.read_features`.
     """
@@ -152,7 +159,7 @@ def read_site_area(path: str | os.PathLike[str], crs: CRS | str | int) -> BaseGe
 
     Raises
     ------
-    InputFileError
+    VectorFormatError
         No polygon, polygons of no area, or a point that is no place on Earth; and the errors
         of :func:`survey.vectors.read_features`.
     """
@@ -199,15 +206,31 @@ def read_dem_sampler(
     callable
         ``f(x, y) -> z`` for arrays of equal shape; bilinear, NaN farther than ``extend_m``
         outside the DEM.
+
+    Raises
+    ------
+    InputFileError, NotGeoreferencedError, RasterFormatError
+        A missing or damaged DEM (one line naming the file: :func:`survey.rasters.
+        open_checked`, a tile that cannot be decoded), several bands, a CRS that cannot be
+        transformed to ``crs``, no valid elevation over the area.
     """
     to_dem: Transformer | None = None
-    with rasterio.Env(), _open_checked(path, "DEM") as ds:
+    with quiet_gdal_messages(), open_checked(path, "DEM") as ds:
         if ds.count != 1:
             raise RasterFormatError(f"{path}: a DEM has one band, found {ds.count}; pass a DEM")
         dem_crs = CRS.from_user_input(ds.crs.to_wkt())
         plan_crs = CRS.from_user_input(crs)
         if dem_crs != plan_crs:
-            to_dem = Transformer.from_crs(plan_crs, dem_crs, always_xy=True)
+            try:
+                to_dem = Transformer.from_crs(plan_crs, dem_crs, always_xy=True)
+            except pyproj.exceptions.ProjError as exc:
+                # a local (engineering) CRS, or a damaged one, has no way to the plan's
+                raise NotGeoreferencedError(
+                    f"{path}: the DEM's CRS ({dem_crs.type_name} {dem_crs.name!r}) cannot be "
+                    f"transformed to {plan_crs.name} ({' '.join(str(exc).split())}); give the "
+                    "DEM its real CRS (gdal_edit.py -a_srs EPSG:xxxx) or reproject it "
+                    "(gdalwarp -t_srs)"
+                ) from exc
         window = None
         if bounds is not None:
             minx, miny, maxx, maxy = bounds
@@ -230,10 +253,14 @@ def read_dem_sampler(
                 raise RasterFormatError(
                     f"{path}: the DEM does not cover the site; pass a DEM of the site's area"
                 ) from exc
-        arr = ds.read(1, window=window, masked=True).astype(np.float64)
+        try:
+            arr = ds.read(1, window=window, masked=True)
+        except READ_ERRORS as exc:
+            raise damaged_raster_error(path, exc, "the DEM heights (band 1)", window) from exc
         transform = ds.window_transform(window) if window is not None else ds.transform
-    z = np.ma.filled(arr, np.nan)
-    invalid = np.isnan(z)
+    z = quiet_nans(np.ma.getdata(arr)).astype(np.float64)
+    invalid = np.ma.getmaskarray(arr) | ~np.isfinite(z)
+    z[invalid] = np.nan
     if invalid.all():
         raise RasterFormatError(f"{path}: the DEM has no valid elevation over the site")
     if invalid.any():

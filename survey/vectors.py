@@ -9,7 +9,8 @@ with one reused ``pyproj.Transformer``. :func:`read_leads` is the one reader of 
 A file that cannot be used is one line naming the file, the feature and the fix (a polygon ring
 that is not closed, a ring of fewer than four points, a CRS that cannot be parsed, broken
 JSON), never a GEOS, pyogrio or JSON traceback; GDAL's warnings about a file are logged as
-one line each.
+one line each. A missing or unreadable file is :class:`~survey.errors.InputFileError`; a file
+whose content cannot be used is :class:`~survey.errors.VectorFormatError`.
 """
 
 from __future__ import annotations
@@ -34,11 +35,17 @@ from shapely.geometry.base import BaseGeometry
 
 from change_detection.errors import ChangeDetectionError
 from change_detection.leads import Lead, leads_from_feature_collection
-from survey.errors import InputFileError, NotGeoreferencedError, RasterFormatError
+from survey.errors import (
+    InputFileError,
+    NotGeoreferencedError,
+    RasterFormatError,
+    VectorFormatError,
+)
 from survey.rasters import atomic_path
 
 __all__ = [
     "VectorFeatures",
+    "feature_id",
     "read_features",
     "read_leads",
     "reproject_geometries",
@@ -106,14 +113,19 @@ def read_features(
     Raises
     ------
     InputFileError
-        The file does not exist, GDAL cannot open it, or a feature's geometry cannot be
-        decoded (a ring that is not closed, too few points); the message names the feature.
+        The file does not exist or cannot be read (permissions).
+    VectorFormatError
+        GDAL cannot read it as a vector layer (damaged, not a vector format), or a feature's
+        geometry cannot be decoded (a ring that is not closed, too few points); the message
+        names the feature.
     NotGeoreferencedError
         The layer has no CRS (and is not GeoJSON), or its CRS cannot be parsed.
     """
     p = Path(path)
     if not p.exists():
         raise InputFileError(f"{p}: {role} not found; check the path")
+    if not os.access(p, os.R_OK):
+        raise InputFileError(f"{p}: {role} cannot be read (permission denied); check its mode")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -121,14 +133,20 @@ def read_features(
                 p, layer=layer, datetime_as_string=True
             )
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-        raise InputFileError(
+        raise VectorFormatError(
             f"{p}: {role} cannot be read ({_first_line(exc)}); pass GeoJSON, GeoPackage or KML"
         ) from exc
     except UnicodeDecodeError as exc:
         # GDAL quoted bytes of the file in its message, and they are not UTF-8
-        raise InputFileError(
+        raise VectorFormatError(
             f"{p}: {role} cannot be read (GDAL refused it, quoting bytes that are not UTF-8 "
             "text: the file is damaged or not a vector file); pass GeoJSON, GeoPackage or KML"
+        ) from exc
+    except ValueError as exc:
+        # a value GDAL read that pyogrio cannot convert (a date in the year 12026)
+        raise VectorFormatError(
+            f"{p}: {role} holds a value that cannot be read ({_first_line(exc)}); correct the "
+            "attribute (a date must lie in the years 1-9999) and save the file again"
         ) from exc
     for warning in caught:
         log.warning("%s: GDAL: %s", p, " ".join(str(warning.message).split()))
@@ -175,7 +193,7 @@ def _decode_geometries(
         try:
             shapely.from_wkb(one)
         except shapely.errors.ShapelyError as exc:
-            raise InputFileError(
+            raise VectorFormatError(
                 f"{path}: feature {i}{_feature_name(names, field_data, i)} of the {role} has "
                 f"{_geometry_problem(exc)}"
             ) from exc
@@ -204,6 +222,33 @@ def _geometry_problem(exc: BaseException) -> str:
     )
 
 
+def feature_id(properties: Mapping[str, Any], fields: Sequence[str]) -> str | None:
+    """A feature's id: the first of ``fields`` with a value that is not blank, as text.
+
+    An attribute present but empty (a ``permit_id`` column left blank, NULL) falls through to
+    the next field (``id``). A whole number stored as a float (an integer column with NULLs
+    read from a GeoPackage or Shapefile comes back as float) is written without ``.0``, so
+    ``7.0`` is ``"7"``. Returns None when no field has a value.
+
+    Examples
+    --------
+    >>> feature_id({"permit_id": "", "id": 7.0}, ("permit_id", "id"))
+    '7'
+    >>> feature_id({"permit_id": " P-1 "}, ("permit_id", "id"))
+    'P-1'
+    >>> feature_id({"permit_id": None}, ("permit_id", "id")) is None
+    True
+    """
+    for name in fields:
+        value = properties.get(name)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = "" if value is None else str(value).strip()
+        if text:
+            return text
+    return None
+
+
 def read_leads(path: str | os.PathLike[str]) -> list[Lead]:
     """Read a leads file (``leads.geojson``) written by ``sitewatch detect``.
 
@@ -221,8 +266,10 @@ def read_leads(path: str | os.PathLike[str]) -> list[Lead]:
     Raises
     ------
     InputFileError
-        The file is missing or unreadable, not UTF-8, not JSON (or JSON with NaN/Infinity),
-        or not a FeatureCollection.
+        The file is missing or cannot be read.
+    VectorFormatError
+        The file is not UTF-8, not JSON (or JSON with NaN/Infinity), or not a
+        FeatureCollection.
     ChangeDetectionError
         A feature is not a sitewatch lead (a missing or wrong property, a geometry that is not
         a polygon in longitude and latitude, an id used twice); the message names the file
@@ -235,28 +282,28 @@ def read_leads(path: str | os.PathLike[str]) -> list[Lead]:
     try:
         text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputFileError(
+        raise VectorFormatError(
             f"{p}: leads file is not UTF-8 text (byte {exc.start}); {fix}"
         ) from exc
     except OSError as exc:
         raise InputFileError(f"{p}: leads file cannot be read ({exc.strerror}); {fix}") from exc
 
     def refuse_constant(name: str) -> Any:
-        raise InputFileError(f"{p}: leads file holds {name}, which JSON does not allow; {fix}")
+        raise VectorFormatError(f"{p}: leads file holds {name}, which JSON does not allow; {fix}")
 
     try:
         data = json.loads(text, parse_constant=refuse_constant)
     except json.JSONDecodeError as exc:
-        raise InputFileError(
+        raise VectorFormatError(
             f"{p}: leads file is not valid JSON ({exc.msg} at line {exc.lineno} column "
             f"{exc.colno}); {fix}"
         ) from exc
     except RecursionError as exc:
-        raise InputFileError(
+        raise VectorFormatError(
             f"{p}: leads file nests JSON too deeply to be a leads file; {fix}"
         ) from exc
     if not isinstance(data, dict):
-        raise InputFileError(
+        raise VectorFormatError(
             f"{p}: leads file holds a JSON {type(data).__name__}, not a FeatureCollection; {fix}"
         )
     try:

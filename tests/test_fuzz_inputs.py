@@ -2,11 +2,13 @@
 
 Each input kind the commands take is fuzzed from a small valid file written here: an
 orthophoto GeoTIFF (RGB, internal mask, tiled, DEFLATE) and a DSM GeoTIFF (float32, nodata),
-read whole and in dask chunks; ``permits.geojson`` and ``permits.gpkg``; a site GeoJSON; an
-existing-buildings layer (GeoJSON and GeoPackage); ``leads.geojson``. Mutations are bit flips,
-truncations, deleted, duplicated, moved and overwritten byte ranges and inserted random bytes,
-and, for GeoJSON, edits of the JSON tree (a key or an element deleted or duplicated, a value
-replaced by another JSON value: a ring that is not closed, a string for a number, ...).
+read whole and in dask chunks, and the DSM as the DEM of ``plan --dem`` and ``ingest --dem``
+(:func:`survey.sites.read_dem_sampler`); ``permits.geojson`` and ``permits.gpkg``; a site
+GeoJSON; an existing-buildings layer (GeoJSON and GeoPackage); ``leads.geojson``. Mutations
+are bit flips, truncations, deleted, duplicated, moved and overwritten byte ranges and inserted
+random bytes, and, for GeoJSON, edits of the JSON tree (a key or an element deleted or
+duplicated, a value replaced by another JSON value: a ring that is not closed, a string for a
+number, ...).
 
 The property: the reader returns sane data (shapes, types, values that can be computed: for
 rasters ``.values`` is taken, since decode errors surface at read time) or raises one of the
@@ -56,15 +58,15 @@ from shapely.geometry import box
 from change_detection.errors import ChangeDetectionError
 from change_detection.leads import Lead, leads_to_feature_collection
 from change_detection.permits import Permit
-from survey.errors import InputFileError, SurveyError
+from survey.errors import SurveyError, VectorFormatError
 from survey.permits import read_permits
 from survey.rasters import open_dsm, open_orthophoto, write_geotiff
-from survey.sites import read_nofly, read_site, read_site_area
+from survey.sites import read_dem_sampler, read_nofly, read_site, read_site_area
 from survey.vectors import VectorFeatures, read_features, read_leads, write_features
 
 LIBRARY_ERRORS = (SurveyError, ChangeDetectionError)
 DEFAULT_EXAMPLES = 20  # per reader in the default suite
-CAMPAIGN_EXAMPLES = 1_500  # per reader under -m slow: 11 readers, 16,500 inputs
+CAMPAIGN_EXAMPLES = 1_500  # per reader under -m slow: 12 readers, 18,000 inputs
 SLOW_S = 20.0  # one read of a 48 px raster or a 3-feature file; generous for a loaded machine
 HANG_S = 120.0  # the watchdog: dump every thread's stack and end the process
 
@@ -181,6 +183,13 @@ def _check_dsm(dsm: Any) -> None:
         dsm.close()
 
 
+def _check_dem_sampler(sample: Any) -> None:
+    x = X0 + np.array([0.5, 2.4, 4.7, 100.0])  # three on the DEM, one beyond its reach
+    z = np.asarray(sample(x, np.full(4, Y0 - 2.0)))
+    assert z.shape == (4,) and z.dtype == np.float64
+    assert np.isnan(z[3])
+
+
 def _check_features(feats: VectorFeatures) -> None:
     assert len(feats.geometries) == len(feats.properties)
     for g, props in feats.pairs():
@@ -253,6 +262,13 @@ READERS: dict[
     ),
     "dsm": ("dsm.tif", _dsm, lambda p: open_dsm(p), _check_dsm, False),
     "dsm-chunked": ("dsm.tif", _dsm, lambda p: open_dsm(p, chunks=16), _check_dsm, False),
+    "dem-sampler": (
+        "dem.tif",
+        _dsm,
+        lambda p: read_dem_sampler(p, UTM50, extend_m=10.0),
+        _check_dem_sampler,
+        False,
+    ),
     "permits-geojson": (
         "permits.geojson",
         _permits,
@@ -618,7 +634,7 @@ def test_a_site_point_that_is_no_place_on_earth_is_refused(tmp_path: Path) -> No
     from an infinite centroid: OverflowError / ValueError before."""
     ring = [*SQUARE[:2], [LON0 + 1e-4, LON0 + 1e-4], SQUARE[3], SQUARE[0]]
     path = _geojson(tmp_path / "site.geojson", ring, {"name": "yard"})
-    with pytest.raises(InputFileError) as info:
+    with pytest.raises(VectorFormatError) as info:
         read_site(path)
     assert str(info.value) == (
         f"{path}: the site has a point (117, 117) that is no place on Earth in WGS 84; check "
@@ -638,7 +654,7 @@ def test_a_site_whose_only_polygon_is_empty_is_refused(tmp_path: Path) -> None:
             }
         )
     )
-    with pytest.raises(InputFileError, match=r"site\.geojson: the site file holds no polygon"):
+    with pytest.raises(VectorFormatError, match=r"site\.geojson: the site file holds no polygon"):
         read_site(path)
 
 

@@ -1,4 +1,11 @@
-"""``sitewatch check``: the first survey of a site checked against the permit atlas."""
+"""``sitewatch check``: the first survey of a site checked against the permit atlas.
+
+The survey is given as files (``--ortho``, ``--dsm``, ``--dtm``) or as an epoch (``--epoch``):
+an OpenDroneMap project folder, whose orthophoto, DSM and DTM (``odm_dem/dtm.tif``) are used
+(``--dsm`` / ``--dtm`` replace the project's), or an orthophoto with ``--dsm``. An epoch is
+checked with :func:`survey.ingest.odm.find_epoch` first and its record is kept in
+``provenance.json`` (``epoch``).
+"""
 
 from __future__ import annotations
 
@@ -9,17 +16,29 @@ from pathlib import Path
 import click
 
 from survey.cli._common import ensure_out_dir, existing_file, is_quiet
+from survey.cli._epochs import epoch_path
 
 __all__ = ["command"]
 
 
 @click.command(name="check")
-@click.option("--ortho", required=True, type=existing_file, help="Orthophoto of the survey.")
-@click.option("--dsm", required=True, type=existing_file, help="DSM of the survey (metres).")
+@click.option(
+    "--epoch",
+    type=epoch_path,
+    help="The survey as an OpenDroneMap project folder (its orthophoto, DSM and DTM) or an "
+    "orthophoto; instead of --ortho.",
+)
+@click.option("--ortho", type=existing_file, help="Orthophoto of the survey (or give --epoch).")
+@click.option(
+    "--dsm",
+    type=existing_file,
+    help="DSM of the survey (metres); replaces the DSM of an --epoch project.",
+)
 @click.option(
     "--dtm",
     type=existing_file,
-    help="DTM of the survey (OpenDroneMap's odm_dem/dtm.tif); derived from the DSM if absent.",
+    help="DTM of the survey (OpenDroneMap's odm_dem/dtm.tif, the default with --epoch); "
+    "derived from the DSM if absent.",
 )
 @click.option(
     "--permits",
@@ -88,8 +107,9 @@ __all__ = ["command"]
     help="Largest atlas offset the alignment looks for.",
 )
 def command(
-    ortho: Path,
-    dsm: Path,
+    epoch: Path | None,
+    ortho: Path | None,
+    dsm: Path | None,
     dtm: Path | None,
     permits: Path,
     existing: Path | None,
@@ -113,6 +133,15 @@ def command(
     from survey.check import run_check
     from survey.pipeline import GDAL_CACHE_MB
 
+    ctx = click.get_current_context(silent=True)
+    if epoch is not None and ortho is not None:
+        raise click.UsageError("--epoch and --ortho both name the survey; give one of them", ctx)
+    if epoch is None and (ortho is None or dsm is None):
+        raise click.UsageError(
+            "the survey is missing: give --epoch (an OpenDroneMap project folder, or an "
+            "orthophoto with --dsm), or --ortho and --dsm",
+            ctx,
+        )
     os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))
     params = DetectParams(
         min_area_m2=min_area_m2,
@@ -123,6 +152,13 @@ def command(
     )
     ensure_out_dir(out)
     t0 = time.perf_counter()
+    record = None
+    if epoch is not None:
+        from survey.cli._epochs import open_epoch
+
+        found = open_epoch(epoch, "survey", dsm=dsm, dtm=dtm, site=site, needs_dsm=True)
+        ortho, dsm, dtm, record = found.ortho, found.dsm, found.dtm, found.record()
+    assert ortho is not None and dsm is not None
     result = run_check(
         ortho,
         dsm,
@@ -136,6 +172,7 @@ def command(
         params=params,
         align=not no_align,
         max_offset_m=max_offset_m,
+        epoch=record,
     )
     if is_quiet():
         return

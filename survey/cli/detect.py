@@ -1,23 +1,57 @@
-"""``sitewatch detect``: find changes between two survey epochs and write enforcement leads."""
+"""``sitewatch detect``: find changes between two survey epochs and write enforcement leads.
+
+Each epoch is given as files (``--before-ortho`` and ``--before-dsm``) or as an epoch
+(``--before``): an OpenDroneMap project folder, whose orthophoto and DSM are used (a DSM
+given with ``--before-dsm`` replaces the project's), or an orthophoto. An epoch is checked
+with :func:`survey.ingest.odm.find_epoch` before detection starts and its record is kept in
+``provenance.json`` (``epochs``).
+"""
 
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from survey.cli._common import ensure_out_dir, existing_file, is_quiet
+from survey.cli._epochs import epoch_path
+
+if TYPE_CHECKING:
+    from survey.ingest.odm import SurveyEpoch
 
 __all__ = ["command"]
 
 
 @click.command(name="detect")
-@click.option("--before-ortho", required=True, type=existing_file, help="Reference orthophoto.")
-@click.option("--before-dsm", type=existing_file, help="Reference DSM (metres, with nodata).")
-@click.option("--after-ortho", required=True, type=existing_file, help="New orthophoto.")
-@click.option("--after-dsm", type=existing_file, help="New DSM (metres, with nodata).")
+@click.option(
+    "--before",
+    "before_epoch",
+    type=epoch_path,
+    help="Reference epoch: an OpenDroneMap project folder (its orthophoto and DSM) or an "
+    "orthophoto; instead of --before-ortho.",
+)
+@click.option("--before-ortho", type=existing_file, help="Reference orthophoto (or give --before).")
+@click.option(
+    "--before-dsm",
+    type=existing_file,
+    help="Reference DSM (metres, with nodata); replaces the DSM of a --before project.",
+)
+@click.option(
+    "--after",
+    "after_epoch",
+    type=epoch_path,
+    help="New epoch: an OpenDroneMap project folder (its orthophoto and DSM) or an "
+    "orthophoto; instead of --after-ortho.",
+)
+@click.option("--after-ortho", type=existing_file, help="New orthophoto (or give --after).")
+@click.option(
+    "--after-dsm",
+    type=existing_file,
+    help="New DSM (metres, with nodata); replaces the DSM of an --after project.",
+)
 @click.option("--permits", type=existing_file, help="Permit footprints (any vector format/CRS).")
 @click.option("--site", type=existing_file, help="Site boundary; detection is cropped to it.")
 @click.option("--before-date", help="Date of the reference survey (YYYY-MM-DD; default: tags).")
@@ -75,9 +109,11 @@ __all__ = ["command"]
     "co-registered onto the before grid, for review maps and evidence packages).",
 )
 def command(
-    before_ortho: Path,
+    before_epoch: Path | None,
+    before_ortho: Path | None,
     before_dsm: Path | None,
-    after_ortho: Path,
+    after_epoch: Path | None,
+    after_ortho: Path | None,
     after_dsm: Path | None,
     permits: Path | None,
     site: Path | None,
@@ -99,6 +135,9 @@ def command(
     from change_detection.params import DetectParams
     from survey.pipeline import GDAL_CACHE_MB, run_detect
 
+    _one_of(before_epoch, before_ortho, "--before", "--before-ortho", "reference")
+    _one_of(after_epoch, after_ortho, "--after", "--after-ortho", "new")
+
     # Every tile is decoded once: GDAL's default block cache (5 % of RAM) only adds memory.
     # Set in the environment (in MB) so that LocalCluster worker processes inherit it too.
     os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))
@@ -112,6 +151,13 @@ def command(
     )
     ensure_out_dir(out)
     t0 = time.perf_counter()
+    epochs = _epochs(before_epoch, before_dsm, after_epoch, after_dsm, site)
+    if "before" in epochs:
+        before_ortho, before_dsm = epochs["before"].ortho, epochs["before"].dsm
+    if "after" in epochs:
+        after_ortho, after_dsm = epochs["after"].ortho, epochs["after"].dsm
+    assert before_ortho is not None and after_ortho is not None
+    _same_mode(before_dsm, after_dsm, epochs)
     result = run_detect(
         before_ortho,
         after_ortho,
@@ -125,6 +171,7 @@ def command(
         params=params,
         scheduler=scheduler,
         write_registered=not no_registered,
+        epochs={when: epoch.record() for when, epoch in epochs.items()},
     )
     if is_quiet():
         return
@@ -138,4 +185,55 @@ def command(
         click.echo(
             f"  {lead.lead_id}  {lead.lead_class:<17} {lead.area_m2:7.1f} m2{height}  "
             f"score {lead.score:.2f}  {lead.reasons[0] if lead.reasons else ''}"
+        )
+
+
+def _one_of(epoch: Path | None, ortho: Path | None, flag: str, ortho_flag: str, what: str) -> None:
+    """Exactly one of an epoch and an orthophoto: a usage error otherwise."""
+    ctx = click.get_current_context(silent=True)
+    if epoch is not None and ortho is not None:
+        raise click.UsageError(
+            f"{flag} and {ortho_flag} both name the {what} survey; give one of them", ctx
+        )
+    if epoch is None and ortho is None:
+        raise click.UsageError(
+            f"the {what} survey is missing: give {flag} (an OpenDroneMap project folder or an "
+            f"orthophoto) or {ortho_flag}",
+            ctx,
+        )
+
+
+def _epochs(
+    before: Path | None,
+    before_dsm: Path | None,
+    after: Path | None,
+    after_dsm: Path | None,
+    site: Path | None,
+) -> dict[str, SurveyEpoch]:
+    """The epochs given as --before / --after, checked (before the long work starts)."""
+    from survey.cli._epochs import open_epoch
+
+    epochs = {}
+    if before is not None:
+        epochs["before"] = open_epoch(before, "before epoch", dsm=before_dsm, site=site)
+    if after is not None:
+        epochs["after"] = open_epoch(after, "after epoch", dsm=after_dsm, site=site)
+    return epochs
+
+
+def _same_mode(
+    before_dsm: Path | None, after_dsm: Path | None, epochs: dict[str, SurveyEpoch]
+) -> None:
+    """Both epochs with a DSM (height mode) or neither (RGB-only): an epoch that lacks the
+    DSM the other has is named with its fix."""
+    from survey.errors import DetectInputError
+
+    if (before_dsm is None) == (after_dsm is None):
+        return
+    lacking = "before" if before_dsm is None else "after"
+    if lacking in epochs:
+        raise DetectInputError(
+            f"{epochs[lacking].root}: the {lacking} epoch has no DSM while the other has one; "
+            f"run OpenDroneMap with --dsm, give its DSM with --{lacking}-dsm, or leave both "
+            "DSMs out for RGB-only mode"
         )

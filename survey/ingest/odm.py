@@ -61,7 +61,7 @@ from survey.errors import (
 )
 from survey.imagery import heights_reason, read_orthophoto
 from survey.ingest.images import IMAGE_SUFFIXES
-from survey.rasters import _open_checked, open_dsm
+from survey.rasters import open_checked, open_dsm
 from survey.sites import read_site_area, utm_crs_for
 from survey.vectors import reproject_geometries
 
@@ -271,7 +271,7 @@ def _metric_crs(
     path: Path, role: str
 ) -> tuple[CRS, tuple[float, float], tuple[float, float, float, float]]:
     """The raster's CRS, pixel size and bounds; an error unless its unit is the metre."""
-    with _open_checked(path, role) as ds:
+    with open_checked(path, role) as ds:
         crs = CRS.from_user_input(ds.crs.to_wkt())
         res = (float(ds.res[0]), float(ds.res[1]))
         bounds = (
@@ -298,7 +298,7 @@ def _metric_crs(
 
 
 def _bounds_in(path: Path, role: str, crs: CRS) -> BaseGeometry:
-    with _open_checked(path, role) as ds:
+    with open_checked(path, role) as ds:
         b = ds.bounds
         src = CRS.from_user_input(ds.crs.to_wkt())
     if src == crs:

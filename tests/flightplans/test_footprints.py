@@ -104,6 +104,75 @@ def test_sloped_dem_corners_match_the_ray_plane_intersection() -> None:
     assert corners[1][0] < -corners[0][0]
 
 
+def _pointwise_ground_hits(
+    origin: np.ndarray, rays: np.ndarray, ground: ElevationGrid, max_range_m: float
+) -> np.ndarray:
+    """The DEM branch of ``_ground_hits`` as it was before it was vectorized (each bisection
+    step asked the sampler for one point): the reference the vectorized one must equal."""
+    out = np.full(rays.shape, np.nan)
+    unit = rays / np.linalg.norm(rays, axis=1, keepdims=True)
+    step = max(0.25, 0.5 * ground.pixel_m)
+    n = math.ceil(max_range_m / step) + 1
+    s = np.arange(n) * step
+    pts = origin[None, None, :] + s[None, :, None] * unit[:, None, :]
+    below = pts[..., 2] <= ground(pts[..., 0], pts[..., 1])
+    for i in range(len(rays)):
+        idx = np.flatnonzero(below[i])
+        if len(idx) == 0 or idx[0] == 0:
+            continue
+        lo, hi = s[idx[0] - 1], s[idx[0]]
+        for _ in range(30):
+            mid = 0.5 * (lo + hi)
+            p = origin + mid * unit[i]
+            g = float(ground(np.array([p[0]]), np.array([p[1]]))[0])
+            if not math.isfinite(g) or p[2] > g:
+                lo = mid
+            else:
+                hi = mid
+        out[i] = origin + hi * unit[i]
+    return out
+
+
+def test_dem_ground_hits_equal_the_pointwise_search_in_31_sampler_calls() -> None:
+    """Rays over a rough sloped DEM with a nodata hole, some looking past its edge or above
+    the horizon: the vectorized search gives exactly the hits of the one-point-at-a-time
+    search, asking the sampler once to march and once per bisection step."""
+    from flightplans.footprints import _ground_hits
+
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:400, 0:400]
+    heights = 30.0 + 0.15 * xx - 0.08 * yy + 3.0 * np.sin(xx / 13.0) * np.cos(yy / 9.0)
+    heights[180:220, 150:260] = np.nan  # a hole: no hit can be found in it
+    dem = ElevationGrid(heights, (0.5, 0.0, -100.0, 0.0, -0.5, 100.0))
+    calls: list[int] = []
+
+    def counted(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        calls.append(np.size(x))
+        return dem(x, y)
+
+    counted.pixel_m = dem.pixel_m  # type: ignore[attr-defined]
+    down_the_hole = np.array([[0.0, 0.0, -1.0], [0.01, 0.0, -1.0]])
+    hits = misses = 0
+    for pitch in (-90.0, -60.0, -35.0, 10.0):
+        origin = np.array([*rng.uniform(-5.0, 5.0, 2), 110.0])
+        rays = np.vstack([_image_rays_for(pitch, float(rng.uniform(0.0, 360.0))), down_the_hole])
+        expected = _pointwise_ground_hits(origin, rays, dem, 400.0)
+        calls.clear()
+        got = _ground_hits(origin, rays, counted, 400.0)
+        np.testing.assert_array_equal(got, expected)
+        assert len(calls) <= 31
+        assert np.isnan(got[-2:]).all()  # straight down into the nodata hole: no ground
+        found = np.isfinite(got[:-2]).all(axis=1)
+        hits, misses = hits + int(found.sum()), misses + int((~found).sum())
+    assert hits > 60 and misses > 20  # ground met, and rays past the DEM or above the horizon
+
+
+def _image_rays_for(pitch_deg: float, yaw_deg: float) -> np.ndarray:
+    from flightplans.footprints import _image_rays
+
+    return _image_rays(CAM, camera_rotation(yaw_deg, pitch_deg, 0.0), 8)
+
+
 def _grid(spacing: float, trigger: float, n_lines: int, length: float) -> np.ndarray:
     pts = []
     for k in range(n_lines):

@@ -536,8 +536,8 @@ def test_bad_building_layers_are_one_line_naming_the_file_and_feature(
 ) -> None:
     from shapely.geometry import Point, Polygon
 
-    from change_detection.errors import PermitError
     from survey.buildings import read_existing_buildings
+    from survey.errors import VectorFormatError
 
     flat = Polygon([(_X0, _Y0), (_X0 + 10, _Y0), (_X0 + 20, _Y0), (_X0, _Y0)])
     shapes = None if not geoms else [Point(_X0, _Y0) if geoms == ["point"] else flat]
@@ -546,7 +546,7 @@ def test_bad_building_layers_are_one_line_naming_the_file_and_feature(
         if props
         else write_features(tmp_path / "existing.geojson", [], [])
     )
-    with pytest.raises(PermitError) as info:
+    with pytest.raises(VectorFormatError) as info:
         read_existing_buildings(path, _UTM)
     text = str(info.value)
     assert words in text and str(path) in text and "\n" not in text
@@ -579,3 +579,115 @@ def test_a_real_field_without_buildings_gives_no_lead(
     assert result.leads == ()
     assert result.report["structures"]["n"] == 0
     assert any("read as red, green, blue" in a for a in result.report["assumptions"])
+
+
+# --- the site crop -------------------------------------------------------------------------------
+
+
+def test_a_self_intersecting_site_is_repaired_not_a_geos_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """shapely.union_all of a bow-tie and another polygon raised GEOS's TopologyException;
+    the site is read as in detect (survey.sites.read_site_area): repaired, one warning."""
+    from affine import Affine
+    from shapely.geometry import box, mapping
+
+    from survey.rasters import write_geotiff
+
+    t = Affine(0.1, 0.0, _X0, 0.0, -0.1, _Y0)
+    n = 120
+    ortho = write_geotiff(
+        tmp_path / "ortho.tif",
+        np.full((3, n, n), 120, np.uint8),
+        transform=t,
+        crs=_UTM,
+        mask=np.ones((n, n), bool),
+    )
+    z = np.full((n, n), 30.0, np.float32)
+    dsm = write_geotiff(tmp_path / "dsm.tif", z, transform=t, crs=_UTM, nodata=-9999.0)
+    dtm = write_geotiff(tmp_path / "dtm.tif", z, transform=t, crs=_UTM, nodata=-9999.0)
+    permits = write_features(
+        tmp_path / "permits.geojson",
+        reproject_geometries([box(_X0 + 1, _Y0 - 11, _X0 + 4, _Y0 - 8)], _UTM, 4326),
+        [{"permit_id": "P-1"}],
+    )
+    x, y = _X0 + 2.0, _Y0 - 2.0
+    bow_tie = [[x, y], [x + 4, y - 4], [x + 4, y], [x, y - 4], [x, y]]
+    features = [
+        {"type": "Feature", "properties": {}, "geometry": g}
+        for g in (
+            {"type": "Polygon", "coordinates": [bow_tie]},
+            mapping(box(x + 3, y - 6, x + 6, y - 3)),
+        )
+    ]
+    site = tmp_path / "site.geojson"
+    crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32650"}}
+    site.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
+    result = run_check(ortho, dsm, tmp_path / "out", permits=permits, dtm=dtm, site=site)
+    assert result.leads == ()
+    assert any("site polygon is invalid" in r.getMessage() for r in caplog.records)
+
+
+# --- the survey as an OpenDroneMap project folder (--epoch) -------------------------------------
+
+
+def _permit_away_from_the_building(path: Path) -> Path:
+    """A permit for a building elsewhere on the survey: the planted one has none."""
+    from shapely.geometry import box
+
+    from tests.survey._odm import T
+
+    x, y = T.c + 5.0, T.f - 5.0
+    (geom,) = reproject_geometries([box(x, y - 8.0, x + 8.0, y)], _UTM, 4326)
+    return write_features(path, [geom], [{"permit_id": "P-7", "max_height_m": 9.0}])
+
+
+def test_cli_check_of_an_odm_project_uses_its_dsm_and_dtm_and_records_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--epoch PROJECT: the project's orthophoto, DSM and DTM (odm_dem/dtm.tif, the default),
+    the building without a permit is the one lead, and provenance.json keeps the record."""
+    from tests.survey._odm import BUILDING_M, write_project
+
+    project = write_project(tmp_path / "odm", building=True)
+    permits = _permit_away_from_the_building(tmp_path / "permits.geojson")
+    out = tmp_path / "out"
+    code = run(["check", "--epoch", str(project), "--permits", str(permits), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert "from DSM - given DTM" in capsys.readouterr().out
+    (lead,) = leads_from_feature_collection(json.loads((out / "leads.geojson").read_text()))
+    assert lead.lead_class == "no_permit" and lead.area_m2 == pytest.approx(100.0, rel=0.15)
+    assert lead.height_gain_m == pytest.approx(BUILDING_M, abs=0.3)
+    report = json.loads((out / "check.json").read_text())
+    dtm = project / "odm_dem" / "dtm.tif"
+    assert report["dtm"]["source"] == "file" and report["dtm"]["path"] == str(dtm.resolve())
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["epoch"]["source"] == "opendronemap" and prov["epoch"]["odm_version"] == "3.5.4"
+    assert prov["inputs"]["dsm"]["path"] == str((project / "odm_dem" / "dsm.tif").resolve())
+    assert prov["after_date"] == "2025-10-15"
+
+
+def test_cli_check_epoch_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--epoch excludes --ortho; --dsm replaces the project's (a flat one: no lead); an
+    orthophoto as the epoch needs --dsm."""
+    from tests.survey._odm import heights, write_heights, write_project
+
+    project = write_project(tmp_path / "odm", building=True)
+    ortho = project / "odm_orthophoto" / "odm_orthophoto.tif"
+    permits = _permit_away_from_the_building(tmp_path / "permits.geojson")
+    base = ["check", "--permits", str(permits)]
+    code = run([*base, "--epoch", str(project), "--ortho", str(ortho), "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_USAGE and len(err) == 1 and "--epoch and --ortho" in err[0]
+    flat = write_heights(tmp_path / "flat.tif", heights(False))
+    out = tmp_path / "flat_out"
+    assert run([*base, "--epoch", str(project), "--dsm", str(flat), "--out", str(out)]) == 0
+    assert json.loads((out / "leads.geojson").read_text())["features"] == []
+    assert json.loads((out / "provenance.json").read_text())["epoch"]["dsm"] == str(flat)
+    code = run([*base, "--epoch", str(ortho), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_ERROR and err[-1].startswith(f"sitewatch: error: {ortho}: the survey")
+    assert "has no DSM (give the DSM with --dsm)" in err[-1]
+    code = run([*base, "--out", str(tmp_path / "none")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_USAGE and len(err) == 1 and "give --epoch" in err[0]

@@ -100,8 +100,17 @@ def test_detect_on_the_synthetic_site(
         assert (out / name).is_file(), name
     leads = json.loads((out / "leads.geojson").read_text(encoding="utf-8"))["features"]
     classes = sorted(f["properties"]["class"] for f in leads)
-    assert classes == ["demolished", "no_permit", "no_permit", "outside_footprint", "over_height"]
-    assert "5 lead(s)" in printed
+    assert classes == [
+        "demolished",
+        "demolished",
+        "no_permit",
+        "no_permit",
+        "no_permit",
+        "no_permit",
+        "outside_footprint",
+        "over_height",
+    ]
+    assert "8 lead(s)" in printed
     for f in leads:
         assert f["properties"]["lead_id"] in printed
     prov = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
@@ -226,3 +235,105 @@ def test_identical_epochs_without_coregistration_give_no_lead(
     coreg = json.loads((out / "coregistration.json").read_text(encoding="utf-8"))
     assert coreg["coregistered"] is False
     assert json.loads((out / "provenance.json").read_text(encoding="utf-8"))["n_leads"] == 0
+
+
+# --- epochs as OpenDroneMap project folders (--before, --after) ---------------------------------
+
+
+@pytest.fixture()
+def projects(tmp_path: Path) -> dict[str, Path]:
+    from tests.survey._odm import write_project
+
+    return {
+        "before": write_project(tmp_path / "before_odm", building=False),
+        "after": write_project(tmp_path / "after_odm", building=True),
+    }
+
+
+def test_epochs_from_odm_projects_find_the_building_and_are_recorded(
+    projects: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The projects' orthophotos and DSMs are used: the building planted in the after DSM is
+    the one lead, and provenance.json keeps each epoch's record (ODM's version)."""
+    from tests.survey._odm import BUILDING_M
+
+    out = tmp_path / "out"
+    args = ["detect", "--before", str(projects["before"]), "--after", str(projects["after"])]
+    assert run([*args, "--out", str(out)]) == 0
+    leads = json.loads((out / "leads.geojson").read_text())["features"]
+    assert [f["properties"]["class"] for f in leads] == ["new_structure"]
+    props = leads[0]["properties"]
+    assert props["area_m2"] == pytest.approx(100.0, rel=0.15)
+    assert props["height_gain_m"] == pytest.approx(BUILDING_M, abs=0.3)
+    prov = json.loads((out / "provenance.json").read_text())
+    for when in ("before", "after"):
+        record = prov["epochs"][when]
+        assert record["source"] == "opendronemap" and record["odm_version"] == "3.5.4"
+        assert record["root"] == str(projects[when])
+        dsm = projects[when] / "odm_dem" / "dsm.tif"
+        assert record["dsm"] == str(dsm)
+        assert prov["inputs"][f"{when}_dsm"]["path"] == str(dsm.resolve())
+    assert prov["before_date"] == "2025-04-15" and prov["after_date"] == "2025-10-15"
+
+
+def test_a_dsm_flag_replaces_the_projects_dsm(projects: dict[str, Path], tmp_path: Path) -> None:
+    """--after-dsm with --after: the given DSM (no building) is used, so there is no lead."""
+    from tests.survey._odm import heights, write_heights
+
+    flat = write_heights(tmp_path / "flat_dsm.tif", heights(False))
+    out = tmp_path / "out"
+    args = ["detect", "--before", str(projects["before"]), "--after", str(projects["after"])]
+    assert run([*args, "--after-dsm", str(flat), "--out", str(out)]) == 0
+    assert json.loads((out / "leads.geojson").read_text())["features"] == []
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["epochs"]["after"]["dsm"] == str(flat)
+    assert prov["inputs"]["after_dsm"]["path"] == str(flat.resolve())
+
+
+def test_an_epoch_and_files_mix(projects: dict[str, Path], tmp_path: Path) -> None:
+    """--before as a project, the after epoch as files: only the project is recorded."""
+    after = projects["after"]
+    out = tmp_path / "out"
+    args = ["detect", "--before", str(projects["before"]), "--after-ortho"]
+    args += [str(after / "odm_orthophoto" / "odm_orthophoto.tif")]
+    args += ["--after-dsm", str(after / "odm_dem" / "dsm.tif"), "--out", str(out)]
+    assert run(args) == 0
+    prov = json.loads((out / "provenance.json").read_text())
+    assert list(prov["epochs"]) == ["before"]
+    assert len(json.loads((out / "leads.geojson").read_text())["features"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--before-ortho", "ORTHO"], ("--before and --before-ortho", "give one of them")),
+        (["--after-ortho", "ORTHO"], ("--after and --after-ortho", "give one of them")),
+    ],
+)
+def test_an_epoch_and_its_orthophoto_flag_exclude_each_other(
+    projects: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    needles: tuple[str, ...],
+) -> None:
+    ortho = str(projects["before"] / "odm_orthophoto" / "odm_orthophoto.tif")
+    args = ["detect", "--before", str(projects["before"]), "--after", str(projects["after"])]
+    extra = [ortho if x == "ORTHO" else x for x in extra]
+    assert run([*args, *extra, "--out", str(tmp_path / "out")]) == EXIT_USAGE
+    _one_line_error(capsys, *needles)
+    assert not (tmp_path / "out" / "leads.geojson").exists()
+
+
+def test_an_epoch_without_the_dsm_the_other_has_is_one_line(
+    tmp_path: Path, projects: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.survey._odm import write_project
+
+    bare = write_project(tmp_path / "no_dsm", building=True, dsm=False)
+    args = ["detect", "--before", str(projects["before"]), "--after", str(bare)]
+    assert run([*args, "--out", str(tmp_path / "out")]) == EXIT_ERROR
+    *warnings, error = capsys.readouterr().err.strip().splitlines()
+    assert [w.split(": no DSM")[0] for w in warnings] == [f"WARNING survey.ingest.odm: {bare}"]
+    assert error.startswith(f"sitewatch: error: {bare}: the after epoch has no DSM while")
+    assert "--after-dsm" in error

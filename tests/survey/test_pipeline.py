@@ -265,3 +265,27 @@ def test_run_detect_holds_gdal_block_cache_at_its_bound_unless_the_user_set_one(
     assert int(probe()) == GDAL_CACHE_MB * 2**20
     with rasterio.Env(GDAL_CACHEMAX=512 * 2**20):
         assert int(probe()) == 512 * 2**20  # the user's own setting is kept
+
+
+def _bow_tie_site(path: Path) -> Path:
+    """A site of two polygons, one a self-intersecting bow-tie, inside the rasters of ``T``."""
+    x, y = 500002.0, 3999996.0
+    bow_tie = {
+        "type": "Polygon",
+        "coordinates": [[[x, y], [x + 4, y - 4], [x + 4, y], [x, y - 4], [x, y]]],
+    }
+    square = mapping(box(x + 3, y - 6, x + 6, y - 3))
+    features = [{"type": "Feature", "properties": {}, "geometry": g} for g in (bow_tie, square)]
+    crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32650"}}
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
+    return path
+
+
+def test_a_self_intersecting_site_is_repaired_not_a_geos_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """shapely.union_all of a bow-tie and another polygon raised GEOS's TopologyException."""
+    a = _ortho(tmp_path / "a.tif")
+    result = run_detect(a, a, tmp_path / "out", site=_bow_tie_site(tmp_path / "site.geojson"))
+    assert result.leads == ()
+    assert any("site polygon is invalid" in r.getMessage() for r in caplog.records)

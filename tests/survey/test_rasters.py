@@ -374,3 +374,204 @@ def test_close_waits_for_reads_in_progress(tmp_path: Path) -> None:
         t.join()
     reader.close()
     assert not wrong
+
+
+# --- damaged directories: one line naming the file, never a warning or an assertion ------------
+
+
+def _tiff_entries(raw: bytes) -> list[tuple[int, int, int]]:
+    """(directory index, offset of the 12-byte entry, tag) of every entry of a classic
+    little-endian TIFF, directory by directory."""
+    assert raw[:4] == b"II*\x00", "a classic little-endian TIFF"
+    out = []
+    ifd, k = int.from_bytes(raw[4:8], "little"), 0
+    while ifd:
+        n = int.from_bytes(raw[ifd : ifd + 2], "little")
+        for i in range(n):
+            at = ifd + 2 + 12 * i
+            out.append((k, at, int.from_bytes(raw[at : at + 2], "little")))
+        ifd, k = int.from_bytes(raw[ifd + 2 + 12 * n : ifd + 6 + 12 * n], "little"), k + 1
+    return out
+
+
+def _entry(raw: bytes, directory: int, tag: int) -> int:
+    return next(at for k, at, t in _tiff_entries(raw) if k == directory and t == tag)
+
+
+def _damaged(path: Path, damage: str) -> Path:
+    """``path`` damaged in one place of its TIFF directories (the pixels stay intact)."""
+    raw = bytearray(path.read_bytes())
+    if damage == "mask not marked":  # NewSubfileType of the mask's directory: 4 -> 0
+        at = _entry(raw, 1, 254)
+        raw[at + 8 : at + 12] = (0).to_bytes(4, "little")
+    elif damage == "no tie point":  # ModelTiepointTag renumbered to a tag nobody knows
+        at = _entry(raw, 0, 33922)
+        raw[at : at + 2] = (33923).to_bytes(2, "little")
+    elif damage == "huge pixel":  # ModelPixelScaleTag x = 1.8e307 (a flipped exponent bit)
+        at = _entry(raw, 0, 33550)
+        where = int.from_bytes(raw[at + 8 : at + 12], "little")
+        raw[where : where + 8] = np.float64(1.797e307).tobytes()
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def _small_ortho(path: Path) -> Path:
+    return write_geotiff(path, _rgb(48, 48), transform=TRANSFORM, crs=CRS, mask=_valid(48, 48))
+
+
+def _small_dsm(path: Path, mask: bool = False) -> Path:
+    z = np.full((48, 48), 30.0, np.float32)
+    return write_geotiff(
+        path, z, transform=TRANSFORM, crs=CRS, nodata=-9999.0, mask=_valid(48, 48) if mask else None
+    )
+
+
+@pytest.mark.parametrize("chunks", [None, 16])
+def test_a_file_of_several_images_is_refused_in_one_line(
+    tmp_path: Path, chunks: int | None
+) -> None:
+    """A mask whose directory no longer says it is one makes GDAL list two images: rioxarray
+    then returned a Dataset and the reader stopped on an AssertionError (the fuzz campaign).
+    Reading the first image alone would drop the mask without a word: refused."""
+    from survey.sites import read_dem_sampler
+
+    ortho = _damaged(_small_ortho(tmp_path / "ortho.tif"), "mask not marked")
+    with rasterio.open(ortho) as ds:
+        assert len(ds.subdatasets) == 2  # the damage is what the test says it is
+    with pytest.raises(RasterFormatError) as info:
+        open_orthophoto(ortho, chunks=chunks)
+    text = str(info.value)
+    assert text.startswith(f"{ortho}: the orthophoto holds 2 images (GTIFF_DIR:1, GTIFF_DIR:2)")
+    assert "damaged or a multi-page TIFF; re-export" in text and "\n" not in text
+    dsm = _damaged(_small_dsm(tmp_path / "dsm.tif", mask=True), "mask not marked")
+    with pytest.raises(RasterFormatError, match=r"dsm\.tif: the DSM holds 2 images"):
+        open_dsm(dsm, chunks=chunks)
+    with pytest.raises(RasterFormatError, match=r"dsm\.tif: the DEM holds 2 images"):
+        read_dem_sampler(dsm, CRS)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("no tie point", "has no geotransform; export it georeferenced"),
+        ("huge pixel", r"has a geotransform that puts it nowhere \(pixel size 1\.797e\+307"),
+    ],
+)
+def test_a_damaged_geotransform_is_refused_without_a_warning(
+    tmp_path: Path, damage: str, message: str
+) -> None:
+    """A pixel scale without its tie point puts the raster at (0, 0): rasterio warns
+    (NotGeoreferencedWarning, an error under pytest, two lines in the CLI) and the reader
+    went on with it; a scale of 1.8e307 overflowed in rioxarray's coordinates. Each is now
+    one NotGeoreferencedError (warnings are errors here: none may escape)."""
+    ortho = _damaged(_small_ortho(tmp_path / "ortho.tif"), damage)
+    dsm = _damaged(_small_dsm(tmp_path / "dsm.tif"), damage)
+    for read, path in ((open_orthophoto, ortho), (open_dsm, dsm)):
+        for chunks in (None, 16):
+            with pytest.raises(NotGeoreferencedError, match=message) as info:
+                read(path, chunks=chunks)
+            assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_gdal_quoting_bytes_of_a_damaged_file_prints_nothing(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GDAL quotes the bytes of a damaged GDAL_METADATA tag ("Didn't find expected '=' for
+    value of attribute '\\xaa'"); rasterio's logging callback failed to decode them and Python
+    printed "Exception ignored in: 'rasterio._env.log_error'" with a traceback on stderr (12-16
+    per 3,000 fuzzed orthophotos), and GDAL's own "ERROR 1:" lines came where rasterio had no
+    handler. The file is read (its pixels are intact; the tag is lost), and nothing is printed."""
+    import sys
+
+    from survey.imagery import heights_reason
+    from survey.sites import read_dem_sampler
+
+    def damage(path: Path) -> Path:
+        raw = path.read_bytes()
+        at = raw.index(b'<Item name="SITEWATCH') + len(b"<Item ")
+        path.write_bytes(raw[:at] + b"\xaa\xaa\xaa\xaa\xaa " + raw[at + 6 :])
+        return path
+
+    tags = {"SITEWATCH_SURVEY_DATE": "2025-10-15"}
+    ortho = damage(
+        write_geotiff(tmp_path / "ortho.tif", _rgb(48, 48), transform=TRANSFORM, crs=CRS, tags=tags)
+    )
+    z = np.full((48, 48), 30.0, np.float32)
+    dsm = damage(
+        write_geotiff(tmp_path / "dsm.tif", z, transform=TRANSFORM, crs=CRS, nodata=-1, tags=tags)
+    )
+    unraisable: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(repr(u.exc_value)))
+    capfd.readouterr()
+    for chunks in (None, 16):
+        rgb, valid = open_orthophoto(ortho, chunks=chunks)
+        np.testing.assert_array_equal(rgb.values, _rgb(48, 48))
+        assert bool(valid.values.all())
+        assert float(open_dsm(dsm, chunks=chunks).values.max()) == 30.0
+    assert heights_reason(dsm) is not None
+    read_dem_sampler(dsm, CRS)
+    assert unraisable == []
+    assert capfd.readouterr().err == ""
+
+
+def test_a_damaged_dem_for_planning_is_one_line_naming_the_file_and_the_fix(
+    tmp_path: Path,
+) -> None:
+    """The planner's DEM sampler read through rasterio alone: a damaged tile ended in
+    "Read failed. See previous exception for details." (no file, no fix)."""
+    from survey.sites import read_dem_sampler
+
+    z = np.random.default_rng(3).normal(50.0, 2.0, (1024, 1024)).astype(np.float32)
+    path = write_geotiff(tmp_path / "dem.tif", z, transform=TRANSFORM, crs=CRS, nodata=-9999.0)
+    with rasterio.open(path) as ds:
+        off = int(ds.get_tag_item("BLOCK_OFFSET_1_1", "TIFF", bidx=1))
+        size = int(ds.get_tag_item("BLOCK_SIZE_1_1", "TIFF", bidx=1))
+    raw = bytearray(path.read_bytes())
+    raw[off + 8 : off + size - 8] = bytes(range(256)) * ((size - 16) // 256) + bytes(
+        (size - 16) % 256
+    )
+    path.write_bytes(bytes(raw))
+    with pytest.raises(RasterFormatError) as info:
+        read_dem_sampler(path, CRS)
+    text = str(info.value)
+    assert text.startswith(f"{path}: the DEM heights (band 1) cannot be decoded")
+    assert f"check it with gdalinfo -checksum {path}" in text and "\n" not in text
+    assert "See previous exception" not in text
+
+
+def test_a_dem_in_a_local_crs_is_one_line(tmp_path: Path) -> None:
+    """A damaged GeoKey directory read as a LOCAL_CS: pyproj's ProjError ("Error creating
+    Transformer from CRS.") escaped from the planner's DEM sampler (the fuzz campaign)."""
+    from rasterio.crs import CRS as RasterioCRS
+
+    from survey.sites import read_dem_sampler
+
+    local = RasterioCRS.from_wkt(
+        'LOCAL_CS["WGS 84 / UTM zone 50N",UNIT["metre",1,AUTHORITY["EPSG","9001"]],'
+        'AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+    )
+    z = np.full((48, 48), 30.0, np.float32)
+    path = write_geotiff(tmp_path / "dem.tif", z, transform=TRANSFORM, crs=local, nodata=-1.0)
+    with pytest.raises(NotGeoreferencedError) as info:
+        read_dem_sampler(path, CRS)
+    text = str(info.value)
+    assert text.startswith(f"{path}: the DEM's CRS (Engineering CRS 'WGS 84 / UTM zone 50N')")
+    assert "gdal_edit.py -a_srs" in text and "\n" not in text
+
+
+@pytest.mark.parametrize("chunks", [None, 16])
+def test_signalling_nans_of_a_damaged_dsm_are_read_as_nodata_quietly(
+    tmp_path: Path, chunks: int | None
+) -> None:
+    """A flipped bit can make a signalling NaN: numpy's casts and arithmetic then warned
+    "invalid value encountered" (the DEM sampler's float64 cast, in the fuzz campaign)."""
+    from survey.sites import read_dem_sampler
+
+    z = np.full((48, 48), 30.0, np.float32)
+    z.view(np.uint32)[10, 10:13] = 0x7FA00000  # signalling NaNs
+    path = write_geotiff(tmp_path / "dsm.tif", z, transform=TRANSFORM, crs=CRS, nodata=-9999.0)
+    dsm = open_dsm(path, chunks=chunks).values
+    assert np.isnan(dsm[10, 10:13]).all() and float(np.nanmax(dsm + 1.0)) == 31.0
+    x0, y0 = TRANSFORM * (11.5, 10.5)  # the middle of the three
+    height = read_dem_sampler(path, CRS)(np.array([x0]), np.array([y0]))
+    assert height.tolist() == [30.0]  # a hole takes the nearest valid height

@@ -16,8 +16,14 @@ from shapely.geometry import Point, Polygon, box, mapping
 
 from change_detection.errors import ChangeDetectionError
 from change_detection.leads import Lead, leads_to_feature_collection
-from survey.errors import InputFileError, NotGeoreferencedError
-from survey.vectors import read_features, read_leads, reproject_geometries, write_features
+from survey.errors import InputFileError, NotGeoreferencedError, VectorFormatError
+from survey.vectors import (
+    feature_id,
+    read_features,
+    read_leads,
+    reproject_geometries,
+    write_features,
+)
 
 SITE = box(114.5, 37.07, 114.5018, 37.0714)
 
@@ -64,7 +70,7 @@ def test_missing_and_garbage(tmp_path: Path) -> None:
         read_features(tmp_path / "none.geojson", role="site")
     bad = tmp_path / "bad.geojson"
     bad.write_text("{not json")
-    with pytest.raises(InputFileError, match="bad.geojson"):
+    with pytest.raises(VectorFormatError, match="bad.geojson"):
         read_features(bad)
     assert bad.read_text() == "{not json"
 
@@ -117,7 +123,7 @@ def test_a_ring_that_is_not_closed_names_the_file_the_feature_and_the_fix(
         pyogrio.raw.write(
             path, wkb, [names], ["name"], driver="GPKG", crs="EPSG:4326", geometry_type="Polygon"
         )
-    with pytest.raises(InputFileError) as info:
+    with pytest.raises(VectorFormatError) as info:
         read_features(path, role="site")
     message = str(info.value)
     assert message == (
@@ -133,7 +139,7 @@ def test_a_ring_that_is_not_closed_names_the_file_the_feature_and_the_fix(
 
 def test_a_ring_of_two_points_is_refused_with_the_fix(tmp_path: Path) -> None:
     path = _feature_collection(tmp_path / "p.geojson", SQUARE[:2], permit_id="P-2")
-    with pytest.raises(InputFileError, match=r"feature 1 \(permit_id 'P-2'\) of the permits"):
+    with pytest.raises(VectorFormatError, match=r"feature 1 \(permit_id 'P-2'\) of the permits"):
         read_features(path, role="permits")
 
 
@@ -142,7 +148,7 @@ def test_gdal_quoting_bytes_that_are_not_utf8_is_one_line(tmp_path: Path) -> Non
     good = write_features(tmp_path / "a.geojson", [SITE], [{"name": "x"}]).read_bytes()
     bad = tmp_path / "bad.geojson"
     bad.write_bytes(good.replace(b'"name"', b'"name\x80"', 1).replace(b"114.5", b"\x80", 1))
-    with pytest.raises(InputFileError, match=r"bad\.geojson: vector file cannot be read"):
+    with pytest.raises(VectorFormatError, match=r"bad\.geojson: vector file cannot be read"):
         read_features(bad)
 
 
@@ -171,13 +177,13 @@ def test_read_leads_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "error", "expected"),
     [
-        (b"", InputFileError, "not valid JSON (Expecting value at line 1 column 1)"),
-        (b"\xff\xfe{}", InputFileError, "not UTF-8 text (byte 0)"),
-        (b"[1, 2]", InputFileError, "holds a JSON list, not a FeatureCollection"),
-        (b'{"type": "FeatureCollection", "features": [], "n": NaN}', InputFileError, "NaN"),
+        (b"", VectorFormatError, "not valid JSON (Expecting value at line 1 column 1)"),
+        (b"\xff\xfe{}", VectorFormatError, "not UTF-8 text (byte 0)"),
+        (b"[1, 2]", VectorFormatError, "holds a JSON list, not a FeatureCollection"),
+        (b'{"type": "FeatureCollection", "features": [], "n": NaN}', VectorFormatError, "NaN"),
         (b'{"type": "FeatureCollection", "features": 3}', ChangeDetectionError, "not a list"),
         (b'{"type": "FeatureCollection", "features": [7]}', ChangeDetectionError, "feature 0: "),
-        (b"[" * 100_000, InputFileError, "nests JSON too deeply"),
+        (b"[" * 100_000, VectorFormatError, "nests JSON too deeply"),
     ],
 )
 def test_read_leads_refusals_name_the_file(
@@ -210,3 +216,96 @@ def test_read_leads_refuses_ids_used_twice_and_foreign_geometries(
 def test_read_leads_of_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="leads file not found"):
         read_leads(tmp_path / "none.geojson")
+
+
+# --- what is wrong: the file (InputFileError) or its content (VectorFormatError) ----------------
+
+
+def test_a_missing_file_and_bad_content_are_told_apart(tmp_path: Path) -> None:
+    """A missing file is an InputFileError (a FileNotFoundError); a file whose content cannot
+    be used is a VectorFormatError (a ValueError), which is not an InputFileError."""
+    with pytest.raises(InputFileError) as missing:
+        read_features(tmp_path / "none.geojson", role="site")
+    assert isinstance(missing.value, FileNotFoundError)
+    bad = tmp_path / "site.geojson"
+    bad.write_bytes(b"\x00\x01 not a vector file")
+    with pytest.raises(VectorFormatError) as content:
+        read_features(bad, role="site")
+    assert isinstance(content.value, ValueError)
+    assert not isinstance(content.value, InputFileError | FileNotFoundError)
+    assert str(content.value).startswith(f"{bad}: site cannot be read (")
+
+
+# --- ids: one helper for permits and existing buildings ----------------------------------------
+
+
+def test_feature_id_known_answers() -> None:
+    fields = ("permit_id", "id")
+    assert feature_id({"permit_id": "", "id": "P-9"}, fields) == "P-9"
+    assert feature_id({"permit_id": "  ", "id": 12}, fields) == "12"
+    assert feature_id({"permit_id": 7.0}, fields) == "7"
+    assert feature_id({"permit_id": 7.5}, fields) == "7.5"
+    assert feature_id({"permit_id": 0}, fields) == "0"
+    assert feature_id({"permit_id": None, "id": None}, fields) is None
+    assert feature_id({}, fields) is None
+
+
+def test_permit_ids_from_a_blank_column_and_from_integers_with_gaps(tmp_path: Path) -> None:
+    """``props.get("permit_id", props.get("id"))`` missed ``id`` when the layer had an empty
+    permit_id column, and whole-number ids of a column with NULLs (read as float) became
+    "7.0"."""
+    from survey.permits import read_permits
+
+    squares = [box(114.5 + i * 2e-4, 37.07, 114.5001 + i * 2e-4, 37.0701) for i in range(3)]
+    blank = write_features(
+        tmp_path / "blank.geojson",
+        squares,
+        [{"permit_id": "", "id": f"P-{i}"} for i in range(3)],
+    )
+    assert [p.permit_id for p in read_permits(blank, 32650)] == ["P-0", "P-1", "P-2"]
+    gaps = write_features(
+        tmp_path / "gaps.gpkg",
+        squares,
+        [{"permit_id": 7, "id": "x"}, {"permit_id": None, "id": "P-8"}, {"permit_id": 9}],
+    )
+    assert read_features(gaps).properties[0]["permit_id"] == 7.0  # what the reader sees
+    assert [p.permit_id for p in read_permits(gaps, 32650)] == ["7", "P-8", "9"]
+
+
+def test_existing_building_ids_share_the_permits_rule(tmp_path: Path) -> None:
+    """Building id 0 was taken for a missing id (``props.get(k) or ""``) and named by its
+    position; the layer's content errors are VectorFormatError, not PermitError."""
+    from change_detection.errors import PermitError
+    from survey.buildings import read_existing_buildings
+
+    squares = [box(114.5 + i * 2e-4, 37.07, 114.5001 + i * 2e-4, 37.0701) for i in range(3)]
+    path = write_features(
+        tmp_path / "existing.gpkg",
+        squares,
+        [{"building_id": 0}, {"building_id": None, "id": "B-x"}, {"building_id": 12}],
+    )
+    got = read_existing_buildings(path, 32650)
+    assert [b.building_id for b in got] == ["0", "B-x", "12"]
+    twice = write_features(tmp_path / "twice.geojson", squares[:2], [{"id": 5}, {"id": 5.0}])
+    with pytest.raises(VectorFormatError, match=r"twice\.geojson: building_id 5 appears twice"):
+        read_existing_buildings(twice, 32650)
+    with pytest.raises(VectorFormatError) as info:
+        read_existing_buildings(write_features(tmp_path / "none.geojson", [], []), 32650)
+    assert not isinstance(info.value, PermitError)
+
+
+def test_a_date_pyogrio_cannot_convert_is_one_line(tmp_path: Path) -> None:
+    """GDAL types "12026-12-31" as a date and pyogrio's conversion raised ValueError ("year
+    12026 is out of range"; one byte moved in permits.geojson, the explore campaign)."""
+    from survey.permits import read_permits
+
+    path = write_features(
+        tmp_path / "permits.geojson", [SITE], [{"permit_id": "P-1", "valid_to": "2026-12-31"}]
+    )
+    path.write_text(path.read_text().replace('"2026-12-31"', '"12026-12-31"'))
+    with pytest.raises(VectorFormatError) as info:
+        read_permits(path, 32650)
+    assert str(info.value) == (
+        f"{path}: permits file holds a value that cannot be read (year 12026 is out of range); "
+        "correct the attribute (a date must lie in the years 1-9999) and save the file again"
+    )
