@@ -1,12 +1,13 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   - create .venv, install sitewatch, run the demo on the bundled synthetic site
-#   make test   - create .venv, install sitewatch[dev] and the test browser, run the tests
+#   make test   - create .venv, install sitewatch[dev], the test browser and the case-file
+#                 page's font and PDF tools, run the tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test test-all lint bench browser clean
+.PHONY: demo test test-all lint bench browser fonts clean
 
 $(BIN)/.sitewatch-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,20 +15,25 @@ $(BIN)/.sitewatch-installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: $(BIN)/.sitewatch-installed
+demo: $(BIN)/.sitewatch-installed fonts
 	$(BIN)/sitewatch demo --out $(DEMO_OUT)
 
 # The browser tests drive Debian's chromium; tools/install-browser.sh installs it when missing.
 browser:
 	bash tools/install-browser.sh
 
-test: $(BIN)/.sitewatch-installed browser
+# report.pdf of every evidence package is English and Simplified Chinese; tools/install-fonts.sh
+# installs the Chinese font (and poppler-utils, openssl for the tests of the page) when missing.
+fonts:
+	bash tools/install-fonts.sh
+
+test: $(BIN)/.sitewatch-installed browser fonts
 	SITEWATCH_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 # Everything, slow tests included (benchmarks stay in `make bench`).
-test-all: $(BIN)/.sitewatch-installed browser
+test-all: $(BIN)/.sitewatch-installed browser fonts
 	SITEWATCH_REQUIRE_BROWSER=1 SITEWATCH_HYPOTHESIS_PROFILE=explore \
 		$(BIN)/python -m pytest -n 2 --dist loadgroup -m 'not benchmark and not sitl'
 

@@ -1,5 +1,8 @@
 """The evidence package of one lead: a folder a reviewer can check with ``sha256sum`` alone.
 
+(Over 500 lines because it owns the package's layout end to end: building it, its manifests
+and the order of their hashes, the signed-head files, and the verifier that checks them.)
+
 Layout of a package folder (``DIR`` for one lead, ``DIR/<lead slug>/`` for ``--all``)::
 
     lead.geojson          the lead as an RFC 7946 FeatureCollection (WGS84)
@@ -9,11 +12,26 @@ Layout of a package folder (``DIR`` for one lead, ``DIR/<lead slug>/`` for ``--a
     permits.geojson       permit footprints near the lead (only when permits are given)
     map.html              offline swipe map centred on the lead, with map_files/ beside it
     map_files/...         vendored Leaflet + plugins (with licences), tiles around the lead
+    ledger_excerpt.jsonl  custody-ledger entries of the lead's inputs (with an evidence store)
+    ledger_head.json      the ledger's signed tree head (with an evidence store)
+    ledger_head.sig       its raw Ed25519 signature
+    station_public_key.pem  the station's public key (when the head carries it)
+    ledger_head.msg       the exact bytes signed (when the head carries them as
+                          ``signed_message``), for ``openssl pkeyutl -verify -rawin``
     README.txt            what the files are and how to verify them
-    manifest.json         lead, inputs and their hashes, software, time, every file's size
-                          and SHA-256, and ``ledger_excerpt``
+    manifest.json         lead, inputs and their hashes, software, time, case, pilot,
+                          analyst, signed head, every file's size and SHA-256 (all files
+                          above; not report.pdf, see below), and ``ledger_excerpt``
+    report.pdf            the case-file page (:mod:`maps.casefile`): one A4 page in English
+                          and Simplified Chinese that prints the SHA-256 of manifest.json
     manifest.sha256       ``sha256sum`` lines (two spaces, relative paths) for every file
-                          above, manifest.json included
+                          above, manifest.json and report.pdf included
+
+Order of the hashes: the page shows the SHA-256 of ``manifest.json``, so the manifest cannot
+list the page. ``manifest.json`` is written first (covering every other file), then
+``report.pdf`` (printing the manifest's hash, also in its PDF Subject), then
+``manifest.sha256`` over everything, the page included. :func:`verify_evidence_package`
+checks all three links; ``sha256sum -c manifest.sha256`` checks every byte.
 
 A single survey checked against the permit atlas (``sitewatch check``; ``ortho`` instead of
 ``before_ortho`` and ``after_ortho``): ``survey.png`` is the one chip, ``profile.png`` draws
@@ -33,19 +51,24 @@ and whether that hash is the lead's) and the co-registration model.
 ``cd DIR && sha256sum -c manifest.sha256`` verifies the package; changing any byte of any
 listed file makes it fail.
 
-Seam for the evidence store: ``manifest.json`` has a ``ledger_excerpt`` key, ``null`` today.
-When the custody ledger exists, the caller passes the ledger entries of the lead's inputs
-(``build_evidence_package(..., ledger_excerpt=[...])``, JSON-ready dicts, each with the hash of
-the previous entry); they are written under that key (and, as ``ledger_excerpt.jsonl``, as a
-file covered by ``manifest.sha256``). Nothing else in the layout changes.
+Seam for the evidence store: the caller passes the ledger entries of the lead's inputs
+(``ledger_excerpt=[...]``, JSON-ready dicts, each with the hash of the previous entry), written
+under ``manifest.json["ledger_excerpt"]`` and as ``ledger_excerpt.jsonl``, and the store's
+latest signed head (``signed_head={...}``), written as the ``ledger_head.*`` files, under
+``manifest.json["ledger_head"]`` and on the page. Without them both keys are ``null`` and the
+page says the inputs are not recorded in an evidence store.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import hashlib
 import importlib.metadata
 import json
 import logging
+import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -56,9 +79,18 @@ from shapely.geometry import mapping
 
 from change_detection.leads import Lead, leads_to_feature_collection
 from maps.assets import LIBRARIES, make_work_dir, replace_dir, write_text_atomic
+from maps.casefile import (
+    HEAD_MESSAGE_FILE,
+    HEAD_SIGNATURE_FILE,
+    STATION_KEY_FILE,
+    CaseFile,
+    find_page_font,
+    render_case_file,
+)
 from maps.chips import render_chip, render_height_profile
 from maps.derived import REGISTERED_LABEL, derived_record, file_sha256
 from maps.errors import PackageError
+from maps.fonts import FONT_INSTALL_HINT
 from maps.review import Feature, render_lead_view
 
 __all__ = [
@@ -66,12 +98,17 @@ __all__ = [
     "EvidencePackage",
     "build_evidence_package",
     "sha256_of",
+    "verify_evidence_package",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Value of ``manifest.json["format"]``.
 MANIFEST_FORMAT = "sitewatch-evidence-package/1"
+#: The case-file page, the checksums over every file, and the signed ledger head.
+REPORT_FILE = "report.pdf"
+CHECKSUMS_FILE = "manifest.sha256"
+HEAD_FILE = "ledger_head.json"
 
 
 @dataclass(frozen=True)
@@ -89,6 +126,8 @@ class EvidencePackage:
         ``manifest.json``.
     checksums : Path
         ``manifest.sha256`` (verify with ``cd directory && sha256sum -c manifest.sha256``).
+    report : Path or None
+        ``report.pdf``, the case-file page.
     """
 
     directory: Path
@@ -96,6 +135,7 @@ class EvidencePackage:
     files: tuple[Path, ...]
     manifest: Path
     checksums: Path
+    report: Path | None = None
 
 
 def sha256_of(path: Path) -> str:
@@ -191,10 +231,19 @@ def _readme(
     registered: bool = False,
     single: bool = False,
     has_existing: bool = False,
+    *,
+    has_excerpt: bool = False,
+    head_files: Sequence[str] = (),
+    chinese: bool = True,
 ) -> str:
+    languages = "English and Simplified Chinese" if chinese else "English only (no Chinese font)"
     lines = [
         f"sitewatch evidence package — lead {lead.lead_id} ({lead.lead_class})",
         "",
+        "report.pdf       the case-file page to file: chips, height profile, measurements,",
+        "                 reasons, permits, survey dates, who flew and who analysed, the",
+        "                 SHA-256 of the originals and of manifest.json, the signed ledger",
+        f"                 head; {languages}",
         "lead.geojson     the lead (WGS84, RFC 7946) with its class, reasons, measures, survey",
         "                 dates and the SHA-256 of the inputs it was detected from",
     ]
@@ -218,15 +267,42 @@ def _readme(
         lines.append("permits.geojson  permit footprints near the lead")
     if has_existing:
         lines.append("existing.geojson existing buildings of the atlas near the lead")
+    if has_excerpt:
+        lines.append("ledger_excerpt.jsonl  custody-ledger entries of the lead's inputs")
+    if head_files:
+        lines += [
+            f"{HEAD_FILE}  the custody ledger's signed tree head (tree size, root hash, time,",
+            "                  key id, Ed25519 signature) when the package was made",
+            f"{STATION_KEY_FILE}  the station's public key; {HEAD_SIGNATURE_FILE}: the raw "
+            "signature",
+        ]
+        if HEAD_MESSAGE_FILE in head_files:
+            lines.append(f"{HEAD_MESSAGE_FILE}  the exact bytes the station signed")
     lines += [
         "map.html         offline map of the lead (open in a browser; needs map_files/)",
-        "manifest.json    inputs and their hashes, software version, time, every file's hash",
-        "manifest.sha256  checksums of every file",
+        "manifest.json    inputs and their hashes, software version, time, case, pilot,",
+        "                 analyst, every file's hash except report.pdf's (the page prints",
+        "                 manifest.json's own hash, so the manifest cannot list the page)",
+        "manifest.sha256  checksums of every file, manifest.json and report.pdf included",
         "",
         "Verify: cd into this folder and run   sha256sum -c manifest.sha256",
         "Every line must say OK; any changed byte in any file makes the check fail.",
-        "",
+        "Then   sha256sum manifest.json   must print the manifest hash shown on report.pdf.",
     ]
+    if HEAD_MESSAGE_FILE in head_files:
+        lines += [
+            "The ledger head's signature:",
+            f"  openssl pkeyutl -verify -pubin -inkey {STATION_KEY_FILE} -rawin "
+            f"-in {HEAD_MESSAGE_FILE} -sigfile {HEAD_SIGNATURE_FILE}",
+            "must print 'Signature Verified Successfully'. At the station,",
+            "`sitewatch evidence verify STORE` proves the head is a prefix of today's ledger.",
+        ]
+    elif head_files:
+        lines += [
+            "The ledger head's signature and its place in today's ledger are checked at the",
+            "station with `sitewatch evidence verify STORE`.",
+        ]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -248,6 +324,10 @@ def build_evidence_package(
     ortho: Path | None = None,
     dsm: Path | None = None,
     existing: Sequence[Feature] | None = None,
+    case_id: str | None = None,
+    pilot: str | None = None,
+    analyst: str | None = None,
+    signed_head: Mapping[str, Any] | None = None,
 ) -> EvidencePackage:
     """Write the evidence package of ``lead`` into ``out_dir`` (see the module docstring).
 
@@ -280,6 +360,16 @@ def build_evidence_package(
         (``sitewatch check``), instead of the before and after epochs.
     existing : sequence of (geometry WGS84, properties), optional
         Existing buildings of the atlas; those near the lead or named by it are packaged.
+    case_id, pilot, analyst : str, optional
+        The enforcement case, who flew the survey(s) (pilot or operator) and who analysed
+        them; shown on ``report.pdf`` ("not given" when absent) and kept in the manifest.
+    signed_head : mapping, optional
+        The custody ledger's latest signed tree head from the evidence store (``tree_size``
+        int, ``root_hash`` hex, ``timestamp`` ISO 8601, ``key_id``, ``signature`` base64
+        Ed25519, ``public_key_pem``; optionally ``signed_message``, the exact text signed).
+        Written as ``ledger_head.json``, ``ledger_head.sig``, ``station_public_key.pem``
+        (and ``ledger_head.msg``) and printed on the page; None: the page says the inputs
+        are not recorded in an evidence store.
 
     Returns
     -------
@@ -289,8 +379,11 @@ def build_evidence_package(
     ------
     PackageError
         An input is missing or does not match the lead's recorded hash, ``out_dir`` holds
-        something other than a package, or neither ``ortho`` nor both ``before_ortho`` and
-        ``after_ortho`` are given.
+        something other than a package, neither ``ortho`` nor both ``before_ortho`` and
+        ``after_ortho`` are given, or ``signed_head`` lacks a field or has a malformed one.
+    MapError
+        ``$SITEWATCH_CJK_FONT`` names an unusable font (without it and without a Chinese font
+        on disk the page is written in English only, with one warning line).
     """
     out_dir = Path(out_dir)
     single = _single(before_ortho, after_ortho, ortho, before_dsm, after_dsm, dsm)
@@ -338,6 +431,15 @@ def build_evidence_package(
         after_title = (REGISTERED_LABEL[0].upper() + REGISTERED_LABEL[1:]) if reg else "After"
     before_date = lead.before_date or before_date
     after_date = lead.after_date or after_date
+    head_files = _head_files(signed_head)
+    cjk_font = find_page_font()
+    if cjk_font is None:
+        log.warning(
+            "%s: report.pdf is written in English only: no Simplified Chinese font found; %s",
+            out_dir,
+            FONT_INSTALL_HINT,
+        )
+    created_utc = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     work = make_work_dir(out_dir)
     try:
         write_text_atomic(
@@ -406,11 +508,62 @@ def build_evidence_package(
                     json.dumps(_json_ready(dict(e)), sort_keys=True) + "\n" for e in ledger_excerpt
                 ),
             )
+        for name, data in head_files.items():
+            _write_bytes_atomic(work / name, data)
         write_text_atomic(
             work / "README.txt",
-            _readme(lead, has_profile, bool(related), reg is not None, single, bool(near_existing)),
+            _readme(
+                lead,
+                has_profile,
+                bool(related),
+                reg is not None,
+                single,
+                bool(near_existing),
+                has_excerpt=ledger_excerpt is not None,
+                head_files=sorted(head_files),
+                chinese=cjk_font is not None,
+            ),
         )
-        _write_manifests(work, lead, inputs, ledger_excerpt, derived)
+        people = {"case_id": case_id, "pilot": pilot, "analyst": analyst}
+        report = {
+            "file": REPORT_FILE,
+            "languages": ["en", "zh-Hans"] if cjk_font is not None else ["en"],
+            "cjk_font": None if cjk_font is None else cjk_font.family,
+            "shows_sha256_of": "manifest.json",
+            "listed_in": "manifest.sha256",
+        }
+        _write_manifest_json(
+            work,
+            lead,
+            inputs,
+            ledger_excerpt,
+            derived,
+            created_utc=created_utc,
+            people=people,
+            signed_head=signed_head,
+            report=report,
+        )
+        chip_roles = ("survey",) if single else ("before", "registered" if reg else "after")
+        case = CaseFile(
+            lead=lead,
+            chips=tuple(zip(chips, chip_roles, strict=True)),
+            profile=work / "profile.png" if has_profile else None,
+            originals={r: (e["file"], e["sha256_now"] or e["sha256"]) for r, e in inputs.items()},
+            manifest_sha256=sha256_of(work / "manifest.json"),
+            created_utc=created_utc,
+            software=f"sitewatch {_software_version()}",
+            permits=[dict(props) for _g, props in related],
+            case_id=case_id,
+            pilot=pilot,
+            analyst=analyst,
+            before_date=None if single else before_date,
+            after_date=after_date,
+            signed_head=signed_head,
+            ledger_entries=None if ledger_excerpt is None else len(ledger_excerpt),
+            existing_buildings=len(near_existing),
+        )
+        render_case_file(case, work / REPORT_FILE, cjk_font)
+        _write_checksums(work)
         replace_dir(work, out_dir)
     finally:
         if work.exists():
@@ -418,7 +571,12 @@ def build_evidence_package(
     files = tuple(sorted(p for p in out_dir.rglob("*") if p.is_file()))
     log.info("evidence package of %s: %s (%d files)", lead.lead_id, out_dir, len(files))
     return EvidencePackage(
-        out_dir, lead.lead_id, files, out_dir / "manifest.json", out_dir / "manifest.sha256"
+        out_dir,
+        lead.lead_id,
+        files,
+        out_dir / "manifest.json",
+        out_dir / "manifest.sha256",
+        out_dir / REPORT_FILE,
     )
 
 
@@ -458,21 +616,34 @@ def _write_features_json(path: Path, features: Sequence[Feature]) -> None:
     write_text_atomic(path, json.dumps(fc, indent=2))
 
 
-def _write_manifests(
-    work: Path,
-    lead: Lead,
-    inputs: Mapping[str, Any],
-    ledger_excerpt: Sequence[Mapping[str, Any]] | None,
-    derived: Mapping[str, Any] | None = None,
-) -> None:
+def _listed_files(work: Path, skip: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """Path, size and SHA-256 of every file under ``work`` but ``skip``, sorted by path."""
     entries = []
     for p in sorted(work.rglob("*")):
         if not p.is_file():
             continue
         rel = p.relative_to(work).as_posix()
+        if rel in skip:
+            continue
         if "\n" in rel or "\\" in rel:
             raise PackageError(f"{rel!r}: file names with newlines or backslashes cannot be listed")
         entries.append({"path": rel, "bytes": p.stat().st_size, "sha256": sha256_of(p)})
+    return entries
+
+
+def _write_manifest_json(
+    work: Path,
+    lead: Lead,
+    inputs: Mapping[str, Any],
+    ledger_excerpt: Sequence[Mapping[str, Any]] | None,
+    derived: Mapping[str, Any] | None = None,
+    *,
+    created_utc: str,
+    people: Mapping[str, str | None],
+    signed_head: Mapping[str, Any] | None,
+    report: Mapping[str, Any],
+) -> None:
+    """``manifest.json`` over every file written so far (all but the page and the checksums)."""
     manifest = {
         "format": MANIFEST_FORMAT,
         "lead_id": lead.lead_id,
@@ -487,12 +658,169 @@ def _write_manifests(
                 for lib in LIBRARIES
             ],
         },
-        "created_utc": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        "files": entries,
+        "created_utc": created_utc,
+        **dict(people),
+        "files": _listed_files(work),
         "ledger_excerpt": None if ledger_excerpt is None else _json_ready(list(ledger_excerpt)),
+        "ledger_head": None if signed_head is None else _json_ready(dict(signed_head)),
+        "report": dict(report),
         "verify": "sha256sum -c manifest.sha256",
     }
     write_text_atomic(work / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+
+
+def _write_checksums(work: Path) -> None:
+    """``manifest.sha256``: ``sha256sum`` lines for every file, the page and manifest included."""
+    entries = _listed_files(work, frozenset({CHECKSUMS_FILE}))
     lines = [f"{e['sha256']}  {e['path']}\n" for e in entries]
-    lines.append(f"{sha256_of(work / 'manifest.json')}  manifest.json\n")
-    write_text_atomic(work / "manifest.sha256", "".join(sorted(lines, key=lambda s: s[66:])))
+    write_text_atomic(work / CHECKSUMS_FILE, "".join(sorted(lines, key=lambda s: s[66:])))
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise PackageError(
+            f"{path}: cannot write ({exc.strerror}); choose a writable --out"
+        ) from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _head_files(head: Mapping[str, Any] | None) -> dict[str, bytes]:
+    """The files of a signed ledger head: JSON, raw signature, public key, signed bytes.
+
+    Raises PackageError (one line naming the field) when the head is malformed.
+    """
+    if head is None:
+        return {}
+    if not isinstance(head, Mapping):
+        raise PackageError(
+            f"signed ledger head is a {type(head).__name__}, not a mapping; pass the dict "
+            "the evidence store's signed_head() returns"
+        )
+
+    def bad(name: str, want: str) -> PackageError:
+        value = str(head.get(name))
+        shown = value if len(value) <= 24 else value[:23] + "…"
+        return PackageError(
+            f"signed ledger head: {name}={shown!r} is not {want}; pass the dict the evidence "
+            "store's signed_head() returns"
+        )
+
+    size = head.get("tree_size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise bad("tree_size", "a whole number >= 0")
+    root = head.get("root_hash")
+    if not isinstance(root, str) or not _is_hex(root, 64):
+        raise bad("root_hash", "64 hex digits (a SHA-256)")
+    for name in ("timestamp", "key_id"):
+        if not isinstance(head.get(name), str) or not head[name].strip():
+            raise bad(name, "a non-empty text")
+    try:
+        signature = base64.b64decode(str(head.get("signature", "")), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise bad("signature", "base64") from exc
+    if not signature:
+        raise bad("signature", "base64")
+    files = {
+        HEAD_FILE: (json.dumps(_json_ready(dict(head)), indent=2, sort_keys=True) + "\n").encode(),
+        HEAD_SIGNATURE_FILE: signature,
+    }
+    pem = head.get("public_key_pem")
+    if pem is not None:
+        if not isinstance(pem, str | bytes) or b"PUBLIC KEY" not in _as_bytes(pem):
+            raise bad("public_key_pem", "a PEM public key")
+        files[STATION_KEY_FILE] = _as_bytes(pem)
+    message = head.get("signed_message")
+    if message is not None:
+        if not isinstance(message, str | bytes):
+            raise bad("signed_message", "text")
+        files[HEAD_MESSAGE_FILE] = _as_bytes(message)
+    return files
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8")
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def _hash_now(path: Path) -> str:
+    """SHA-256 read from disk now (no cache: a verifier trusts nothing it computed before)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_evidence_package(directory: Path) -> list[str]:
+    """Check an evidence package; return its problems, one line each (empty when intact).
+
+    Three links are checked: every line of ``manifest.sha256`` against the file's bytes (and
+    no file unlisted), every entry of ``manifest.json`` (size and SHA-256) against the file,
+    and the SHA-256 of ``manifest.json`` against the one ``report.pdf`` carries (in its PDF
+    Subject, beside the printed page). The same as ``sha256sum -c --strict manifest.sha256``
+    plus the cross-checks, with nothing but Python.
+
+    Parameters
+    ----------
+    directory : Path
+        The package folder.
+
+    Returns
+    -------
+    list of str
+        ``"<file>: <what is wrong>"`` for every modified, missing, unlisted or inconsistent
+        file, in file order.
+    """
+    directory = Path(directory)
+    problems: list[str] = []
+    sums = directory / CHECKSUMS_FILE
+    if not sums.is_file():
+        return [f"{CHECKSUMS_FILE}: missing; this is not an evidence package"]
+    listed: dict[str, str] = {}
+    for n, line in enumerate(sums.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        digest, sep, rel = line.partition("  ")
+        if not sep or not _is_hex(digest, 64) or not rel:
+            problems.append(f"{CHECKSUMS_FILE}: line {n} is not '<sha256>  <file>'")
+            continue
+        listed[rel] = digest.lower()
+    on_disk = {p.relative_to(directory).as_posix(): p for p in directory.rglob("*") if p.is_file()}
+    now: dict[str, str] = {}
+    for rel in sorted(set(listed) | set(on_disk) - {CHECKSUMS_FILE}):
+        if rel not in on_disk:
+            problems.append(f"{rel}: missing (listed in {CHECKSUMS_FILE})")
+        elif rel not in listed:
+            problems.append(f"{rel}: not listed in {CHECKSUMS_FILE}")
+        else:
+            now[rel] = _hash_now(on_disk[rel])
+            if now[rel] != listed[rel]:
+                problems.append(
+                    f"{rel}: modified (SHA-256 {now[rel][:12]}…, listed {listed[rel][:12]}…)"
+                )
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        entries = manifest["files"]
+        wanted = {str(e["path"]): (int(e["bytes"]), str(e["sha256"])) for e in entries}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        problems.append(f"manifest.json: unreadable ({type(exc).__name__}); the package is damaged")
+        return problems
+    for rel, (size, digest) in sorted(wanted.items()):
+        path = on_disk.get(rel)
+        if path is None:
+            problems.append(f"{rel}: missing (listed in manifest.json)")
+        elif path.stat().st_size != size or now.get(rel, _hash_now(path)) != digest:
+            problems.append(f"{rel}: differs from its manifest.json entry")
+    report = on_disk.get(REPORT_FILE)
+    if report is not None and "manifest.json" in on_disk:
+        digest = now.get("manifest.json") or _hash_now(on_disk["manifest.json"])
+        if f"manifest.json SHA-256 {digest}".encode("ascii") not in report.read_bytes():
+            problems.append(f"{REPORT_FILE}: does not carry the SHA-256 of this manifest.json")
+    return problems

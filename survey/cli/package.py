@@ -10,6 +10,12 @@ place of the original after epoch and listed in the manifest as derived products
 For the output of ``sitewatch check`` (one survey against the permit atlas) pass ``--ortho``
 and ``--dsm`` (the survey) instead of the before and after epochs, with ``--permits
 atlas_permits.geojson --existing atlas_existing.geojson`` from the check's folder.
+
+Every package has ``report.pdf``, the case-file page to file (English and Simplified
+Chinese; see :mod:`maps.casefile`): ``--case``, ``--pilot`` and ``--analyst`` fill its case
+number and who flew and who analysed (and are kept in ``manifest.json``). Without a Chinese
+font on the machine the page is written in English only, with one warning line saying how to
+install one (``tools/install-fonts.sh``).
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ __all__ = ["command"]
     "sitewatch detect), for the after side of the height profile.",
 )
 @click.option("--store", type=click.Path(path_type=Path), help=_STORE_HELP)
+@click.option("--case", "case_id", help="Enforcement case number, printed on report.pdf.")
+@click.option("--pilot", help="Who flew the survey(s): pilot or operator, printed on report.pdf.")
+@click.option("--analyst", help="Who analysed the surveys, printed on report.pdf.")
 @click.option(
     "--out",
     "out",
@@ -75,6 +84,9 @@ def command(
     after_registered: Path | None,
     after_registered_dsm: Path | None,
     store: Path | None,
+    case_id: str | None,
+    pilot: str | None,
+    analyst: str | None,
     out: Path,
 ) -> None:
     """Write the evidence package of one lead (--lead ID) or of every lead (--all)."""
@@ -114,9 +126,14 @@ def command(
             out_dir=folder,
             after_registered=after_registered,
             after_registered_dsm=after_registered_dsm,
+            case_id=case_id,
+            pilot=pilot,
+            analyst=analyst,
         )
         if not is_quiet():
             click.echo(f"lead {lead.lead_id}: {len(pkg.files)} files", err=True)
         click.echo(str(pkg.directory))
     if not is_quiet():
-        click.echo("verify: cd <package> && sha256sum -c manifest.sha256", err=True)
+        click.echo(
+            "file report.pdf; verify: cd <package> && sha256sum -c manifest.sha256", err=True
+        )

@@ -1,7 +1,10 @@
-"""Evidence packages: contents, manifests, and `sha256sum -c` catching any changed byte."""
+"""Evidence packages: contents, manifests, and our verifier and `sha256sum -c` catching any
+changed byte (coreutils' sha256sum is part of every Debian system: its absence fails, never
+skips)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -13,11 +16,13 @@ from pathlib import Path
 import pytest
 
 from maps.errors import PackageError
-from maps.package import MANIFEST_FORMAT, EvidencePackage, build_evidence_package
+from maps.package import (
+    MANIFEST_FORMAT,
+    EvidencePackage,
+    build_evidence_package,
+    verify_evidence_package,
+)
 from tests.maps.scenes import Scene
-
-SHA256SUM = shutil.which("sha256sum")
-needs_sha256sum = pytest.mark.skipif(SHA256SUM is None, reason="coreutils sha256sum missing")
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +39,11 @@ def package(scene: Scene, tmp_path_factory: pytest.TempPathFactory) -> EvidenceP
 
 
 def _verify(folder: Path) -> subprocess.CompletedProcess[str]:
-    assert SHA256SUM is not None
+    sha256sum = shutil.which("sha256sum")
+    if sha256sum is None:
+        pytest.fail("coreutils' sha256sum is missing: the package's README tells users to run it")
     return subprocess.run(
-        [SHA256SUM, "-c", "--strict", "manifest.sha256"],
+        [sha256sum, "-c", "--strict", "manifest.sha256"],
         cwd=folder,
         capture_output=True,
         text=True,
@@ -56,8 +63,11 @@ def test_package_contents(package: EvidencePackage, scene: Scene) -> None:
         "README.txt",
         "manifest.json",
         "manifest.sha256",
+        "report.pdf",
     ):
         assert (d / name).is_file(), name
+    assert package.report == d / "report.pdf"
+    assert (d / "report.pdf").read_bytes().startswith(b"%PDF-")
     assert (d / "map_files" / "vendor" / "leaflet-1.9.4" / "LICENSE").is_file()
     umask = os.umask(0)
     os.umask(umask)
@@ -77,14 +87,19 @@ def test_manifest_lists_every_file_with_hash_and_size(package: EvidencePackage) 
     m = json.loads(package.manifest.read_text())
     assert m["format"] == MANIFEST_FORMAT
     assert m["lead_id"] == "L-0002" and m["lead"]["id"] == "L-0002"
-    assert m["ledger_excerpt"] is None
+    assert m["ledger_excerpt"] is None and m["ledger_head"] is None
+    assert (m["case_id"], m["pilot"], m["analyst"]) == (None, None, None)
     assert m["software"]["name"] == "sitewatch" and m["software"]["version"]
     assert m["created_utc"].endswith("+00:00")
     on_disk = {p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file()}
     listed = {f["path"] for f in m["files"]}
-    assert listed == on_disk - {"manifest.json", "manifest.sha256"}
-    for f in m["files"][:5]:
-        assert (d / f["path"]).stat().st_size == f["bytes"]
+    # the page prints manifest.json's hash, so the manifest lists every file but the page
+    assert listed == on_disk - {"manifest.json", "manifest.sha256", "report.pdf"}
+    assert m["report"]["file"] == "report.pdf" and m["report"]["listed_in"] == "manifest.sha256"
+    for f in m["files"]:
+        data = (d / f["path"]).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (f["bytes"], f["sha256"])
+    assert verify_evidence_package(d) == []
     inputs = m["inputs"]
     for role in ("before_ortho", "after_ortho", "before_dsm", "after_dsm"):
         assert inputs[role]["matches"] is True
@@ -94,8 +109,7 @@ def test_manifest_lists_every_file_with_hash_and_size(package: EvidencePackage) 
     assert all(len(ln.split("  ", 1)[0]) == 64 for ln in lines)
 
 
-@needs_sha256sum
-def test_sha256sum_verifies_and_catches_one_flipped_byte(
+def test_sha256sum_and_our_verifier_catch_one_flipped_byte(
     package: EvidencePackage, tmp_path: Path
 ) -> None:
     ok = _verify(package.directory)
@@ -110,6 +124,7 @@ def test_sha256sum_verifies_and_catches_one_flipped_byte(
         "map.html",
         "README.txt",
         "manifest.json",
+        "report.pdf",
         "map_files/vendor/leaflet-1.9.4/leaflet.js",
         "map_files/vendor/leaflet-1.9.4/leaflet.css",
         tile.relative_to(d).as_posix(),
@@ -124,11 +139,19 @@ def test_sha256sum_verifies_and_catches_one_flipped_byte(
         res = _verify(copy)
         assert res.returncode != 0, rel
         assert f"{rel}: FAILED" in res.stdout, res.stdout
-    # a deleted file fails too
+        problems = verify_evidence_package(copy)
+        assert problems and problems[0].startswith(f"{rel}: modified (SHA-256 "), problems
+    # a deleted file fails too, and an added one
     copy = tmp_path / "deleted"
     shutil.copytree(d, copy)
     (copy / "after.png").unlink()
+    (copy / "extra.txt").write_text("planted")
     assert _verify(copy).returncode != 0
+    assert verify_evidence_package(copy) == [
+        "after.png: missing (listed in manifest.sha256)",
+        "extra.txt: not listed in manifest.sha256",
+        "after.png: missing (listed in manifest.json)",
+    ]
 
 
 def test_inputs_that_differ_from_the_lead_are_refused(scene: Scene, tmp_path: Path) -> None:
