@@ -92,7 +92,8 @@ def _one_line(text: str) -> str:
 def run(args: list[str] | None = None, prog_name: str = "sitewatch") -> int:
     """Run the CLI and return its exit code instead of exiting (used by ``main`` and tests)."""
     try:
-        cli.main(args=args, prog_name=prog_name, standalone_mode=False)
+        # a command that ends with ctx.exit(N) returns N here (standalone_mode=False)
+        returned = cli.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.exceptions.Abort:
@@ -109,7 +110,7 @@ def run(args: list[str] | None = None, prog_name: str = "sitewatch") -> int:
         log.debug("traceback", exc_info=True)
         click.echo(f"{prog_name}: error: {_one_line(str(exc))}", err=True)
         return EXIT_ERROR
-    return 0
+    return returned if type(returned) is int else 0
 
 
 def main(args: list[str] | None = None) -> Any:
