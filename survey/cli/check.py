@@ -5,6 +5,12 @@ an OpenDroneMap project folder, whose orthophoto, DSM and DTM (``odm_dem/dtm.tif
 (``--dsm`` / ``--dtm`` replace the project's), or an orthophoto with ``--dsm``. An epoch is
 checked with :func:`survey.ingest.odm.find_epoch` first and its record is kept in
 ``provenance.json`` (``epoch``).
+
+``--store STORE`` (with ``--case`` and ``--operator``) records the check in the evidence
+store's custody ledger (the inputs' and outputs' SHA-256 of ``provenance.json``, parameters,
+version); ``--derived-from SOURCE`` also records the user's statement that the survey's rasters
+were made from SOURCE (an ingest output folder, the photos' folder, a file or a SHA-256), so the
+leads trace back to the photos and the flight log (:mod:`survey.evidence.wiring`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import click
 
 from survey.cli._common import ensure_out_dir, existing_file, is_quiet
 from survey.cli._epochs import epoch_path
+from survey.cli.map import _CASE_HELP, _OPERATOR_HELP, _STORE_HELP, check_store, say_recorded
 
 __all__ = ["command"]
 
@@ -106,6 +113,18 @@ __all__ = ["command"]
     show_default=True,
     help="Largest atlas offset the alignment looks for.",
 )
+@click.option("--store", type=click.Path(path_type=Path), help=_STORE_HELP)
+@click.option("--case", "case", help=_CASE_HELP)
+@click.option("--operator", help=_OPERATOR_HELP)
+@click.option(
+    "--derived-from",
+    "derived_from",
+    multiple=True,
+    metavar="SOURCE",
+    help="With --store: the survey's rasters were made from SOURCE (an ingest output folder, "
+    "the photos' folder, a file or a SHA-256) by photogrammetry; recorded as your statement "
+    "so the leads trace back to the photos. Repeatable.",
+)
 def command(
     epoch: Path | None,
     ortho: Path | None,
@@ -123,6 +142,10 @@ def command(
     chunk_px: int,
     no_align: bool,
     max_offset_m: float,
+    store: Path | None,
+    case: str | None,
+    operator: str | None,
+    derived_from: tuple[str, ...],
 ) -> None:
     """Check a site's first survey against the permit atlas: structures from the height above
     ground (DSM - DTM) that neither a valid permit nor an existing building covers, the parts
@@ -150,6 +173,12 @@ def command(
         chunk_px=chunk_px,
         coregister=False,
     )
+    recorder = check_store(store, case=case, operator=operator, derived_from=derived_from)
+    statements = []
+    if recorder is not None:
+        from survey.evidence.wiring import resolve_derived_from
+
+        statements = resolve_derived_from(derived_from, epochs=("survey",))
     ensure_out_dir(out)
     t0 = time.perf_counter()
     record = None
@@ -174,6 +203,11 @@ def command(
         max_offset_m=max_offset_m,
         epoch=record,
     )
+    entries: list[int] = []
+    if recorder is not None:
+        from survey.evidence.wiring import record_check
+
+        entries = [record_check(recorder, result, statements).seq]
     if is_quiet():
         return
     source = "given DTM" if dtm is not None else "derived DTM"
@@ -196,3 +230,5 @@ def command(
             f"  {lead.lead_id}  {lead.lead_class:<17} {lead.area_m2:7.1f} m2{height}  "
             f"score {lead.score:.2f}  {lead.reasons[0] if lead.reasons else ''}"
         )
+    if recorder is not None:
+        say_recorded(recorder, entries)

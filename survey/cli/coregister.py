@@ -1,4 +1,9 @@
-"""``sitewatch coregister``: bring a new epoch onto the reference to a fraction of a pixel."""
+"""``sitewatch coregister``: bring a new epoch onto the reference to a fraction of a pixel.
+
+``--store STORE`` (with ``--case`` and ``--operator``) records the run in the evidence store's
+custody ledger: the rasters read, the aligned rasters, report and residuals written, the
+parameters and the model found (:mod:`survey.evidence.wiring`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from pathlib import Path
 import click
 
 from survey.cli._common import existing_file, is_quiet
+from survey.cli.map import _CASE_HELP, _OPERATOR_HELP, _STORE_HELP, check_store, say_recorded
 
 __all__ = ["command"]
 
@@ -78,6 +84,9 @@ __all__ = ["command"]
     is_flag=True,
     help="Fail instead of writing an unaligned target when no reliable model is found.",
 )
+@click.option("--store", type=click.Path(path_type=Path), help=_STORE_HELP)
+@click.option("--case", "case", help=_CASE_HELP)
+@click.option("--operator", help=_OPERATOR_HELP)
 def command(
     reference: Path,
     target: Path,
@@ -91,6 +100,9 @@ def command(
     max_tiepoints: int,
     order: int,
     strict: bool,
+    store: Path | None,
+    case: str | None,
+    operator: str | None,
 ) -> None:
     """Co-register TARGET onto REFERENCE: sub-pixel shift, affine or smooth warp, DSM offset.
 
@@ -120,6 +132,7 @@ def command(
         max_tiepoints=max_tiepoints,
         strict=strict,
     )
+    recorder = check_store(store, case=case, operator=operator)
     outputs = coregister_files(
         reference,
         target,
@@ -131,6 +144,21 @@ def command(
         params=params,
         order=order,
     )
+    entry = None
+    if recorder is not None:
+        from survey.evidence.wiring import record_coregister
+
+        entry = record_coregister(
+            recorder,
+            outputs,
+            inputs={
+                "reference": reference,
+                "target": target,
+                "reference_dsm": reference_dsm,
+                "target_dsm": target_dsm,
+            },
+            parameters={"coregistration": params, "order": order},
+        )
     rep = outputs.report
     rmse = rep["rmse_px"]
     click.echo(
@@ -154,3 +182,5 @@ def command(
                 click.echo(f"  wrote {p}")
     for w in rep["warnings"]:
         click.echo(f"  warning: {w}", err=True)
+    if recorder is not None and entry is not None:
+        say_recorded(recorder, [entry.seq])

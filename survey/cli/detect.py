@@ -5,6 +5,13 @@ Each epoch is given as files (``--before-ortho`` and ``--before-dsm``) or as an 
 given with ``--before-dsm`` replaces the project's), or an orthophoto. An epoch is checked
 with :func:`survey.ingest.odm.find_epoch` before detection starts and its record is kept in
 ``provenance.json`` (``epochs``).
+
+``--store STORE`` (with ``--case`` and ``--operator``) records the run in the evidence store's
+custody ledger: one entry with the inputs' and outputs' SHA-256 of ``provenance.json``, the
+parameters and the version. ``--derived-from EPOCH=SOURCE`` (``before=`` or ``after=``, an
+ingest output folder, the photos' folder, a file or a SHA-256) also records the user's
+statement that the epoch's rasters were made from SOURCE by photogrammetry, so the leads trace
+back to the photos and the flight log (:mod:`survey.evidence.wiring`).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import click
 
 from survey.cli._common import ensure_out_dir, existing_file, is_quiet
 from survey.cli._epochs import epoch_path
+from survey.cli.map import _CASE_HELP, _OPERATOR_HELP, _STORE_HELP, check_store, say_recorded
 
 if TYPE_CHECKING:
     from survey.ingest.odm import SurveyEpoch
@@ -108,6 +116,18 @@ __all__ = ["command"]
     help="Do not write after_registered.tif / after_registered_dsm.tif (the after epoch "
     "co-registered onto the before grid, for review maps and evidence packages).",
 )
+@click.option("--store", type=click.Path(path_type=Path), help=_STORE_HELP)
+@click.option("--case", "case", help=_CASE_HELP)
+@click.option("--operator", help=_OPERATOR_HELP)
+@click.option(
+    "--derived-from",
+    "derived_from",
+    multiple=True,
+    metavar="EPOCH=SOURCE",
+    help="With --store: the rasters of EPOCH (before or after) were made from SOURCE (an "
+    "ingest output folder, the photos' folder, a file or a SHA-256) by photogrammetry; "
+    "recorded as your statement so the leads trace back to the photos. Repeatable.",
+)
 def command(
     before_epoch: Path | None,
     before_ortho: Path | None,
@@ -127,6 +147,10 @@ def command(
     chunk_px: int,
     no_coregister: bool,
     no_registered: bool,
+    store: Path | None,
+    case: str | None,
+    operator: str | None,
+    derived_from: tuple[str, ...],
 ) -> None:
     """Detect new, raised and removed structures between two epochs and check them against
     the permits; writes leads.geojson, leads.gpkg, change.tif, coregistration.json,
@@ -149,6 +173,12 @@ def command(
         chunk_px=chunk_px,
         coregister=not no_coregister,
     )
+    recorder = check_store(store, case=case, operator=operator, derived_from=derived_from)
+    statements = []
+    if recorder is not None:
+        from survey.evidence.wiring import resolve_derived_from
+
+        statements = resolve_derived_from(derived_from, epochs=("before", "after"))
     ensure_out_dir(out)
     t0 = time.perf_counter()
     epochs = _epochs(before_epoch, before_dsm, after_epoch, after_dsm, site)
@@ -173,6 +203,11 @@ def command(
         write_registered=not no_registered,
         epochs={when: epoch.record() for when, epoch in epochs.items()},
     )
+    entries: list[int] = []
+    if recorder is not None:
+        from survey.evidence.wiring import record_detect
+
+        entries = [record_detect(recorder, result, statements).seq]
     if is_quiet():
         return
     mode = "RGB only (weaker: no heights)" if result.mode == "rgb_only" else "DSM heights"
@@ -186,6 +221,8 @@ def command(
             f"  {lead.lead_id}  {lead.lead_class:<17} {lead.area_m2:7.1f} m2{height}  "
             f"score {lead.score:.2f}  {lead.reasons[0] if lead.reasons else ''}"
         )
+    if recorder is not None:
+        say_recorded(recorder, entries)
 
 
 def _one_of(epoch: Path | None, ortho: Path | None, flag: str, ortho_flag: str, what: str) -> None:

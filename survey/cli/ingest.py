@@ -3,6 +3,12 @@
 Writes ``DIR/telemetry.csv`` and ``DIR/track.geojson`` (with a log), ``DIR/photos.geojson``
 and ``DIR/geo.txt`` (with photos) and ``DIR/report.json`` (figures, warnings with their
 reasons, provenance); see :mod:`survey.ingest.run`.
+
+``--store STORE --case CASE`` (with ``--risk`` and ``--operator``) also copies the originals —
+the flight log and the photos — into the evidence store bit-exact, with the device serials
+found in them, and records the ingest (inputs, outputs, parameters, version) in its custody
+ledger; a missing store is created, as ``sitewatch evidence add`` does
+(:func:`survey.evidence.wiring.record_ingest`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 import click
 
 from survey.cli._common import existing_file, is_quiet
+from survey.cli.map import _OPERATOR_HELP, check_store, say_recorded
 
 __all__ = ["command"]
 
@@ -147,6 +154,15 @@ def _summary(report: dict[str, Any], out: Path) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder (created if missing).",
 )
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Evidence store: copy the log and the photos into it as originals and record the "
+    "ingest in its custody ledger (created if missing; needs --case).",
+)
+@click.option("--case", "case", help="Case id the originals are filed under (with --store).")
+@click.option("--risk", help="The case's risk tier: high, medium, low (with --store).")
+@click.option("--operator", help=_OPERATOR_HELP)
 def command(
     log_path: Path | None,
     images: Path | None,
@@ -159,6 +175,10 @@ def command(
     nodeodm: str | None,
     odm_options: tuple[str, ...],
     out: Path,
+    store: Path | None,
+    case: str | None,
+    risk: str | None,
+    operator: str | None,
 ) -> None:
     """Read a flight's log and photos, place each photo (camera-clock offset, camera events,
     interpolation), check them (blur, exposure, distance, nadir, duplicates, coverage of the
@@ -172,6 +192,17 @@ def command(
     if odm_options and not nodeodm:
         raise click.UsageError("--odm-option needs --nodeodm URL")
     options = dict(_odm_option(o) for o in odm_options)
+    if risk is not None and store is None:
+        raise click.UsageError("--risk is the tier of the store's case: give --store STORE too")
+    if risk is not None and store is not None:
+        from survey.evidence.cases import validate_risk
+        from survey.evidence.config import DEFAULT_RETENTION, MARKER_NAME
+
+        if not (store / MARKER_NAME).is_file():  # a store made now has the default tiers
+            validate_risk(risk, DEFAULT_RETENTION)
+    recorder = check_store(store, case=case, operator=operator, create=True, case_required=True)
+    if recorder is not None and risk is not None:
+        validate_risk(risk, recorder.store.config.tiers)
     result = run_ingest(
         out,
         log=log_path,
@@ -186,5 +217,18 @@ def command(
         nodeodm_options=options or None,
         progress=_progress(),
     )
+    entries: list[int] = []
+    if recorder is not None:
+        from survey.evidence.wiring import record_ingest
+
+        items, entry = record_ingest(recorder, result, risk=risk)
+        entries = [entry.seq, *(item.seq for item in items)]
+        if not is_quiet():
+            new = sum(item.new for item in items)
+            click.echo(
+                f"originals: {len(items)} file(s) in the evidence store, {new} new, case {case}"
+            )
     if not is_quiet():
         _summary(result.report, result.out_dir)
+    if recorder is not None:
+        say_recorded(recorder, entries)

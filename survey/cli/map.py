@@ -21,6 +21,10 @@ atlas as the check used it (``--permits atlas_permits.geojson --existing
 atlas_existing.geojson`` from the check's folder, moved onto the survey when an offset was
 removed). Writes ``review.html``, ``review_overview.html`` and ``review_files/`` (no dual
 view).
+
+``--store STORE`` (with ``--case`` and ``--operator``) records the map in the evidence store's
+custody ledger: the leads and layers read, the pages written (:mod:`survey.evidence.wiring`).
+:func:`check_store` opens the store of every command that takes ``--store``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from survey.cli._common import existing_file, is_quiet
 
 if TYPE_CHECKING:
     from change_detection.leads import Lead
+    from survey.evidence.wiring import CommandStore
 
 __all__ = [
     "check_epochs",
@@ -45,6 +50,7 @@ __all__ = [
     "find_photo_dir",
     "load_features",
     "load_leads",
+    "say_recorded",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,9 +71,11 @@ _EXISTING_HELP = (
 )
 
 _STORE_HELP = (
-    "Evidence store (not supported yet: the store and its custody ledger arrive in a later "
-    "release; giving it fails)."
+    "Evidence store: record what the command read and wrote (hashes, parameters, version, "
+    "operator) in its custody ledger."
 )
+_CASE_HELP = "Case id the store records the entries under (with --store)."
+_OPERATOR_HELP = "Who runs the command, recorded in the store's ledger (with --store)."
 
 
 def load_leads(path: Path) -> list[Lead]:
@@ -109,19 +117,78 @@ def find_photo_dir(photos: Path | None, given: Path | None) -> Path | None:
     return photos.parent
 
 
-def check_store(store: Path | None) -> None:
-    """Refuse ``--store`` until the evidence store exists (no pretend support)."""
+def check_store(
+    store: Path | None,
+    *,
+    case: str | None = None,
+    operator: str | None = None,
+    derived_from: Sequence[str] = (),
+    create: bool = False,
+    case_required: bool = False,
+    case_needs_store: bool = True,
+) -> CommandStore | None:
+    """Open a command's ``--store`` for recording, before the command writes anything.
+
+    Parameters
+    ----------
+    store : Path or None
+        ``--store``; None: nothing is opened and the command runs as without a store.
+    case, operator : str, optional
+        ``--case`` and ``--operator``, recorded in the entries.
+    derived_from : sequence of str
+        ``--derived-from`` values (only checked to need ``--store`` here).
+    create : bool
+        Create a missing store (``ingest``, as ``sitewatch evidence add`` does).
+    case_required : bool
+        ``--store`` needs ``--case`` (``ingest`` files originals under a case).
+    case_needs_store : bool
+        ``--case`` means something only with ``--store`` (not so for ``package``, whose page
+        prints it).
+
+    Returns
+    -------
+    survey.evidence.wiring.CommandStore or None
+
+    Raises
+    ------
+    click.UsageError
+        ``--case``, ``--operator`` or ``--derived-from`` without ``--store``; ``--store``
+        without a required ``--case``.
+    NotAStoreError, StoreReadOnlyError, CaseIdError
+        The store cannot be recorded into (one line; nothing is written).
+    """
     if store is None:
-        return
-    if not store.exists():
-        raise click.ClickException(
-            f"{store}: no such evidence store; evidence stores are not supported yet, "
-            "run without --store"
+        given = [
+            flag
+            for flag, value in (
+                ("--case", case if case_needs_store else None),
+                ("--operator", operator),
+                ("--derived-from", derived_from or None),
+            )
+            if value
+        ]
+        if given:
+            raise click.UsageError(
+                f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} recorded in an "
+                "evidence store: give --store STORE too"
+            )
+        return None
+    if case_required and not case:
+        raise click.UsageError(
+            f"--store {store} files the originals under a case: give --case CASE too"
         )
-    raise click.ClickException(
-        f"{store}: not an evidence store (evidence stores are not supported yet: they arrive "
-        "with the custody ledger); run without --store"
-    )
+    from survey.evidence.wiring import open_command_store
+
+    return open_command_store(store, case=case, operator=operator, create=create)
+
+
+def say_recorded(cs: CommandStore, seqs: Sequence[int], *, err: bool = False) -> None:
+    """One line naming the ledger entries a command recorded (not under ``-q``)."""
+    if is_quiet() or not seqs:
+        return
+    seqs = sorted(seqs)
+    where = f"entry {seqs[0]}" if len(seqs) == 1 else f"entries {seqs[0]}..{seqs[-1]}"
+    click.echo(f"recorded in the evidence store {cs.root}: ledger {where}", err=err)
 
 
 def check_epochs(before: Path | None, after: Path | None, ortho: Path | None) -> None:
@@ -173,6 +240,8 @@ def _lines(paths: Sequence[Path]) -> None:
     "folder in the report.json beside --photos, else the folder of --photos].",
 )
 @click.option("--store", type=click.Path(path_type=Path), help=_STORE_HELP)
+@click.option("--case", "case", help=_CASE_HELP)
+@click.option("--operator", help=_OPERATOR_HELP)
 @click.option("--after-registered", type=existing_file, help=_REGISTERED_HELP)
 @click.option("--title", default="sitewatch review", show_default=True, help="Page title.")
 @click.option(
@@ -194,15 +263,17 @@ def command(
     photos: Path | None,
     photo_dir: Path | None,
     store: Path | None,
+    case: str | None,
+    operator: str | None,
     after_registered: Path | None,
     title: str,
     out: Path,
 ) -> None:
     """Write the offline review map, dual view and lead table of a run."""
-    check_store(store)
     check_epochs(before_ortho, after_ortho, ortho)
     if out.suffix.lower() not in (".html", ".htm"):
         raise click.BadParameter(f"{out}: the review page must end in .html", param_hint="--out")
+    recorder = check_store(store, case=case, operator=operator)
     from maps import render_review_map
 
     leads = load_leads(leads_path)
@@ -221,6 +292,26 @@ def command(
         title=title,
         after_registered=after_registered,
     )
+    if recorder is not None:
+        inputs = {
+            "leads": leads_path,
+            "before_ortho": before_ortho,
+            "after_ortho": after_ortho,
+            "ortho": ortho,
+            "permits": permits,
+            "existing": existing,
+            "track": track,
+            "route": route,
+            "photos": photos,
+            "after_registered": after_registered,
+        }
+        entry = recorder.record(
+            "sitewatch map",
+            inputs=inputs,
+            outputs={p.name: p for p in result.pages},
+            parameters={"title": title, "photo_dir": find_photo_dir(photos, photo_dir)},
+        )
+        say_recorded(recorder, [entry.seq], err=True)
     if not is_quiet():
         click.echo(f"review map ({len(leads)} leads):", err=True)
     _lines(result.pages)

@@ -16,11 +16,19 @@ Chinese; see :mod:`maps.casefile`): ``--case``, ``--pilot`` and ``--analyst`` fi
 number and who flew and who analysed (and are kept in ``manifest.json``). Without a Chinese
 font on the machine the page is written in English only, with one warning line saying how to
 install one (``tools/install-fonts.sh``).
+
+``--store STORE`` (an evidence store where the detection was recorded, ``detect --store``)
+puts into every package the ledger entries that trace its lead back to the original photos and
+logs, each with its inclusion proof, and the store's signed tree head with the station's public
+key (``ledger_excerpt.jsonl``, ``ledger_head.*``; printed on ``report.pdf``), then records the
+packages in the ledger (:func:`survey.evidence.wiring.package_ledger`). ``--case`` is the case
+the entries are filed under; ``--operator`` (default ``--analyst``) who made the packages.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,11 +37,17 @@ from survey.cli.map import (
     _EXISTING_HELP,
     _ORTHO_HELP,
     _REGISTERED_HELP,
-    _STORE_HELP,
     check_epochs,
     check_store,
     load_features,
     load_leads,
+    say_recorded,
+)
+
+_PACKAGE_STORE_HELP = (
+    "Evidence store where the detection was recorded: each package carries the ledger "
+    "entries that trace its lead back to the original photos and logs and the signed ledger "
+    "head, and the packages are recorded in the ledger."
 )
 
 __all__ = ["command"]
@@ -58,10 +72,19 @@ __all__ = ["command"]
     help="The after DSM co-registered to the before grid (after_registered_dsm.tif of "
     "sitewatch detect), for the after side of the height profile.",
 )
-@click.option("--store", type=click.Path(path_type=Path), help=_STORE_HELP)
-@click.option("--case", "case_id", help="Enforcement case number, printed on report.pdf.")
+@click.option("--store", type=click.Path(path_type=Path), help=_PACKAGE_STORE_HELP)
+@click.option(
+    "--case",
+    "case_id",
+    help="Enforcement case number, printed on report.pdf (and the store's case, with --store).",
+)
 @click.option("--pilot", help="Who flew the survey(s): pilot or operator, printed on report.pdf.")
 @click.option("--analyst", help="Who analysed the surveys, printed on report.pdf.")
+@click.option(
+    "--operator",
+    help="Who makes the packages, recorded in the store's ledger (with --store; default "
+    "--analyst).",
+)
 @click.option(
     "--out",
     "out",
@@ -87,15 +110,21 @@ def command(
     case_id: str | None,
     pilot: str | None,
     analyst: str | None,
+    operator: str | None,
     out: Path,
 ) -> None:
     """Write the evidence package of one lead (--lead ID) or of every lead (--all)."""
-    check_store(store)
     check_epochs(before_ortho, after_ortho, ortho)
     if ortho is None and dsm is not None:
         raise click.UsageError("--dsm is the DSM of --ortho (a single survey); pass --ortho too")
     if (lead_id is None) == (not all_leads):
         raise click.UsageError("give exactly one of --lead ID or --all")
+    recorder = check_store(
+        store,
+        case=case_id if store is not None else None,
+        operator=operator or (analyst if store is not None else None),
+        case_needs_store=False,
+    )
     from maps import build_evidence_package
     from maps.errors import PackageError
     from maps.review import lead_slug
@@ -108,11 +137,40 @@ def command(
             raise PackageError(f"{leads_path}: no lead {lead_id!r} (ids: {known}); check --lead")
         targets = [(chosen[0], out)]
     else:
-        ensure_out_dir(out)
         targets = [(lead, out / lead_slug(lead.lead_id)) for lead in leads]
     permit_features = load_features(permits, "permits")
     existing_features = load_features(existing, "existing buildings")
+    files = {
+        "leads": leads_path,
+        "before_ortho": before_ortho,
+        "after_ortho": after_ortho,
+        "before_dsm": before_dsm,
+        "after_dsm": after_dsm,
+        "ortho": ortho,
+        "dsm": dsm,
+        "permits": permits,
+        "existing": existing,
+        "after_registered": after_registered,
+        "after_registered_dsm": after_registered_dsm,
+    }
+    read: dict[str, str] = {}
+    # The ledger excerpt and signed head of each lead, taken before anything is written.
+    ledgers: dict[frozenset[str], tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+    if recorder is not None:
+        from survey.evidence.wiring import package_ledger
+
+        read = _hashes(files)
+        for lead, _folder in targets:
+            wanted = frozenset([*read.values(), *lead.input_hashes.values()])
+            if wanted not in ledgers:
+                ledgers[wanted] = package_ledger(recorder, sorted(wanted))
+    if all_leads:
+        ensure_out_dir(out)
+    made: dict[str, Path] = {}
     for lead, folder in targets:
+        excerpt = head = None
+        if recorder is not None:
+            excerpt, head = ledgers[frozenset([*read.values(), *lead.input_hashes.values()])]
         pkg = build_evidence_package(
             lead,
             before_ortho=before_ortho,
@@ -129,11 +187,40 @@ def command(
             case_id=case_id,
             pilot=pilot,
             analyst=analyst,
+            ledger_excerpt=excerpt,
+            signed_head=head,
         )
+        prefix = "" if lead_id is not None else f"{folder.name}/"
+        for name in ("manifest.json", "manifest.sha256", "report.pdf", "lead.geojson"):
+            if (pkg.directory / name).is_file():
+                made[f"{prefix}{name}"] = pkg.directory / name
         if not is_quiet():
             click.echo(f"lead {lead.lead_id}: {len(pkg.files)} files", err=True)
         click.echo(str(pkg.directory))
+    if recorder is not None and targets:
+        entry = recorder.record(
+            "sitewatch package",
+            inputs={role: read[role] for role in files if role in read},
+            outputs=made,
+            parameters={
+                "leads": [lead.lead_id for lead, _ in targets],
+                "case_id": case_id,
+                "pilot": pilot,
+                "analyst": analyst,
+                "signed_heads": sorted(
+                    {(h["tree_size"], h["root_hash"]) for _, h in ledgers.values()}
+                ),
+            },
+        )
+        say_recorded(recorder, [entry.seq], err=True)
     if not is_quiet():
         click.echo(
             "file report.pdf; verify: cd <package> && sha256sum -c manifest.sha256", err=True
         )
+
+
+def _hashes(files: dict[str, Path | None]) -> dict[str, str]:
+    """SHA-256 of every file given, read once (traced in the store, recorded as inputs)."""
+    from survey.evidence.objects import hash_file
+
+    return {role: hash_file(p)[0] for role, p in files.items() if p is not None}

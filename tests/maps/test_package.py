@@ -187,3 +187,61 @@ def test_rgb_only_package_and_output_folder_rules(scene: Scene, tmp_path: Path) 
         )
     assert (other / "thesis.docx").read_text() == "mine"
     assert not list(tmp_path.glob(".p.*"))
+
+
+def test_a_package_from_an_evidence_store_proves_its_ledger_excerpt(
+    scene: Scene, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The package carries the store's entries of the lead's inputs, each proven against the
+    signed head it also carries (RFC 9162 inclusion, openssl for the signature)."""
+    from survey.evidence import EvidenceStore, leaf_hash, verify_inclusion
+    from survey.evidence.wiring import CommandStore, package_ledger
+
+    store = EvidenceStore.open(tmp_path / "store", create=True)
+    rasters = [scene.before_ortho, scene.after_ortho, scene.before_dsm, scene.after_dsm]
+    items = store.add(rasters, case="C-1", operator="op7")
+    lead = scene.leads[1]
+    with caplog.at_level("WARNING", logger="survey.evidence.wiring"):
+        excerpt, head = package_ledger(CommandStore(store, "C-1"), lead.input_hashes.values())
+    # rasters added as originals: no photo or log behind them, and it is said in one line
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "survey.evidence.wiring"]
+    assert "reaches no original photo or flight log" in said
+    assert [e["seq"] for e in excerpt] == [i.seq for i in items]
+    pkg = build_evidence_package(
+        lead,
+        before_ortho=scene.before_ortho,
+        after_ortho=scene.after_ortho,
+        before_dsm=scene.before_dsm,
+        after_dsm=scene.after_dsm,
+        out_dir=tmp_path / "pkg",
+        ledger_excerpt=excerpt,
+        signed_head=head,
+    )
+    d = pkg.directory
+    lines = (d / "ledger_excerpt.jsonl").read_text(encoding="utf-8").splitlines()
+    stored = json.loads((d / "ledger_head.json").read_text(encoding="utf-8"))
+    root = bytes.fromhex(stored["root_hash"])
+    assert [json.loads(x)["entry"]["sha256"] for x in lines] == [i.sha256 for i in items]
+    for raw in lines:
+        e = json.loads(raw)
+        line = e["line"].encode("utf-8")
+        assert hashlib.sha256(line).hexdigest() == e["hash"]
+        proof = [bytes.fromhex(h) for h in e["inclusion_proof"]]
+        assert verify_inclusion(e["seq"], stored["tree_size"], leaf_hash(line), proof, root)
+    assert store.verify_head(stored)
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("openssl is missing: the package README tells users to run it")
+    proc = subprocess.run(
+        [
+            *(openssl, "pkeyutl", "-verify", "-pubin", "-inkey", "station_public_key.pem"),
+            *("-rawin", "-in", "ledger_head.msg", "-sigfile", "ledger_head.sig"),
+        ],
+        cwd=d,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Signature Verified Successfully" in proc.stdout, proc
+    assert _verify(d).returncode == 0
+    assert verify_evidence_package(d) == []

@@ -691,3 +691,64 @@ def test_cli_check_epoch_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str
     code = run([*base, "--out", str(tmp_path / "none")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == EXIT_USAGE and len(err) == 1 and "give --epoch" in err[0]
+
+
+# --- check --store: the check recorded, with the survey's origin stated (#14) -------------------
+
+
+def test_cli_check_store_records_the_check_and_the_stated_origin_of_the_survey(
+    synth_site: SynthSite, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from survey.evidence import EvidenceStore
+
+    # the flight's photos, as one archive added as an original of the case
+    archive = tmp_path / "card" / "DCIM.zip"
+    archive.parent.mkdir()
+    archive.write_bytes(np.random.default_rng(3).bytes(5000))
+    store = tmp_path / "store"
+    assert run(["evidence", "add", "--store", str(store), "--case", "C-9", str(archive)]) == 0
+    zip_sha = sha256_file(archive)
+    f = _inputs(synth_site)
+    out = tmp_path / "check"
+    args = ["check", "--out", str(out), "--date", synth_site.truth["after_date"]]
+    for role in ("ortho", "dsm", "dtm", "permits", "existing", "site"):
+        args += [f"--{role}", str(f[role])]
+    args += ["--store", str(store), "--case", "C-9", "--derived-from", zip_sha]
+    assert run(args) == 0, capsys.readouterr().err
+    s = EvidenceStore.open(store, read_only=True)
+    statement, check = [e for e in s.entries() if e.type == "derive"]
+    prov = json.loads((out / "provenance.json").read_text())
+    # the statement: the survey's rasters (as the check read them) made from the archive
+    assert statement["command"] == "photogrammetry outside sitewatch (stated by the user)"
+    assert [(i["role"], i["sha256"]) for i in statement["inputs"]] == [("original", zip_sha)]
+    assert {o["role"]: o["sha256"] for o in statement["outputs"]} == {
+        role: prov["inputs"][role]["sha256"] for role in ("ortho", "dsm", "dtm")
+    }
+    assert statement["parameters"]["epoch"] == "survey"
+    assert statement["software"] == "not recorded (outside sitewatch)"
+    # the check: exactly provenance.json's hashes
+    assert check["command"] == "sitewatch check" and check["case"] == "C-9"
+    assert {i["role"]: i["sha256"] for i in check["inputs"]} == {
+        role: rec["sha256"] for role, rec in prov["inputs"].items()
+    }
+    outputs = {o["role"]: o["sha256"] for o in check["outputs"]}
+    assert outputs.pop("provenance.json") == sha256_file(out / "provenance.json")
+    assert outputs == {name: rec["sha256"] for name, rec in prov["outputs"].items()}
+    # a lead traces back to the archive's add entry
+    traced = s.trace(sha256_file(out / "leads.geojson"))
+    assert [e.seq for e in traced if e.type == "add"] == [
+        e.seq for e in s.entries() if e.type == "add" and e["sha256"] == zip_sha
+    ]
+    assert {statement.seq, check.seq} <= {e.seq for e in traced}
+    assert s.verify().ok
+
+
+def test_cli_check_derived_from_needs_a_store(
+    synth_site: SynthSite, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = _inputs(synth_site)
+    args = ["check", "--ortho", str(f["ortho"]), "--dsm", str(f["dsm"])]
+    args += ["--permits", str(f["permits"]), "--out", str(tmp_path / "out")]
+    assert run([*args, "--derived-from", "a" * 64]) == EXIT_USAGE
+    assert "--derived-from is recorded in an evidence store" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -77,7 +77,7 @@ def test_map_command_writes_the_pages(
     assert "\\u0026lt;script\\u0026gt;alert(1)" in page  # permit name read from GeoPackage
 
 
-def test_store_is_refused_in_one_line(
+def test_a_folder_that_is_not_a_store_is_refused_in_one_line(
     files: tuple[Scene, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     scene, f = files
@@ -89,7 +89,7 @@ def test_store_is_refused_in_one_line(
         err = capsys.readouterr().err.strip()
         assert code == EXIT_ERROR
         assert len(err.splitlines()) == 1
-        assert "not an evidence store" in err and "not supported yet" in err
+        assert "not an evidence store" in err and str(tmp_path) in err
     assert not (tmp_path / "r.html").exists() and not (tmp_path / "p").exists()
 
 

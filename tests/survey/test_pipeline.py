@@ -289,3 +289,74 @@ def test_a_self_intersecting_site_is_repaired_not_a_geos_traceback(
     result = run_detect(a, a, tmp_path / "out", site=_bow_tie_site(tmp_path / "site.geojson"))
     assert result.leads == ()
     assert any("site polygon is invalid" in r.getMessage() for r in caplog.records)
+
+
+# --- detect --store: the run recorded in the evidence store (#14) --------------------------------
+
+
+def _detect_args(site: Any, out: Path, *extra: str) -> list[str]:
+    return [
+        "detect",
+        "--before-ortho",
+        str(site.before_ortho),
+        "--before-dsm",
+        str(site.before_dsm),
+        "--after-ortho",
+        str(site.after_ortho),
+        "--after-dsm",
+        str(site.after_dsm),
+        "--permits",
+        str(site.permits),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_detect_store_records_exactly_the_hashes_of_provenance_json(
+    synth_site: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from survey.cli import run
+    from survey.evidence import EvidenceStore
+
+    store = EvidenceStore.open(tmp_path / "store", create=True)
+    before = len(list(store.entries()))
+    out = tmp_path / "out"
+    args = ["--store", str(store.root), "--case", "2024-017", "--operator", "an1"]
+    assert run(_detect_args(synth_site, out, *args)) == 0
+    text = capsys.readouterr().out
+    new = [e for e in store.entries() if e.seq >= before and e.type != "checkpoint"]
+    # a new case (tier assumed), then one derivation; nothing else
+    assert [e.type for e in new] == ["case", "derive"]
+    derive = new[1]
+    assert f"recorded in the evidence store {store.root}: ledger entry {derive.seq}" in text
+    prov = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+    assert derive["command"] == "sitewatch detect"
+    assert (derive["case"], derive["operator"]) == ("2024-017", "an1")
+    assert {i["role"]: i["sha256"] for i in derive["inputs"]} == {
+        role: rec["sha256"] for role, rec in prov["inputs"].items()
+    }
+    outputs = {o["role"]: o["sha256"] for o in derive["outputs"]}
+    assert outputs.pop("provenance.json") == sha256_file(out / "provenance.json")
+    assert outputs == {name: rec["sha256"] for name, rec in prov["outputs"].items()}
+    assert set(outputs) >= {"leads.geojson", "change.tif", "after_registered.tif"}
+    assert derive["parameters"]["parameters"] == prov["parameters"]
+    assert derive["software"].startswith("sitewatch ")
+    assert not any(o.get("stored") for o in derive["outputs"])  # recorded, not copied
+    assert store.verify().ok
+    # the leads trace back to that run (the rasters were neither added nor stated: it ends there)
+    (traced,) = store.trace(sha256_file(out / "leads.geojson"))
+    assert traced.seq == derive.seq
+
+
+def test_detect_store_that_is_not_one_writes_nothing(
+    synth_site: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from survey.cli import EXIT_ERROR, run
+
+    out = tmp_path / "out"
+    for store in (tmp_path / "missing", synth_site.root):  # no folder; a folder of other files
+        assert run(_detect_args(synth_site, out, "--store", str(store))) == EXIT_ERROR
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "not an evidence store" in err, err
+        assert not out.exists() and not (tmp_path / "missing").exists()

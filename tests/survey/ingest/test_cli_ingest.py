@@ -178,3 +178,150 @@ def test_unreachable_nodeodm_after_the_outputs(
         "orthophoto-resolution": 2,
     }
     assert (out / "geo.txt").is_file() and (out / "photos.geojson").is_file()
+
+
+# --- ingest --store: the originals into the evidence store (#14) ---------------------------------
+
+DRONE_SERIAL = "1581F4XFD22990065"
+CAMERA_SERIAL = "5FXCL9K0021T"
+
+
+def write_flight_with_serials(root: Path, *, n_lines: int = 2) -> dict[str, Path]:
+    """A short flight's tlog and photos whose DJI XMP carries the drone's and the camera's
+    serial numbers (drone-dji:DroneSerialNumber, drone-dji:CameraSerialNumber)."""
+    import datetime as dt
+
+    from tests.survey.ingest._flight import texture, write_photo
+
+    flight = make_flight(n_lines=n_lines)
+    root.mkdir(parents=True, exist_ok=True)
+    tlog, _ = write_survey_tlog(flight, root / "flight.tlog")
+    photos = root / "DCIM"
+    photos.mkdir(parents=True)
+    for i, t in enumerate(flight.t_events):
+        write_photo(
+            photos / f"DJI_{i + 1:04d}.JPG",
+            texture(i),
+            time=dt.datetime.fromtimestamp(t + OFFSET, dt.UTC),
+            offset_tag="+00:00",
+            xmp={"DroneSerialNumber": DRONE_SERIAL, "CameraSerialNumber": CAMERA_SERIAL},
+        )
+    return {"log": tlog, "images": photos}
+
+
+@pytest.fixture(scope="module")
+def serial_flight(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_flight_with_serials(tmp_path_factory.mktemp("serial-flight"))
+
+
+def _ingest_args(flight: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return [
+        "ingest",
+        "--log",
+        str(flight["log"]),
+        "--images",
+        str(flight["images"]),
+        "--camera",
+        "phantom4pro",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_ingest_store_adds_the_log_and_photos_with_their_serials(
+    tmp_path: Path, serial_flight: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from survey.evidence import EvidenceStore
+
+    before = _hashes(*serial_flight.values())
+    store, out = tmp_path / "store", tmp_path / "out"
+    args = ["--store", str(store), "--case", "2024-017", "--risk", "medium", "--operator", "op7"]
+    code = run(_ingest_args(serial_flight, out, *args))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    photos = sorted(serial_flight["images"].iterdir())
+    assert f"originals: {len(photos) + 1} file(s) in the evidence store" in captured.out
+    assert f"recorded in the evidence store {store}" in captured.out
+    s = EvidenceStore.open(store, read_only=True)
+    adds = [e for e in s.entries() if e.type == "add"]
+    # the log first, then every photo by name, each stored bit-exact under its SHA-256
+    want = _hashes(serial_flight["log"], *photos)
+    assert [(e["source"], e["sha256"]) for e in adds] == [
+        (str(p.resolve()), want[str(p)]) for p in [serial_flight["log"], *photos]
+    ]
+    for e in adds:
+        assert (e["case"], e["operator"]) == ("2024-017", "op7")
+        assert _hashes(s.object_path(e["sha256"]))[str(s.object_path(e["sha256"]))] == e["sha256"]
+    assert adds[0]["device"]["kind"] == "flight log" and adds[0]["device"]["format"] == "tlog"
+    for e in adds[1:]:
+        device = e["device"]
+        assert (device["kind"], device["drone_serial"], device["camera_serial"]) == (
+            "photo",
+            DRONE_SERIAL,
+            CAMERA_SERIAL,
+        )
+        assert device["sources"]["drone_serial"] == "XMP drone-dji:DroneSerialNumber"
+    (case,) = [e for e in s.entries() if e.type == "case"]
+    assert (case["case"], case["risk"], case["risk_assumed"]) == ("2024-017", "medium", False)
+    # one derivation: the originals as ingest read them (report.json) -> every output
+    (derive,) = [e for e in s.entries() if e.type == "derive"]
+    report = json.loads((out / "report.json").read_text())
+    assert derive["command"] == "sitewatch ingest"
+    ins = {(i["role"], i["sha256"]) for i in derive["inputs"]}
+    assert ins == {("log", report["inputs"]["log"]["sha256"])} | {
+        ("photos", sha) for sha in report["inputs"]["images"]["sha256"].values()
+    }
+    outs = {o["role"]: o["sha256"] for o in derive["outputs"]}
+    assert outs == {p.name: h for p, h in ((p, _hashes(p)[str(p)]) for p in out.iterdir())}
+    assert s.verify().ok
+    assert _hashes(*serial_flight.values()) == before  # originals untouched
+
+
+def test_ingest_store_twice_stores_once_and_records_both(
+    tmp_path: Path, serial_flight: dict[str, Path]
+) -> None:
+    from survey.evidence import EvidenceStore
+
+    store = tmp_path / "store"
+    for n in (1, 2):
+        args = ["--store", str(store), "--case", "C-1"]
+        assert run(_ingest_args(serial_flight, tmp_path / f"out{n}", *args)) == 0
+    s = EvidenceStore.open(store, read_only=True)
+    adds = [e for e in s.entries() if e.type == "add"]
+    n_files = len(list(serial_flight["images"].iterdir())) + 1
+    assert len(adds) == 2 * n_files
+    assert [e["stored"] for e in adds] == [True] * n_files + [False] * n_files
+    assert len(list((store / "objects").rglob("*/*"))) == n_files
+    assert sum(e.type == "derive" for e in s.entries()) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "text"),
+    [
+        (["--store", "{store}"], EXIT_USAGE, "give --case CASE too"),
+        (["--case", "C-1"], EXIT_USAGE, "--case is recorded in an evidence store"),
+        (["--risk", "low"], EXIT_USAGE, "--risk is the tier of the store's case"),
+        (["--store", "{notastore}", "--case", "C-1"], EXIT_ERROR, "not an evidence store"),
+        (["--store", "{store}", "--case", "../x"], EXIT_ERROR, "has a path separator"),
+        (["--store", "{store}", "--case", "C-1", "--risk", "urgent"], EXIT_ERROR, "'urgent'"),
+    ],
+)
+def test_ingest_store_refusals_are_one_line_and_write_nothing(
+    tmp_path: Path,
+    serial_flight: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    code: int,
+    text: str,
+) -> None:
+    notastore = tmp_path / "notastore"
+    notastore.mkdir()
+    (notastore / "notes.txt").write_text("mine")
+    out, store = tmp_path / "out", tmp_path / "store"
+    args = [a.format(store=store, notastore=notastore) for a in extra]
+    assert run(_ingest_args(serial_flight, out, *args)) == code
+    assert text in _error_line(capsys.readouterr().err)
+    assert not out.exists()
+    assert sorted(p.name for p in notastore.iterdir()) == ["notes.txt"]
+    assert not store.exists()
