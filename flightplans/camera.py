@@ -106,6 +106,20 @@ CAMERAS: dict[str, Camera] = {
         Camera("sonyrx1r2", 35.9, 24.0, 35.0, 7952, 5304, "Sony RX1R II"),
         # 1" 13.2 x 8.8 mm, 5472 x 3648 px, 10.4 mm at the wide end.
         Camera("sonyrx100m2", 13.2, 8.8, 10.4, 5472, 3648, "Sony RX100 II (wide end)"),
+        # The wide cameras of DJI's enterprise aircraft (the --drone presets of
+        # flightplans.drones). DJI publishes sensor type, pixels and the 35 mm equivalent focal
+        # length (24 mm); the true focal length of a 4:3 sensor of width Sw is
+        # Sw * 24 / 34.62 (a 4:3 frame with the 43.27 mm diagonal of 36 x 24 mm is 34.62 mm
+        # wide). GSD depends only on Sw / f and the image width, so these hold to the
+        # rounding of the published equivalent focal length.
+        # Matrice 30 / 30T wide: 1/2" CMOS (1.6 um: 6.4 x 4.8 mm), 12 MP 4000 x 3000, 24 mm eq.
+        Camera("matrice30-wide", 6.4, 4.8, 4.44, 4000, 3000, "DJI Matrice 30/30T wide camera"),
+        # Mavic 3T wide: 1/2" CMOS (0.8 um: 6.4 x 4.8 mm), 48 MP 8000 x 6000, 24 mm eq.
+        Camera("mavic3t-wide", 6.4, 4.8, 4.44, 8000, 6000, "DJI Mavic 3 Thermal wide camera"),
+        # Matrice 4E wide: 4/3" CMOS 20 MP 5280 x 3956, 24 mm eq (the Mavic 3E's optics).
+        Camera("matrice4e-wide", 17.3, 12.96, 12.29, 5280, 3956, "DJI Matrice 4E wide camera"),
+        # Matrice 4T wide: 1/1.3" CMOS (1.2 um: 9.68 x 7.26 mm), 48 MP 8064 x 6048, 24 mm eq.
+        Camera("matrice4t-wide", 9.68, 7.26, 6.71, 8064, 6048, "DJI Matrice 4T wide camera"),
     )
 }
 
@@ -117,6 +131,15 @@ _ALIASES = {
     "zenmusep1": "zenmusep1-35",
     "rx1rii": "sonyrx1r2",
     "rx1r2": "sonyrx1r2",
+    "m30": "matrice30-wide",
+    "m30t": "matrice30-wide",
+    "matrice30": "matrice30-wide",
+    "m3t": "mavic3t-wide",
+    "mavic3t": "mavic3t-wide",
+    "m4e": "matrice4e-wide",
+    "matrice4e": "matrice4e-wide",
+    "m4t": "matrice4t-wide",
+    "matrice4t": "matrice4t-wide",
 }
 
 

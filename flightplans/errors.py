@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "CameraError",
     "FlightPlanError",
+    "GeoidGridError",
     "MissionOutputError",
     "PlanFileError",
     "PlanParameterError",
@@ -23,6 +24,10 @@ class SiteGeometryError(FlightPlanError, ValueError):
 
 class CameraError(FlightPlanError, ValueError):
     """Unknown camera preset or impossible camera values."""
+
+
+class GeoidGridError(FlightPlanError, FileNotFoundError):
+    """The EGM96 geoid grid is not installed, cannot be read, or does not cover a point."""
 
 
 class PlanParameterError(FlightPlanError, ValueError):

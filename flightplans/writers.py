@@ -2,31 +2,56 @@
 
 ``DIR/sortie-NN.plan`` and ``DIR/sortie-NN.waypoints`` per sortie (NN from 01; the site and
 every flown path, grown by a margin, is the GeoFence inclusion polygon, holes and no-fly zones
-exclusion polygons), ``DIR/mission.geojson``
-and ``DIR/summary.json``. Sortie files left in ``DIR`` by an earlier plan with more sorties
-are removed so that the folder always describes one plan.
+exclusion polygons) with ``formats`` holding ``qgc`` (the default); ``DIR/sortie-NN.kmz`` per
+sortie, DJI WPML for DJI Pilot 2 and FlightHub 2 (:mod:`flightplans.wpml_write`), with
+``wpml``; with oblique routes (:func:`flightplans.oblique.plan_oblique`) the KMZ files of the
+nadir sorties come first and those of the four oblique routes follow, numbered on.
+``DIR/mission.geojson`` (the nadir plan) and ``DIR/summary.json``, which also says which files
+were written and, for each, its height mode and datum. Sortie files left in ``DIR`` by an
+earlier plan with more sorties, or in a format not written this time, are removed so that the
+folder always describes one plan.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
-from pyproj import Transformer
+from pyproj import Proj, Transformer
 from shapely.geometry import LineString, Polygon
 
 from flightplans._files import write_text_atomic
+from flightplans.errors import PlanParameterError
 from flightplans.geojson import write_mission_geojson
+from flightplans.mission import FRAME_AMSL, FRAME_RELATIVE, FRAME_TERRAIN
+from flightplans.oblique import NADIR, ObliqueRoute
 from flightplans.planner import SurveyPlan
 from flightplans.qgc import write_plan, write_waypoints
+from flightplans.wpml_write import WpmlOptions, write_wpml
 
-__all__ = ["FENCE_MARGIN_M", "fence_rings", "write_mission_files", "write_summary"]
+__all__ = ["FENCE_MARGIN_M", "FORMATS", "fence_rings", "write_mission_files", "write_summary"]
 
-_SORTIE_FILE = re.compile(r"^sortie-(\d{2,})\.(plan|waypoints)$")
+log = logging.getLogger(__name__)
+
+_SORTIE_FILE = re.compile(r"^sortie-(\d{2,})\.(plan|waypoints|kmz)$")
+
+#: The mission formats ``write_mission_files`` writes: QGroundControl (.plan, .waypoints)
+#: and DJI WPML (.kmz).
+FORMATS = ("qgc", "wpml")
+
+_QGC_DATUM = {
+    FRAME_RELATIVE: "height above home (the take-off point)",
+    FRAME_AMSL: "height above sea level, in the DEM's vertical datum",
+    FRAME_TERRAIN: "height above the terrain (the vehicle's terrain data)",
+}
 
 
 #: Clearance of the inclusion fence around every flown path (m): GNSS error, wind drift and
@@ -73,28 +98,165 @@ def fence_rings(
     return inclusion, exclusion
 
 
-def write_summary(plan: SurveyPlan, path: str | os.PathLike[str]) -> Path:
-    """Write ``summary.json`` (see :meth:`SurveyPlan.summary`)."""
-    return write_text_atomic(path, json.dumps(plan.summary(), indent=2, sort_keys=True) + "\n")
+def write_summary(
+    plan: SurveyPlan, path: str | os.PathLike[str], extra: dict[str, Any] | None = None
+) -> Path:
+    """Write ``summary.json`` (see :meth:`SurveyPlan.summary`), with ``extra`` keys added."""
+    doc = {**plan.summary(), **(extra or {})}
+    return write_text_atomic(path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
-def write_mission_files(plan: SurveyPlan, out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Write all outputs of ``plan`` into ``out_dir`` (created if needed); return the paths."""
+def _takeoff_amsl(plan: SurveyPlan) -> float | None:
+    """Home's elevation above sea level when the plan knows it (it had a DEM)."""
+    return plan.home_amsl if plan.stats.get("terrain_tol_m") is not None else None
+
+
+def _distance_scale(plan: SurveyPlan) -> float:
+    """True metres per plan-CRS metre at home (1 / the CRS's scale factor there)."""
+    lon, lat = plan.stats["home_lonlat"]
+    k = float(Proj(plan.crs).get_factors(lon, lat).meridional_scale)
+    return 1.0 / k if k > 0 and np.isfinite(k) else 1.0
+
+
+def _wpml_options(plan: SurveyPlan, wpml: WpmlOptions) -> tuple[WpmlOptions, str | None]:
+    """The options with the DEM's datum settled: one warning line when it is assumed."""
+    absolute = (wpml.height_mode or ("egm96" if plan.alt_frame == FRAME_AMSL else "")) == "egm96"
+    if _takeoff_amsl(plan) is None or not (absolute or wpml.drone.takeoff_ref_point):
+        return wpml, None
+    if wpml.dem_datum is not None:
+        return wpml, wpml.dem_datum
+    log.warning(
+        "the DEM's heights are taken as EGM96 heights above sea level (the datum of SRTM and "
+        "most national DEMs); pass --dem-datum wgs84 if it holds heights above the WGS84 "
+        "ellipsoid"
+    )
+    return replace(wpml, dem_datum="egm96"), "egm96 (assumed)"
+
+
+def write_mission_files(
+    plan: SurveyPlan,
+    out_dir: str | os.PathLike[str],
+    *,
+    formats: Sequence[str] = ("qgc",),
+    wpml: WpmlOptions | None = None,
+    routes: Sequence[ObliqueRoute] = (),
+) -> list[Path]:
+    """Write all outputs of ``plan`` into ``out_dir`` (created if needed); return the paths.
+
+    Parameters
+    ----------
+    plan
+        The (nadir) plan.
+    out_dir
+        Output folder.
+    formats
+        Any of :data:`FORMATS`: ``qgc`` (``sortie-NN.plan`` and ``.waypoints``), ``wpml``
+        (``sortie-NN.kmz``).
+    wpml
+        Aircraft, heights and shooting of the WPML files; needed with ``wpml``.
+    routes
+        The five routes of :func:`flightplans.oblique.plan_oblique` (the first is ``plan``)
+        to write as WPML instead of the nadir plan alone.
+
+    Raises
+    ------
+    PlanParameterError
+        An unknown format, ``wpml`` without options, oblique routes with ``qgc``; and the
+        errors of :func:`flightplans.wpml_write.write_wpml`.
+    """
+    fmts = [f.strip().lower() for f in formats]
+    unknown = [f for f in fmts if f not in FORMATS]
+    if unknown or not fmts:
+        raise PlanParameterError(
+            f"unknown mission format {', '.join(unknown) or '(none)'}; use --format with "
+            f"{' and/or '.join(FORMATS)}, e.g. --format qgc,wpml"
+        )
+    if "wpml" in fmts and wpml is None:
+        raise PlanParameterError("DJI WPML files need the aircraft: pass --drone NAME")
+    if routes and "qgc" in fmts:
+        raise PlanParameterError(
+            "the oblique routes are written as DJI WPML only (QGroundControl missions cannot "
+            "hold their gimbal pitch and heading): pass --format wpml with --oblique"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    inclusion, exclusion = fence_rings(plan)
     written: list[Path] = []
-    width = max(2, len(str(len(plan.sorties))))
-    for s in plan.sorties:
-        stem = f"sortie-{s.number:0{width}d}"
-        written.append(
-            write_plan(s.mission, out / f"{stem}.plan", inclusion=inclusion, exclusions=exclusion)
-        )
-        written.append(write_waypoints(s.mission, out / f"{stem}.waypoints"))
+    extra: dict[str, Any] = {"formats": fmts}
+    counts = {"plan": 0, "waypoints": 0, "kmz": 0}
+    # WPML first: its height conversions can refuse the plan before anything is written
+    if "wpml" in fmts:
+        assert wpml is not None
+        options, dem_datum = _wpml_options(plan, wpml)
+        todo = list(routes) if routes else [ObliqueRoute(NADIR, plan, 0.0)]
+        n_files = sum(len(r.plan.sorties) for r in todo)
+        width = max(2, len(str(n_files)))
+        records = []
+        k = 0
+        for r in todo:
+            takeoff = _takeoff_amsl(r.plan)
+            scale = _distance_scale(r.plan)
+            for s in r.plan.sorties:
+                k += 1
+                path = out / f"sortie-{k:0{width}d}.kmz"
+                rec = write_wpml(
+                    s.mission,
+                    path,
+                    options,
+                    takeoff_amsl_m=takeoff,
+                    look=r.look,
+                    distance_scale=scale,
+                )
+                rec["sortie"] = k
+                rec["route_sortie"] = s.number
+                records.append(rec)
+                written.append(path)
+        counts["kmz"] = k
+        extra["wpml"] = {
+            "drone": options.drone.name,
+            "drone_label": options.drone.label,
+            "camera": options.drone.camera_name,
+            "dem_datum": dem_datum,
+            "files": records,
+        }
+        if routes:
+            extra["oblique"] = {
+                "gimbal_pitch_deg": routes[-1].look.gimbal_pitch_deg,
+                "offset_m": round(routes[-1].offset_m, 2),
+                "routes": [
+                    {
+                        "route": r.look.name,
+                        "gimbal_pitch_deg": r.look.gimbal_pitch_deg,
+                        "heading_deg": r.look.heading_deg,
+                        "n_sorties": len(r.plan.sorties),
+                        "n_photos": r.plan.stats["n_photos"],
+                        "duration_s": r.plan.stats["duration_s"],
+                    }
+                    for r in routes
+                ],
+            }
+    if "qgc" in fmts:
+        inclusion, exclusion = fence_rings(plan)
+        width = max(2, len(str(len(plan.sorties))))
+        names = []
+        for s in plan.sorties:
+            stem = f"sortie-{s.number:0{width}d}"
+            written.append(
+                write_plan(
+                    s.mission, out / f"{stem}.plan", inclusion=inclusion, exclusions=exclusion
+                )
+            )
+            written.append(write_waypoints(s.mission, out / f"{stem}.waypoints"))
+            names += [f"{stem}.plan", f"{stem}.waypoints"]
+        counts["plan"] = counts["waypoints"] = len(plan.sorties)
+        extra["qgc"] = {
+            "files": names,
+            "alt_mode": plan.stats.get("alt_mode"),
+            "height_datum": _QGC_DATUM.get(plan.alt_frame, str(plan.alt_frame)),
+        }
     for f in out.iterdir():
         m = _SORTIE_FILE.match(f.name)
-        if m and int(m.group(1)) > len(plan.sorties):
+        if m and int(m.group(1)) > counts[m.group(2)]:
             f.unlink()
     written.append(write_mission_geojson(plan, out / "mission.geojson"))
-    written.append(write_summary(plan, out / "summary.json"))
+    written.append(write_summary(plan, out / "summary.json", extra))
     return written

@@ -16,6 +16,15 @@ they were taken, each popup with its thumbnail, time, position source and QC fla
 The first-survey check (``check/``, ``check_review/``) takes the after epoch alone, as a site
 with no earlier survey, and checks it against the permits and the existing buildings: its
 leads, the atlas offset it measured against the one planted in the site, and a review map.
+
+Everything is recorded in an evidence store (``store/``, case :data:`DEMO_CASE`,
+:mod:`survey.evidence.wiring`): the before epoch, the permits, the atlas and the site boundary
+are added as originals (documents the bureau holds; the before epoch has no flight), the
+flight's log and photos are added by the ingest, and the plan, the ingest, detection, the
+check, the maps and the package are recorded as derivations. The after epoch stands for the
+photogrammetry of the simulated flight (a ``--derived-from`` statement; in the demo the photos
+were in fact rendered from it), so every lead traces back to the photos and the log, the
+package carries its ledger excerpt and the signed head, and the last stage verifies the store.
 """
 
 from __future__ import annotations
@@ -25,9 +34,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from survey.errors import OutputError
 from survey.synth import SynthParams, SynthSite, generate_site
+
+if TYPE_CHECKING:
+    from survey.evidence.wiring import CommandStore
+
+_T = TypeVar("_T")
 
 __all__ = ["DemoResult", "DemoStage", "run_demo"]
 
@@ -36,6 +51,9 @@ log = logging.getLogger(__name__)
 #: The flight-plan GSD of the demo: the synthetic orthophoto's 5 cm would need 18 m flights,
 #: so the demo plans at the GSD a Phantom 4 Pro gets at ~55 m, a usual enforcement survey.
 DEMO_PLAN_GSD_CM = 1.5
+
+#: The DJI aircraft the demo also writes its site's plan for, as WPML (``plan_wpml/``).
+DEMO_WPML_DRONE = "mavic3e"
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,12 @@ class DemoResult:
     site: SynthSite
     stages: list[DemoStage] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+
+
+#: The case, tier and operator of the demo's evidence store (``store/``).
+DEMO_CASE = "demo"
+DEMO_RISK = "low"
+DEMO_OPERATOR = "sitewatch demo"
 
 
 def _timed(
@@ -93,7 +117,9 @@ def run_demo(
             time.perf_counter() - t0,
         )
     )
+    _open_store(result)
     _timed(result, "flight plan", lambda: _plan(result), progress)
+    _record_plan(result)
     _timed(result, "simulated flight", lambda: _fly(result, synth.seed), progress)
     _timed(result, "ingest", lambda: _ingest(result), progress)
     _timed(result, "detection", lambda: _detect(result), progress)
@@ -101,11 +127,12 @@ def run_demo(
     _timed(result, "evidence", lambda: _package(result), progress)
     _timed(result, "first-survey check", lambda: _check(result), progress)
     _timed(result, "check review map", lambda: _check_map(result), progress)
+    _timed(result, "evidence store", lambda: _verify_store(result), progress)
     return result
 
 
 def _plan(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
-    from flightplans import PlanParams, get_camera
+    from flightplans import PlanParams, WpmlOptions, get_camera, get_drone, write_mission_files
     from survey.sites import plan_site
 
     out = result.out_dir / "plan"
@@ -113,6 +140,15 @@ def _plan(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
     plan = plan_site(result.site.site, out, params)
     s = plan.summary()
     result.data["plan"] = plan
+    # The same site at the same GSD for a DJI enterprise aircraft, as DJI WPML route files
+    # (the Phantom 4 Pro the simulator flies has no WPML): plan_wpml/sortie-NN.kmz.
+    drone = get_drone(DEMO_WPML_DRONE)
+    out_wpml = result.out_dir / "plan_wpml"
+    plan_dji = plan_site(
+        result.site.site, None, PlanParams(gsd_cm=DEMO_PLAN_GSD_CM, camera=drone.camera)
+    )
+    write_mission_files(plan_dji, out_wpml, formats=("wpml",), wpml=WpmlOptions(drone))
+    result.data["plan_wpml"] = plan_dji
     headline = (
         f"{s['n_sorties']} sortie(s), {s['n_photos']} photos at {s['alt_m']:.0f} m "
         f"({s['gsd_cm']:.1f} cm/px), {s['length_m'] / 1000:.2f} km, "
@@ -121,8 +157,14 @@ def _plan(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
     outputs = {
         "QGroundControl plan": out / "sortie-01.plan",
         "mission GeoJSON": out / "mission.geojson",
+        f"DJI WPML route ({drone.label})": out_wpml / "sortie-01.kmz",
     }
-    return headline, outputs, ()
+    details = (
+        f"DJI WPML: {plan_dji.stats['n_sorties']} route file(s) for {drone.label}, "
+        f"{plan_dji.stats['n_photos']} photos at {plan_dji.stats['alt_m']:.0f} m, heights "
+        "relative to take-off",
+    )
+    return headline, outputs, details
 
 
 def _fly(result: DemoResult, seed: int) -> tuple[str, dict[str, Path], tuple[str, ...]]:
@@ -159,6 +201,7 @@ def _ingest(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
         dem=dtm if dtm.is_file() else None,
     )
     result.data["ingest"] = ing
+    _recording(result, lambda cs: _record_ingest(cs, ing))
     r = ing.report
     cov = r["coverage"] or {}
     site_cov = cov.get("site") or {}
@@ -229,6 +272,7 @@ def _detect(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
         after_date=site.truth["after_date"],
     )
     result.data["detect"] = det
+    _recording(result, lambda cs: _record_detect(result, cs, det))
     shift = det.coregistration
     headline = (
         f"{len(det.leads)} lead(s) [{det.mode}], after epoch moved by "
@@ -290,6 +334,18 @@ def _review_map(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ..
         after_registered=det.after_registered,
     )
     assert review.dual_html is not None  # two surveys
+    _record_map(
+        result,
+        review.pages,
+        leads=det.leads_geojson,
+        before_ortho=site.before_ortho,
+        after_ortho=site.after_ortho,
+        permits=site.permits,
+        track=ing.track_geojson,
+        route=mission if mission.exists() else None,
+        photos=ing.photos_geojson,
+        after_registered=det.after_registered,
+    )
     outputs = {
         "review map": review.html,
         "dual view": review.dual_html,
@@ -311,6 +367,7 @@ def _package(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]
     if not det.leads:
         return "no lead, no package", {}, ()
     lead = max(det.leads, key=lambda lead: (lead.score, lead.area_m2))
+    excerpt, head = _recording(result, lambda cs: _package_ledger(cs, det, lead))
     pkg = build_evidence_package(
         lead,
         before_ortho=site.before_ortho,
@@ -323,7 +380,12 @@ def _package(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]
         after_date=site.truth["after_date"],
         after_registered=det.after_registered,
         after_registered_dsm=det.after_registered_dsm,
+        case_id=DEMO_CASE,
+        ledger_excerpt=excerpt,
+        signed_head=head,
     )
+    _recording(result, lambda cs: _record_package(result, cs, det, pkg.directory))
+    result.data["package_lead"] = lead
     headline = f"package of lead {lead.lead_id} ({lead.lead_class}), {len(pkg.files)} files"
     details = (f"verify with: cd {pkg.directory} && sha256sum -c {pkg.checksums.name}",)
     return headline, {"evidence package": pkg.directory}, details
@@ -345,6 +407,7 @@ def _check(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
         survey_date=site.truth["after_date"],
     )
     result.data["check"] = chk
+    _recording(result, lambda cs: _record_check(result, cs, chk))
     a = chk.alignment
     truth = site.truth.get("first_survey", {}).get("atlas_offset_m")
     planted = "" if truth is None else f" (planted ({truth[0]:+.2f}, {truth[1]:+.2f}) m)"
@@ -382,5 +445,186 @@ def _check_map(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...
         after_date=site.truth["after_date"],
         title="sitewatch demo site: first survey against the permit atlas",
     )
+    _record_map(
+        result,
+        review.pages,
+        leads=chk.leads_geojson,
+        ortho=site.after_ortho,
+        permits=chk.atlas_permits,
+        existing=chk.atlas_existing,
+    )
     outputs = {"review map": review.html, "lead table": review.overview_html}
     return f"{len(chk.leads)} lead(s) over the survey and the atlas", outputs, ()
+
+
+# ---------------------------------------------------------------- the demo's evidence store
+
+_STAND_IN = (
+    "demo stand-in: the synthetic after epoch stands for the photogrammetry of the simulated "
+    "flight (whose photos were in fact rendered from it)"
+)
+
+
+def _recording(result: DemoResult, fn: Callable[[CommandStore], _T]) -> _T:
+    """Run ``fn`` on the demo's store, adding its time to ``result.data["store_s"]``."""
+    t0 = time.perf_counter()
+    try:
+        return fn(result.data["store"])
+    finally:
+        result.data["store_s"] = result.data.get("store_s", 0.0) + time.perf_counter() - t0
+
+
+def _open_store(result: DemoResult) -> None:
+    """Create (or open) ``store/`` and add the site's documents and before epoch as originals."""
+    from survey.evidence.wiring import open_command_store
+    from survey.synth import EXISTING_NAME
+
+    t0 = time.perf_counter()
+    cs = open_command_store(
+        result.out_dir / "store", case=DEMO_CASE, operator=DEMO_OPERATOR, create=True
+    )
+    result.data["store"] = cs
+    site = result.site
+    originals = [
+        site.before_ortho,
+        site.before_dsm,
+        site.permits,
+        site.site,
+        site.root / EXISTING_NAME,
+    ]
+    cs.store.add(
+        [p for p in originals if p.is_file()],
+        case=DEMO_CASE,
+        risk=DEMO_RISK,
+        operator=DEMO_OPERATOR,
+        site="sitewatch demo site",
+    )
+    result.data["store_s"] = time.perf_counter() - t0
+
+
+def _record_plan(result: DemoResult) -> None:
+    """The plan's files (every file the plan stage wrote) as derived from the site boundary."""
+
+    def record(cs: CommandStore) -> None:
+        files = [
+            p
+            for folder in ("plan", "plan_wpml")
+            for p in sorted((result.out_dir / folder).rglob("*"))
+            if p.is_file()
+        ]
+        cs.record(
+            "sitewatch plan",
+            inputs={"site": result.site.site},
+            outputs={p.relative_to(result.out_dir).as_posix(): p for p in files},
+            parameters={"gsd_cm": DEMO_PLAN_GSD_CM, "camera": "phantom4pro"},
+        )
+
+    _recording(result, record)
+
+
+def _record_ingest(cs: CommandStore, ing: Any) -> None:
+    from survey.evidence.wiring import record_ingest
+
+    record_ingest(cs, ing, risk=DEMO_RISK, site="sitewatch demo site")
+
+
+def _stand_in(result: DemoResult, epoch: str) -> list[Any]:
+    """The statement that the after epoch was made from the ingested flight."""
+    import dataclasses
+
+    from survey.evidence.wiring import resolve_derived_from
+
+    (statement,) = resolve_derived_from([f"{epoch}={result.out_dir / 'ingest'}"], epochs=(epoch,))
+    return [dataclasses.replace(statement, note=_STAND_IN)]
+
+
+def _record_detect(result: DemoResult, cs: CommandStore, det: Any) -> None:
+    from survey.evidence.wiring import record_detect
+
+    record_detect(cs, det, _stand_in(result, "after"))
+
+
+def _record_check(result: DemoResult, cs: CommandStore, chk: Any) -> None:
+    from survey.evidence.wiring import record_check
+
+    record_check(cs, chk, _stand_in(result, "survey"))
+
+
+def _record_map(result: DemoResult, pages: list[Path], **inputs: Path | None) -> None:
+    def record(cs: CommandStore) -> None:
+        cs.record(
+            "sitewatch map",
+            inputs=inputs,
+            outputs={p.name: p for p in pages},
+            parameters={"title": "sitewatch demo site"},
+        )
+
+    _recording(result, record)
+
+
+def _package_inputs(result: DemoResult, det: Any) -> dict[str, Path | None]:
+    site = result.site
+    return {
+        "leads": det.leads_geojson,
+        "before_ortho": site.before_ortho,
+        "after_ortho": site.after_ortho,
+        "before_dsm": site.before_dsm,
+        "after_dsm": site.after_dsm,
+        "permits": site.permits,
+        "after_registered": det.after_registered,
+        "after_registered_dsm": det.after_registered_dsm,
+    }
+
+
+def _package_ledger(
+    cs: CommandStore, det: Any, lead: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from survey.evidence.wiring import package_ledger
+    from survey.rasters import sha256_file
+
+    hashes = [sha256_file(det.leads_geojson), *lead.input_hashes.values()]
+    return package_ledger(cs, hashes)
+
+
+def _record_package(result: DemoResult, cs: CommandStore, det: Any, folder: Path) -> None:
+    cs.record(
+        "sitewatch package",
+        inputs=_package_inputs(result, det),
+        outputs={
+            name: folder / name
+            for name in ("manifest.json", "manifest.sha256", "report.pdf", "lead.geojson")
+            if (folder / name).is_file()
+        },
+        parameters={"leads": [folder.name], "case_id": DEMO_CASE},
+    )
+
+
+def _verify_store(result: DemoResult) -> tuple[str, dict[str, Path], tuple[str, ...]]:
+    """Verify the store and say where the package's lead leads back to."""
+    from survey.rasters import sha256_file
+
+    cs: CommandStore = result.data["store"]
+    report = cs.store.verify()
+    if not report.ok:
+        raise OutputError(
+            f"{cs.root}: the demo's evidence store does not verify "
+            f"({report.problems[0].message}); run `sitewatch evidence verify {cs.root}`"
+        )
+    details = [f"verify with: sitewatch evidence verify {cs.root}"]
+    det, lead = result.data["detect"], result.data.get("package_lead")
+    if lead is not None:
+        trace = cs.store.trace(sha256_file(det.leads_geojson))
+        devices = [e.get("device") or {} for e in trace if e.type == "add"]
+        logs = sum(d.get("kind") == "flight log" for d in devices)
+        photos = sum(d.get("kind") == "photo" and bool(d.get("make")) for d in devices)
+        details.append(
+            f"leads.geojson traces back through {sum(e.type == 'derive' for e in trace)} "
+            f"derivations to {logs} flight log, {photos} photos and "
+            f"{len(devices) - logs - photos} other originals (before epoch, permits, site)"
+        )
+    headline = (
+        f"{report.entries} ledger entries, {report.objects} stored file(s), signed head at "
+        f"{report.signed_size} entries: verified; recording took "
+        f"{result.data.get('store_s', 0.0):.1f} s of the demo"
+    )
+    return headline, {"evidence store": cs.root}, tuple(details)

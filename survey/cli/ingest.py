@@ -109,8 +109,9 @@ def _summary(report: dict[str, Any], out: Path) -> None:
 @click.option("--images", type=existing_dir, help="Folder of the flight's photos.")
 @click.option(
     "--plan",
-    type=existing_dir,
-    help="Folder written by `sitewatch plan --out`: planned area, camera, GSD, overlaps.",
+    type=click.Path(exists=True, path_type=Path),
+    help="Folder written by `sitewatch plan --out`, or a DJI WPML route (.kmz): planned area, "
+    "camera, GSD, overlaps.",
 )
 @click.option(
     "--site", type=existing_file, help="Site boundary (any vector format/CRS); default the plan's."

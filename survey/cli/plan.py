@@ -1,13 +1,25 @@
-"""``sitewatch plan``: survey missions for a site (QGroundControl .plan, .waypoints, GeoJSON).
+"""``sitewatch plan``: survey missions for a site (QGroundControl, DJI WPML, GeoJSON).
 
-Writes ``DIR/sortie-NN.plan`` and ``DIR/sortie-NN.waypoints`` per battery-sized sortie,
+Writes, per battery-sized sortie, ``DIR/sortie-NN.plan`` and ``DIR/sortie-NN.waypoints``
+(QGroundControl; ``--format qgc``, the default) and/or ``DIR/sortie-NN.kmz`` (DJI WPML for
+DJI Pilot 2 and FlightHub 2; ``--format wpml`` with ``--drone NAME``), plus
 ``DIR/mission.geojson`` (flight lines, routes, photo positions and footprints, WGS84) and
-``DIR/summary.json``. ``sitewatch plan --list-cameras`` prints the camera presets.
+``DIR/summary.json`` (figures, and each file's height mode and datum). ``--oblique`` adds the
+four oblique routes of DJI's five-route pattern (WPML only). ``sitewatch plan --list-cameras``
+and ``--list-drones`` print the presets.
+
+``sitewatch plan --from FILE.kmz`` reads a WPML route (ours or one made in DJI Pilot 2 /
+FlightHub 2) instead of planning: it prints what the file flies (aircraft, routes, waypoints,
+photos, heights and their datum, GSD and overlaps with the payload's camera) and, with
+``--out DIR``, writes the same mission as QGroundControl files (``DIR/sortie-NN.plan`` and
+``.waypoints``, one per route, heights relative to take-off or above sea level as the file
+has them) with ``DIR/summary.json``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +28,8 @@ import click
 from survey.cli._common import ensure_out_dir, existing_file, is_quiet
 
 __all__ = ["command"]
+
+_RC_LOST = {"home": "goBack", "hover": "hover", "land": "landing", "continue": "goContinue"}
 
 
 def _angle(value: str) -> float | None:
@@ -40,6 +54,14 @@ def _home(value: str | None) -> tuple[float, float] | None:
     return lon, lat
 
 
+def _formats(value: str) -> tuple[str, ...]:
+    names = tuple(f for f in (p.strip().lower() for p in value.split(",")) if f)
+    bad = [f for f in names if f not in ("qgc", "wpml")]
+    if bad or not names:
+        raise click.BadParameter(f"{value!r}: use qgc, wpml or qgc,wpml")
+    return tuple(dict.fromkeys(names))
+
+
 def _list_cameras() -> None:
     from flightplans import list_cameras
 
@@ -51,6 +73,70 @@ def _list_cameras() -> None:
         )
 
 
+def _list_drones() -> None:
+    from flightplans import list_drones
+
+    click.echo(f"{'name':<10} {'drone enum':<11} {'payload':>7}  {'camera':<15} aircraft")
+    for d in list_drones():
+        enum = f"{d.drone_enum}/{d.drone_sub_enum}"
+        click.echo(f"{d.name:<10} {enum:<11} {d.payload_enum:>7}  {d.camera_name:<15} {d.label}")
+
+
+def _from_wpml(path: Path, out_dir: Path | None) -> None:
+    """``--from FILE.kmz``: say what the route flies; with ``--out`` write it for QGC."""
+    from flightplans import read_wpml, wpml_survey
+    from flightplans._files import write_text_atomic
+    from flightplans.qgc import write_plan, write_waypoints
+
+    wf = read_wpml(path)
+    survey = wpml_survey(wf)
+    summary = {**wf.summary(), **survey.figures}
+    files: list[str] = []
+    if out_dir is not None:
+        ensure_out_dir(out_dir)
+        width = max(2, len(str(len(wf.routes))))
+        for k, route in enumerate(wf.routes, start=1):
+            stem = f"sortie-{k:0{width}d}"
+            write_plan(route.mission, out_dir / f"{stem}.plan")
+            write_waypoints(route.mission, out_dir / f"{stem}.waypoints")
+            files += [f"{stem}.plan", f"{stem}.waypoints"]
+        stale = re.compile(r"^sortie-(\d{2,})\.(plan|waypoints)$")
+        for f in out_dir.iterdir():
+            m = stale.match(f.name)
+            if m and int(m.group(1)) > len(wf.routes):
+                f.unlink()
+        summary["qgc_files"] = files
+        write_text_atomic(
+            out_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n"
+        )
+    if is_quiet():
+        return
+    aircraft = wf.drone.label if wf.drone else f"unknown aircraft {summary['drone_enum']}"
+    n_wp = sum(r["waypoints"] for r in summary["routes"])
+    click.echo(
+        f"{path.name}: {wf.template_type or 'no'} template for {aircraft}, "
+        f"{len(wf.routes)} route(s), {n_wp} waypoints, {survey.figures['n_photos']} photos, "
+        f"{survey.figures['length_m'] / 1000:.2f} km"
+    )
+    click.echo("heights: " + ", ".join(summary["execute_height_datums"]) + f"; {wf.namespace}")
+    for r in summary["routes"]:
+        pitch = r["gimbal_pitch_deg"]
+        look = "gimbal unset" if pitch is None else f"gimbal {pitch:g} deg"
+        click.echo(
+            f"  route {r['wayline_id']}: {r['waypoints']} waypoints, "
+            f"{r['photo_intervals']} photo interval(s), {r['photo_points']} photo point(s), "
+            f"{look}, heading {r['heading_mode']}, {r['speed_ms']:g} m/s"
+        )
+    if "gsd_cm" in summary:
+        click.echo(
+            f"GSD {summary['gsd_cm']:.2f} cm/px at {summary['alt_m']:.1f} m with "
+            f"{summary['camera']}; overlaps front {summary.get('front_pct')} %, side "
+            f"{summary.get('side_pct')} %"
+        )
+    if out_dir is not None:
+        click.echo(f"QGroundControl: {len(files) // 2} mission(s) -> {out_dir}")
+
+
 @click.command(name="plan")
 @click.argument("site", type=existing_file, required=False)
 @click.option(
@@ -59,7 +145,9 @@ def _list_cameras() -> None:
 @click.option("--gsd-cm", type=float, help="Ground sample distance in cm/px.")
 @click.option("--alt-m", type=float, help="Height above ground in metres (instead of --gsd-cm).")
 @click.option(
-    "--camera", "camera_name", help="Camera preset (see --list-cameras); default phantom4pro."
+    "--camera",
+    "camera_name",
+    help="Camera preset (see --list-cameras); default the --drone's camera, else phantom4pro.",
 )
 @click.option(
     "--sensor-mm", nargs=2, type=float, help="Custom camera: sensor width and height (mm)."
@@ -106,8 +194,63 @@ def _list_cameras() -> None:
     help="Altitude frame (default: relative; amsl with --dem).",
 )
 @click.option(
+    "--format",
+    "formats",
+    default="qgc",
+    show_default=True,
+    help="Mission files: qgc (QGroundControl .plan/.waypoints), wpml (DJI .kmz) or qgc,wpml.",
+)
+@click.option(
+    "--drone",
+    "drone_name",
+    help="DJI aircraft for WPML (see --list-drones); sets the camera too.",
+)
+@click.option(
+    "--wpml-height",
+    type=click.Choice(["relative", "egm96"]),
+    help="WPML heights: relative to take-off, or above the EGM96 geoid (executed as WGS84 "
+    "ellipsoid heights). Default: egm96 with --dem, relative without.",
+)
+@click.option(
+    "--dem-datum",
+    type=click.Choice(["egm96", "wgs84"]),
+    help="Vertical datum of the --dem heights (default: egm96, with a warning).",
+)
+@click.option(
+    "--shoot",
+    type=click.Choice(["distance", "time"]),
+    default="distance",
+    show_default=True,
+    help="WPML photos every trigger distance, or every trigger distance / speed seconds.",
+)
+@click.option(
+    "--rc-lost",
+    type=click.Choice(sorted(_RC_LOST)),
+    default="home",
+    show_default=True,
+    help="WPML: what the aircraft does when the remote-controller link is lost.",
+)
+@click.option(
+    "--oblique", is_flag=True, help="Add the four oblique routes of DJI's pattern (WPML only)."
+)
+@click.option(
+    "--oblique-pitch",
+    type=float,
+    default=-45.0,
+    show_default=True,
+    help="Gimbal pitch of the oblique routes (deg).",
+)
+@click.option(
+    "--from",
+    "from_path",
+    type=existing_file,
+    help="Read a DJI WPML route (.kmz) instead of planning: print it; with --out write it "
+    "as QGroundControl files.",
+)
+@click.option(
     "--list-cameras", "list_only", is_flag=True, help="Print the camera presets and exit."
 )
+@click.option("--list-drones", "list_drones", is_flag=True, help="Print the DJI aircraft and exit.")
 def command(
     site: Path | None,
     out_dir: Path | None,
@@ -132,26 +275,54 @@ def command(
     turnaround_m: float,
     hover_capture: bool,
     alt_mode: str | None,
+    formats: str,
+    drone_name: str | None,
+    wpml_height: str | None,
+    dem_datum: str | None,
+    shoot: str,
+    rc_lost: str,
+    oblique: bool,
+    oblique_pitch: float,
+    from_path: Path | None,
     list_only: bool,
+    list_drones: bool,
 ) -> None:
     """Plan survey flights over SITE (GeoJSON, GeoPackage or KML polygon, any CRS)."""
     if list_only:
         _list_cameras()
         return
+    if list_drones:
+        _list_drones()
+        return
+    if from_path is not None:
+        if site is not None:
+            raise click.UsageError("give either a SITE to plan or --from FILE.kmz to read")
+        _from_wpml(from_path, out_dir)
+        return
     if site is None:
-        raise click.UsageError("give a SITE file (or --list-cameras)")
+        raise click.UsageError("give a SITE file (or --from FILE.kmz, --list-cameras)")
     if out_dir is None:
         raise click.UsageError("give --out DIR")
     if (gsd_cm is None) == (alt_m is None):
         raise click.UsageError("give exactly one of --gsd-cm and --alt-m")
-    from flightplans import PlanParams, get_camera
+    fmts = _formats(formats)
+    if "wpml" in fmts and drone_name is None:
+        raise click.UsageError("--format wpml needs --drone NAME (see --list-drones)")
+    if oblique and fmts != ("wpml",):
+        raise click.UsageError(
+            "--oblique routes are written as DJI WPML only: pass --format wpml and --drone"
+        )
+    from flightplans import PlanParams, WpmlOptions, get_camera, get_drone, write_mission_files
     from flightplans.camera import Camera
     from survey.sites import plan_site
 
+    drone = get_drone(drone_name) if drone_name is not None else None
     custom = [sensor_mm, focal_mm, image_px]
     if any(v is not None for v in custom):
-        if camera_name is not None:
-            raise click.UsageError("give either --camera or --sensor-mm/--focal-mm/--image-px")
+        if camera_name is not None or drone is not None:
+            raise click.UsageError(
+                "give either --camera/--drone or --sensor-mm/--focal-mm/--image-px"
+            )
         if any(v is None for v in custom):
             raise click.UsageError(
                 "a custom camera needs --sensor-mm W H, --focal-mm F and --image-px W H"
@@ -160,8 +331,15 @@ def command(
         camera = Camera(
             "custom", sensor_mm[0], sensor_mm[1], focal_mm, image_px[0], image_px[1], "custom"
         )
+    elif camera_name is not None:
+        camera = get_camera(camera_name)
+        if drone is not None and camera.name != drone.camera_name:
+            raise click.UsageError(
+                f"--camera {camera.name} is not the camera of --drone {drone.name} "
+                f"({drone.camera_name}); drop --camera"
+            )
     else:
-        camera = get_camera(camera_name or "phantom4pro")
+        camera = drone.camera if drone is not None else get_camera("phantom4pro")
     kwargs: dict[str, Any] = {}
     if alt_mode is not None:
         kwargs["alt_mode"] = alt_mode
@@ -182,8 +360,27 @@ def command(
         hover_capture=hover_capture,
         **kwargs,
     )
+    wpml = None
+    if drone is not None and "wpml" in fmts:
+        wpml = WpmlOptions(
+            drone,
+            height_mode=wpml_height,  # type: ignore[arg-type]
+            dem_datum=dem_datum,  # type: ignore[arg-type]
+            shoot=shoot,  # type: ignore[arg-type]
+            rc_lost=_RC_LOST[rc_lost],  # type: ignore[arg-type]
+        )
     ensure_out_dir(out_dir)
-    plan = plan_site(site, out_dir, params, nofly_path=nofly, dem_path=dem, home_lonlat=_home(home))
+    plan = plan_site(site, None, params, nofly_path=nofly, dem_path=dem, home_lonlat=_home(home))
+    routes: tuple[Any, ...] = ()
+    if oblique:
+        from flightplans import plan_oblique
+        from survey.sites import read_dem_sampler
+
+        terrain = (
+            read_dem_sampler(dem, plan.crs, bounds=plan.site.bounds) if dem is not None else None
+        )
+        routes = plan_oblique(plan, pitch_deg=oblique_pitch, terrain=terrain)
+    write_mission_files(plan, out_dir, formats=fmts, wpml=wpml, routes=routes)
     if not is_quiet():
         s = plan.summary()
         click.echo(
@@ -192,3 +389,21 @@ def command(
             f"bearing {s['angle_deg']:.1f} deg -> {out_dir}"
         )
         click.echo(json.dumps({k: s[k] for k in ("spacing_m", "trigger_m", "area_m2")}))
+        if wpml is not None:
+            doc = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+            recs = doc["wpml"]["files"]
+            modes = sorted({(r["execute_height_mode"], r["execute_height_datum"]) for r in recs})
+            click.echo(
+                f"DJI WPML for {wpml.drone.label}: {len(recs)} route file(s) "
+                f"{recs[0]['file']}..{recs[-1]['file']}, heights "
+                + "; ".join(f"{m} ({d})" for m, d in modes)
+            )
+            if routes:
+                click.echo(
+                    "oblique: "
+                    + ", ".join(
+                        f"{r.look.name} gimbal {r.look.gimbal_pitch_deg:g} deg "
+                        f"({len(r.plan.sorties)} sortie(s))"
+                        for r in routes
+                    )
+                )

@@ -245,15 +245,67 @@ def _coverage_figures(c: Coverage) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- plan folder
 
 
+def _read_wpml_plan(path: Path) -> PlannedSurvey:
+    """A DJI WPML route (``.kmz``) as the planned survey: its nadir photos' footprints."""
+    from flightplans.wpml_read import read_wpml, wpml_survey
+
+    wf = read_wpml(path)
+    survey = wpml_survey(wf)
+    fps = tuple(survey.footprints)
+    if not fps:
+        raise InputFileError(
+            f"{path}: the route's aircraft {wf.drone_enums} with payload {wf.payload_enum} is "
+            "not one sitewatch knows a camera for, so its planned footprints are unknown; pass "
+            "the folder `sitewatch plan --out DIR` wrote, or --site without --plan"
+        )
+    covered = shapely.union_all(list(fps))
+    if wf.site:
+        site = shapely.union_all(list(wf.site))
+        site_source = "the route template's polygon"
+    else:
+        site = covered
+        site_source = "assumed: the planned photos' footprints (the route has no site polygon)"
+        log.warning(
+            "%s: a waypoint route carries no site polygon; the area its photos cover stands "
+            "for the site (pass --site for the site's own boundary)",
+            path,
+        )
+    summary: dict[str, Any] = {
+        **survey.figures,
+        "source": "wpml",
+        "drone": wf.drone.name if wf.drone else None,
+        "home_amsl_m": wf.takeoff_amsl_m,
+        "execute_height_modes": sorted({r.execute_height_mode for r in wf.routes}),
+        "site_source": site_source,
+    }
+    return PlannedSurvey(path, site, None, fps, covered.intersection(site), summary)
+
+
 def read_plan(folder: str | os.PathLike[str]) -> PlannedSurvey:
-    """Read the site, no-fly zones, footprints and figures of a ``sitewatch plan`` folder.
+    """Read the site, no-fly zones, footprints and figures of a ``sitewatch plan`` folder, or of
+    a DJI WPML route file (``.kmz``, ours or one made in DJI Pilot 2 / FlightHub 2).
+
+    A WPML route's planned area is the union of the nominal footprints of its nadir photos
+    (:func:`flightplans.wpml_read.wpml_survey`, the payload's camera at the route's height
+    above the take-off point); its site is the template's polygon (mapping templates) or, for
+    a waypoint route, that area (one warning line).
 
     Raises
     ------
     InputFileError
-        No ``mission.geojson`` in the folder, or it is not a plan's GeoJSON.
+        No ``mission.geojson`` in the folder, or it is not a plan's GeoJSON; a route whose
+        aircraft has no known camera.
+    flightplans.errors.PlanFileError
+        A ``.kmz`` that is not a usable WPML route (one line naming it).
     """
     root = Path(folder)
+    if root.is_file():
+        if root.suffix.lower() != ".kmz":
+            raise InputFileError(
+                f"{root}: --plan takes the folder `sitewatch plan --out DIR` wrote or a DJI "
+                "WPML route (.kmz); pass one of them"
+            )
+        return _read_wpml_plan(root)
     path = root / "mission.geojson"
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))

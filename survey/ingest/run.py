@@ -312,7 +312,10 @@ def _inputs(
             "sha256": {rec.name: rec.sha256 for rec in folder.images},
         }
     if plan is not None:
-        files = (plan.folder / "mission.geojson", plan.folder / "summary.json")
+        if plan.folder.is_file():  # a DJI WPML route (.kmz)
+            files: tuple[Path, ...] = (plan.folder,)
+        else:
+            files = (plan.folder / "mission.geojson", plan.folder / "summary.json")
         out["plan"] = {
             "path": str(plan.folder.resolve()),
             "sha256": {p.name: sha256_file(p) for p in files if p.is_file()},

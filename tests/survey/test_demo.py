@@ -115,3 +115,71 @@ def test_demo_review_map_shows_the_flown_track_and_the_photos(demo_run: tuple[Pa
     assert len(thumbs) == n
     assert thumbs[0].name.split("_", 1)[1] == "DJI_0001.jpg"
     assert "review_files/photos/" + thumbs[0].name in page
+
+
+def test_demo_records_its_inputs_and_products_in_a_store_that_verifies(
+    demo_run: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+
+    from survey.evidence import EvidenceStore, leaf_hash, verify_inclusion
+    from survey.evidence.wiring import STATEMENT_COMMAND
+
+    out, text = demo_run
+    store = out / "store"
+    assert run(["evidence", "verify", str(store)]) == 0
+    assert "ok: " in capsys.readouterr().out
+    assert "evidence store" in text and "verified; recording took" in text
+    assert f"verify with: sitewatch evidence verify {store}" in text
+    s = EvidenceStore.open(store, read_only=True)
+    derived = [e["command"] for e in s.entries() if e.type == "derive"]
+    assert derived == [
+        "sitewatch plan",
+        "sitewatch ingest",
+        STATEMENT_COMMAND,
+        "sitewatch detect",
+        "sitewatch map",
+        "sitewatch package",
+        STATEMENT_COMMAND,
+        "sitewatch check",
+        "sitewatch map",
+    ]
+
+    def sha(p: Path) -> str:
+        return hashlib.sha256(p.read_bytes()).hexdigest()
+
+    # the flight's log and every photo are originals, and every lead traces back to them
+    flight = {sha(p) for p in (out / "flight" / "photos").iterdir()}
+    flight.add(sha(out / "flight" / "flight.tlog"))
+    for leads in (out / "detect" / "leads.geojson", out / "check" / "leads.geojson"):
+        added = {e["sha256"] for e in s.trace(sha(leads)) if e.type == "add"}
+        assert flight <= added
+        assert sha(out / "site" / "permits.geojson") in added
+    # the package carries the ledger excerpt and the signed head, and proves them
+    (pkg,) = list((out / "packages").iterdir())
+    head = json.loads((pkg / "ledger_head.json").read_text())
+    excerpt = [json.loads(x) for x in (pkg / "ledger_excerpt.jsonl").read_text().splitlines()]
+    assert flight <= {e["entry"]["sha256"] for e in excerpt if e["entry"]["type"] == "add"}
+    for e in excerpt:
+        proof = [bytes.fromhex(h) for h in e["inclusion_proof"]]
+        leaf = leaf_hash(e["line"].encode())
+        root = bytes.fromhex(head["root_hash"])
+        assert verify_inclusion(e["seq"], head["tree_size"], leaf, proof, root)
+    assert s.verify_head(head)
+
+
+def test_demo_writes_the_sites_plan_as_dji_wpml(demo_run: tuple[Path, str]) -> None:
+    from flightplans import read_wpml, wpml_survey
+
+    out, text = demo_run
+    kmz = sorted((out / "plan_wpml").glob("sortie-*.kmz"))
+    summary = json.loads((out / "plan_wpml" / "summary.json").read_text())
+    assert [p.name for p in kmz] == [f["file"] for f in summary["wpml"]["files"]]
+    assert len(kmz) == summary["n_sorties"] >= 1
+    wf = read_wpml(kmz[0])
+    assert wf.drone is not None and wf.drone.name == "mavic3e"
+    assert wf.template_type == "waypoint" and wf.finish_action == "goHome"
+    n = sum(wpml_survey(read_wpml(p)).figures["n_photos"] for p in kmz)
+    assert n == summary["n_photos"] > 0
+    assert summary["gsd_cm"] == pytest.approx(1.5)  # the demo's GSD, for the Mavic 3E's camera
+    assert str(kmz[0]) in text and "DJI WPML" in text

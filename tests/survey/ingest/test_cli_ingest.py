@@ -325,3 +325,29 @@ def test_ingest_store_refusals_are_one_line_and_write_nothing(
     assert not out.exists()
     assert sorted(p.name for p in notastore.iterdir()) == ["notes.txt"]
     assert not store.exists()
+
+
+def test_a_dji_wpml_route_is_the_planned_mission(
+    flight_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ingest --plan FILE.kmz` (issue #17): the route a DJI aircraft flew, ours or one made in
+    Pilot 2, is the planned area of the coverage check, and its hash is in report.json."""
+    from shapely.geometry import box
+
+    from flightplans import PlanParams, WpmlOptions, get_drone, plan_survey, write_mission_files
+    from tests.survey.ingest._flight import HEIGHT, UTM, X0, Y0
+
+    drone = get_drone("mavic3e")
+    area = box(X0 + 10.0, Y0 + 10.0, X0 + 110.0, Y0 + 150.0)
+    plan = plan_survey(
+        area, PlanParams(alt_m=HEIGHT, camera=drone.camera, angle_deg=0.0), crs=UTM
+    )
+    write_mission_files(plan, tmp_path / "plan", formats=("wpml",), wpml=WpmlOptions(drone))
+    kmz = tmp_path / "plan" / "sortie-01.kmz"
+    out = tmp_path / "out"
+    code = run(["ingest", "--log", str(flight_files["log"]), "--images",
+                str(flight_files["images"]), "--plan", str(kmz), "--out", str(out)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["inputs"]["plan"]["sha256"]) == {"sortie-01.kmz"}
+    assert report["coverage"]["planned_area"]["covered_pct"] == 100.0
