@@ -1,8 +1,8 @@
-"""Per-pixel change between two co-registered epochs: the pure numpy core.
+"""Per-pixel change between two co-registered epochs: the pure numpy core of the height mode.
 
 Two modes:
 
-* **Height** (both DSMs): the height change ``dh = after − before`` (after the vertical
+* **Height** (both DSMs), here: the height change ``dh = after − before`` (after the vertical
   alignment of the co-registration) is thresholded at ``min_height_m``; vegetation
   suppresses growing or felled trees — where the colour says vegetation (RGB indices
   ExG − ExR and GLI, or NDVI when a near-infrared band exists) *and* the surface is not
@@ -12,10 +12,10 @@ Two modes:
   removes speckle and the slivers that residual misregistration leaves along building edges;
   the before epoch's height above ground (an nDSM from a grey-scale opening of the DSM on a
   coarse grid) tells a new structure from a raised one.
-* **Spectral** (RGB only, weaker): the change of chromaticity and the log-brightness ratio of
-  every pixel are compared with their local means (so a global or slowly varying change of
-  white balance, exposure or illumination cancels), thresholded, and vegetation and shadows
-  that appear or vanish (a different sun) are suppressed.
+* **RGB only** (weaker): :mod:`change_detection.spectral` — segments of each epoch compared
+  with the other epoch and judged as roofs. The earlier pixel classifier
+  (:func:`classify_spectral_change` and its local means) lives there too and is still
+  importable from here.
 
 Every operation has a bounded support, listed by :func:`halo_px`, so the same function
 applied to chunks with that much overlap gives exactly the whole-array answer (integer box
@@ -417,69 +417,6 @@ def block_minimum(dsm: np.ndarray, cell: int) -> np.ndarray:
     return out.reshape(hr, hc)
 
 
-def _spectral_features(
-    before_rgb: np.ndarray, after_rgb: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Chromaticity change (r, g), log-brightness ratio and both brightnesses, per pixel."""
-    rb, gb, _ = _chromatic(before_rgb)
-    ra, ga, _ = _chromatic(after_rgb)
-    vb = before_rgb.astype(np.float32).mean(axis=0)
-    va = after_rgb.astype(np.float32).mean(axis=0)
-    dl = np.log((va + 1.0) / (vb + 1.0))
-    return ra - rb, ga - gb, dl, vb, va
-
-
-_QUANTUM = 1000.0  # fixed-point scale of the spectral features in the exact integer sums
-
-
-def block_sums(
-    before_rgb: np.ndarray, after_rgb: np.ndarray, valid: np.ndarray, cell: int
-) -> np.ndarray:
-    """Per-cell integer sums of the spectral features, for their local means.
-
-    Parameters
-    ----------
-    before_rgb, after_rgb : ndarray of uint8, shape (3, rows, cols)
-    valid : ndarray of bool, shape (rows, cols)
-
-    Returns
-    -------
-    ndarray of int64, shape (6, ceil(rows / cell), ceil(cols / cell)): sums (in units of
-    1/1000) of the chromaticity change in r and g, of the log-brightness ratio, of the before
-    and after brightness, and the count of valid pixels.
-    """
-    rows, cols = valid.shape
-    hr, hc = -(-rows // cell), -(-cols // cell)
-    padded = np.zeros((6, hr * cell, hc * cell), np.int64)
-    v = valid.astype(np.int64)
-    for i, f in enumerate(_spectral_features(before_rgb, after_rgb)):
-        padded[i, :rows, :cols] = np.round(f * _QUANTUM).astype(np.int64) * v
-    padded[5, :rows, :cols] = v
-    return padded.reshape(6, hr, cell, hc, cell).sum(axis=(2, 4))
-
-
-def local_means(sums: np.ndarray, window_cells: int) -> np.ndarray:
-    """Local means of the spectral features over ``window_cells`` coarse cells.
-
-    Parameters
-    ----------
-    sums : ndarray of int64, shape (6, rows, cols)
-        :func:`block_sums`.
-
-    Returns
-    -------
-    ndarray of float32, shape (5, rows, cols): mean chromaticity change (r, g), mean
-    log-brightness ratio, mean before and after brightness.
-    """
-    return means_of_box_sums(box_sum(sums, window_cells))
-
-
-def means_of_box_sums(box: np.ndarray) -> np.ndarray:
-    """Means (float32, shape (5, rows, cols)) from box sums of :func:`block_sums`."""
-    n = np.maximum(box[5], 1).astype(np.float64) * _QUANTUM
-    return (box[0:5] / n).astype(np.float32)
-
-
 def ground_surface(coarse_min: np.ndarray, window_cells: int) -> np.ndarray:
     """Ground under the structures: grey-scale opening of the coarse minimum surface.
 
@@ -512,10 +449,6 @@ def upsample(coarse: np.ndarray, cell: int, shape: tuple[int, int]) -> np.ndarra
 
 
 # --- classification ---------------------------------------------------------------------------
-
-
-def _interior(mask: np.ndarray, margin_px: int) -> np.ndarray:
-    return _square(mask, margin_px, "min") if margin_px > 0 else mask
 
 
 def _grow_half_height(
@@ -877,57 +810,11 @@ def classify_height_change(
     )
 
 
-def classify_spectral_change(
-    before_rgb: np.ndarray,
-    after_rgb: np.ndarray,
-    valid: np.ndarray,
-    local: np.ndarray,
-    params: DetectParams,
-    scale: PixelScale,
-    before_nir: np.ndarray | None = None,
-    after_nir: np.ndarray | None = None,
-) -> ChangeLayers:
-    """Classify every pixel from the orthophotos alone (RGB-only mode, weaker evidence).
-
-    The chromaticity change and the log-brightness ratio of each pixel are compared with their
-    local means (:func:`local_means`), which carry the global or slowly varying change of
-    white balance, exposure and illumination between the flights; what remains is change of
-    the ground itself. Vegetation in either epoch and shadows that appeared or vanished are
-    suppressed.
-
-    Parameters
-    ----------
-    before_rgb, after_rgb : ndarray of uint8, shape (3, rows, cols)
-    valid : ndarray of bool, shape (rows, cols)
-    local : ndarray of float32, shape (5, rows, cols)
-        :func:`local_means`, upsampled to the pixels.
-    before_nir, after_nir : ndarray of uint8, shape (rows, cols), optional
-        Near-infrared bands: vegetation of that epoch by NDVI.
-
-    Returns
-    -------
-    ChangeLayers
-        ``dh`` and ``height_after`` are None.
-    """
-    dr, dg, dl, vb, va = _spectral_features(before_rgb, after_rgb)
-    chroma = np.hypot(dr - local[0], dg - local[1])
-    bright = np.abs(dl - local[2])
-    changed = (
-        (chroma >= params.chroma_threshold) | (bright >= params.brightness_threshold)
-    ) & valid
-    veg = vegetation_mask(before_rgb, params, before_nir) | vegetation_mask(
-        after_rgb, params, after_nir
-    )
-    shadow_b = vb < params.shadow_ratio * local[3]
-    shadow_a = va < params.shadow_ratio * local[4]
-    shadow = _close(shadow_b ^ shadow_a, 1)
-    kept = changed & ~veg & ~shadow
-    clean = _close(_open(kept, scale.open_px), scale.close_px) & valid
-    codes = np.zeros(valid.shape, np.uint8)
-    codes[changed & shadow] = CODE_SHADOW
-    codes[changed & veg] = CODE_VEGETATION
-    codes[kept & ~clean] = CODE_ARTEFACT
-    codes[clean] = CODE_SPECTRAL
-    codes[~valid] = CODE_NODATA
-    interior = _interior(clean, scale.margin_px)
-    return ChangeLayers(codes=codes, dh=None, height_after=None, interior=interior)
+# The RGB-only method moved to change_detection.spectral (it imports this module's exact
+# neighbourhood operations); its public names stay importable from here.
+from change_detection.spectral import (  # noqa: E402
+    block_sums,
+    classify_spectral_change,
+    local_means,
+    means_of_box_sums,
+)

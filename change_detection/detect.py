@@ -5,9 +5,9 @@ dask backed, already on one grid: same CRS, transform and shape) and returns the
 objects and the per-pixel class raster.
 
 How it scales: the grid is cut into square chunks (``DetectParams.chunk_px``, a multiple of the
-coarse ground cell). Two coarse layers are computed first on a grid decimated by the cell size
-(block minimum of the before DSM opened into a ground surface, or local band statistics in
-RGB-only mode) with ``dask.array.map_overlap``; when a chunk is wider than the ground filter's
+coarse ground cell). With DSMs, a coarse layer is computed first on a grid decimated by the
+cell size (block minimum of the before DSM opened into a ground surface) with
+``dask.array.map_overlap``; when a chunk is wider than the ground filter's
 reach (the default 1024 px chunks are), each block opens the coarse minima of itself and its
 eight neighbours instead, so it waits for the DSM of its neighbours only. Every fine chunk is
 then extended by a halo (``dask.array.overlap.overlap``, the halo exchange of
@@ -22,6 +22,13 @@ reading the ring of chunks around it for its halos; after each block the heap's 
 go back to the system (glibc keeps what worker threads freed otherwise). Peak memory is then
 bounded by a group, not the raster (measured for the whole pipeline: 0.94 GB at 8192 px,
 1.8 GB at 20480 px, inputs with DSMs). ``scheduler`` may be a ``dask.distributed.Client``.
+
+RGB-only mode (:mod:`change_detection.spectral`) first sums exact histograms of both
+orthophotos over every chunk (one read) for the scene statistics and the radiometric
+normalisation; each chunk then gets the RGB-only halo (:meth:`RgbScale.halo_px`), its
+segments are labelled into pieces (:func:`change_detection.objects.extract_segment_pieces`),
+and the pieces are joined across seams and judged as whole segments
+(:func:`change_detection.objects.merge_segment_pieces`).
 """
 
 from __future__ import annotations
@@ -48,18 +55,30 @@ from change_detection.change import (
     ChangeLayers,
     PixelScale,
     block_minimum,
-    block_sums,
-    box_sum,
     classify_height_change,
-    classify_spectral_change,
     ground_surface,
-    means_of_box_sums,
     pixel_scale,
     upsample,
 )
 from change_detection.errors import ChangeDetectionError, GridMismatchError
-from change_detection.objects import BlockPieces, ChangeObject, extract_pieces, merge_pieces
+from change_detection.objects import (
+    BlockPieces,
+    BlockSegments,
+    ChangeObject,
+    extract_pieces,
+    extract_segment_pieces,
+    merge_pieces,
+    merge_segment_pieces,
+)
 from change_detection.params import DetectParams
+from change_detection.spectral import (
+    RgbScale,
+    SceneStats,
+    classify_rgb_change,
+    rgb_scale,
+    scene_histograms,
+    scene_stats,
+)
 
 __all__ = ["ChangeResult", "Epoch", "detect_changes"]
 
@@ -123,7 +142,7 @@ class ChangeResult:
 @dataclass(frozen=True)
 class _BlockResult:
     codes: np.ndarray
-    pieces: BlockPieces
+    pieces: BlockPieces | BlockSegments
 
 
 def _check_grid(before: Epoch, after: Epoch) -> tuple[Affine, Any, tuple[int, int]]:
@@ -210,17 +229,12 @@ def _process_block(
 ) -> _BlockResult:
     shape = valid_b.shape
     valid = np.asarray(valid_b, bool) & np.asarray(valid_a, bool)
-    layers: ChangeLayers
-    ground: np.ndarray | None = None
-    if dsm_b is not None and dsm_a is not None:
-        ground = upsample(coarse_b, scale.cell, shape)
-        layers = classify_height_change(
-            rgb_b, rgb_a, valid, dsm_b, dsm_a, ground, params, scale, nir_b, nir_a
-        )
-    else:
-        layers = classify_spectral_change(
-            rgb_b, rgb_a, valid, upsample(coarse_b, scale.cell, shape), params, scale, nir_b, nir_a
-        )
+    # height mode only: RGB-only blocks go through _process_rgb_block
+    assert dsm_b is not None and dsm_a is not None
+    ground = upsample(coarse_b, scale.cell, shape)
+    layers: ChangeLayers = classify_height_change(
+        rgb_b, rgb_a, valid, dsm_b, dsm_a, ground, params, scale, nir_b, nir_a
+    )
     top, bottom, left, right = pads
     rows = slice(top, shape[0] - bottom)
     cols = slice(left, shape[1] - right)
@@ -238,6 +252,62 @@ def _process_block(
     del layers, core, ground, valid
     _release_freed_memory(min_interval_s=1.0)
     return out
+
+
+def _process_rgb_block(
+    rgb_b: np.ndarray,
+    rgb_a: np.ndarray,
+    valid_b: np.ndarray,
+    valid_a: np.ndarray,
+    nir_b: np.ndarray | None = None,
+    nir_a: np.ndarray | None = None,
+    *,
+    block: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    origin: tuple[int, int],
+    params: DetectParams,
+    rgb: RgbScale,
+    scene: SceneStats,
+) -> _BlockResult:
+    shape = valid_b.shape
+    valid = np.asarray(valid_b, bool) & np.asarray(valid_a, bool)
+    layers = classify_rgb_change(rgb_b, rgb_a, valid, scene, params, rgb, nir_b, nir_a)
+    top, bottom, left, right = pads
+    core = layers.crop(slice(top, shape[0] - bottom), slice(left, shape[1] - right))
+    pieces = extract_segment_pieces(core, block, origin[0], origin[1], scene, params, rgb)
+    out = _BlockResult(codes=np.ascontiguousarray(core.codes), pieces=pieces)
+    del layers, core, valid
+    _release_freed_memory(min_interval_s=1.0)
+    return out
+
+
+def _scene_of(
+    rgb_b: da.Array,
+    rgb_a: da.Array,
+    valid_b: da.Array,
+    valid_a: da.Array,
+    cell: int,
+    params: DetectParams,
+    scheduler: Any,
+) -> SceneStats:
+    """Scene statistics of the whole grid: exact histograms of every chunk, summed."""
+    parts = []
+    db, dba = rgb_b.to_delayed(optimize_graph=False), rgb_a.to_delayed(optimize_graph=False)
+    dvb, dva = valid_b.to_delayed(optimize_graph=False), valid_a.to_delayed(optimize_graph=False)
+    hist = dask.delayed(_scene_block, pure=True)
+    for i in range(dvb.shape[0]):
+        for j in range(dvb.shape[1]):
+            parts.append(hist(db[0, i, j], dba[0, i, j], dvb[i, j], dva[i, j], cell))
+    (blocks,) = dask.compute(parts, scheduler=scheduler, optimize_graph=False)
+    return scene_stats(np.sum(blocks, axis=0), params)
+
+
+def _scene_block(
+    rgb_b: np.ndarray, rgb_a: np.ndarray, valid_b: np.ndarray, valid_a: np.ndarray, cell: int
+) -> np.ndarray:
+    return scene_histograms(
+        rgb_b, rgb_a, np.asarray(valid_b, bool) & np.asarray(valid_a, bool), cell
+    )
 
 
 def _ground_block(
@@ -285,7 +355,7 @@ def _codes_of(result: _BlockResult) -> np.ndarray:
     return result.codes
 
 
-def _pieces_of(result: _BlockResult) -> BlockPieces:
+def _pieces_of(result: _BlockResult) -> BlockPieces | BlockSegments:
     return result.pieces
 
 
@@ -354,9 +424,10 @@ def detect_changes(
         )
     scale = pixel_scale(params, (gx + gy) / 2)
     rgb_only = before.dsm is None
+    rgb = rgb_scale(params, scale)
     ground_per_block = False
     cell = scale.cell
-    halo = scale.halo_px()
+    halo = rgb.halo_px() if rgb_only else scale.halo_px()
     size = max(cell, (params.chunk_px // cell) * cell)
     row_chunks = _axis_chunks(shape[0], size, max(halo, cell))
     col_chunks = _axis_chunks(shape[1], size, max(halo, cell))
@@ -426,35 +497,12 @@ def detect_changes(
                 window_cells=scale.ground_cells,
             ).rechunk((crow, ccol))
             inputs.append(da.overlap.overlap(ground, depth={0: cy, 1: cx}, boundary="none"))
-    else:
-        sums = da.map_blocks(
-            _block_sums,
-            rgb_b,
-            rgb_a,
-            valid_b[None],
-            valid_a[None],
-            cell,
-            chunks=((6,), crow, ccol),
-            dtype=np.int64,
-            meta=np.zeros((0, 0, 0), np.int64),
-        )
-        nh = scale.norm_halo_cells()
-        box = da.map_overlap(
-            box_sum,
-            sums,
-            depth={0: 0, 1: _depth(nh, crow), 2: _depth(nh, ccol)},
-            boundary="none",
-            dtype=np.int64,
-            size=scale.norm_cells,
-            meta=np.zeros((0, 0, 0), np.int64),
-        ).rechunk(((6,), crow, ccol))
-        local = box.map_blocks(
-            means_of_box_sums,
-            chunks=((5,), crow, ccol),
-            dtype=np.float32,
-            meta=np.zeros((0, 0, 0), np.float32),
-        )
-        inputs.append(da.overlap.overlap(local, depth={0: 0, 1: cy, 2: cx}, boundary="none"))
+    if scheduler is None:
+        scheduler = "synchronous" if ny * nx == 1 else "threads"
+    scene: SceneStats | None = None
+    if rgb_only:
+        scene = _scene_of(rgb_b, rgb_a, valid_b, valid_a, cell, params, scheduler)
+        log.info("RGB-only scene: %s", scene.record())
 
     # Unoptimised graphs, so a read shared by two inputs (the before DSM feeds its own halo
     # exchange and the coarse minima) stays one task; the key names are given so dask need not
@@ -469,6 +517,8 @@ def detect_changes(
         params,
         scale,
         rgb_only,
+        rgb,
+        None if scene is None else scene.record(),
     )
     row_starts = np.concatenate([[0], np.cumsum(row_chunks)])
     col_starts = np.concatenate([[0], np.cumsum(col_chunks)])
@@ -478,6 +528,13 @@ def detect_changes(
     process = dask.delayed(
         functools.partial(_process_block, params=params, scale=scale, min_pixels=min_pixels),
         pure=True,
+    )
+    process_rgb = (
+        None
+        if scene is None
+        else dask.delayed(
+            functools.partial(_process_rgb_block, params=params, rgb=rgb, scene=scene), pure=True
+        )
     )
     ground_block = dask.delayed(_ground_block, pure=True)
     codes_blocks: list[list[da.Array]] = []
@@ -501,21 +558,23 @@ def detect_changes(
                     scale.ground_cells,
                     dask_key_name=("ground-" + token, i, j),
                 )
-            call_args = [*args[:4], None, None, args[4], None] if rgb_only else [*args[:7], None]
-            call_args += [None if grid is None else grid[i, j] for grid in delayed_nir]
+            nir_args = [None if grid is None else grid[i, j] for grid in delayed_nir]
             pads = (
                 halo if i > 0 else 0,
                 halo if i < ny - 1 else 0,
                 halo if j > 0 else 0,
                 halo if j < nx - 1 else 0,
             )
-            result = process(
-                *call_args,
-                block=(i, j),
-                pads=pads,
-                origin=(int(row_starts[i]), int(col_starts[j])),
-                dask_key_name=("process-" + token, i, j),
-            )
+            where = {
+                "block": (i, j),
+                "pads": pads,
+                "origin": (int(row_starts[i]), int(col_starts[j])),
+                "dask_key_name": ("process-" + token, i, j),
+            }
+            if process_rgb is not None:
+                result = process_rgb(*args[:4], *nir_args, **where)
+            else:
+                result = process(*args[:7], None, *nir_args, **where)
             codes_block = dask.delayed(_codes_of)(result, dask_key_name=("codes-" + token, i, j))
             row_blocks.append(
                 da.from_delayed(codes_block, shape=(row_chunks[i], col_chunks[j]), dtype=np.uint8)
@@ -525,8 +584,6 @@ def detect_changes(
             )
         codes_blocks.append(row_blocks)
 
-    if scheduler is None:
-        scheduler = "synchronous" if ny * nx == 1 else "threads"
     codes_np: np.ndarray | None = None
     if codes_sink is None:
         codes_np = np.empty(shape, np.uint8)
@@ -564,8 +621,14 @@ def detect_changes(
         _release_freed_memory()
     if len(groups) > 1:
         log.info("computed in %d groups of chunks", len(groups))
-    blocks = {bp.block: bp for bp in pieces_list}
-    objects = merge_pieces(blocks, transform, params, scale, rgb_only=rgb_only)
+    if rgb_only:
+        assert scene is not None
+        segments = {bs.block: bs for bs in pieces_list if isinstance(bs, BlockSegments)}
+        nir_decides = (after.nir is not None, before.nir is not None)
+        objects = merge_segment_pieces(segments, transform, params, scale, rgb, scene, nir_decides)
+    else:
+        blocks = {bp.block: bp for bp in pieces_list if isinstance(bp, BlockPieces)}
+        objects = merge_pieces(blocks, transform, params, scale, rgb_only=rgb_only)
     log.info("%d change objects passed the filters", len(objects))
     codes_xr: xr.DataArray | None = None
     if codes_np is not None:
@@ -654,12 +717,6 @@ def _release_freed_memory(min_interval_s: float = 0.0) -> None:
             return
         _LAST_TRIM[0] = now
     trim(0)
-
-
-def _block_sums(
-    rgb_b: np.ndarray, rgb_a: np.ndarray, valid_b: np.ndarray, valid_a: np.ndarray, cell: int
-) -> np.ndarray:
-    return block_sums(rgb_b, rgb_a, valid_b[0].astype(bool) & valid_a[0].astype(bool), cell)
 
 
 def _depth(depth: int, chunks: tuple[int, ...]) -> int:

@@ -1,5 +1,13 @@
 """Change objects: connected regions of changed pixels → polygons with area and height.
 
+RGB-only mode labels *segments* of each epoch instead (:mod:`change_detection.spectral`):
+:func:`extract_segment_pieces` sums their statistics per block and keeps the pixels of the
+pieces that touch a block edge (and of the segments wholly inside that pass the tests needing
+no outline), :func:`merge_segment_pieces` joins them across seams the same way, judges every
+whole segment and assembles the kept ones into roofs. Outlines come from the joined pixels,
+so chunked equals whole. (The module is longer than the house's ~500 lines because both
+kinds of piece share the seam joining, the union-find and the outline code.)
+
 Regions are labelled block by block (4-connectivity). A region that touches a block edge is a
 *piece*; pieces of neighbouring blocks that touch across the seam, with the same change group,
 are joined (union-find on the labels of the two facing edge rows), so an object straddling
@@ -32,16 +40,36 @@ from change_detection.change import (
     PixelScale,
 )
 from change_detection.params import DetectParams
+from change_detection.spectral import (
+    GAIN,
+    LOSS,
+    RgbLayers,
+    RgbScale,
+    RoofEvidence,
+    SceneStats,
+    SegmentShape,
+    assemble_roofs,
+    grow_distance_px,
+    is_building_sized,
+    judge_segment,
+    passes_statistics,
+    segment_shape,
+    segment_sums,
+)
 
 __all__ = [
     "GROUP_GAIN",
     "GROUP_LOSS",
     "GROUP_SPECTRAL",
     "BlockPieces",
+    "BlockSegments",
     "ChangeObject",
     "Piece",
+    "SegmentPiece",
     "extract_pieces",
+    "extract_segment_pieces",
     "merge_pieces",
+    "merge_segment_pieces",
 ]
 
 GROUP_GAIN = 1
@@ -115,6 +143,8 @@ class ChangeObject:
         Fraction of the object's pixels whose colour (or NDVI) in the deciding epoch says
         vegetation but which were kept because the surface there is planar: above one half,
         a roof in a vegetation colour (a green steel roof), not a tree. 0 in RGB-only mode.
+    rgb_evidence : RoofEvidence or None
+        RGB-only mode: what changed and the measurements that kept it (for the reasons).
     """
 
     geometry: BaseGeometry
@@ -127,6 +157,7 @@ class ChangeObject:
     score: float
     pixel_geometry: BaseGeometry | None = field(repr=False, compare=False, default=None)
     vegetation_colour_fraction: float = 0.0
+    rgb_evidence: RoofEvidence | None = None
 
 
 def _histograms(lab: np.ndarray, values: np.ndarray | None, n: int) -> list[Histogram]:
@@ -432,4 +463,218 @@ def _describe(
         score=float(score),
         pixel_geometry=pixel_geom,
         vegetation_colour_fraction=round(sum(p.planar_vegetation_colour for p in parts) / count, 3),
+    )
+
+
+# --- RGB-only: segments of each epoch ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SegmentPiece:
+    """The part of one segment inside one block: its sums and its pixels.
+
+    ``row0, col0`` is the global pixel offset of the piece's bounding box, ``bits`` the
+    :func:`numpy.packbits` of its mask there, shape ``(rows, cols)``.
+    """
+
+    block: tuple[int, int]
+    direction: int
+    label: int
+    stats: np.ndarray
+    row0: int
+    col0: int
+    rows: int
+    cols: int
+    bits: np.ndarray
+
+    def mask(self) -> np.ndarray:
+        n = self.rows * self.cols
+        return np.unpackbits(self.bits, count=n).astype(bool).reshape(self.rows, self.cols)
+
+
+@dataclass(frozen=True)
+class BlockSegments:
+    """Segment pieces of one block, by (direction, label), and the labels along its edges
+    (top, bottom, left, right) per direction, for seam joining."""
+
+    block: tuple[int, int]
+    pieces: dict[tuple[int, int], SegmentPiece]
+    edges: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+
+def extract_segment_pieces(
+    layers: RgbLayers,
+    block: tuple[int, int],
+    row0: int,
+    col0: int,
+    scene: SceneStats,
+    params: DetectParams,
+    scale: RgbScale,
+) -> BlockSegments:
+    """Label the segments of both epochs in one block core and sum their statistics.
+
+    Pieces that touch a block edge are all kept (their segment may go on in the next
+    block); segments wholly inside are kept when they pass
+    :func:`~change_detection.spectral.passes_statistics`.
+
+    Parameters
+    ----------
+    layers : RgbLayers
+        Of the block core (halo already trimmed).
+    block : (int, int)
+    row0, col0 : int
+        Global pixel offset of the block core.
+    """
+    pieces: dict[tuple[int, int], SegmentPiece] = {}
+    edges: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    for direction, planes in ((GAIN, layers.gain), (LOSS, layers.loss)):
+        labels, n = ndimage.label(planes.mask, structure=_FOUR)
+        labels = labels.astype(np.int32, copy=False)
+        edge_rows = (labels[0].copy(), labels[-1].copy(), labels[:, 0].copy(), labels[:, -1].copy())
+        edges[direction] = edge_rows
+        if n == 0:
+            continue
+        stats = segment_sums(planes, labels, n)
+        on_edge = np.zeros(n + 1, bool)
+        on_edge[np.concatenate(edge_rows)] = True
+        keep = on_edge.copy()
+        inside = np.flatnonzero(~on_edge[1:]) + 1
+        if inside.size:
+            keep[inside] = passes_statistics(stats[inside], direction, scene, params, scale)
+        keep[0] = False
+        windows = ndimage.find_objects(labels)
+        for k in np.flatnonzero(keep):
+            window = windows[k - 1]
+            if window is None:
+                continue
+            sub = labels[window] == k
+            pieces[(direction, int(k))] = SegmentPiece(
+                block=block,
+                direction=direction,
+                label=int(k),
+                stats=stats[k].copy(),
+                row0=row0 + window[0].start,
+                col0=col0 + window[1].start,
+                rows=sub.shape[0],
+                cols=sub.shape[1],
+                bits=np.packbits(sub.ravel()),
+            )
+    return BlockSegments(block, pieces, edges)
+
+
+def _segment_outline(parts: list[SegmentPiece]) -> BaseGeometry:
+    """Polygon (global pixel coordinates + the offset) of the pixels of joined pieces."""
+    r0 = min(p.row0 for p in parts)
+    c0 = min(p.col0 for p in parts)
+    r1 = max(p.row0 + p.rows for p in parts)
+    c1 = max(p.col0 + p.cols for p in parts)
+    mask = np.zeros((r1 - r0, c1 - c0), np.uint8)
+    for p in parts:
+        mask[p.row0 - r0 : p.row0 - r0 + p.rows, p.col0 - c0 : p.col0 - c0 + p.cols] |= p.mask()
+    transform = Affine.translation(c0 + _PIXEL_OFFSET, r0 + _PIXEL_OFFSET)
+    with _SHAPES_LOCK:
+        found = list(rasterio.features.shapes(mask, connectivity=4, transform=transform))
+    polygons = [shape(g) for g, v in found if v == 1]
+    return _canonical(polygons)
+
+
+def merge_segment_pieces(
+    blocks: Mapping[tuple[int, int], BlockSegments],
+    transform: Affine,
+    params: DetectParams,
+    scale: PixelScale,
+    rgb: RgbScale,
+    scene: SceneStats,
+    nir_decides: tuple[bool, bool] = (False, False),
+) -> list[ChangeObject]:
+    """Join segment pieces across block seams, judge every segment, assemble the roofs.
+
+    Parameters
+    ----------
+    nir_decides : (bool, bool)
+        The after and the before epoch have a near-infrared band (NDVI tells vegetation,
+        without the painted-roof exception).
+
+    Returns
+    -------
+    list of ChangeObject, sorted by outline (stable), with ``rgb_evidence``.
+    """
+    kept: list[tuple[int, SegmentShape, RoofEvidence]] = []
+    for direction in (GAIN, LOSS):
+        uf = _UnionFind()
+        pieces: dict[tuple[int, int, int], SegmentPiece] = {}
+        for (i, j), bs in blocks.items():
+            for (d, label), piece in bs.pieces.items():
+                if d == direction:
+                    pieces[(i, j, label)] = piece
+        for (i, j), bs in blocks.items():
+            _, bottom, _, right = bs.edges[direction]
+            for (di, dj), mine, side in (((1, 0), bottom, 0), ((0, 1), right, 2)):
+                other = blocks.get((i + di, j + dj))
+                if other is None:
+                    continue
+                theirs = other.edges[direction][side]
+                for la, lb in _seam_pairs(mine, theirs):
+                    ka, kb = (i, j, int(la)), (i + di, j + dj, int(lb))
+                    if ka in pieces and kb in pieces:
+                        uf.union(ka, kb)
+        members: dict[tuple[int, int, int], list[SegmentPiece]] = {}
+        for key in sorted(pieces):
+            members.setdefault(uf.find(key), []).append(pieces[key])
+        for parts in members.values():
+            stats = np.sum([p.stats for p in parts], axis=0) if len(parts) > 1 else parts[0].stats
+            if not passes_statistics(stats, direction, scene, params, rgb):
+                continue
+            outline = _segment_outline(parts)
+            grow = grow_distance_px(stats, direction, scene, params, rgb)
+            seg_shape = segment_shape(outline, grow, scale.gsd_m)
+            verdict = judge_segment(
+                stats, seg_shape, direction, scene, params, nir_decides[direction]
+            )
+            if verdict.roof:
+                kept.append((direction, seg_shape, verdict.evidence))
+    kept.sort(key=lambda k: (k[0], k[1].outline.bounds, k[1].area_m2))
+    objects = [
+        _roof_object(outline, kind, evidence, transform, params, scale)
+        for outline, kind, evidence in assemble_roofs(kept, scale.gsd_m)
+        if is_building_sized(evidence, params)
+    ]
+    objects.sort(key=lambda o: (o.geometry.bounds, o.kind))
+    return objects
+
+
+def _roof_object(
+    outline: BaseGeometry,
+    kind: str,
+    evidence: RoofEvidence,
+    transform: Affine,
+    params: DetectParams,
+    scale: PixelScale,
+) -> ChangeObject:
+    """A kept roof as a change object; its score is at most 0.7 (RGB-only is weaker)."""
+    k = params.rgb_outline_ratio
+    change = min(1.0, max(0.0, evidence.change_sigma / params.rgb_change_sigma - 1.0))
+    outline_margin = min(evidence.outline_in / k, k / max(evidence.outline_other, 1e-6))
+    outline_score = min(1.0, max(0.0, outline_margin - 1.0))
+    size = min(1.0, evidence.area_m2 / (4.0 * params.min_area_m2))
+    score = round((0.3 + 0.2 * change + 0.2 * outline_score) * (0.7 + 0.3 * size), 3)
+    pixel_geom = shapely.normalize(outline)
+    simplified = pixel_geom
+    if params.simplify_m > 0:
+        simplified = shapely.simplify(
+            pixel_geom, params.simplify_m / scale.gsd_m, preserve_topology=True
+        )
+    t = transform * Affine.translation(-_PIXEL_OFFSET, -_PIXEL_OFFSET)
+    world = shapely.affinity.affine_transform(simplified, [t.a, t.b, t.d, t.e, t.c, t.f])
+    return ChangeObject(
+        geometry=world,
+        kind=kind,
+        area_m2=float(evidence.area_m2),
+        height_gain_m=None,
+        height_m=None,
+        floors_added=None,
+        pixel_count=round(float(pixel_geom.area)),
+        score=float(score),
+        pixel_geometry=pixel_geom,
+        rgb_evidence=evidence,
     )

@@ -77,18 +77,76 @@ class DetectParams:
         0.24–0.37 m). Smoother canopies (a dense crop) look planar. 0 turns the test off: the
         colour alone decides, as before issue 12.
     shadow_ratio : float
-        A pixel is in shadow when its brightness is below this fraction of the local mean
-        brightness (default 0.6; RGB-only mode).
+        RGB-only mode: a roof candidate whose mean brightness is below this fraction of its
+        orthophoto's mean brightness is taken for a shadow (default 0.6; very dark roofs are
+        missed with it). The pixel classifier
+        :func:`~change_detection.spectral.classify_spectral_change` compares pixels with the
+        local mean brightness instead.
     norm_window_m : float
-        Window of the local normalisation of the spectral change (default 60 m): the local
-        mean change of colour and brightness is taken as illumination and white balance; wide
-        enough that a new roof barely moves it.
+        Window of the local normalisation of
+        :func:`~change_detection.spectral.classify_spectral_change`, the earlier pixel
+        classifier of RGB-only mode, still public (default 60 m).
     chroma_threshold : float
         Chromaticity change (r, g distance, after the local normalisation) above which a pixel
-        has changed in RGB-only mode (default 0.06).
+        has changed to the earlier pixel classifier (default 0.06).
     brightness_threshold : float
         Absolute log-brightness ratio (after the local normalisation) above which a pixel has
-        changed in RGB-only mode (default 0.35, a factor of about 1.4).
+        changed to the earlier pixel classifier (default 0.35, a factor of about 1.4).
+    rgb_smooth_m : float
+        RGB-only mode (:mod:`change_detection.spectral`): standard deviation of the Gaussian
+        that smooths both orthophotos before their colour gradients and differences are
+        taken (default 0.15 m, at least 0.7 px): below the width of a roof's edge, above
+        roof tiles and sensor noise.
+    rgb_edge_contrast : float
+        A colour step (step-normalised colour gradient, DN) larger than this fraction of the
+        orthophoto's colour spread (the RMS over bands of the inter-quartile range / 1.349,
+        at least 8 DN) bounds a segment (default 0.5).
+    rgb_tolerance_m : float
+        Misregistration and relief displacement that the comparison of the epochs forgives:
+        a pixel has not changed when its colour lies within the range of the other epoch's
+        colours within this distance, and the outline of a segment is "an edge in the other
+        epoch" when an edge lies within it (default 0.6 m).
+    rgb_change_sigma : float
+        A segment changed when its mean colour difference to the other epoch (that range
+        test, after the radiometric normalisation) is at least this multiple of the before
+        orthophoto's colour spread (default 0.75).
+    rgb_outline_ratio : float
+        Roofs are bounded by edges: a segment is a roof candidate when the edge strength along
+        its outline is at least this multiple of its interior's mean gradient in its own epoch,
+        and a *new* one (or a removed one) when that ratio stays below it in the other epoch —
+        otherwise the outline was already there (an existing roof re-coloured or relit, a lawn
+        turning green inside its fences; default 4).
+    min_building_width_m : float
+        RGB-only mode: narrowest roof (the short side of the minimum rotated rectangle of its
+        outline, default 2.5 m: cars and vans are at most 2.1 m wide, garden sheds wider).
+    rgb_min_solidity : float
+        RGB-only mode: smallest ratio of a roof's area to its convex hull's (default 0.8; roof
+        facets are convex, tracks, shadows of trees and piles of material are not).
+    rgb_vegetation_fraction : float
+        RGB-only mode: a segment with at least this fraction of pixels in the colour of
+        vegetation (:func:`~change_detection.change.vegetation_mask`) is vegetation
+        (default 0.3) unless it is rectilinear (``rgb_painted_rectangularity``).
+    rgb_painted_rectangularity : float
+        Vegetation is not a colour: a segment in the colour of vegetation whose area fills at
+        least this fraction of its minimum rotated rectangle is kept as a painted roof (green
+        colour steel); crowns (a disk fills 0.785) and lawns inside old fences (their outline
+        is an edge in both epochs) are not (default 0.85). With a near-infrared band NDVI
+        decides and there is no exception.
+    rgb_lead_min_width_m : float
+        RGB-only mode: narrowest lead (the short side of the minimum rotated rectangle of the
+        assembled roof, default 4 m). Without heights a narrower change is more often a
+        vehicle, a container or caravan (at most 2.6 m wide) or a sliver of misregistration
+        along an existing building than a building.
+    rgb_lead_min_area_m2 : float
+        RGB-only mode: smallest lead (default 25 m²: many building codes exempt smaller
+        single-storey detached buildings, e.g. New Zealand's Building Act, Schedule 1; a
+        site with stricter rules lowers it); ``min_area_m2`` still applies when larger.
+    rgb_normalise : bool
+        Radiometric normalisation between the epochs in RGB-only mode (default True): each
+        band of the after orthophoto is multiplied by the gain at the mode of the per-band
+        log-ratio of 0.4 m cell means nearest to no change (a mean shift from 0 with a 0.1
+        bandwidth), so a global change of exposure or white balance cancels while changed
+        areas, off that mode, do not pull it.
     height_tolerance_m : float
         Measured building height may exceed a permit's ``max_height_m`` by this much before
         it is flagged ``over_height`` (default 0.5 m: DSM noise and roof furniture).
@@ -131,6 +189,18 @@ class DetectParams:
     norm_window_m: float = 60.0
     chroma_threshold: float = 0.06
     brightness_threshold: float = 0.35
+    rgb_smooth_m: float = 0.15
+    rgb_edge_contrast: float = 0.5
+    rgb_tolerance_m: float = 0.6
+    rgb_change_sigma: float = 0.75
+    rgb_outline_ratio: float = 4.0
+    min_building_width_m: float = 2.5
+    rgb_min_solidity: float = 0.8
+    rgb_vegetation_fraction: float = 0.3
+    rgb_painted_rectangularity: float = 0.85
+    rgb_lead_min_width_m: float = 4.0
+    rgb_lead_min_area_m2: float = 25.0
+    rgb_normalise: bool = True
     height_tolerance_m: float = 0.5
     simplify_m: float = 0.1
     chunk_px: int = 1024
@@ -149,6 +219,10 @@ class DetectParams:
             "brightness_threshold": self.brightness_threshold,
             "shadow_ratio": self.shadow_ratio,
             "planar_window_m": self.planar_window_m,
+            "rgb_smooth_m": self.rgb_smooth_m,
+            "rgb_edge_contrast": self.rgb_edge_contrast,
+            "rgb_change_sigma": self.rgb_change_sigma,
+            "rgb_outline_ratio": self.rgb_outline_ratio,
         }
         for name, value in positive.items():
             if not value > 0:
@@ -162,6 +236,10 @@ class DetectParams:
             "simplify_m": self.simplify_m,
             "planar_residual_m": self.planar_residual_m,
             "roof_edge_m": self.roof_edge_m,
+            "rgb_tolerance_m": self.rgb_tolerance_m,
+            "min_building_width_m": self.min_building_width_m,
+            "rgb_lead_min_width_m": self.rgb_lead_min_width_m,
+            "rgb_lead_min_area_m2": self.rgb_lead_min_area_m2,
         }
         for name, value in non_negative.items():
             if not value >= 0:
@@ -174,6 +252,15 @@ class DetectParams:
             raise ChangeDetectionError(
                 f"DetectParams.vegetation_ndvi = {self.vegetation_ndvi}; use a value in (-1, 1)"
             )
+        for name, value in (
+            ("rgb_min_solidity", self.rgb_min_solidity),
+            ("rgb_vegetation_fraction", self.rgb_vegetation_fraction),
+            ("rgb_painted_rectangularity", self.rgb_painted_rectangularity),
+        ):
+            if not 0.0 <= value <= 1.0:
+                raise ChangeDetectionError(
+                    f"DetectParams.{name} = {value}; use a fraction in [0, 1]"
+                )
         if self.chunk_px < 64:
             raise ChangeDetectionError(
                 f"DetectParams.chunk_px = {self.chunk_px}; use at least 64 pixels"

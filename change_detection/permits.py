@@ -42,6 +42,7 @@ from change_detection.errors import ChangeDetectionError, PermitError
 from change_detection.leads import Lead, with_unique_ids
 from change_detection.objects import ChangeObject
 from change_detection.params import DetectParams
+from change_detection.rgb_verdict import RoofEvidence
 
 __all__ = ["ExistingBuilding", "Permit", "build_leads", "lead_id", "parse_date"]
 
@@ -240,7 +241,15 @@ def _floors_text(n: int | None) -> str:
 
 def _describe_change(obj: ChangeObject, rgb_only: bool, first_survey: bool = False) -> str:
     if rgb_only:
-        return f"a change of {obj.area_m2:.0f} m² in the orthophotos"
+        ev = obj.rgb_evidence
+        if ev is None:
+            return f"a change of {obj.area_m2:.0f} m² in the orthophotos"
+        size = f"{obj.area_m2:.0f} m² ({ev.width_m:.1f} x {ev.length_m:.1f} m)"
+        if ev.what == "new roof":
+            return f"a new roof of {size} in the after orthophoto"
+        if ev.what == "removed roof":
+            return f"a roof of {size} in the before orthophoto is gone in the after one"
+        return f"a surface change of {size}: different roofs in the two orthophotos"
     if obj.kind == "new":
         return (
             f"a {'' if first_survey else 'new '}structure of {obj.area_m2:.0f} m², "
@@ -256,6 +265,32 @@ def _describe_change(obj: ChangeObject, rgb_only: bool, first_survey: bool = Fal
     return (
         f"a structure of {obj.area_m2:.0f} m² removed (height loss {abs(obj.height_gain_m):.1f} m)"
     )
+
+
+def _rgb_evidence_reasons(ev: RoofEvidence, params: DetectParams) -> tuple[str, ...]:
+    """How sure an RGB-only lead is, and why it is not vegetation, a shadow or a car."""
+    sure = (
+        f"colour changed by {ev.change_sigma:.1f} colour spreads of the scene "
+        f"(threshold {params.rgb_change_sigma:g}); its outline is an edge "
+        f"{ev.outline_in:.1f}x its texture in its own orthophoto and {ev.outline_other:.1f}x "
+        f"in the other (a new outline, threshold {params.rgb_outline_ratio:g})"
+    )
+    if ev.painted:
+        vegetation = (
+            f"{ev.vegetation:.0%} of it has the colour of vegetation but it is rectilinear "
+            f"(fills {ev.rectangularity:.0%} of its rectangle): a painted roof, not a tree"
+        )
+    else:
+        vegetation = f"not vegetation: {ev.vegetation:.0%} of it has the colour of vegetation"
+    shadow = (
+        f"not a shadow: {ev.brightness:.2f}x the orthophoto's mean brightness "
+        f"(shadows are below {params.shadow_ratio:g}x)"
+    )
+    car = (
+        f"not a car: {ev.width_m:.1f} m wide (vehicles are at most 2.6 m), "
+        f"{ev.solidity:.0%} of its convex hull, {ev.rectangularity:.0%} of its rectangle"
+    )
+    return (sure, vegetation, shadow, car)
 
 
 def _period_text(start: dt.date | None, end: dt.date | None) -> str:
@@ -347,6 +382,8 @@ def _classify(
     tail: tuple[str, ...] = (
         ("RGB-only evidence (no DSM): no height measured, verify on site",) if rgb_only else ()
     )
+    if rgb_only and obj.rgb_evidence is not None:
+        tail = _rgb_evidence_reasons(obj.rgb_evidence, params) + tail
     if obj.vegetation_colour_fraction > _PLANAR_VEGETATION_COLOUR:
         tail += (
             f"{obj.vegetation_colour_fraction:.0%} of it has the colour of vegetation but a "
