@@ -1,5 +1,8 @@
 """The offset between a permit atlas and a survey, measured on the buildings' outlines.
 
+(One subject, about 690 lines: one measurement, per outline then combined, with the method
+and its figures written out below.)
+
 A 1 m GNSS (or atlas) error makes a compliant wall look 1 m outside its footprint. Where the
 footprints of permitted or existing buildings are known, :func:`estimate_atlas_offset`
 measures the shift that puts their outlines on the building edges of the survey's height

@@ -1,5 +1,8 @@
 """The ground under a first survey: a digital terrain model (DTM) derived from a DSM.
 
+(One subject, about 570 lines: the filter, its whole-array and chunked forms, and the
+measurements that chose it, which this docstring keeps beside the code.)
+
 Structures are what stands on the ground (``DSM − DTM ≥ min_height_m``). When no DTM comes
 with the survey (OpenDroneMap writes one only with ``--dtm``), :func:`derive_dtm` derives it
 from the DSM with a *progressive morphological filter* on a coarse grid:

@@ -1,5 +1,8 @@
 """The case-file page ``report.pdf`` of an evidence package: one A4 page, English and Chinese.
 
+(One subject, about 660 lines: one page, its bilingual labels and the drawing of each of its
+parts.)
+
 The page an officer files and a court reads: the lead's id, class and case, the before and
 after chips (or the one survey's chip), the height profile, the measurements, the reasons,
 the permits, the survey dates, who flew and who analysed, the SHA-256 of the originals and of

@@ -266,45 +266,10 @@ def render_tiles(
         if src.crs is None:
             raise MapError(f"{path}: orthophoto has no CRS; tiles cannot be placed on the map")
         indexes, has_alpha = _band_indexes(src, path)
-        merc_bounds = transform_bounds(src.crs, "EPSG:3857", *src.bounds, densify_pts=21)
-        if area is not None:
-            aw, as_, ae, an = transform_bounds("EPSG:4326", "EPSG:3857", *area, densify_pts=21)
-            merc_bounds = (
-                max(merc_bounds[0], aw),
-                max(merc_bounds[1], as_),
-                min(merc_bounds[2], ae),
-                min(merc_bounds[3], an),
-            )
-            if merc_bounds[0] >= merc_bounds[2] or merc_bounds[1] >= merc_bounds[3]:
-                raise MapError(f"{path}: area {area} does not overlap the orthophoto")
-        if max_zoom is None:
-            max_zoom = native_zoom(_mercator_pixel_size(src))
-        if min_zoom is None:
-            extent = max(merc_bounds[2] - merc_bounds[0], merc_bounds[3] - merc_bounds[1])
-            px = extent / (_tile_m(max_zoom) / TILE_SIZE)
-            fit = math.ceil(math.log2(max(px / TILE_SIZE, 1.0)))
-            min_zoom = max(0, max_zoom - min(max(fit, 1), max_levels - 1))
-        if not 0 <= min_zoom <= max_zoom <= _MAX_ZOOM:
-            raise MapError(f"zoom range {min_zoom}..{max_zoom} is not within 0..{_MAX_ZOOM}")
-
-        zmax = max_zoom
-        rx0, ry0, rx1, ry1 = tile_range(merc_bounds, zmax)
-        res = _tile_m(zmax) / TILE_SIZE / supersample
-        vrt_transform = Affine(
-            res,
-            0.0,
-            -WEB_MERCATOR_HALF_WORLD_M + rx0 * _tile_m(zmax),
-            0.0,
-            -res,
-            WEB_MERCATOR_HALF_WORLD_M - ry0 * _tile_m(zmax),
-        )
-        vrt_opts: dict[str, object] = {
-            "crs": "EPSG:3857",
-            "transform": vrt_transform,
-            "width": (rx1 - rx0 + 1) * TILE_SIZE * supersample,
-            "height": (ry1 - ry0 + 1) * TILE_SIZE * supersample,
-            "resampling": resampling,
-        }
+        merc_bounds = _mercator_extent(src, path, area)
+        min_zoom, zmax = _zoom_range(src, merc_bounds, min_zoom, max_zoom, max_levels)
+        vrt_opts = _native_grid(merc_bounds, zmax, supersample)
+        vrt_opts["resampling"] = resampling
         if not has_alpha:
             vrt_opts["add_alpha"] = True
         with WarpedVRT(src, **vrt_opts) as vrt:
@@ -340,6 +305,67 @@ def render_tiles(
                     shutil.rmtree(tmp_root, ignore_errors=True)
     log.info("%s: %d tiles, zoom %d..%d, into %s", path.name, writer.count, min_zoom, zmax, out_dir)
     return TileSet(out_dir, min_zoom, zmax, (west, south, east, north), writer.count)
+
+
+def _mercator_extent(
+    src: rasterio.io.DatasetReader, path: Path, area: tuple[float, float, float, float] | None
+) -> tuple[float, float, float, float]:
+    """The orthophoto's extent in Web Mercator metres, cut to ``area`` (WGS84) if given."""
+    merc_bounds = transform_bounds(src.crs, "EPSG:3857", *src.bounds, densify_pts=21)
+    if area is None:
+        return merc_bounds
+    aw, as_, ae, an = transform_bounds("EPSG:4326", "EPSG:3857", *area, densify_pts=21)
+    merc_bounds = (
+        max(merc_bounds[0], aw),
+        max(merc_bounds[1], as_),
+        min(merc_bounds[2], ae),
+        min(merc_bounds[3], an),
+    )
+    if merc_bounds[0] >= merc_bounds[2] or merc_bounds[1] >= merc_bounds[3]:
+        raise MapError(f"{path}: area {area} does not overlap the orthophoto")
+    return merc_bounds
+
+
+def _zoom_range(
+    src: rasterio.io.DatasetReader,
+    merc_bounds: tuple[float, float, float, float],
+    min_zoom: int | None,
+    max_zoom: int | None,
+    max_levels: int,
+) -> tuple[int, int]:
+    """(min, max) zoom: the native zoom down to about one tile (see :func:`render_tiles`)."""
+    if max_zoom is None:
+        max_zoom = native_zoom(_mercator_pixel_size(src))
+    if min_zoom is None:
+        extent = max(merc_bounds[2] - merc_bounds[0], merc_bounds[3] - merc_bounds[1])
+        px = extent / (_tile_m(max_zoom) / TILE_SIZE)
+        fit = math.ceil(math.log2(max(px / TILE_SIZE, 1.0)))
+        min_zoom = max(0, max_zoom - min(max(fit, 1), max_levels - 1))
+    if not 0 <= min_zoom <= max_zoom <= _MAX_ZOOM:
+        raise MapError(f"zoom range {min_zoom}..{max_zoom} is not within 0..{_MAX_ZOOM}")
+    return min_zoom, max_zoom
+
+
+def _native_grid(
+    merc_bounds: tuple[float, float, float, float], zmax: int, supersample: int
+) -> dict[str, object]:
+    """WarpedVRT options of the native level's tiles over ``merc_bounds``, ``supersample``
+    times finer than the tiles' pixels."""
+    rx0, ry0, rx1, ry1 = tile_range(merc_bounds, zmax)
+    res = _tile_m(zmax) / TILE_SIZE / supersample
+    return {
+        "crs": "EPSG:3857",
+        "transform": Affine(
+            res,
+            0.0,
+            -WEB_MERCATOR_HALF_WORLD_M + rx0 * _tile_m(zmax),
+            0.0,
+            -res,
+            WEB_MERCATOR_HALF_WORLD_M - ry0 * _tile_m(zmax),
+        ),
+        "width": (rx1 - rx0 + 1) * TILE_SIZE * supersample,
+        "height": (ry1 - ry0 + 1) * TILE_SIZE * supersample,
+    }
 
 
 def _mercator_pixel_size(src: rasterio.io.DatasetReader) -> float:

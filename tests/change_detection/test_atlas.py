@@ -114,9 +114,11 @@ def _check_recovered(off: AtlasOffset, dx: float, dy: float) -> None:
         assert m.used, (oid, m.reason)
         assert math.hypot(m.dx_m + dx, m.dy_m + dy) < 0.08, (oid, m)
         assert m.score > 0.7
-    # the same-height extension: used only where it fits the original part
+    # the same-height extension: its outline still fits the original part, so it is used
+    # (measured 0.042 m off at both pixel sizes)
     ext = by_id["ext1"]
-    assert not ext.used or math.hypot(ext.dx_m + dx, ext.dy_m + dy) < 0.08
+    assert ext.used, ext.reason
+    assert math.hypot(ext.dx_m + dx, ext.dy_m + dy) < 0.08, ext
     assert off.n_outlines == len(BUILDINGS) and off.n_used >= 6
     assert off.residual_m < 0.05
     assert f"from {off.n_used} of {len(BUILDINGS)} outlines" in off.summary
@@ -216,9 +218,9 @@ def test_terrace_unit_is_pinned_by_the_orthophoto() -> None:
     assert math.hypot(middle.dx_m + 0.74, middle.dy_m - 1.16) < 0.05
     assert math.hypot(with_rgb.dx_m + 0.74, with_rgb.dy_m - 1.16) < 0.05
     # the fits the DSM pinned are the same with and without the orthophoto
-    for a, b in zip(dsm_only.matches, with_rgb.matches, strict=True):
-        if a.used:
-            assert (a.dx_m, a.dy_m) == (b.dx_m, b.dy_m)
+    pinned = [(a, b) for a, b in zip(dsm_only.matches, with_rgb.matches, strict=True) if a.used]
+    assert len(pinned) == dsm_only.n_used > 0
+    assert [(a.dx_m, a.dy_m) for a, _ in pinned] == [(b.dx_m, b.dy_m) for _, b in pinned]
 
 
 def test_synthetic_site_with_a_gnss_offset() -> None:

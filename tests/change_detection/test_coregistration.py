@@ -172,9 +172,13 @@ def test_repeating_pattern_is_flagged_not_trusted() -> None:
 
 
 def test_repeating_pattern_small_shift_is_recovered() -> None:
+    """Moved by less than half a period the panels are unambiguous: recovered, confidently
+    (measured: all 49 windows used, confidence 0.998)."""
     r = coregister(_panels(0, 0), _panels(3, -5))
     err = np.hypot(r.shift_x_px + 3, r.shift_y_px - 5)
-    assert err < 0.05 or r.confidence < 0.3
+    assert err < 0.05, (err, r.confidence)
+    assert r.confidence > 0.9
+    assert not any("repeating" in w for w in r.warnings)
 
 
 def test_line_map_reference_is_recovered(
@@ -558,16 +562,16 @@ def test_lazy_and_in_memory_inputs_give_the_same_tie_points(
     one read window by window: the tie-point tables are identical."""
     import dask.array as dsa
 
-    from change_detection import coregistration
+    from change_detection.coregistration import tiepoints
 
     reads = []
-    read_window = coregistration._read_window
+    read_window = tiepoints._read_window
 
     def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         reads.append(1)
         return read_window(*args, **kwargs)
 
-    monkeypatch.setattr(coregistration, "_read_window", counted)
+    monkeypatch.setattr(tiepoints, "_read_window", counted)
     target = sample(reference, shift_push(-3.4, 2.2))
     valid = np.ones(reference.shape, bool)
     valid[:40, :100] = False

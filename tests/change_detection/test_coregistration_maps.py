@@ -310,8 +310,11 @@ def _outlines(label: np.ndarray) -> np.ndarray:
 @pytest.mark.realdata
 def test_real_outlines_are_never_confidently_wrong(realdata) -> None:  # type: ignore[no-untyped-def]
     """Maps drawn from WHU-CD change labels (hand-digitised outlines of the changed buildings
-    only) against the real after images: a result reported above confidence 0.3 is within
-    1 px of the planted shift, and no map is confident about another tile's photo."""
+    only) against the real after images. Whether a tile's own map is right cannot be decided
+    from so little line work, so the decision is tested: each is reported unreliable
+    (confidence under 0.3, with a warning; measured 0.08, 0.22 and 0.20), and no map is
+    confident about another tile's photo (measured 0 each). Separately, the unreliable
+    answers stay near the planted shift (measured 0.30, 1.00 and 0.87 px)."""
     names = ["lgpnet_test_16.tif", "lgpnet_test_11.tif", "lgpnet_train_1.tif"]
     folder = realdata / "cd" / "WHU-CD"
     maps = {n: _outlines(np.asarray(Image.open(folder / "label" / n))) for n in names}
@@ -323,8 +326,8 @@ def test_real_outlines_are_never_confidently_wrong(realdata) -> None:  # type: i
         target = sample(photos[n], push)
         own = coregister(maps[n], target)
         assert own.representation[0] == "lines (dark on light)"
-        if own.confidence > 0.3:
-            assert mapping_error(own.source_coordinates, push, photos[n].shape) < 1.0
-        for other in names:
-            if other != n:
-                assert coregister(maps[other], target).confidence < 0.3, (other, n)
+        assert own.confidence < 0.3, (n, own.confidence)
+        assert any("confidence" in w or "no reliable" in w for w in own.warnings), own.warnings
+        assert mapping_error(own.source_coordinates, push, photos[n].shape) < 1.5, n
+        for other in (o for o in names if o != n):
+            assert coregister(maps[other], target).confidence < 0.3, (other, n)
