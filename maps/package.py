@@ -12,7 +12,12 @@ Layout of a package folder (``DIR`` for one lead, ``DIR/<lead slug>/`` for ``--a
     permits.geojson       permit footprints near the lead (only when permits are given)
     map.html              offline swipe map centred on the lead, with map_files/ beside it
     map_files/...         vendored Leaflet + plugins (with licences), tiles around the lead
-    ledger_excerpt.jsonl  custody-ledger entries of the lead's inputs (with an evidence store)
+    ledger_excerpt.jsonl  the custody-ledger entries that trace the lead back to the original
+                          photos and logs (with an evidence store): one per line, byte for
+                          byte the ledger line the ledger hashed
+    ledger_proofs.tsv     each line's seq, tree size and RFC 9162 inclusion proof
+    verify_ledger.sh      checks every excerpt line against the signed head with POSIX sh and
+                          coreutils (and the head's signature with openssl)
     ledger_head.json      the ledger's signed tree head (with an evidence store)
     ledger_head.sig       its raw Ed25519 signature
     station_public_key.pem  the station's public key (when the head carries it)
@@ -21,7 +26,8 @@ Layout of a package folder (``DIR`` for one lead, ``DIR/<lead slug>/`` for ``--a
     README.txt            what the files are and how to verify them
     manifest.json         lead, inputs and their hashes, software, time, case, pilot,
                           analyst, signed head, every file's size and SHA-256 (all files
-                          above; not report.pdf, see below), and ``ledger_excerpt``
+                          above; not report.pdf, see below), and ``ledger_excerpt`` (each
+                          entry whole: seq, hash, prev, line, entry parsed, proof)
     report.pdf            the case-file page (:mod:`maps.casefile`): one A4 page in English
                           and Simplified Chinese that prints the SHA-256 of manifest.json
     manifest.sha256       ``sha256sum`` lines (two spaces, relative paths) for every file
@@ -52,11 +58,21 @@ and whether that hash is the lead's) and the co-registration model.
 listed file makes it fail.
 
 Seam for the evidence store: the caller passes the ledger entries of the lead's inputs
-(``ledger_excerpt=[...]``, JSON-ready dicts, each with the hash of the previous entry), written
-under ``manifest.json["ledger_excerpt"]`` and as ``ledger_excerpt.jsonl``, and the store's
-latest signed head (``signed_head={...}``), written as the ``ledger_head.*`` files, under
-``manifest.json["ledger_head"]`` and on the page. Without them both keys are ``null`` and the
-page says the inputs are not recorded in an evidence store.
+(``ledger_excerpt=[...]``, the dicts of the store's ``ledger_excerpt``: ``seq``, ``hash``,
+``prev``, ``line``, ``entry``, ``tree_size``, ``inclusion_proof``), kept whole under
+``manifest.json["ledger_excerpt"]``, their ``line`` written as ``ledger_excerpt.jsonl`` and
+their proofs as ``ledger_proofs.tsv`` (:mod:`maps.ledger_excerpt`, which also holds
+``verify_ledger.sh``), and the store's latest signed head (``signed_head={...}``), written as
+the ``ledger_head.*`` files, under ``manifest.json["ledger_head"]`` and on the page. Without
+them both keys are ``null`` and the page says the inputs are not recorded in an evidence
+store. An entry without its ``line`` (a ledger line cannot be rebuilt from the parsed entry)
+is kept in ``manifest.json`` only, with one warning line.
+
+Checking the excerpt with ``sha256sum`` alone (the README says it too): line N of
+``ledger_excerpt.jsonl`` without its newline hashes to the entry's SHA-256 (the ``prev`` of the
+next ledger entry); ``SHA-256(0x00 || line)`` is its Merkle leaf, which folded with row N of
+``ledger_proofs.tsv`` gives the ``root_hash`` that ``ledger_head.msg`` carries and the
+station signed.
 """
 
 from __future__ import annotations
@@ -91,6 +107,14 @@ from maps.chips import render_chip, render_height_profile
 from maps.derived import REGISTERED_LABEL, derived_record, file_sha256
 from maps.errors import PackageError
 from maps.fonts import FONT_INSTALL_HINT
+from maps.ledger_excerpt import (
+    LEDGER_LINES_FILE,
+    LEDGER_PROOFS_FILE,
+    VERIFY_LEDGER_FILE,
+    VERIFY_LEDGER_SH,
+    excerpt_lines,
+    proof_rows,
+)
 from maps.review import Feature, render_lead_view
 
 __all__ = [
@@ -268,7 +292,14 @@ def _readme(
     if has_existing:
         lines.append("existing.geojson existing buildings of the atlas near the lead")
     if has_excerpt:
-        lines.append("ledger_excerpt.jsonl  custody-ledger entries of the lead's inputs")
+        lines += [
+            f"{LEDGER_LINES_FILE}  the custody-ledger entries that trace the lead back to the",
+            "                  original photos and logs, one per line, exactly as the ledger",
+            "                  hashed them (manifest.json 'ledger_excerpt' has them parsed)",
+            f"{LEDGER_PROOFS_FILE}  per line: its seq, the tree size, its inclusion proof",
+            f"{VERIFY_LEDGER_FILE}  checks every line against the signed ledger head (sh and",
+            "                  coreutils; the signature too, when openssl is installed)",
+        ]
     if head_files:
         lines += [
             f"{HEAD_FILE}  the custody ledger's signed tree head (tree size, root hash, time,",
@@ -289,6 +320,22 @@ def _readme(
         "Every line must say OK; any changed byte in any file makes the check fail.",
         "Then   sha256sum manifest.json   must print the manifest hash shown on report.pdf.",
     ]
+    if has_excerpt and head_files:
+        lines += [
+            "",
+            f"The ledger excerpt, with sha256sum alone:   sh {VERIFY_LEDGER_FILE}",
+            "must end with 'ALL CHECKS PASSED' (without openssl it says the signature was not",
+            "checked: see below). By hand, for line N of the excerpt:",
+            f"  sed -n Np {LEDGER_LINES_FILE} | tr -d '\\n' | sha256sum",
+            "is the entry's SHA-256 (its 'hash' in manifest.json, the 'prev' of the next entry",
+            "in the station's ledger), and",
+            f"  (printf '\\000'; sed -n Np {LEDGER_LINES_FILE} | tr -d '\\n') | sha256sum",
+            "its Merkle leaf hash. Folding the leaf with the proof hashes of line N of",
+            f"{LEDGER_PROOFS_FILE} (SHA-256 of 0x01, left and right, as RFC 9162 section",
+            f"2.1.3.2 says; {VERIFY_LEDGER_FILE} does it) must give the root_hash of",
+            f"{HEAD_FILE}, which {HEAD_MESSAGE_FILE} carries and the station signed.",
+            "",
+        ]
     if HEAD_MESSAGE_FILE in head_files:
         lines += [
             "The ledger head's signature:",
@@ -432,6 +479,7 @@ def build_evidence_package(
     before_date = lead.before_date or before_date
     after_date = lead.after_date or after_date
     head_files = _head_files(signed_head)
+    checkable = _checkable_entries(ledger_excerpt, out_dir)
     cjk_font = find_page_font()
     if cjk_font is None:
         log.warning(
@@ -501,13 +549,11 @@ def build_evidence_package(
             after_date=after_date,
             after_registered=reg,
         )
-        if ledger_excerpt is not None:
-            write_text_atomic(
-                work / "ledger_excerpt.jsonl",
-                "".join(
-                    json.dumps(_json_ready(dict(e)), sort_keys=True) + "\n" for e in ledger_excerpt
-                ),
-            )
+        if checkable:
+            _write_bytes_atomic(work / LEDGER_LINES_FILE, excerpt_lines(checkable))
+            _write_bytes_atomic(work / LEDGER_PROOFS_FILE, proof_rows(checkable))
+            _write_bytes_atomic(work / VERIFY_LEDGER_FILE, VERIFY_LEDGER_SH.encode("ascii"))
+            os.chmod(work / VERIFY_LEDGER_FILE, 0o755)
         for name, data in head_files.items():
             _write_bytes_atomic(work / name, data)
         write_text_atomic(
@@ -519,7 +565,7 @@ def build_evidence_package(
                 reg is not None,
                 single,
                 bool(near_existing),
-                has_excerpt=ledger_excerpt is not None,
+                has_excerpt=bool(checkable),
                 head_files=sorted(head_files),
                 chinese=cjk_font is not None,
             ),
@@ -603,6 +649,46 @@ def _single(
             "survey checked against the permit atlas (sitewatch check)"
         )
     return ortho is not None
+
+
+def _checkable_entries(
+    excerpt: Sequence[Mapping[str, Any]] | None, out_dir: Path
+) -> list[Mapping[str, Any]]:
+    """The excerpt entries that carry their ledger line (written to ``ledger_excerpt.jsonl``).
+
+    Raises PackageError for an entry that is not a mapping with an integer ``seq``, or whose
+    line is not one line.
+    """
+    if excerpt is None:
+        return []
+    out: list[Mapping[str, Any]] = []
+    missing: list[str] = []
+    for n, e in enumerate(excerpt, 1):
+        seq = e.get("seq") if isinstance(e, Mapping) else None
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise PackageError(
+                f"ledger excerpt entry {n}: {str(e)[:40]!r} has no integer seq; pass the "
+                "entries the evidence store's ledger_excerpt() returns"
+            )
+        line = e.get("line")
+        if line is None:
+            missing.append(str(seq))
+        elif not isinstance(line, str) or "\n" in line:
+            raise PackageError(
+                f"ledger excerpt entry {seq}: its line is not one line of text; pass the "
+                "entries the evidence store's ledger_excerpt() returns"
+            )
+        else:
+            out.append(e)
+    if missing:
+        log.warning(
+            "%s: ledger excerpt entries %s carry no ledger line; they are kept in manifest.json "
+            "only, and %s cannot check them",
+            out_dir,
+            ", ".join(missing),
+            VERIFY_LEDGER_FILE,
+        )
+    return out
 
 
 def _write_features_json(path: Path, features: Sequence[Feature]) -> None:

@@ -5,6 +5,12 @@ Writes ``DIR/flight.tlog`` (the ground station's MAVLink log), ``DIR/photos/DJI_
 each exposure, the planted camera-clock offset, the noise figures); see
 :mod:`survey.simulate`. ``sitewatch ingest --log DIR/flight.tlog --images DIR/photos --plan
 PLAN`` then ingests it.
+
+``--store STORE`` (with ``--case`` and ``--operator``) records the run in the evidence store's
+custody ledger: the plan's and the site's files read, the log, photos and truth.json written,
+with their SHA-256 and the simulation's parameters
+(:func:`survey.evidence.wiring.record_simulate_flight`); a missing store is created, as
+``ingest --store`` does, so that a simulated survey is recorded from its first step.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 import click
 
 from survey.cli._common import is_quiet
+from survey.cli.map import _CASE_HELP, _OPERATOR_HELP, check_store, say_recorded
 
 __all__ = ["command"]
 
@@ -72,6 +79,14 @@ def _progress() -> Any:
 )
 @click.option("--camera", help="Camera preset; default the plan's.")
 @click.option("--no-photos", is_flag=True, help="Write the log and truth.json only.")
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Evidence store (created if missing): record the plan's and site's files read and "
+    "the log, photos and truth.json written (hashes, parameters, version, operator).",
+)
+@click.option("--case", "case", help=_CASE_HELP)
+@click.option("--operator", help=_OPERATOR_HELP)
 def command(
     plan: Path,
     site: Path,
@@ -83,6 +98,9 @@ def command(
     photo_width_px: int,
     camera: str | None,
     no_photos: bool,
+    store: Path | None,
+    case: str | None,
+    operator: str | None,
 ) -> None:
     """Fly the plan's sorties over the synthetic site (acceleration-limited kinematics,
     correlated GNSS noise, wind, a camera-clock offset) and write flight.tlog, the photos
@@ -98,7 +116,13 @@ def command(
         photos=not no_photos,
         camera=camera,
     )
+    recorder = check_store(store, case=case, operator=operator, create=True)
     flight = simulate_flight(plan, site, out, params, progress=_progress())
+    entry = None
+    if recorder is not None:
+        from survey.evidence.wiring import record_simulate_flight
+
+        entry = record_simulate_flight(recorder, flight, plan=plan, site=site)
     if is_quiet():
         return
     t = flight.truth
@@ -112,3 +136,5 @@ def command(
     if flight.photos_dir is not None:
         click.echo(f"photos: {flight.photos_dir}")
     click.echo(f"truth : {flight.truth_json}")
+    if recorder is not None and entry is not None:
+        say_recorded(recorder, [entry.seq])

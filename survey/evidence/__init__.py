@@ -31,6 +31,7 @@ from survey.evidence.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from survey.evidence.objects import HashedFile
 from survey.evidence.retention import PurgedItem, PurgeReport
 from survey.evidence.state import CaseState, ObjectState, StoreState
 from survey.evidence.store import SOFTWARE, EvidenceStore, StoredItem
@@ -41,6 +42,7 @@ __all__ = [
     "SOFTWARE",
     "CaseState",
     "EvidenceStore",
+    "HashedFile",
     "HeadCheck",
     "LedgerEntry",
     "MerkleTree",

@@ -1,14 +1,21 @@
-"""Which device made a file: camera and drone serials from a photo, the format of a log.
+"""Which device made a file: camera and drone serials from a photo, the format of a log,
+the grid of a georeferenced raster.
 
 Read from the copy in the store, never from the original again, and cheaply: Pillow opens a
-photo lazily (the header, EXIF and XMP blocks, not the pixels) and a log is recognised by its
-first bytes. Fields, each present only when found:
+photo lazily (the header, EXIF and XMP blocks, not the pixels), GDAL a raster's header (with
+its ``.aux.xml`` side files off, so nothing is written beside the stored copy), and a log is
+recognised by its first bytes. Fields, each present only when found:
 
 * photos — ``make``, ``model`` (EXIF), ``camera_serial`` (EXIF BodySerialNumber, then
   CameraSerialNumber, then XMP ``aux:SerialNumber`` or ``drone-dji:CameraSerialNumber``),
   ``drone_serial`` (XMP ``drone-dji:DroneSerialNumber``), ``drone_model`` (XMP
   ``drone-dji:DroneModel``), ``camera_time`` (EXIF DateTimeOriginal as written, the camera's
   clock), and ``sources`` naming the tag of each serial;
+* rasters — a TIFF (classic or BigTIFF) that is georeferenced (GeoKeys, a CRS, a geotransform
+  or ground control points: an orthophoto, a DSM), kind ``raster``: ``format`` (``GeoTIFF``),
+  ``width``, ``height``, ``bands`` and ``dtype``, ``crs`` (``EPSG:n`` or the CRS's WKT),
+  ``pixel_size`` (x, y in the CRS's units), and the TIFF ``software`` and ``datetime`` tags
+  (what wrote it, when); a TIFF without georeferencing is a photo (a camera's TIFF or DNG);
 * flight logs (tlog, DataFlash, ULog, :func:`survey.ingest.detect_log_format`) — ``format``;
   and, from :func:`survey.ingest.read_log`, the flight's first and last UTC fix times and how
   UTC was obtained (the log readers expose no vehicle serial today).
@@ -26,7 +33,8 @@ __all__ = ["describe_file"]
 
 log = logging.getLogger(__name__)
 
-_IMAGE_MAGIC = (b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_IMAGE_MAGIC = (b"\xff\xd8\xff", *_TIFF_MAGIC)
 _EXIF_IFD = 0x8769
 _MAKE, _MODEL, _CAMERA_SERIAL = 0x010F, 0x0110, 0xC62F
 _BODY_SERIAL, _DATETIME_ORIGINAL = 0xA431, 0x9003
@@ -94,6 +102,47 @@ def _describe_photo(path: Path) -> dict[str, Any]:
     return out
 
 
+def _describe_raster(path: Path) -> dict[str, Any] | None:
+    """A georeferenced raster's grid, or None when GDAL cannot open it or it has no
+    georeferencing (then it is described as a photo)."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    from survey.rasters import quiet_gdal_messages
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NotGeoreferencedWarning: answered below
+        try:
+            with (
+                quiet_gdal_messages(),
+                rasterio.Env(GDAL_PAM_ENABLED="NO"),
+                rasterio.open(path) as ds,
+            ):
+                gcps, _ = ds.gcps
+                if ds.crs is None and ds.transform.is_identity and not gcps:
+                    return None
+                out: dict[str, Any] = {
+                    "kind": "raster",
+                    "format": "GeoTIFF",
+                    "width": int(ds.width),
+                    "height": int(ds.height),
+                    "bands": int(ds.count),
+                    "dtype": str(ds.dtypes[0]),
+                }
+                if ds.crs is not None:
+                    epsg = ds.crs.to_epsg()
+                    out["crs"] = f"EPSG:{epsg}" if epsg else ds.crs.to_wkt()
+                if not ds.transform.is_identity:
+                    out["pixel_size"] = [float(ds.res[0]), float(ds.res[1])]
+                tags = ds.tags()
+        except (RasterioError, OSError, ValueError):
+            return None
+    for key, tag in (("software", "TIFFTAG_SOFTWARE"), ("datetime", "TIFFTAG_DATETIME")):
+        if _text(tags.get(tag)):
+            out[key] = _text(tags[tag])
+    return out
+
+
 def _describe_log(path: Path, fmt: str) -> dict[str, Any]:
     from survey.errors import SurveyError
     from survey.ingest.logs import read_log
@@ -133,10 +182,15 @@ def describe_file(path: Path) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"kind": "photo" | "flight log" | "file", ...}`` (see the module docstring).
+        ``{"kind": "photo" | "raster" | "flight log" | "file", ...}`` (see the module
+        docstring).
     """
     with open(path, "rb") as fh:
         head = fh.read(64 * 1024)
+    if head.startswith(_TIFF_MAGIC):
+        raster = _describe_raster(path)
+        if raster is not None:
+            return raster
     if head.startswith(_IMAGE_MAGIC):
         return _describe_photo(path)
     if not _may_be_log(head):

@@ -29,6 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from maps.ledger_excerpt import INCLUSION_SH, excerpt_lines, proof_rows
 from survey.errors import EvidenceInputError, EvidenceLookupError, OutputError
 from survey.evidence.atomic import fsync_dir
 from survey.evidence.canonical import utc_text
@@ -40,13 +41,16 @@ if TYPE_CHECKING:
 
 __all__ = ["VERIFY_SH", "export_case"]
 
-VERIFY_SH = r"""#!/bin/sh
-# Checks this archive set with POSIX sh and coreutils (sha256sum, sed, tr, basenc, paste, cut)
+VERIFY_SH = (
+    r"""#!/bin/sh
+# Checks this archive set with POSIX sh, coreutils (sha256sum, tr, basenc, wc), sed, grep,
 # and openssl for the signature. Run it from anywhere: sh verify.sh   (exit 0: all good)
 set -u
 cd "$(dirname "$0")" || exit 2
 fail=0
-echo "1. every file against MANIFEST.sha256"
+"""
+    + INCLUSION_SH
+    + r"""echo "1. every file against MANIFEST.sha256"
 sha256sum -c --quiet MANIFEST.sha256 || fail=1
 echo "2. the tree head's signature (Ed25519, station.pub)"
 openssl pkeyutl -verify -pubin -inkey station.pub -rawin -in signed-head.json \
@@ -54,37 +58,7 @@ openssl pkeyutl -verify -pubin -inkey station.pub -rawin -in signed-head.json \
 root=$(sed -n 's/.*"root_hash":"\([0-9a-f]*\)".*/\1/p' signed-head.json)
 size=$(sed -n 's/.*"tree_size":\([0-9]*\).*/\1/p' signed-head.json)
 echo "3. every ledger entry of the excerpt is in the signed tree (RFC 9162 inclusion proofs)"
-bin() { printf '%s' "$1" | tr a-f A-F | basenc --base16 -d; }
-node() { { printf '\001'; bin "$1"; bin "$2"; } | sha256sum | cut -c1-64; }
-tab=$(printf '\t')
-while IFS="$tab" read -r seq tsize proof line; do
-    if [ "$tsize" != "$size" ]; then
-        echo "   entry $seq: proof is for $tsize entries, the head signs $size"; fail=1; continue
-    fi
-    r=$({ printf '\000'; printf '%s' "$line"; } | sha256sum | cut -c1-64)
-    fn=$seq; sn=$((size - 1)); ok=1
-    for p in $proof; do
-        if [ "$sn" -eq 0 ]; then ok=0; break; fi
-        if [ $((fn & 1)) -eq 1 ] || [ "$fn" -eq "$sn" ]; then
-            r=$(node "$p" "$r")
-            if [ $((fn & 1)) -eq 0 ]; then
-                while [ "$fn" -ne 0 ] && [ $((fn & 1)) -eq 0 ]; do
-                    fn=$((fn >> 1)); sn=$((sn >> 1))
-                done
-            fi
-        else
-            r=$(node "$r" "$p")
-        fi
-        fn=$((fn >> 1)); sn=$((sn >> 1))
-    done
-    if [ "$ok" -eq 1 ] && [ "$sn" -eq 0 ] && [ "$r" = "$root" ]; then
-        echo "   entry $seq: included"
-    else
-        echo "   entry $seq: NOT in the signed tree"; fail=1
-    fi
-done <<PAIRS
-$(paste proofs.tsv ledger-excerpt.jsonl)
-PAIRS
+check_excerpt proofs.tsv ledger-excerpt.jsonl "$root" "$size"
 echo "4. every file is recorded by a ledger entry of the excerpt"
 while IFS="$tab" read -r sha bytes file rest; do
     [ "$sha" = "sha256" ] && continue
@@ -97,6 +71,9 @@ done < items.tsv
 if [ "$fail" -eq 0 ]; then echo "ALL CHECKS PASSED"; else echo "SOME CHECKS FAILED"; fi
 exit "$fail"
 """
+)
+"""``verify.sh`` of an archive set; the inclusion proofs are checked by the same shell as an
+evidence package's ``verify_ledger.sh`` (:data:`maps.ledger_excerpt.INCLUSION_SH`)."""
 
 _README = """\
 Evidence archive set — case {case}
@@ -253,7 +230,7 @@ def _write_set(
         sources = " | ".join(n.replace("\t", " ") for n in obj.names)
         rows.append(f"{obj.sha256}\t{obj.size}\t{name}\t{sources}\t{','.join(sorted(obj.cases))}")
     _text(work / "items.tsv", "\n".join(rows) + "\n")
-    _text(work / "ledger-excerpt.jsonl", "".join(e["line"] + "\n" for e in excerpt))
+    (work / "ledger-excerpt.jsonl").write_bytes(excerpt_lines(excerpt))
     _text(work / "ledger-excerpt.json", json.dumps(excerpt, indent=2, ensure_ascii=False) + "\n")
     covered = [e for e in excerpt if e["inclusion_proof"] is not None]
     if len(covered) != len(excerpt):  # a read-only store with unsigned entries
@@ -262,12 +239,7 @@ def _write_set(
             "the store is open read-only; export from a writable store (or after its next "
             "command)"
         )
-    _text(
-        work / "proofs.tsv",
-        "".join(
-            f"{e['seq']}\t{e['tree_size']}\t{' '.join(e['inclusion_proof'])}\n" for e in excerpt
-        ),
-    )
+    (work / "proofs.tsv").write_bytes(proof_rows(excerpt))
     (work / "signed-head.json").write_bytes(head_message(head))
     (work / "signed-head.sig").write_bytes(base64.b64decode(head["signature"]))
     _text(work / "head.json", json.dumps(head, indent=2, sort_keys=True) + "\n")

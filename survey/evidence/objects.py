@@ -19,7 +19,15 @@ from pathlib import Path
 
 from survey.errors import EvidenceInputError, InputFileError
 
-__all__ = ["CHUNK_SIZE", "CopiedFile", "copy_hashing", "hash_file", "object_relpath"]
+__all__ = [
+    "CHUNK_SIZE",
+    "CopiedFile",
+    "HashedFile",
+    "copy_hashing",
+    "file_size",
+    "hash_file",
+    "object_relpath",
+]
 
 CHUNK_SIZE = 1 << 20
 """Bytes read at a time."""
@@ -211,3 +219,53 @@ def hash_file(path: Path, *, chunk_size: int = CHUNK_SIZE) -> tuple[str, int]:
     except OSError as exc:
         raise InputFileError(f"{path}: cannot be read ({exc.strerror})") from exc
     return sha.hexdigest(), size
+
+
+@dataclass(frozen=True)
+class HashedFile:
+    """A file with the SHA-256 its reader or writer computed: recorded with its path and size
+    without being read again (a derivation's multi-GB rasters, hashed by the command).
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    sha256 : str
+        64 hexadecimal digits (stored in lower case).
+
+    Raises
+    ------
+    EvidenceInputError
+        ``sha256`` is not a SHA-256.
+    """
+
+    path: Path
+    sha256: str
+
+    def __post_init__(self) -> None:
+        text = str(self.sha256).strip().lower()
+        if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+            raise EvidenceInputError(
+                f"{self.path}: {self.sha256!r} is not a SHA-256 (64 hexadecimal digits); give "
+                "the hash as `sha256sum` prints it"
+            )
+        object.__setattr__(self, "path", Path(self.path))
+        object.__setattr__(self, "sha256", text)
+
+
+def file_size(path: Path) -> int:
+    """Size of a file in bytes (a stat, no read).
+
+    Raises
+    ------
+    InputFileError
+        Missing, a folder, or not readable (one line naming it).
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError as exc:
+        raise InputFileError(f"{path}: no such file; check the path") from exc
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot be read ({exc.strerror})") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise InputFileError(f"{path}: not a regular file; give a file")
+    return info.st_size

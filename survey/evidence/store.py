@@ -84,14 +84,22 @@ from survey.evidence.ledger import (
 )
 from survey.evidence.locks import flocked, is_abandoned
 from survey.evidence.merkle import MerkleTree, leaf_hash
-from survey.evidence.objects import Progress, copy_hashing, hash_file, object_relpath
+from survey.evidence.objects import (
+    CopiedFile,
+    HashedFile,
+    Progress,
+    copy_hashing,
+    file_size,
+    hash_file,
+    object_relpath,
+)
 from survey.evidence.retention import PurgeReport, plan_purge
 from survey.evidence.state import CaseState, StoreState, replay
 
 if TYPE_CHECKING:
     from survey.evidence.verify import HeadCheck, VerifyReport
 
-__all__ = ["SOFTWARE", "EvidenceStore", "StoredItem"]
+__all__ = ["SOFTWARE", "EvidenceStore", "FileRef", "HashedFile", "StoredItem"]
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +229,45 @@ def _source_name(path: Path, root: Path | None) -> str:
             f"{path}: not inside the source root {root}; give a --source-root that holds "
             "every file added"
         ) from exc
+
+
+FileRef = str | os.PathLike[str] | HashedFile
+"""A file a derivation names: a path (hashed when recorded), a SHA-256, or a
+:class:`~survey.evidence.objects.HashedFile` (a path with the hash its command computed)."""
+
+
+def _ref_path(ref: FileRef) -> Path:
+    return ref.path if isinstance(ref, HashedFile) else Path(ref)
+
+
+def _file_record(role: str, ref: FileRef) -> dict[str, Any]:
+    """A derivation's record of one input or output: role, SHA-256, and size and path when
+    the file is named (read now only when its hash is not given)."""
+    if isinstance(ref, HashedFile):
+        size = file_size(ref.path)
+        return {"role": role, "sha256": ref.sha256, "size": size, "path": str(ref.path.resolve())}
+    if isinstance(ref, str) and _HEX64.fullmatch(ref.strip().lower()):
+        return {"role": role, "sha256": ref.strip().lower()}
+    p = Path(ref)
+    sha, size = hash_file(p)
+    return {"role": role, "sha256": sha, "size": size, "path": str(p.resolve())}
+
+
+def _copy_output(command: str, role: str, ref: FileRef, work: Path) -> CopiedFile:
+    """Copy an output into the work folder (``store_outputs``), checking a given hash."""
+    if isinstance(ref, str) and _HEX64.fullmatch(ref.strip().lower()):
+        raise EvidenceInputError(
+            f"{command}: output {role} is given only by its SHA-256, so it cannot be stored; "
+            "give its file"
+        )
+    copy = copy_hashing(_ref_path(ref), work)
+    if isinstance(ref, HashedFile) and copy.sha256 != ref.sha256:
+        copy.copy.unlink(missing_ok=True)
+        raise EvidenceInputError(
+            f"{ref.path}: SHA-256 {copy.sha256[:16]}… now, but {ref.sha256[:16]}… when "
+            f"{command} wrote it; run the command again — nothing was recorded"
+        )
+    return copy
 
 
 class EvidenceStore:
@@ -687,8 +734,8 @@ class EvidenceStore:
         self,
         *,
         command: str,
-        inputs: Mapping[str, str | os.PathLike[str] | Sequence[str | os.PathLike[str]]],
-        outputs: Mapping[str, str | os.PathLike[str]],
+        inputs: Mapping[str, FileRef | Sequence[FileRef]],
+        outputs: Mapping[str, FileRef],
         parameters: Mapping[str, Any],
         operator: str | None = None,
         case: str | None = None,
@@ -703,9 +750,14 @@ class EvidenceStore:
             What made it (``"sitewatch detect"``, ``"ingest"``).
         inputs : mapping
             Role → a file (hashed now), a SHA-256 (64 hex digits, e.g. of an original already
-            in the store or of a file no longer at hand), or a list of those.
+            in the store or of a file no longer at hand), a :class:`HashedFile` (a file and the
+            SHA-256 the command computed when it read it: recorded with its path and size,
+            not read again), or a list of those.
         outputs : mapping
-            Role → the file written (hashed now). Not copied unless ``store_outputs``.
+            Role → the file written (hashed now), its SHA-256, or a :class:`HashedFile` (the
+            hash the command computed when it wrote the file: not read again). Not copied
+            unless ``store_outputs`` (which needs the file: a bare SHA-256 is refused, and a
+            :class:`HashedFile` whose copy hashes otherwise is an error).
         parameters : mapping
             The stage's parameters (dataclasses, paths, numpy values are converted).
         operator : str, optional
@@ -735,29 +787,20 @@ class EvidenceStore:
             )
         in_records: list[dict[str, Any]] = []
         for role, value in inputs.items():
-            values: Sequence[str | os.PathLike[str]] = (
+            values: Sequence[FileRef] = (
                 value if isinstance(value, list | tuple) else [value]  # type: ignore[list-item]
             )
-            for v in values:
-                if isinstance(v, str) and _HEX64.fullmatch(v.strip().lower()):
-                    in_records.append({"role": role, "sha256": v.strip().lower()})
-                else:
-                    p = Path(v)
-                    sha, size = hash_file(p)
-                    in_records.append(
-                        {"role": role, "sha256": sha, "size": size, "path": str(p.resolve())}
-                    )
+            in_records += [_file_record(role, v) for v in values]
         params = to_jsonable(parameters, where=f"{command} parameters")
-        out_paths = {role: Path(p) for role, p in outputs.items()}
         with contextlib.ExitStack() as stack:
             out_records: list[dict[str, Any]] = []
             copies: dict[str, Any] = {}
             if store_outputs:
                 work = stack.enter_context(self._work_dir())
-                for i, (role, p) in enumerate(out_paths.items()):
-                    copies[role] = copy_hashing(p, work / f"{i:06d}.part")
+                for i, (role, ref) in enumerate(outputs.items()):
+                    copies[role] = _copy_output(command, role, ref, work / f"{i:06d}.part")
                     _fsync_file(copies[role].copy)
-            for role, p in out_paths.items():
+            for role, ref in outputs.items():
                 if role in copies:
                     c = copies[role]
                     out_records.append(
@@ -766,21 +809,12 @@ class EvidenceStore:
                             "sha256": c.sha256,
                             "md5": c.md5,
                             "size": c.size,
-                            "path": str(p.resolve()),
+                            "path": str(_ref_path(ref).resolve()),
                             "stored": True,
                         }
                     )
                 else:
-                    sha, size = hash_file(p)
-                    out_records.append(
-                        {
-                            "role": role,
-                            "sha256": sha,
-                            "size": size,
-                            "path": str(p.resolve()),
-                            "stored": False,
-                        }
-                    )
+                    out_records.append(_file_record(role, ref) | {"stored": False})
             with self._writing("recording a derivation") as writer:
                 if case is not None:
                     self._ensure_case(writer, case, None, operator)

@@ -1,16 +1,23 @@
 """The evidence store wired into the commands: what ``--store`` records, and the trace model.
 
-``sitewatch ingest``, ``detect``, ``check``, ``coregister``, ``map`` and ``package`` take
-``--store STORE`` (with ``--case CASE`` and ``--operator ID``) and record in the store's
-custody ledger what they read and wrote, through this module; a command without ``--store``
-does exactly what it did before. Each command's entries are written as one batch (one lock,
-one signed checkpoint).
+``sitewatch simulate-flight``, ``ingest``, ``detect``, ``check``, ``coregister``, ``map`` and
+``package`` take ``--store STORE`` (with ``--case CASE`` and ``--operator ID``) and record in
+the store's custody ledger what they read and wrote, through this module; a command without
+``--store`` does exactly what it did before. Each command's entries are written as one batch
+(one lock, one signed checkpoint).
 
 (Over 500 lines, about half documentation: what every command records and the trace model
 are kept in this one place, so that each command adds only a few lines.)
 
 What each command records
 -------------------------
+``simulate-flight``
+    One ``derive`` entry ``sitewatch simulate-flight``: inputs the plan's files
+    (``sortie-NN.plan``, ``summary.json``) and the site's (the epoch's orthophoto and DSM,
+    ``truth.json``); outputs ``flight.tlog``, every photo and ``truth.json``; parameters the
+    simulation's (seed, noise, clock offset). The hashes are those ``truth.json`` lists (the
+    simulator computed them). ``ingest --store`` then adds the log and the photos as
+    originals, which so trace back to the synthetic site they were rendered from.
 ``ingest``
     The originals — the flight log and every photo read — copied into the store under
     ``--case`` (``add`` entries, with the drone and camera serials the store reads from the
@@ -97,18 +104,20 @@ from survey.errors import (
     EvidenceInputError,
     EvidenceLookupError,
     InputFileError,
+    NotAStoreError,
     StoreReadOnlyError,
 )
 from survey.evidence.cases import validate_case_id
 from survey.evidence.ledger import LedgerEntry
-from survey.evidence.objects import hash_file
-from survey.evidence.store import SOFTWARE, EvidenceStore, StoredItem
+from survey.evidence.objects import HashedFile, hash_file
+from survey.evidence.store import SOFTWARE, EvidenceStore, FileRef, StoredItem
 
 if TYPE_CHECKING:
     from survey.check import CheckResult
     from survey.coregister import CoregisterOutputs
     from survey.ingest.run import IngestResult
     from survey.pipeline import DetectResult
+    from survey.simulate import SimulatedFlight
 
 __all__ = [
     "EPOCH_RASTERS",
@@ -123,6 +132,7 @@ __all__ = [
     "record_derived_from",
     "record_detect",
     "record_ingest",
+    "record_simulate_flight",
     "resolve_derived_from",
 ]
 
@@ -202,8 +212,8 @@ class CommandStore:
         self,
         command: str,
         *,
-        inputs: Mapping[str, str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None],
-        outputs: Mapping[str, str | os.PathLike[str] | None],
+        inputs: Mapping[str, FileRef | Sequence[FileRef] | None],
+        outputs: Mapping[str, FileRef | None],
         parameters: Mapping[str, Any],
         software: str | None = None,
     ) -> LedgerEntry:
@@ -215,9 +225,11 @@ class CommandStore:
         command : str
             What made the outputs (``"sitewatch map"``).
         inputs : mapping
-            Role → a file, a SHA-256, or a list of those.
+            Role → a file (hashed now), a SHA-256, a :class:`HashedFile` (not read again), or
+            a list of those.
         outputs : mapping
-            Role → the file written (hashed now).
+            Role → the file written (hashed now), or a :class:`HashedFile` with the hash
+            the command computed when it wrote it (not read again).
         parameters : mapping
         software : str, optional
             Default ``"sitewatch <version>"``.
@@ -264,13 +276,24 @@ def open_command_store(
     CaseIdError
         A bad case id (checked before the store is created).
     NotAStoreError
-        ``path`` is not a store (or is missing and ``create`` is False).
+        ``path`` is not a store (or is missing or empty and ``create`` is False: the hint
+        then says to give the store the inputs were recorded in, as a command that only
+        records derivations cannot start one).
     StoreReadOnlyError
         The store cannot be written by this user.
     """
     if case is not None:
         validate_case_id(case)
-    return CommandStore(EvidenceStore.open(path, create=create), case, operator)
+    root = Path(path).absolute()
+    if not create and (not root.exists() or (root.is_dir() and not any(root.iterdir()))):
+        what = "no such folder" if not root.exists() else "an empty folder"
+        raise NotAStoreError(
+            f"{root}: {what}, not an evidence store; this command records what it made from "
+            "files in a store, so give the store they were recorded in (by `sitewatch ingest "
+            "--store` or `sitewatch evidence add --store`), or run without --store — nothing "
+            "was written"
+        )
+    return CommandStore(EvidenceStore.open(root, create=create), case, operator)
 
 
 # ------------------------------------------------------------------ statements (derived from)
@@ -438,9 +461,11 @@ def record_derived_from(
     cs : CommandStore
     statement : DerivedFrom
     rasters : mapping of str to Path
-        Role → raster file (hashed now): the statement's outputs.
+        Role → raster file: the statement's outputs.
     expected : mapping of str to str, optional
-        Role → the SHA-256 the command read; a raster that differs now is an error.
+        Role → the SHA-256 the command computed when it read the raster: recorded as it is,
+        without reading the (possibly multi-GB) raster again. A raster without one is hashed
+        now.
     epoch_record : mapping, optional
         The epoch's record (:meth:`survey.ingest.odm.SurveyEpoch.record`): its OpenDroneMap
         version names the software, its options are kept.
@@ -476,28 +501,18 @@ def record_derived_from(
     }
     if statement.note:
         parameters["note"] = statement.note
-    entry = cs.record(
+    known = expected or {}
+    outputs: dict[str, FileRef | None] = {
+        role: HashedFile(path, known[role]) if role in known else path
+        for role, path in rasters.items()
+    }
+    return cs.record(
         STATEMENT_COMMAND,
         inputs={role: list(v) for role, v in statement.inputs.items()},
-        outputs=dict(rasters),
+        outputs=outputs,
         parameters=parameters,
         software=software,
     )
-    if expected:
-        _same_hashes(entry, expected, "the command read")
-    return entry
-
-
-def _same_hashes(entry: LedgerEntry, expected: Mapping[str, str], what: str) -> None:
-    """Raise when a file recorded by ``entry`` no longer has the hash ``what`` says."""
-    for out in entry["outputs"]:
-        want = expected.get(out["role"])
-        if want is not None and want != out["sha256"]:
-            raise EvidenceInputError(
-                f"{out['path']}: changed since {what} it (SHA-256 now {out['sha256'][:16]}…, "
-                f"then {want[:16]}…); ledger entry {entry.seq} records the file as it is now — "
-                "run the command again"
-            )
 
 
 # ------------------------------------------------------------------ commands
@@ -546,9 +561,16 @@ def record_ingest(
     )
     for rec in photos:
         read[Path(rec.path).absolute()] = rec.sha256
-    outputs: dict[str, Path | None] = dict(result.outputs)
+    # the outputs with the SHA-256 ingest computed when it wrote them (report.json, written
+    # last, is hashed now): the geotagged copies are a flight's worth of photos
+    written = report.get("outputs") or {}
+    outputs: dict[str, FileRef | None] = {
+        name: _as_written(path, (written.get(name) or {}).get("sha256"))
+        for name, path in result.outputs.items()
+    }
+    copy_hashes = (written.get("geotagged_copies") or {}).get("sha256") or {}
     for copy in result.geotagged_copies:
-        outputs[f"geotagged_copies/{copy.name}"] = copy
+        outputs[f"geotagged_copies/{copy.name}"] = _as_written(copy, copy_hashes.get(copy.name))
     plan = inputs.get("plan") or {}
     with cs.store.batch():
         items = cs.store.add(list(read), case=cs.case, risk=risk, operator=cs.operator, site=site)
@@ -575,6 +597,72 @@ def record_ingest(
             parameters=report.get("parameters") or {},
         )
     return items, entry
+
+
+def record_simulate_flight(
+    cs: CommandStore, flight: SimulatedFlight, *, plan: Path, site: Path
+) -> LedgerEntry:
+    """Record a ``sitewatch simulate-flight`` run (module docstring).
+
+    Parameters
+    ----------
+    cs : CommandStore
+    flight : SimulatedFlight
+        What :func:`survey.simulate.simulate_flight` returned.
+    plan, site : Path
+        The plan and site folders it was given.
+
+    Returns
+    -------
+    LedgerEntry
+        The ``derive`` entry.
+    """
+    truth = flight.truth
+    ins = truth.get("inputs") or {}
+    where = truth.get("site") or {}
+    summary = plan / "summary.json"
+    site_truth = site / "truth.json"
+    inputs: dict[str, FileRef | Sequence[FileRef] | None] = {
+        "plan": [
+            _as_written(plan / name, sha) for name, sha in sorted((ins.get("plan") or {}).items())
+        ],
+        "plan_summary": summary if summary.is_file() else None,
+        "orthophoto": _as_written(Path(where["orthophoto"]), ins.get("orthophoto_sha256"))
+        if where.get("orthophoto")
+        else None,
+        "dsm": _as_written(Path(where["dsm"]), ins.get("dsm_sha256")) if where.get("dsm") else None,
+        "site_truth": _as_written(site_truth, where.get("truth_sha256"))
+        if site_truth.is_file()
+        else None,
+    }
+    outs = truth.get("outputs") or {}
+    photo_hashes = outs.get("photos") or {}
+    outputs: dict[str, FileRef | None] = {
+        "flight.tlog": _as_written(flight.tlog, (outs.get("flight.tlog") or {}).get("sha256")),
+    }
+    for photo in flight.photos:
+        outputs[f"photos/{photo.name}"] = _as_written(photo, photo_hashes.get(photo.name))
+    outputs["truth.json"] = flight.truth_json
+    return cs.record(
+        "sitewatch simulate-flight",
+        inputs=inputs,
+        outputs=outputs,
+        parameters={
+            "simulation": truth.get("parameters"),
+            "camera_offset_s": flight.clock_offset_s,
+            "camera": (truth.get("camera") or {}).get("preset"),
+            "epoch": where.get("epoch"),
+            "note": "a simulated flight over a synthetic site, not a real one",
+        },
+    )
+
+
+def _as_written(path: Path, sha256: Any) -> FileRef:
+    """``path`` with the SHA-256 its command recorded (not read again), or ``path`` alone
+    (hashed when recorded) when there is none."""
+    return (
+        HashedFile(path, sha256) if isinstance(sha256, str) and _HEX64.fullmatch(sha256) else path
+    )
 
 
 def _provenance(path: Path) -> dict[str, Any]:
@@ -607,8 +695,9 @@ def _record_provenance(
                 expected=read,
                 epoch_record=epoch_records.get(statement.epoch),
             )
-        outputs: dict[str, Path | None] = {
-            name: Path(rec["path"]) for name, rec in prov["outputs"].items()
+        outputs: dict[str, FileRef | None] = {
+            name: HashedFile(Path(rec["path"]), str(rec["sha256"]))
+            for name, rec in prov["outputs"].items()
         }
         outputs["provenance.json"] = provenance_json
         entry = cs.record(
@@ -621,11 +710,6 @@ def _record_provenance(
             }
             | {k: prov[k] for k in ("coregistration", "alignment", "dtm") if k in prov},
         )
-    _same_hashes(
-        entry,
-        {name: str(rec["sha256"]) for name, rec in prov["outputs"].items()},
-        f"{provenance_json.name} recorded",
-    )
     return entry
 
 
@@ -637,10 +721,13 @@ def record_detect(
     The ``derive`` entry's inputs and outputs are the roles and SHA-256 of the run's
     ``provenance.json`` (outputs: every file it lists, and ``provenance.json`` itself).
 
+    The hashes are provenance.json's, recorded without reading the rasters again
+    (:class:`HashedFile`); only provenance.json itself is hashed now.
+
     Raises
     ------
-    EvidenceInputError
-        An output or raster changed since the run hashed it.
+    InputFileError
+        A file provenance.json lists is no longer there.
     """
     prov = _provenance(result.provenance_json)
     epochs = prov.get("epochs") or {}
@@ -699,15 +786,18 @@ def _finite(value: Any) -> Any:
 
 
 def _from_a_flight(entry: Mapping[str, Any]) -> bool:
-    """An ``add`` entry of a flight log, or of a photo with camera EXIF (a GeoTIFF raster
-    added as an original also opens as a TIFF image, without a camera make or time)."""
+    """An ``add`` entry of a flight log or a photo (not a raster, not another file).
+
+    Stores written before rasters had their own kind recorded a GeoTIFF as a ``photo`` of
+    format ``TIFF`` without a camera make or time; such an entry is not a photo either.
+    """
     if entry.get("type") != "add":
         return False
     device = entry.get("device") or {}
     kind = device.get("kind")
-    return kind == "flight log" or (
-        kind == "photo" and bool(device.get("make") or device.get("camera_time"))
-    )
+    if kind == "photo" and device.get("format") == "TIFF":
+        return bool(device.get("make") or device.get("camera_time"))
+    return kind in ("flight log", "photo")
 
 
 def package_ledger(

@@ -52,6 +52,7 @@ from survey.simulate.photos import (
     camera_make_model,
     photo_camera,
     render_photo,
+    simulated_serials,
     write_photo,
 )
 from survey.simulate.sensors import gimbal_attitude, sensor_errors, vehicle_attitude
@@ -280,6 +281,7 @@ def simulate_flight(
     zone = dt.timezone(dt.timedelta(hours=round(float(np.mean(est["lon"])) / 15.0)))
     shots = traj.shots
     make_model = camera_make_model(camera)
+    serials = simulated_serials(prm.seed, make_model)
     photos: list[Path] = []
     photos_dir = out_dir / "photos" if prm.photos else None
     if photos_dir is not None:
@@ -317,6 +319,7 @@ def simulate_flight(
                     meta,
                     make_model=make_model,
                     quality=prm.jpeg_quality,
+                    serials=serials,
                 )
             )
         clock.lap("photos")

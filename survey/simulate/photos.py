@@ -15,7 +15,11 @@ same footprint), to keep the simulation fast.
 focal length (and its 35 mm equivalent), focal-plane resolution (so the sensor size can be
 read back), GPS latitude, longitude and altitude from the receiver, and a DJI-style XMP block
 (``drone-dji:`` AbsoluteAltitude, RelativeAltitude, GimbalRoll/Yaw/PitchDegree,
-FlightRoll/Yaw/PitchDegree), all written with Pillow.
+FlightRoll/Yaw/PitchDegree), all written with Pillow. Given the aircraft's serials
+(:func:`simulated_serials`: deterministic from the seed, and marked ``SIM`` so they can never
+be taken for a real aircraft's), the camera's goes into EXIF ``BodySerialNumber`` and the
+drone's into XMP ``drone-dji:DroneSerialNumber``, where DJI's enterprise aircraft write them
+and where the evidence store reads them (:mod:`survey.evidence.devices`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -38,7 +43,15 @@ from flightplans.footprints import camera_rotation
 from survey.rasters import atomic_path
 from survey.simulate.world import SiteWorld, bilinear
 
-__all__ = ["PhotoMeta", "camera_make_model", "photo_camera", "render_photo", "write_photo"]
+__all__ = [
+    "DeviceSerials",
+    "PhotoMeta",
+    "camera_make_model",
+    "photo_camera",
+    "render_photo",
+    "simulated_serials",
+    "write_photo",
+]
 
 #: EXIF make and model of the camera presets (what the real cameras write).
 _MAKE_MODEL = {
@@ -57,6 +70,53 @@ _DESCENT_STEPS = 5  # odd (see _descend)
 def camera_make_model(camera: Camera) -> tuple[str, str]:
     """EXIF (Make, Model) for a camera preset; ``("sitewatch", label)`` for others."""
     return _MAKE_MODEL.get(camera.name, ("sitewatch", camera.label or camera.name))
+
+
+@dataclass(frozen=True)
+class DeviceSerials:
+    """Serial numbers of a simulated aircraft.
+
+    Attributes
+    ----------
+    drone : str
+        The aircraft's (XMP ``drone-dji:DroneSerialNumber``).
+    camera : str
+        The camera's (EXIF ``BodySerialNumber``).
+    """
+
+    drone: str
+    camera: str
+
+
+_SERIAL_DIGITS = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I or O, as on serial plates
+
+
+def _serial(prefix: str, text: str, n: int) -> str:
+    value = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest(), "big")
+    chars = []
+    for _ in range(n):
+        value, k = divmod(value, len(_SERIAL_DIGITS))
+        chars.append(_SERIAL_DIGITS[k])
+    return prefix + "".join(chars)
+
+
+def simulated_serials(seed: int, make_model: tuple[str, str]) -> DeviceSerials:
+    """The drone and camera serials of the aircraft a simulation flies: the same for the
+    same seed and camera, different for another seed.
+
+    ``SIM`` then 13 (drone) or 11 (camera) characters, 16 and 14 in all like DJI's: derived
+    from SHA-256 of the seed, make and model, so no real aircraft's serial is imitated.
+
+    Examples
+    --------
+    >>> s = simulated_serials(0, ("DJI", "FC6310"))
+    >>> s == simulated_serials(0, ("DJI", "FC6310")), s.drone[:3], len(s.drone), len(s.camera)
+    (True, 'SIM', 16, 14)
+    """
+    what = f"sitewatch simulated aircraft {int(seed)} {make_model[0]} {make_model[1]}"
+    return DeviceSerials(
+        drone=_serial("SIM", f"{what} drone", 13), camera=_serial("SIM", f"{what} camera", 11)
+    )
 
 
 def photo_camera(camera: Camera, width_px: int) -> Camera:
@@ -252,7 +312,7 @@ def _yaw180(v: float) -> float:
     return (v + 180.0) % 360.0 - 180.0
 
 
-def _xmp(meta: PhotoMeta) -> bytes:
+def _xmp(meta: PhotoMeta, serials: DeviceSerials | None) -> bytes:
     values = {
         "AbsoluteAltitude": _signed(meta.alt_amsl),
         "RelativeAltitude": _signed(meta.alt_rel),
@@ -263,6 +323,8 @@ def _xmp(meta: PhotoMeta) -> bytes:
         "FlightYawDegree": _signed(_yaw180(meta.flight_yaw)),
         "FlightPitchDegree": _signed(meta.flight_pitch),
     }
+    if serials is not None:
+        values["DroneSerialNumber"] = serials.drone
     attrs = "\n   ".join(f'drone-dji:{k}="{v}"' for k, v in values.items())
     return (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
@@ -285,8 +347,10 @@ def write_photo(
     *,
     make_model: tuple[str, str],
     quality: int = 90,
+    serials: DeviceSerials | None = None,
 ) -> Path:
-    """Save ``pixels`` (h, w, 3) uint8 as a JPEG with EXIF and DJI XMP (module docstring)."""
+    """Save ``pixels`` (h, w, 3) uint8 as a JPEG with EXIF and DJI XMP (module docstring);
+    with ``serials``, the camera's in EXIF BodySerialNumber and the drone's in XMP."""
     im = Image.fromarray(pixels)
     h, w = pixels.shape[:2]
     ex = Image.Exif()
@@ -311,6 +375,8 @@ def write_photo(
     sub[b.FocalPlaneYResolution] = _rational(h / (camera.sensor_h_mm / 10.0), 1000)
     sub[b.FocalPlaneResolutionUnit] = 3  # centimetres
     sub[b.ExposureTime] = IFDRational(1, 1000)
+    if serials is not None:
+        sub[b.BodySerialNumber] = serials.camera
     gps = ex.get_ifd(ExifTags.IFD.GPSInfo)
     g = ExifTags.GPS
     gps[g.GPSVersionID] = b"\x02\x03\x00\x00"
@@ -322,5 +388,5 @@ def write_photo(
     gps[g.GPSAltitude] = _rational(abs(meta.alt_amsl), 1000)
     target = Path(path)
     with atomic_path(target) as tmp:
-        im.save(tmp, format="JPEG", quality=quality, exif=ex.tobytes(), xmp=_xmp(meta))
+        im.save(tmp, format="JPEG", quality=quality, exif=ex.tobytes(), xmp=_xmp(meta, serials))
     return target

@@ -51,6 +51,17 @@ def _verify(folder: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _verify_ledger(folder: Path) -> subprocess.CompletedProcess[str]:
+    """``sh verify_ledger.sh`` run from another folder, as the README says it may be."""
+    return subprocess.run(
+        ["sh", str(folder / "verify_ledger.sh")],
+        cwd=folder.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def test_package_contents(package: EvidencePackage, scene: Scene) -> None:
     d = package.directory
     for name in (
@@ -166,6 +177,28 @@ def test_inputs_that_differ_from_the_lead_are_refused(scene: Scene, tmp_path: Pa
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.parametrize(
+    ("entry", "text"),
+    [
+        ({"seq": "3", "line": "{}"}, "ledger excerpt entry 1: .* has no integer seq"),
+        ({"seq": 3, "line": '{"a":1}\n{"b":2}'}, "ledger excerpt entry 3: its line is not one"),
+    ],
+)
+def test_a_malformed_ledger_excerpt_is_one_line_before_anything_is_written(
+    scene: Scene, tmp_path: Path, entry: dict[str, object], text: str
+) -> None:
+    with pytest.raises(PackageError, match=text) as info:
+        build_evidence_package(
+            scene.leads[0],
+            before_ortho=scene.before_ortho,
+            after_ortho=scene.after_ortho,
+            out_dir=tmp_path / "p",
+            ledger_excerpt=[entry],
+        )
+    assert "ledger_excerpt()" in str(info.value) and "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_rgb_only_package_and_output_folder_rules(scene: Scene, tmp_path: Path) -> None:
     lead = scene.leads[0]
     out = tmp_path / "p"
@@ -218,16 +251,27 @@ def test_a_package_from_an_evidence_store_proves_its_ledger_excerpt(
         signed_head=head,
     )
     d = pkg.directory
-    lines = (d / "ledger_excerpt.jsonl").read_text(encoding="utf-8").splitlines()
+    raw_lines = (d / "ledger_excerpt.jsonl").read_bytes().split(b"\n")
+    assert raw_lines.pop() == b""  # every line ends with a newline
     stored = json.loads((d / "ledger_head.json").read_text(encoding="utf-8"))
     root = bytes.fromhex(stored["root_hash"])
-    assert [json.loads(x)["entry"]["sha256"] for x in lines] == [i.sha256 for i in items]
-    for raw in lines:
-        e = json.loads(raw)
-        line = e["line"].encode("utf-8")
-        assert hashlib.sha256(line).hexdigest() == e["hash"]
-        proof = [bytes.fromhex(h) for h in e["inclusion_proof"]]
-        assert verify_inclusion(e["seq"], stored["tree_size"], leaf_hash(line), proof, root)
+    manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+    # the excerpt holds the exact ledger lines: each hashes to its entry's hash
+    assert raw_lines == [e["line"].encode("utf-8") for e in excerpt]
+    assert [json.loads(x)["sha256"] for x in raw_lines] == [i.sha256 for i in items]
+    assert [hashlib.sha256(x).hexdigest() for x in raw_lines] == [e["hash"] for e in excerpt]
+    assert manifest["ledger_excerpt"] == excerpt  # kept whole in the manifest
+    rows = (d / "ledger_proofs.tsv").read_text(encoding="ascii").splitlines()
+    assert len(rows) == len(raw_lines)
+    for line, row in zip(raw_lines, rows, strict=True):
+        seq, size, proof_hex = row.split("\t")
+        assert (int(seq), int(size)) == (json.loads(line)["seq"], stored["tree_size"])
+        proof = [bytes.fromhex(h) for h in proof_hex.split()]
+        assert verify_inclusion(int(seq), int(size), leaf_hash(line), proof, root)
+    # the package's own script says so with sh and coreutils, and names a changed line
+    ok = _verify_ledger(d)
+    assert ok.returncode == 0 and ok.stdout.rstrip().endswith("ALL CHECKS PASSED"), ok
+    assert ok.stdout.count(": included (SHA-256 ") == len(items)
     assert store.verify_head(stored)
     openssl = shutil.which("openssl")
     if openssl is None:
@@ -245,3 +289,18 @@ def test_a_package_from_an_evidence_store_proves_its_ledger_excerpt(
     assert "Signature Verified Successfully" in proc.stdout, proc
     assert _verify(d).returncode == 0
     assert verify_evidence_package(d) == []
+    # one byte of the second excerpt line changed (a digit of the file's SHA-256): the script
+    # fails and names that entry
+    bad = tmp_path / "bad"  # the script and the files it reads, copied
+    bad.mkdir()
+    for f in [*d.glob("ledger_*"), d / "verify_ledger.sh", d / "station_public_key.pem"]:
+        shutil.copyfile(f, bad / f.name)
+    path = bad / "ledger_excerpt.jsonl"
+    data = bytearray(path.read_bytes())
+    at = data.index(items[1].sha256.encode()) + 10
+    data[at] = ord("0") if data[at] != ord("0") else ord("1")
+    path.write_bytes(bytes(data))
+    failed = _verify_ledger(bad)
+    assert failed.returncode == 1 and "SOME CHECKS FAILED" in failed.stdout, failed
+    assert f"entry {items[1].seq}: NOT in the signed tree" in failed.stdout
+    assert failed.stdout.count(": included (SHA-256 ") == len(items) - 1

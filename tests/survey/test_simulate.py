@@ -39,6 +39,7 @@ from survey.simulate import (
     render_photo,
     simulate_flight,
 )
+from survey.simulate.photos import camera_make_model, simulated_serials
 from survey.simulate.sensors import gauss_markov
 from survey.sites import plan_site
 from survey.synth import SynthSite
@@ -397,6 +398,78 @@ def test_command_writes_the_log_photos_and_truth(
     with Image.open(photos[0]) as im:
         assert im.size == (64, 43)
     assert "camera clock -2.500 s" in captured.out and str(out / "flight.tlog") in captured.out
+
+
+def test_photos_carry_the_aircraft_serials_of_the_seed(flight: SimulatedFlight) -> None:
+    serials = simulated_serials(5, ("DJI", "FC6310"))
+    assert serials != simulated_serials(6, ("DJI", "FC6310"))
+    assert serials.drone.startswith("SIM") and len(serials.drone) == 16
+    for photo in (flight.photos[0], flight.photos[-1]):
+        with Image.open(photo) as im:
+            body = im.getexif().get_ifd(0x8769).get(0xA431)  # EXIF BodySerialNumber
+            xmp = im.info["xmp"].decode()
+        assert body == serials.camera
+        assert f'drone-dji:DroneSerialNumber="{serials.drone}"' in xmp
+
+
+def test_command_store_records_the_flight_and_ingest_finds_its_serials(
+    synth_site: SynthSite, plan_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """simulate-flight --store records what it read and wrote; ingest --store then adds the
+    log and photos with the aircraft's serials, and they trace back to the synthetic site."""
+    from survey.evidence import EvidenceStore
+
+    store, out = tmp_path / "store", tmp_path / "flight"
+    args = ["simulate-flight", "--plan", str(plan_dir), "--site", str(synth_site.root)]
+    args += ["--out", str(out), "--seed", "3", "--photo-width-px", "64"]
+    with_store = ["--store", str(store), "--case", "SIM-1", "--operator", "pilot1"]
+    assert run([*args, *with_store]) == 0, capsys.readouterr().err
+    assert f"recorded in the evidence store {store}: ledger entry" in capsys.readouterr().out
+    s = EvidenceStore.open(store, read_only=True)
+    (flown,) = [e for e in s.entries() if e.type == "derive"]
+    assert flown["command"] == "sitewatch simulate-flight"
+    assert (flown["case"], flown["operator"]) == ("SIM-1", "pilot1")
+    photos = sorted((out / "photos").glob("DJI_*.JPG"))
+    sha = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in [*photos, out / "flight.tlog"]}
+    sha[out / "truth.json"] = hashlib.sha256((out / "truth.json").read_bytes()).hexdigest()
+    assert {o["role"]: o["sha256"] for o in flown["outputs"]} == {
+        ("photos/" + p.name if p.suffix == ".JPG" else p.name): h for p, h in sha.items()
+    }
+    site = synth_site.root
+    read = [
+        *sorted(plan_dir.glob("sortie-*.plan")),
+        plan_dir / "summary.json",
+        site / "after" / "orthophoto.tif",
+        site / "after" / "dsm.tif",
+        site / "truth.json",
+    ]
+    assert sorted((i["sha256"], i["path"]) for i in flown["inputs"]) == sorted(
+        (hashlib.sha256(p.read_bytes()).hexdigest(), str(p.resolve())) for p in read
+    )
+    assert flown["parameters"]["simulation"]["seed"] == 3
+    # ingest --store: the originals with the serials of seed 3's aircraft
+    assert run(
+        ["ingest", "--log", str(out / "flight.tlog"), "--images", str(out / "photos"),
+         "--plan", str(plan_dir), "--out", str(tmp_path / "ingest"), *with_store]
+    ) == 0, capsys.readouterr().err  # fmt: skip
+    serials = simulated_serials(3, camera_make_model(get_camera("phantom4pro")))
+    s = EvidenceStore.open(store, read_only=True)
+    added = {e["sha256"]: e for e in s.entries() if e.type == "add"}
+    assert set(added) == {h for p, h in sha.items() if p.name != "truth.json"}
+    for p in photos:
+        device = added[sha[p]]["device"]
+        assert (device["kind"], device["drone_serial"], device["camera_serial"]) == (
+            "photo",
+            serials.drone,
+            serials.camera,
+        )
+    assert added[sha[out / "flight.tlog"]]["device"]["kind"] == "flight log"
+    # a photo traces back through the simulation to the site's rasters
+    traced = {
+        i["sha256"] for e in s.trace(sha[photos[0]]) if e.type == "derive" for i in e["inputs"]
+    }
+    assert hashlib.sha256(read[-3].read_bytes()).hexdigest() in traced
+    assert s.verify().ok
 
 
 def _one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

@@ -22,6 +22,7 @@ from survey.errors import (
 )
 from survey.evidence import (
     EvidenceStore,
+    HashedFile,
     head_message,
     leaf_hash,
     verify_inclusion,
@@ -275,6 +276,67 @@ def test_derivations_trace_back_to_the_originals(tmp_path: Path, store: Evidence
         store.record_derivation(
             command="x", inputs={"a": tmp_path / "nope"}, outputs={}, parameters={}
         )
+
+
+def test_outputs_and_inputs_with_known_hashes_are_recorded_without_reading_them(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    """A command that hashed what it wrote passes the hash: the entry carries that hash, the
+    path and the size (a stat), and the file is not read again — shown by a file whose bytes
+    no longer match the hash given, which is recorded as given."""
+    ortho = write_bytes(tmp_path / "ortho.tif", 800, seed=11)
+    dsm = write_bytes(tmp_path / "dsm.tif", 600, seed=12)
+    photo = write_bytes(tmp_path / "p.jpg", 300, seed=13)
+    said = "ab" * 32  # not the hash of ortho.tif's bytes
+    entry = store.record_derivation(
+        command="odm",
+        inputs={"photos": [HashedFile(photo, sha256_of(photo).upper())]},
+        outputs={"ortho": HashedFile(ortho, said), "dsm": "CD" * 32, "report": dsm},
+        parameters={},
+    )
+    assert entry.record["inputs"] == [
+        {"role": "photos", "sha256": sha256_of(photo), "size": 300, "path": str(photo.resolve())}
+    ]
+    assert entry.record["outputs"] == [
+        {
+            "role": "ortho",
+            "sha256": said,
+            "size": 800,
+            "path": str(ortho.resolve()),
+            "stored": False,
+        },
+        {"role": "dsm", "sha256": "cd" * 32, "stored": False},
+        {
+            "role": "report",
+            "sha256": sha256_of(dsm),
+            "size": 600,
+            "path": str(dsm.resolve()),
+            "stored": False,
+        },
+    ]
+    assert store.state().produced_by[said] == [entry.seq]
+    # storing an output needs its bytes, and they must be the ones the command hashed
+    before = ledger_lines(store.root)
+    with pytest.raises(EvidenceInputError, match="given only by its SHA-256"):
+        store.record_derivation(
+            command="p", inputs={}, outputs={"x": "cd" * 32}, parameters={}, case="P-1",
+            store_outputs=True,
+        )  # fmt: skip
+    with pytest.raises(EvidenceInputError, match="when p wrote it; run the command again"):
+        store.record_derivation(
+            command="p", inputs={}, outputs={"x": HashedFile(ortho, said)}, parameters={},
+            case="P-1", store_outputs=True,
+        )  # fmt: skip
+    with pytest.raises(InputFileError, match="no such file"):
+        store.record_derivation(
+            command="p", inputs={}, outputs={"x": HashedFile(tmp_path / "gone", said)},
+            parameters={},
+        )  # fmt: skip
+    with pytest.raises(EvidenceInputError, match="is not a SHA-256"):
+        HashedFile(ortho, "abc")
+    assert ledger_lines(store.root) == before
+    assert not list(store.root.rglob("*.part"))
+    assert store.verify().ok
 
 
 def test_stored_outputs_are_items_of_their_case(tmp_path: Path, store: EvidenceStore) -> None:

@@ -30,6 +30,7 @@ from survey.evidence.wiring import (
     STATEMENT_COMMAND,
     CommandStore,
     open_command_store,
+    record_derived_from,
     resolve_derived_from,
 )
 from survey.synth import SynthSite
@@ -186,16 +187,22 @@ def test_the_package_ledger_excerpt_proves_itself_against_its_signed_head(
     pkg = chain["pkg"]
     head = json.loads((pkg / "ledger_head.json").read_text())
     root_hash = bytes.fromhex(head["root_hash"])
-    excerpt = [json.loads(line) for line in (pkg / "ledger_excerpt.jsonl").read_text().splitlines()]
-    assert excerpt
-    for e in excerpt:
-        line = e["line"].encode("utf-8")
-        assert hashlib.sha256(line).hexdigest() == e["hash"]
-        assert e["tree_size"] == head["tree_size"] and e["root_hash"] == head["root_hash"]
-        proof = [bytes.fromhex(h) for h in e["inclusion_proof"]]
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    lines = (pkg / "ledger_excerpt.jsonl").read_bytes().splitlines()
+    rows = [r.split("\t") for r in (pkg / "ledger_proofs.tsv").read_text().splitlines()]
+    assert lines and len(rows) == len(lines) == len(manifest["ledger_excerpt"])
+    for line, (seq, size, proof_hex), e in zip(
+        lines, rows, manifest["ledger_excerpt"], strict=True
+    ):
+        # the exact ledger line: its SHA-256 is the entry's hash, it parses to the entry
+        assert hashlib.sha256(line).hexdigest() == e["hash"] and json.loads(line) == e["entry"]
+        assert int(seq) == e["seq"] and int(size) == e["tree_size"] == head["tree_size"]
+        assert e["root_hash"] == head["root_hash"]
+        proof = [bytes.fromhex(h) for h in proof_hex.split()]
         assert verify_inclusion(e["seq"], head["tree_size"], leaf_hash(line), proof, root_hash)
+    excerpt = [json.loads(line) for line in lines]
     # the excerpt leads back to every photo and the log
-    added = {e["entry"]["sha256"] for e in excerpt if e["entry"]["type"] == "add"}
+    added = {e["sha256"] for e in excerpt if e["type"] == "add"}
     assert set(chain["originals"]) <= added
     # the head is the station's (openssl, as the README says) and today's ledger extends it
     openssl = shutil.which("openssl")
@@ -217,8 +224,50 @@ def test_the_package_ledger_excerpt_proves_itself_against_its_signed_head(
     assert s.verify_head(head)
     manifest = json.loads((pkg / "manifest.json").read_text())
     assert manifest["ledger_head"]["root_hash"] == head["root_hash"]
-    assert [e["seq"] for e in manifest["ledger_excerpt"]] == [e["seq"] for e in excerpt]
     assert verify_evidence_package(pkg) == []
+
+
+def _sh(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", "-c", script], cwd=cwd, capture_output=True, text=True)
+
+
+def test_the_package_ledger_excerpt_is_checked_with_sh_and_coreutils(
+    chain: dict[str, Any], tmp_path: Path
+) -> None:
+    """What README.txt tells a court's expert to run: verify_ledger.sh, and by hand an
+    entry's hash and leaf with sha256sum; a changed byte in a line fails and is named."""
+    pkg = chain["pkg"]
+    readme = (pkg / "README.txt").read_text()
+    assert "sh verify_ledger.sh" in readme
+    n_lines = len((pkg / "ledger_excerpt.jsonl").read_bytes().splitlines())
+    ok = _sh("sh verify_ledger.sh", pkg)
+    assert ok.returncode == 0, ok
+    assert ok.stdout.rstrip().splitlines()[-1] == "ALL CHECKS PASSED"
+    assert "Signature Verified Successfully" in ok.stdout
+    assert ok.stdout.count(": included (SHA-256 ") == n_lines
+    # the README's commands, as printed, for line 2
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    e = manifest["ledger_excerpt"][1]
+    hash_cmd = "sed -n Np ledger_excerpt.jsonl | tr -d '\\n' | sha256sum"
+    leaf_cmd = "(printf '\\000'; sed -n Np ledger_excerpt.jsonl | tr -d '\\n') | sha256sum"
+    for cmd, want in ((hash_cmd, e["hash"]), (leaf_cmd, e["leaf_hash"])):
+        assert cmd in readme
+        got = _sh(cmd.replace("Np", "2p"), pkg)
+        assert got.stdout.split()[0] == want, (cmd, got)
+    # one byte changed in line 3 (a copy of the package): the script fails and names it
+    bad = tmp_path / "pkg"  # the script and the files it reads, copied
+    bad.mkdir()
+    for f in [*pkg.glob("ledger_*"), pkg / "verify_ledger.sh", pkg / "station_public_key.pem"]:
+        shutil.copyfile(f, bad / f.name)
+    path = bad / "ledger_excerpt.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"seq":', b'"seq": ', 1)  # same JSON, other bytes
+    path.write_bytes(b"".join(lines))
+    failed = _sh("sh verify_ledger.sh", bad)
+    seq = manifest["ledger_excerpt"][2]["seq"]
+    assert failed.returncode == 1 and "SOME CHECKS FAILED" in failed.stdout, failed
+    assert f"entry {seq}: NOT in the signed tree" in failed.stdout
+    assert failed.stdout.count(": included (SHA-256 ") == n_lines - 1
 
 
 def test_the_package_is_recorded_and_the_store_verifies(
@@ -387,6 +436,26 @@ def test_bad_derived_from_values_are_one_line(
     assert text in message and given in message and "\n" not in message
 
 
+def test_a_statement_records_the_rasters_with_the_hashes_the_command_read(tmp_path: Path) -> None:
+    """The epoch's rasters are recorded with the SHA-256 the command computed (they may be
+    many GB), not read again: a raster whose bytes differ from the hash given is recorded
+    with the hash given; one without a hash is hashed."""
+    cs = open_command_store(tmp_path / "store", case=CASE, create=True)
+    ortho, dsm = tmp_path / "ortho.tif", tmp_path / "dsm.tif"
+    ortho.write_bytes(b"ortho")
+    dsm.write_bytes(b"dsm")
+    (statement,) = resolve_derived_from(["ab" * 32], epochs=("survey",))
+    read = "12" * 32
+    entry = record_derived_from(
+        cs, statement, {"ortho": ortho, "dsm": dsm}, expected={"ortho": read}
+    )
+    assert [(o["role"], o["sha256"], o["size"]) for o in entry["outputs"]] == [
+        ("ortho", read, 5),
+        ("dsm", _sha(dsm), 3),
+    ]
+    assert entry["inputs"] == [{"role": "original", "sha256": "ab" * 32}]
+
+
 # --- a store that cannot be written: one line, nothing written -----------------------------------
 
 
@@ -408,8 +477,17 @@ def test_a_read_only_or_unwritable_store_is_refused_before_anything(
 
 
 def test_missing_stores_and_bad_case_ids_create_nothing(tmp_path: Path) -> None:
-    with pytest.raises(NotAStoreError, match="no such folder, not an evidence store"):
+    with pytest.raises(NotAStoreError, match="no such folder, not an evidence store") as info:
         open_command_store(tmp_path / "nostore")
+    # a command that records derivations cannot start a store: the hint says which to give
+    assert "give the store they were recorded in" in str(info.value)
+    assert "add files with --store" not in str(info.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NotAStoreError, match="an empty folder, not an evidence store") as info:
+        open_command_store(tmp_path / "empty")
+    assert "sitewatch ingest --store" in str(info.value) and "\n" not in str(info.value)
+    assert list((tmp_path / "empty").iterdir()) == []
+    (tmp_path / "empty").rmdir()
     from survey.errors import CaseIdError
 
     with pytest.raises(CaseIdError, match="has '..'"):
@@ -433,6 +511,8 @@ def test_commands_refuse_an_unusable_store_and_write_nothing(
     epochs = ["--before-ortho", str(synth_site.before_ortho)]
     epochs += ["--after-ortho", str(synth_site.after_ortho)]
     other = EvidenceStore.open(tmp_path / "other", create=True).root  # knows none of it
+    empty = tmp_path / "empty"
+    empty.mkdir()
     out = tmp_path / "out"
     cases = [
         (["map", "--leads", str(leads), *epochs, "--out", str(out / "r.html")], "--store", None),
@@ -447,12 +527,14 @@ def test_commands_refuse_an_unusable_store_and_write_nothing(
             "--store",
             chain["store"],
         ),
+        (["map", "--leads", str(leads), *epochs, "--out", str(out / "r.html")], "--store", empty),
     ]
     texts = [
         "not an evidence store",
         "not an evidence store",
         "its ledger names neither the leads file nor any input of the lead",
         "say which epoch the rasters are of",
+        "an empty folder, not an evidence store; this command records what it made from files",
     ]
     other_ledger = (other / "ledger.jsonl").read_bytes()
     store_ledger = (chain["store"] / "ledger.jsonl").read_bytes()
@@ -463,6 +545,7 @@ def test_commands_refuse_an_unusable_store_and_write_nothing(
         assert not out.exists()
     assert (other / "ledger.jsonl").read_bytes() == other_ledger
     assert (chain["store"] / "ledger.jsonl").read_bytes() == store_ledger
+    assert list(empty.iterdir()) == []
     # store flags without --store are usage errors
     assert run(["map", "--leads", str(leads), *epochs, "--out", str(out / "r.html"),
                 "--operator", "x"]) == EXIT_USAGE  # fmt: skip
