@@ -43,9 +43,13 @@ chunk by chunk from a coarse ground model (:func:`change_detection.terrain.deriv
 and the alignment reads the height above ground and the orthophoto in a window around each
 atlas outline.
 
-The module is a little over the house's ~500 lines: it is one pipeline (as
-:mod:`survey.pipeline` for ``detect``), most of it the report and provenance it writes; the
-two steps that work on the survey grid with the atlas are :mod:`survey.atlas_overlay`.
+:func:`run_check` is six named stages, one function each, shown as they run by
+:mod:`survey.progress`: open and check the inputs, ground model, align the atlas, classify,
+vectorize and check permits, write products and provenance.
+
+The module is over the house's ~500 lines: it is one pipeline (as :mod:`survey.pipeline` for
+``detect``), those six stages and the report and provenance they write; the two steps that
+work on the survey grid with the atlas are :mod:`survey.atlas_overlay`.
 """
 
 from __future__ import annotations
@@ -70,12 +74,12 @@ from pyproj import CRS
 from rasterio.enums import Resampling
 from shapely.geometry.base import BaseGeometry
 
-from change_detection.detect import Epoch, detect_changes
+from change_detection.detect import ChangeResult, Epoch, detect_changes
 from change_detection.grids import onto_reference_grid
 from change_detection.leads import Lead
 from change_detection.objects import ChangeObject
 from change_detection.params import DetectParams
-from change_detection.permits import Permit, build_leads, parse_date
+from change_detection.permits import ExistingBuilding, Permit, build_leads, parse_date
 from survey import __version__
 from survey.atlas_overlay import (
     STANDING_FRACTION,
@@ -87,7 +91,7 @@ from survey.atlas_overlay import (
 )
 from survey.buildings import read_existing_buildings
 from survey.errors import DetectInputError
-from survey.imagery import read_orthophoto
+from survey.imagery import Orthophoto, read_orthophoto
 from survey.outputs import (
     Clock,
     WindowWriter,
@@ -98,6 +102,7 @@ from survey.outputs import (
 )
 from survey.permits import read_permits
 from survey.pipeline import LARGE_PX, bounded_memory
+from survey.progress import stage
 from survey.rasters import (
     OPEN_ERRORS,
     atomic_path,
@@ -111,6 +116,9 @@ from survey.vectors import reproject_geometries, write_features
 __all__ = ["STANDING_FRACTION", "CheckResult", "run_check"]
 
 log = logging.getLogger(__name__)
+
+#: The survey on its grid: the orthophoto (RGB), the DSM and the DTM.
+_Surfaces = tuple[xr.DataArray, xr.DataArray, xr.DataArray]
 
 #: Margin (m) of the site crop, as in ``detect``.
 _SITE_MARGIN_M = 5.0
@@ -213,6 +221,46 @@ def _derived_dtm(dsm: xr.DataArray, grid: xr.DataArray, params: DetectParams) ->
     return near.copy(data=ground).rename("dtm")
 
 
+@dataclass
+class _Survey:
+    """What the first stage of :func:`run_check` opened and checked: the survey grid
+    (orthophoto, cropped to the site), the DSM and DTM on their own grids, the atlas, the
+    dates and the assumptions made so far (later stages add theirs)."""
+
+    paths: dict[str, Path]
+    hashes: dict[str, str]
+    ortho: Orthophoto
+    rgb: xr.DataArray
+    valid: xr.DataArray
+    nir: xr.DataArray | None
+    dsm: xr.DataArray
+    dtm: xr.DataArray | None
+    permits: list[Permit]
+    existing: list[ExistingBuilding]
+    site: BaseGeometry | None
+    atlas_date: dt.date | None
+    survey_date: dt.date | None
+    assumptions: list[str]
+
+    @property
+    def grid(self) -> xr.DataArray:
+        """The grid of the check (the orthophoto's, cropped to the site)."""
+        return self.rgb
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What the classify and vectorize stages found: the change result, the structures
+    (height gains over the DTM), the height losses dropped and the existing buildings that
+    no longer stand (with their summary)."""
+
+    result: ChangeResult
+    structures: list[ChangeObject]
+    dropped: int
+    missing: list[ChangeObject]
+    existing_summary: dict[str, Any]
+
+
 @bounded_memory
 def run_check(
     ortho: str | os.PathLike[str],
@@ -231,6 +279,12 @@ def run_check(
     epoch: Mapping[str, Any] | None = None,
 ) -> CheckResult:
     """Check one survey against the permit atlas and write the leads and their evidence.
+
+    Six stages, each one function and one named stage of :mod:`survey.progress`: open and
+    check the inputs (:func:`_open_survey`), ground model (:func:`_ground_on_grid`), align
+    the atlas (:func:`_align`), classify (:func:`_classify`), vectorize and check permits
+    (:func:`_check_permits`), write products and provenance (:func:`_write_products`,
+    :func:`_provenance`).
 
     Parameters
     ----------
@@ -284,11 +338,59 @@ def run_check(
     started = dt.datetime.now(dt.UTC)
     clock = Clock()
     out = Path(out_dir)
-    assumptions: list[str] = []
-    paths = {"ortho": Path(ortho), "dsm": Path(dsm)}
     optional = {"dtm": dtm, "permits": permits, "existing": existing, "site": site}
+    paths = {"ortho": Path(ortho), "dsm": Path(dsm)}
     paths.update({role: Path(p) for role, p in optional.items() if p is not None})
+    with stage("open and check the inputs"):
+        survey = _open_survey(paths, params, clock, survey_date, atlas_date)
+    with stage("ground model"):
+        surfaces = _ground_on_grid(survey, params)
+        clock.lap("dtm")
+    with stage("align the atlas"):
+        alignment, n_on = _align(survey, surfaces, params, align, max_offset_m)
+        clock.lap("align")
+    with stage("classify", dask_tasks=True):
+        result = _classify(survey, surfaces, params, out)
+        clock.lap("detect")
+    with stage("vectorize and check permits"):
+        found, leads = _check_permits(survey, surfaces, result, params)
+        clock.lap("leads")
+    with stage("write products and provenance"):
+        report = _report(survey, alignment, n_on, found, leads)
+        outputs = _write_products(out, survey, leads, report)
+        clock.lap("write")
+        provenance = _provenance(survey, result, report, leads, outputs, params, epoch)
+        provenance["parameters"].update(align=align, max_offset_m=max_offset_m)
+        provenance["timings_s"] = clock.laps
+        provenance["started"] = started.isoformat()
+        provenance["finished"] = dt.datetime.now(dt.UTC).isoformat()
+        provenance_json = write_json(out / "provenance.json", provenance)
+    log.info("%d leads written to %s", len(leads), out)
+    return CheckResult(
+        leads=tuple(leads),
+        out_dir=out,
+        leads_geojson=outputs["leads.geojson"],
+        leads_gpkg=outputs["leads.gpkg"],
+        change_tif=outputs["change.tif"],
+        check_json=outputs["check.json"],
+        provenance_json=provenance_json,
+        atlas_permits=outputs["atlas_permits.geojson"],
+        atlas_existing=outputs.get("atlas_existing.geojson"),
+        report=report,
+        timings_s=clock.laps,
+    )
 
+
+def _open_survey(
+    paths: dict[str, Path],
+    params: DetectParams,
+    clock: Clock,
+    survey_date: str | dt.date | None,
+    atlas_date: str | dt.date | None,
+) -> _Survey:
+    """Stage 1: open (and so validate) every input, check the DSM and DTM overlap the
+    orthophoto, read the atlas, hash the files, settle the dates and crop to the site."""
+    assumptions: list[str] = []
     n_px = _pixel_count(paths["ortho"])
     chunks = params.chunk_px if n_px > min(LARGE_PX, 4 * params.chunk_px**2) else None
     ortho_read = read_orthophoto(
@@ -298,165 +400,244 @@ def run_check(
     assumptions += [f"{paths['ortho']}: {a}" for a in ortho_read.assumptions]
     rgb, valid, nir = ortho_read.rgb, ortho_read.valid, ortho_read.nir
     dsm_native = open_dsm(paths["dsm"], chunks=chunks)
-    dtm_native = open_dsm(paths["dtm"], chunks=chunks) if dtm is not None else None
+    dtm_native = open_dsm(paths["dtm"], chunks=chunks) if "dtm" in paths else None
     _check_overlap(rgb, dsm_native, paths["ortho"], paths["dsm"])
     if dtm_native is not None:
         _check_overlap(rgb, dtm_native, paths["ortho"], paths["dtm"])
     crs = rgb.rio.crs
     permit_list = read_permits(paths["permits"], crs)
     existing_list = (
-        read_existing_buildings(paths["existing"], crs, assumptions) if existing is not None else []
+        read_existing_buildings(paths["existing"], crs, assumptions) if "existing" in paths else []
     )
     clock.lap("open")
     with ThreadPoolExecutor(min(len(paths), os.cpu_count() or 2)) as pool:
         hashes = dict(zip(paths, pool.map(sha256_file, paths.values()), strict=True))
     clock.lap("hash")
-
     start, end = _dates(survey_date, atlas_date, paths["ortho"], assumptions)
     site_geom: BaseGeometry | None = None
-    if site is not None:
+    if "site" in paths:
         site_geom, win = _site(paths["site"], rgb)
         rgb, valid = _crop(rgb, *win), _crop(valid, *win)
         nir = None if nir is None else _crop(nir, *win)
+    return _Survey(
+        paths=paths,
+        hashes=hashes,
+        ortho=ortho_read,
+        rgb=rgb,
+        valid=valid,
+        nir=nir,
+        dsm=dsm_native,
+        dtm=dtm_native,
+        permits=permit_list,
+        existing=existing_list,
+        site=site_geom,
+        atlas_date=start,
+        survey_date=end,
+        assumptions=assumptions,
+    )
 
+
+def _ground_on_grid(survey: _Survey, params: DetectParams) -> _Surfaces:
+    """Stage 2: ``(rgb, dsm, dtm)`` on the survey grid; the DTM derived from the DSM when
+    none was given (an assumption of the report)."""
+    dtm_native = survey.dtm
     if dtm_native is None:
-        dtm_native = _derived_dtm(dsm_native, rgb, params)
-        _assume(assumptions, "no --dtm: the DTM was derived from the DSM")
-    on_grid = {
-        "dsm": onto_reference_grid(dsm_native, rgb, resampling=Resampling.bilinear, fill=np.nan),
-        "dtm": onto_reference_grid(dtm_native, rgb, resampling=Resampling.bilinear, fill=np.nan),
-    }
-    clock.lap("dtm")
+        dtm_native = _derived_dtm(survey.dsm, survey.grid, params)
+        _assume(survey.assumptions, "no --dtm: the DTM was derived from the DSM")
+    bilinear = Resampling.bilinear
+    return (
+        survey.grid,
+        onto_reference_grid(survey.dsm, survey.grid, resampling=bilinear, fill=np.nan),
+        onto_reference_grid(dtm_native, survey.grid, resampling=bilinear, fill=np.nan),
+    )
 
-    survey_extent = grid_bounds(rgb)
-    n_on = sum(p.geometry.intersects(survey_extent) for p in permit_list)
-    n_on += sum(b.geometry.intersects(survey_extent) for b in existing_list)
+
+def _align(
+    survey: _Survey,
+    surfaces: _Surfaces,
+    params: DetectParams,
+    align: bool,
+    max_offset_m: float,
+) -> tuple[dict[str, Any], int]:
+    """Stage 3: measure the atlas offset against the walls of the survey and, when it is
+    well determined, move the atlas by it (``survey.permits`` and ``survey.existing``);
+    returns the ``alignment`` section of the report and the number of atlas outlines that
+    lie on the survey."""
+    survey_extent = grid_bounds(survey.grid)
+    n_on = sum(p.geometry.intersects(survey_extent) for p in survey.permits)
+    n_on += sum(b.geometry.intersects(survey_extent) for b in survey.existing)
     if n_on == 0:
         _assume(
-            assumptions,
-            f"{paths['permits']}: no permit or existing-building outline lies on the survey "
-            f"(survey bounds {tuple(round(v) for v in survey_extent.bounds)} in {crs}); every "
-            "structure becomes a lead. An atlas traced on Chinese web maps (GCJ-02, BD-09) "
-            "lies a few hundred metres off: reproject it to CGCS2000",
+            survey.assumptions,
+            f"{survey.paths['permits']}: no permit or existing-building outline lies on the "
+            f"survey (survey bounds {tuple(round(v) for v in survey_extent.bounds)} in "
+            f"{survey.grid.rio.crs}); every structure becomes a lead. An atlas traced on "
+            "Chinese web maps (GCJ-02, BD-09) lies a few hundred metres off: reproject it to "
+            "CGCS2000",
         )
-    grid = (rgb, on_grid["dsm"], on_grid["dtm"])
-    alignment: dict[str, Any] = {"enabled": False, "applied": False, "summary": "--no-align"}
-    if align:
-        alignment, offset = align_atlas(permit_list, existing_list, grid, params, max_offset_m)
-        if offset is not None:
-            permit_list, existing_list = translate_atlas(permit_list, existing_list, *offset)
-            log.info("atlas moved by (%+.2f, %+.2f) m: %s", *offset, alignment.get("summary"))
-        else:
-            _assume(
-                assumptions,
-                f"the atlas offset was not well determined ({alignment.get('summary', '')}); "
-                "the atlas is used as given",
-            )
-    clock.lap("align")
+    if not align:
+        return {"enabled": False, "applied": False, "summary": "--no-align"}, n_on
+    alignment, offset = align_atlas(survey.permits, survey.existing, surfaces, params, max_offset_m)
+    if offset is not None:
+        survey.permits, survey.existing = translate_atlas(survey.permits, survey.existing, *offset)
+        log.info("atlas moved by (%+.2f, %+.2f) m: %s", *offset, alignment.get("summary"))
+    else:
+        _assume(
+            survey.assumptions,
+            f"the atlas offset was not well determined ({alignment.get('summary', '')}); "
+            "the atlas is used as given",
+        )
+    return alignment, n_on
 
+
+def _classify(
+    survey: _Survey, surfaces: _Surfaces, params: DetectParams, out: Path
+) -> ChangeResult:
+    """Stage 4: :func:`change_detection.detect.detect_changes` with the DTM as the "before"
+    surface and the DSM as the "after" one (same orthophoto, same grid), writing each
+    chunk's classes into ``out/change.tif``."""
+    rgb, dsm_on_grid, dtm_on_grid = surfaces
     out.mkdir(parents=True, exist_ok=True)
-    change_tif = out / "change.tif"
-    with atomic_path(change_tif) as tmp:
-        new_change_tif(tmp, (rgb.sizes["y"], rgb.sizes["x"]), rgb.rio.transform(), crs)
+    with atomic_path(out / "change.tif") as tmp:
+        shape = (rgb.sizes["y"], rgb.sizes["x"])
+        new_change_tif(tmp, shape, rgb.rio.transform(), rgb.rio.crs)
         result = detect_changes(
-            Epoch(rgb=rgb, valid=valid, dsm=on_grid["dtm"], nir=nir),
-            Epoch(rgb=rgb, valid=valid, dsm=on_grid["dsm"], nir=nir),
+            Epoch(rgb=rgb, valid=survey.valid, dsm=dtm_on_grid, nir=survey.nir),
+            Epoch(rgb=rgb, valid=survey.valid, dsm=dsm_on_grid, nir=survey.nir),
             params,
             codes_sink=WindowWriter(tmp),
             sink_lock=threading.Lock(),
         )
         finish_change_tif(tmp, result.mode)
-    clock.lap("detect")
+    return result
 
+
+def _check_permits(
+    survey: _Survey,
+    surfaces: _Surfaces,
+    result: ChangeResult,
+    params: DetectParams,
+) -> tuple[_Found, list[Lead]]:
+    """Stage 5: the structures (height gains, as ``new`` with their height above ground)
+    and the existing buildings that no longer stand, inside the site, as leads checked
+    against the (aligned) atlas."""
     structures = [
         dataclasses.replace(o, kind="new", height_m=o.height_gain_m)
         for o in result.objects
         if o.kind != "removed"
     ]
     dropped = len(result.objects) - len(structures)
-    missing, existing_summary = missing_buildings(existing_list, grid, params)
+    missing, existing_summary = missing_buildings(survey.existing, surfaces, params)
     objects: list[ChangeObject] = structures + missing
-    if site_geom is not None:
-        objects = [o for o in objects if o.geometry.intersects(site_geom)]
+    if survey.site is not None:
+        objects = [o for o in objects if o.geometry.intersects(survey.site)]
     leads = build_leads(
         objects,
-        permit_list,
+        survey.permits,
         crs=result.crs,
         params=params,
-        before_date=start,
-        after_date=end,
-        input_hashes=hashes,
-        existing=existing_list,
+        before_date=survey.atlas_date,
+        after_date=survey.survey_date,
+        input_hashes=survey.hashes,
+        existing=survey.existing,
         first_survey=True,
     )
-    clock.lap("leads")
+    return _Found(result, structures, dropped, missing, existing_summary), leads
 
-    leads_geojson, leads_gpkg = write_leads(out, leads)
-    atlas_permits = _write_atlas(
-        out / "atlas_permits.geojson",
-        [p.geometry for p in permit_list],
-        [_permit_props(p) for p in permit_list],
-        crs,
-    )
-    atlas_existing = None
-    if existing is not None:
-        atlas_existing = _write_atlas(
-            out / "atlas_existing.geojson",
-            [b.geometry for b in existing_list],
-            [
-                {"building_id": b.building_id, "height_m": b.height_m, "floors": b.floors}
-                for b in existing_list
-            ],
-            crs,
-        )
+
+def _report(
+    survey: _Survey, alignment: dict[str, Any], n_on: int, found: _Found, leads: list[Lead]
+) -> dict[str, Any]:
+    """The content of ``check.json``."""
     by_class: dict[str, int] = {}
     for lead in leads:
         by_class[lead.lead_class] = by_class.get(lead.lead_class, 0) + 1
-    report = {
+    given_dtm = "dtm" in survey.paths
+    return {
         "command": "check",
-        "survey_date": end,
-        "atlas_date": start,
+        "survey_date": survey.survey_date,
+        "atlas_date": survey.atlas_date,
         "dtm": {
-            "source": "file" if dtm is not None else "derived",
-            "path": str(paths["dtm"].resolve()) if dtm is not None else None,
-            "method": None if dtm is not None else "change_detection.terrain.derive_dtm",
+            "source": "file" if given_dtm else "derived",
+            "path": str(survey.paths["dtm"].resolve()) if given_dtm else None,
+            "method": None if given_dtm else "change_detection.terrain.derive_dtm",
         },
         "alignment": alignment,
         "atlas": {
-            "permits": len(permit_list),
-            "existing_buildings": existing_summary if existing is not None else None,
+            "permits": len(survey.permits),
+            "existing_buildings": found.existing_summary if "existing" in survey.paths else None,
             "outlines_on_survey": n_on,
         },
-        "structures": {"n": len(structures), "height_losses_dropped": dropped},
+        "structures": {"n": len(found.structures), "height_losses_dropped": found.dropped},
         "leads": {"n": len(leads), "by_class": by_class},
-        "assumptions": assumptions,
+        "assumptions": survey.assumptions,
     }
+
+
+def _write_products(
+    out: Path, survey: _Survey, leads: list[Lead], report: dict[str, Any]
+) -> dict[str, Path]:
+    """Stage 6 (first half): the leads, the atlas as the check used it (WGS84) and
+    ``check.json`` beside the ``change.tif`` stage 4 wrote; every product by name."""
+    crs = survey.grid.rio.crs
+    leads_geojson, leads_gpkg = write_leads(out, leads)
+    atlas_permits = _write_atlas(
+        out / "atlas_permits.geojson",
+        [p.geometry for p in survey.permits],
+        [_permit_props(p) for p in survey.permits],
+        crs,
+    )
+    atlas_existing = None
+    if "existing" in survey.paths:
+        atlas_existing = _write_atlas(
+            out / "atlas_existing.geojson",
+            [b.geometry for b in survey.existing],
+            [
+                {"building_id": b.building_id, "height_m": b.height_m, "floors": b.floors}
+                for b in survey.existing
+            ],
+            crs,
+        )
     check_json = write_json(out / "check.json", report)
     outputs = {
         "leads.geojson": leads_geojson,
         "leads.gpkg": leads_gpkg,
-        "change.tif": change_tif,
+        "change.tif": out / "change.tif",
         "check.json": check_json,
         "atlas_permits.geojson": atlas_permits,
     }
     if atlas_existing is not None:
         outputs["atlas_existing.geojson"] = atlas_existing
-    clock.lap("write")
-    provenance = {
+    return outputs
+
+
+def _provenance(
+    survey: _Survey,
+    result: ChangeResult,
+    report: dict[str, Any],
+    leads: list[Lead],
+    outputs: dict[str, Path],
+    params: DetectParams,
+    epoch: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Stage 6 (second half): the content of ``provenance.json`` but its times and the
+    alignment parameters."""
+    alignment = report["alignment"]
+    return {
         "software": {"name": "sitewatch", "version": __version__},
         "command": "check",
         "mode": result.mode,
         "inputs": {
             role: {
                 "path": str(p.resolve()),
-                "sha256": hashes[role],
-                **(ortho_read.record() if role == "ortho" else {}),
+                "sha256": survey.hashes[role],
+                **(survey.ortho.record() if role == "ortho" else {}),
             }
-            for role, p in paths.items()
+            for role, p in survey.paths.items()
         },
-        "before_date": start,
-        "after_date": end,
-        "parameters": {**params.as_dict(), "align": align, "max_offset_m": max_offset_m},
+        "before_date": survey.atlas_date,
+        "after_date": survey.survey_date,
+        "parameters": params.as_dict(),
         "grid": {
             "crs": str(result.crs),
             "transform": list(result.transform)[:6],
@@ -468,32 +649,14 @@ def run_check(
             k: alignment.get(k)
             for k in ("enabled", "applied", "dx_m", "dy_m", "residual_m", "n_used", "n_outlines")
         },
-        "assumptions": assumptions,
+        "assumptions": survey.assumptions,
         "epoch": None if epoch is None else dict(epoch),
         "n_leads": len(leads),
         "outputs": {
             name: {"path": str(p.resolve()), "sha256": sha256_file(p)}
             for name, p in outputs.items()
         },
-        "timings_s": clock.laps,
-        "started": started.isoformat(),
-        "finished": dt.datetime.now(dt.UTC).isoformat(),
     }
-    provenance_json = write_json(out / "provenance.json", provenance)
-    log.info("%d leads written to %s", len(leads), out)
-    return CheckResult(
-        leads=tuple(leads),
-        out_dir=out,
-        leads_geojson=leads_geojson,
-        leads_gpkg=leads_gpkg,
-        change_tif=change_tif,
-        check_json=check_json,
-        provenance_json=provenance_json,
-        atlas_permits=atlas_permits,
-        atlas_existing=atlas_existing,
-        report=report,
-        timings_s=clock.laps,
-    )
 
 
 def _dates(

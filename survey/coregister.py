@@ -45,6 +45,7 @@ from change_detection.errors import InsufficientOverlapError
 from change_detection.grids import AlignedEpoch, align_epoch
 from survey.errors import RasterFormatError
 from survey.imagery import heights_reason, read_orthophoto
+from survey.progress import Stage, stage
 from survey.rasters import atomic_path, open_dsm, sha256_file, write_geotiff
 
 __all__ = ["CoregisterOutputs", "coregister_files"]
@@ -53,6 +54,9 @@ log = logging.getLogger(__name__)
 
 #: Rasters larger than this many pixels are opened as dask arrays (windowed, bounded memory).
 _CHUNKED_ABOVE_PX = 64_000_000
+
+#: Side (px) of the windows a dask-backed aligned raster is computed and written in.
+_BLOCK_PX = 2048
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,17 @@ def _check_overlap(reference: Path, target: Path, ref: xr.DataArray, tgt: xr.Dat
         )
 
 
+@dataclass(frozen=True)
+class _Sides:
+    """Both sides opened and checked: what is matched, and the DSMs whose offset is removed
+    (a side that is itself heights is its own DSM)."""
+
+    ref: _Input
+    tgt: _Input
+    ref_dsm: xr.DataArray | None
+    tgt_dsm: xr.DataArray | None
+
+
 def coregister_files(
     reference: str | os.PathLike[str],
     target: str | os.PathLike[str],
@@ -137,6 +152,11 @@ def coregister_files(
     chunk_px: int | None = None,
 ) -> CoregisterOutputs:
     """Co-register ``target`` onto ``reference`` and write the aligned rasters and the report.
+
+    Four stages, each one function and one named stage of :mod:`survey.progress`: open the
+    inputs (:func:`_open_sides`), co-register (:func:`_align`), write the aligned rasters
+    (:func:`_write_aligned`; with dask-backed inputs the warp is computed here, window by
+    window) and write the report (:func:`_report`).
 
     Parameters
     ----------
@@ -176,6 +196,37 @@ def coregister_files(
         raise RasterFormatError(f"{target_dsm}: a target DSM needs an output path (--out-dsm)")
     if out_dsm is not None and target_dsm is None:
         raise RasterFormatError(f"{out_dsm}: an output DSM needs --target-dsm")
+    with stage("open the inputs"):
+        sides = _open_sides(ref_p, tgt_p, reference_dsm, target_dsm, chunk_px)
+    with stage("co-register"):
+        aligned = _align(sides, params, order)
+    n_windows = _window_count(sides.ref.image) * (2 if out_dsm is not None else 1)
+    with stage("write the aligned rasters", total=n_windows) as writing:
+        out_dsm_p = _write_aligned(
+            sides, aligned, ref_p, out_p, None if out_dsm is None else Path(out_dsm), writing
+        )
+    with stage("write the report"):
+        rep = _report(sides, aligned, ref_p, tgt_p, out_p, out_dsm_p, reference_dsm, target_dsm)
+        report_p: Path | None = None
+        residuals_p: Path | None = None
+        if report is not None:
+            report_p = Path(report)
+            residuals_p = report_p.with_suffix(".residuals.geojson")
+            rep["outputs"]["residuals"] = str(residuals_p)
+            _write_json(residuals_p, rep["residuals"])
+            _write_json(report_p, rep)
+    return CoregisterOutputs(out_p, out_dsm_p, report_p, residuals_p, rep, aligned)
+
+
+def _open_sides(
+    ref_p: Path,
+    tgt_p: Path,
+    reference_dsm: str | os.PathLike[str] | None,
+    target_dsm: str | os.PathLike[str] | None,
+    chunk_px: int | None,
+) -> _Sides:
+    """Stage 1: read both sides as what they hold, refuse a DSM given twice, check the
+    footprints overlap and open the DSMs."""
     if chunk_px is None:
         big = max(_pixels(ref_p), _pixels(tgt_p)) > _CHUNKED_ABOVE_PX
         chunk_px = 2048 if big else None
@@ -191,8 +242,7 @@ def coregister_files(
                 f"is itself heights (a DSM); pass the DSM once, as --"
                 f"{'reference' if side is ref else 'target'}"
             )
-    ref_rgb, tgt_rgb = ref.image, tgt.image
-    _check_overlap(ref_p, tgt_p, ref_rgb, tgt_rgb)
+    _check_overlap(ref_p, tgt_p, ref.image, tgt.image)
     r_dsm = open_dsm(reference_dsm, chunks=chunk_px) if reference_dsm is not None else None
     t_dsm = open_dsm(target_dsm, chunks=chunk_px) if target_dsm is not None else None
     if ref.heights:
@@ -200,55 +250,78 @@ def coregister_files(
     if tgt.heights:
         # the aligned heights are the output: written from the DSM branch, offset removed
         t_dsm = tgt.image
+    return _Sides(ref, tgt, r_dsm, t_dsm)
+
+
+def _align(sides: _Sides, params: CoregParams, order: int) -> AlignedEpoch:
+    """Stage 2: :func:`change_detection.grids.align_epoch` (lazy for dask-backed inputs)."""
+    ref, tgt = sides.ref, sides.tgt
     # heights are never line work: the core skips that test and names them in the report
     params = dataclasses.replace(
         params,
         reference_kind="heights" if ref.heights else params.reference_kind,
         target_kind="heights" if tgt.heights else params.target_kind,
     )
-    aligned = align_epoch(
-        ref_rgb,
-        tgt_rgb,
+    return align_epoch(
+        ref.image,
+        tgt.image,
         tgt.valid,
-        t_dsm,
-        r_dsm,
+        sides.tgt_dsm,
+        sides.ref_dsm,
         params,
         reference_valid=ref.valid,
         order=1 if tgt.heights else order,
     )
+
+
+def _write_aligned(
+    sides: _Sides,
+    aligned: AlignedEpoch,
+    ref_p: Path,
+    out_p: Path,
+    out_dsm: Path | None,
+    writing: Stage,
+) -> Path | None:
+    """Stage 3: the aligned target at ``out_p`` (heights when the target is a DSM) and the
+    aligned DSM at ``out_dsm``, tagged with the model; returns the DSM written or None."""
     result = aligned.result
-    transform = ref_rgb.rio.transform()
-    crs = ref_rgb.rio.crs
+    grid = sides.ref.image
     tags = {
         "COREGISTRATION_MODEL": result.model,
         "COREGISTRATION_SHIFT_PX": f"{result.shift_x_px:.4f},{result.shift_y_px:.4f}",
         "COREGISTRATION_CONFIDENCE": f"{result.confidence:.3f}",
         "COREGISTRATION_REFERENCE": ref_p.name,
     }
-    if tgt.heights:
+    georef: dict[str, Any] = {
+        "transform": grid.rio.transform(),
+        "crs": grid.rio.crs,
+        "tags": tags,
+        "progress": writing,
+    }
+    if sides.tgt.heights:
         assert aligned.dsm is not None
-        _write_raster(
-            out_p,
-            aligned.dsm.astype(np.float32),
-            transform=transform,
-            crs=crs,
-            nodata=float("nan"),
-            tags=tags,
-        )
+        heights = aligned.dsm.astype(np.float32)
+        _write_raster(out_p, heights, nodata=float("nan"), **georef)
     else:
-        _write_raster(
-            out_p, aligned.rgb, transform=transform, crs=crs, mask=aligned.valid, tags=tags
-        )
-    out_dsm_p: Path | None = None
-    if out_dsm is not None and aligned.dsm is not None:
-        out_dsm_p = _write_raster(
-            Path(out_dsm),
-            aligned.dsm.astype(np.float32),
-            transform=transform,
-            crs=crs,
-            nodata=float("nan"),
-            tags=tags,
-        )
+        _write_raster(out_p, aligned.rgb, mask=aligned.valid, **georef)
+    if out_dsm is None or aligned.dsm is None:
+        return None
+    return _write_raster(out_dsm, aligned.dsm.astype(np.float32), nodata=float("nan"), **georef)
+
+
+def _report(
+    sides: _Sides,
+    aligned: AlignedEpoch,
+    ref_p: Path,
+    tgt_p: Path,
+    out_p: Path,
+    out_dsm_p: Path | None,
+    reference_dsm: str | os.PathLike[str] | None,
+    target_dsm: str | os.PathLike[str] | None,
+) -> dict[str, Any]:
+    """Stage 4: the report: the co-registration's, with each input's SHA-256, how it was
+    read and what was written."""
+    ref, tgt = sides.ref, sides.tgt
     rep = aligned.report()
     rep["inputs"] = {
         "reference": {"path": str(ref_p), "sha256": sha256_file(ref_p), **ref.record},
@@ -272,15 +345,16 @@ def coregister_files(
         "heights": str(out_p) if tgt.heights else None,
         "dsm": None if out_dsm_p is None else str(out_dsm_p),
     }
-    report_p: Path | None = None
-    residuals_p: Path | None = None
-    if report is not None:
-        report_p = Path(report)
-        residuals_p = report_p.with_suffix(".residuals.geojson")
-        rep["outputs"]["residuals"] = str(residuals_p)
-        _write_json(residuals_p, rep["residuals"])
-        _write_json(report_p, rep)
-    return CoregisterOutputs(out_p, out_dsm_p, report_p, residuals_p, rep, aligned)
+    return rep
+
+
+def _window_count(grid: xr.DataArray, block_px: int = _BLOCK_PX) -> int:
+    """Windows :func:`_write_raster` writes a dask-backed raster of ``grid``'s shape in
+    (one for an in-memory raster)."""
+    if grid.chunks is None:
+        return 1
+    rows, cols = grid.sizes["y"], grid.sizes["x"]
+    return math.ceil(rows / block_px) * math.ceil(cols / block_px)
 
 
 def _write_raster(
@@ -292,16 +366,18 @@ def _write_raster(
     mask: xr.DataArray | None = None,
     nodata: float | None = None,
     tags: dict[str, str] | None = None,
-    block_px: int = 2048,
+    block_px: int = _BLOCK_PX,
+    progress: Stage | None = None,
 ) -> Path:
     """Write an aligned raster; dask-backed ones window by window (bounded memory).
 
     In-memory arrays go through :func:`survey.rasters.write_geotiff`; lazy ones are written
     with the same profile (tiled 512, DEFLATE, internal mask) into an atomic temporary file,
     one ``block_px`` window at a time, so only that window's part of the warp is computed.
+    Each window written (the whole raster, in memory) advances ``progress`` by one.
     """
     if data.chunks is None:
-        return write_geotiff(
+        written = write_geotiff(
             path,
             np.asarray(data.values),
             transform=transform,
@@ -310,6 +386,9 @@ def _write_raster(
             mask=None if mask is None else np.asarray(mask.values, dtype=bool),
             tags=tags,
         )
+        if progress is not None:
+            progress.advance()
+        return written
     arr = data if data.ndim == 3 else data.expand_dims("band")
     count, rows, cols = (int(v) for v in arr.shape)
     dtype = np.dtype(arr.dtype)
@@ -346,6 +425,8 @@ def _write_raster(
                 if mask is not None:
                     m = np.asarray(mask[r0:r1, c0:c1].values, dtype=bool)
                     dst.write_mask(np.where(m, 255, 0).astype(np.uint8), window=win)
+                if progress is not None:
+                    progress.advance()
         if tags:
             dst.update_tags(**tags)
     return path

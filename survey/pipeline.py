@@ -41,6 +41,13 @@ band (used as grey in all three bands, without colour cues).
 Survey dates default to the orthophotos' tags (``SITEWATCH_SURVEY_DATE``, else
 ``TIFFTAG_DATETIME``), then to a ``truth.json`` two folders above the before orthophoto (the
 layout of a synthetic site); without any, permits are checked without dates.
+
+:func:`run_detect` is five named stages, one function each, shown as they run by
+:mod:`survey.progress`: open and check the inputs, co-register, classify, vectorize and check
+permits, write products and provenance. The module is over the house's ~500 lines because it
+holds the whole pipeline: those five stages, the input checks they need (overlap, site crop,
+dates) and the memory and scheduler settings of a run (:func:`bounded_memory`,
+:func:`_scheduler`), which belong to the execution layer the detection issue (#15) plans.
 """
 
 from __future__ import annotations
@@ -69,10 +76,10 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from change_detection.detect import ChangeResult, Epoch, detect_changes, limit_malloc_arenas
-from change_detection.grids import AlignedEpoch, align_epoch, onto_reference_grid
+from change_detection.grids import align_epoch, onto_reference_grid
 from change_detection.leads import Lead
 from change_detection.params import DetectParams
-from change_detection.permits import build_leads, parse_date
+from change_detection.permits import Permit, build_leads, parse_date
 from survey import __version__
 from survey.errors import DetectInputError
 from survey.imagery import Orthophoto, read_orthophoto
@@ -85,6 +92,7 @@ from survey.outputs import (
     write_leads,
 )
 from survey.permits import read_permits
+from survey.progress import stage
 from survey.rasters import (
     OPEN_ERRORS,
     atomic_path,
@@ -92,7 +100,12 @@ from survey.rasters import (
     quiet_gdal_messages,
     sha256_file,
 )
-from survey.registered import derivation_record, open_registered_epoch, write_registered_epoch
+from survey.registered import (
+    RegisteredEpoch,
+    derivation_record,
+    open_registered_epoch,
+    write_registered_epoch,
+)
 from survey.sites import read_site_area
 
 __all__ = ["DetectResult", "run_detect"]
@@ -276,6 +289,36 @@ class _Closer:
             t.close()
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """What the first stage of :func:`run_detect` opened, checked and hashed.
+
+    ``before`` is the reference epoch, cropped to the site; the after epoch is still on its
+    own grid (``after_ortho``, ``after_dsm``).
+    """
+
+    paths: dict[str, Path]
+    hashes: dict[str, str]
+    before_ortho: Orthophoto
+    after_ortho: Orthophoto
+    before: Epoch
+    after_dsm: xr.DataArray | None
+    permits: list[Permit] | None
+    site: BaseGeometry | None
+    before_date: dt.date | None
+    after_date: dt.date | None
+
+
+@dataclass(frozen=True)
+class _OnBeforeGrid:
+    """What the co-registration stage hands on: the after epoch on the before grid, the
+    co-registration report, and the co-registered after epoch as written (None if not)."""
+
+    after: Epoch
+    report: dict[str, Any]
+    written: RegisteredEpoch | None = None
+
+
 @bounded_memory
 def run_detect(
     before_ortho: str | os.PathLike[str],
@@ -294,6 +337,11 @@ def run_detect(
     epochs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> DetectResult:
     """Detect changes between two survey epochs and write the leads and their evidence.
+
+    Five stages, each one function and one named stage of :mod:`survey.progress`: open and
+    check the inputs (:func:`_open_inputs`), co-register (:func:`_coregister`), classify
+    (:func:`_classify`), vectorize and check permits (:func:`_check_permits`), write products
+    and provenance (:func:`_write_products`).
 
     Parameters
     ----------
@@ -346,112 +394,206 @@ def run_detect(
     started = dt.datetime.now(dt.UTC)
     clock = Clock()
     out = Path(out_dir)
-    paths = {"before_ortho": Path(before_ortho), "after_ortho": Path(after_ortho)}
-    if before_dsm is not None:
-        paths["before_dsm"] = Path(before_dsm)
-    if after_dsm is not None:
-        paths["after_dsm"] = Path(after_dsm)
+    paths = _input_paths(before_ortho, after_ortho, before_dsm, after_dsm, permits, site)
+    with stage("open and check the inputs"):
+        inputs = _open_inputs(paths, params, scheduler, clock, (before_date, after_date))
+    with stage("co-register"):
+        grid = _coregister(inputs, params, out, clock, write_registered=write_registered)
+    with stage("classify", dask_tasks=True):
+        result = _classify(inputs.before, grid.after, params, out / "change.tif", scheduler)
+        clock.lap("detect")
+    with stage("vectorize and check permits"):
+        leads = _check_permits(result, inputs, params)
+        clock.lap("leads")
+    with stage("write products and provenance"):
+        outputs = _write_products(out, leads, grid.report)
+        clock.lap("write")
+        provenance = _provenance(inputs, result, grid, leads, outputs, params, epochs)
+        provenance["timings_s"] = clock.laps
+        provenance["started"] = started.isoformat()
+        provenance["finished"] = dt.datetime.now(dt.UTC).isoformat()
+        provenance_json = write_json(out / "provenance.json", provenance)
+    log.info("%d leads written to %s", len(leads), out)
+    return DetectResult(
+        leads=tuple(leads),
+        mode=result.mode,
+        out_dir=out,
+        leads_geojson=outputs["leads.geojson"],
+        leads_gpkg=outputs["leads.gpkg"],
+        change_tif=outputs["change.tif"],
+        coregistration_json=outputs["coregistration.json"],
+        provenance_json=provenance_json,
+        coregistration=grid.report,
+        timings_s=clock.laps,
+        after_registered=None if grid.written is None else grid.written.ortho,
+        after_registered_dsm=None if grid.written is None else grid.written.dsm,
+    )
+
+
+def _input_paths(
+    before_ortho: str | os.PathLike[str],
+    after_ortho: str | os.PathLike[str],
+    before_dsm: str | os.PathLike[str] | None,
+    after_dsm: str | os.PathLike[str] | None,
+    permits: str | os.PathLike[str] | None,
+    site: str | os.PathLike[str] | None,
+) -> dict[str, Path]:
+    """The inputs by role, in the order ``provenance.json`` lists them; one DSM is an error."""
     if (before_dsm is None) != (after_dsm is None):
         given = "before" if before_dsm is not None else "after"
         raise DetectInputError(
             f"only the {given} DSM was given; pass both --before-dsm and --after-dsm for height "
             "mode, or neither for RGB-only mode"
         )
-    if permits is not None:
-        paths["permits"] = Path(permits)
-    if site is not None:
-        paths["site"] = Path(site)
-    # Open (and so validate) every raster before the slower hashing.
+    named = {
+        "before_ortho": before_ortho,
+        "after_ortho": after_ortho,
+        "before_dsm": before_dsm,
+        "after_dsm": after_dsm,
+        "permits": permits,
+        "site": site,
+    }
+    return {role: Path(p) for role, p in named.items() if p is not None}
+
+
+def _open_inputs(
+    paths: dict[str, Path],
+    params: DetectParams,
+    scheduler: str | None,
+    clock: Clock,
+    dates: tuple[str | dt.date | None, str | dt.date | None],
+) -> _Inputs:
+    """Stage 1: open (and so validate) every input before the slower hashing, check that the
+    epochs overlap, hash the files, settle the dates and crop the before epoch to the site."""
     n_px = _pixel_count(paths["before_ortho"])
     big = n_px > 4 * params.chunk_px**2
     chunks = params.chunk_px if big or scheduler or n_px > LARGE_PX else None
-    ortho_b, ortho_a = _read_orthophotos(paths, chunks, height_mode=before_dsm is not None)
-    rgb_b, valid_b = ortho_b.rgb, ortho_b.valid
-    rgb_a, valid_a = ortho_a.rgb, ortho_a.valid
-    dsm_b = open_dsm(paths["before_dsm"], chunks=chunks) if before_dsm is not None else None
-    dsm_a = open_dsm(paths["after_dsm"], chunks=chunks) if after_dsm is not None else None
-    _check_overlap(rgb_b, rgb_a, paths["before_ortho"], paths["after_ortho"])
-    permit_list = read_permits(paths["permits"], rgb_b.rio.crs) if permits is not None else None
+    height_mode = "before_dsm" in paths
+    ortho_b, ortho_a = _read_orthophotos(paths, chunks, height_mode=height_mode)
+    dsm_b = open_dsm(paths["before_dsm"], chunks=chunks) if height_mode else None
+    dsm_a = open_dsm(paths["after_dsm"], chunks=chunks) if height_mode else None
+    _check_overlap(ortho_b.rgb, ortho_a.rgb, paths["before_ortho"], paths["after_ortho"])
+    crs = ortho_b.rgb.rio.crs
+    permit_list = read_permits(paths["permits"], crs) if "permits" in paths else None
     clock.lap("open")
     # hashlib releases the GIL on large buffers: the inputs are hashed side by side
     with ThreadPoolExecutor(min(len(paths), os.cpu_count() or 2)) as pool:
         digests = list(pool.map(sha256_file, paths.values()))
     hashes = dict(zip(paths, digests, strict=True))
     clock.lap("hash")
+    start, end = _survey_dates(paths["before_ortho"], paths["after_ortho"], *dates)
+    before = Epoch(rgb=ortho_b.rgb, valid=ortho_b.valid, dsm=dsm_b, nir=ortho_b.nir)
+    site_geom: BaseGeometry | None = None
+    if "site" in paths:
+        # valid whatever the file holds (a self-intersecting ring is repaired, one warning)
+        site_geom = read_site_area(paths["site"], crs)
+        before, site_geom = _crop_to_site(before, site_geom, paths["site"], margin_m=5.0)
+    return _Inputs(
+        paths=paths,
+        hashes=hashes,
+        before_ortho=ortho_b,
+        after_ortho=ortho_a,
+        before=before,
+        after_dsm=dsm_a,
+        permits=permit_list,
+        site=site_geom,
+        before_date=start,
+        after_date=end,
+    )
+
+
+def _survey_dates(
+    before_ortho: Path,
+    after_ortho: Path,
+    before_date: str | dt.date | None,
+    after_date: str | dt.date | None,
+) -> tuple[dt.date | None, dt.date | None]:
+    """The dates given, else the orthophotos' tags, else a synthetic site's ``truth.json``."""
     start = parse_date(before_date, "--before-date")
     end = parse_date(after_date, "--after-date")
-    truth_dates = _truth_dates(paths["before_ortho"])
+    truth_dates = _truth_dates(before_ortho)
     if start is None:
-        start = parse_date(_survey_date(paths["before_ortho"]) or truth_dates[0], "before date")
+        start = parse_date(_survey_date(before_ortho) or truth_dates[0], "before date")
     if end is None:
-        end = parse_date(_survey_date(paths["after_ortho"]) or truth_dates[1], "after date")
+        end = parse_date(_survey_date(after_ortho) or truth_dates[1], "after date")
+    return start, end
 
-    before = Epoch(rgb=rgb_b, valid=valid_b, dsm=dsm_b, nir=ortho_b.nir)
-    site_geom: BaseGeometry | None = None
-    if site is not None:
-        # valid whatever the file holds (a self-intersecting ring is repaired, one warning)
-        site_geom = read_site_area(paths["site"], rgb_b.rio.crs)
-        before, site_geom = _crop_to_site(before, site_geom, paths["site"], margin_m=5.0)
 
-    aligned: AlignedEpoch | None = None
-    if params.coregister:
-        aligned = align_epoch(
-            before.rgb,
-            rgb_a,
-            valid_a,
-            target_dsm=dsm_a,
-            reference_dsm=before.dsm,
-            reference_valid=before.valid,
-            target_nir=ortho_a.nir,
-        )
-        after = Epoch(rgb=aligned.rgb, valid=aligned.valid, dsm=aligned.dsm, nir=aligned.nir)
-        coreg_report: dict[str, Any] = aligned.report()
-        coreg_report["coregistered"] = True
-    else:
-        after = Epoch(
-            rgb=onto_reference_grid(rgb_a, before.rgb, resampling=Resampling.bilinear, fill=0),
-            valid=onto_reference_grid(
-                valid_a, before.rgb, resampling=Resampling.nearest, fill=False
-            ).astype(bool),
-            dsm=None
-            if dsm_a is None
-            else onto_reference_grid(
-                dsm_a, before.rgb, resampling=Resampling.bilinear, fill=np.nan
-            ),
-            nir=None
-            if ortho_a.nir is None
-            else onto_reference_grid(
-                ortho_a.nir, before.rgb, resampling=Resampling.bilinear, fill=0
-            ),
-        )
-        coreg_report = {
+def _coregister(
+    inputs: _Inputs, params: DetectParams, out: Path, clock: Clock, *, write_registered: bool
+) -> _OnBeforeGrid:
+    """Stage 2: the after epoch on the before grid, co-registered
+    (:func:`change_detection.grids.align_epoch`) and, with ``write_registered``, written as
+    ``after_registered*.tif``; with ``params.coregister`` off only resampled onto the grid."""
+    before, ortho_a = inputs.before, inputs.after_ortho
+    if not params.coregister:
+        report: dict[str, Any] = {
             "coregistered": False,
             "model": "none",
             "warnings": ["co-registration skipped (--no-coregister): the grids were only matched"],
         }
-
+        grid = _OnBeforeGrid(_matched_grids(inputs), report)
+        clock.lap("coregister")
+        out.mkdir(parents=True, exist_ok=True)
+        return grid
+    aligned = align_epoch(
+        before.rgb,
+        ortho_a.rgb,
+        ortho_a.valid,
+        target_dsm=inputs.after_dsm,
+        reference_dsm=before.dsm,
+        reference_valid=before.valid,
+        target_nir=ortho_a.nir,
+    )
+    after = Epoch(rgb=aligned.rgb, valid=aligned.valid, dsm=aligned.dsm, nir=aligned.nir)
+    report = aligned.report()
+    report["coregistered"] = True
     clock.lap("coregister")
     out.mkdir(parents=True, exist_ok=True)
-    registered = None
-    if write_registered and aligned is not None:
-        registered = write_registered_epoch(
-            aligned,
-            out,
-            after_ortho=paths["after_ortho"],
-            after_ortho_sha256=hashes["after_ortho"],
-            reference_sha256=hashes["before_ortho"],
-            after_dsm=paths.get("after_dsm"),
-            after_dsm_sha256=hashes.get("after_dsm"),
-            survey_date=end.isoformat() if end else None,
-        )
-        if aligned.rgb.chunks is not None:
-            # Detection reads the written rasters (same values, lossless) rather than
-            # computing the warp of the after epoch a second time.
-            rgb_r, valid_r, dsm_r = open_registered_epoch(registered, aligned)
-            after = Epoch(rgb=rgb_r, valid=valid_r, dsm=dsm_r, nir=aligned.nir)
-        clock.lap("registered")
+    if not write_registered:
+        return _OnBeforeGrid(after, report)
+    paths, hashes = inputs.paths, inputs.hashes
+    written = write_registered_epoch(
+        aligned,
+        out,
+        after_ortho=paths["after_ortho"],
+        after_ortho_sha256=hashes["after_ortho"],
+        reference_sha256=hashes["before_ortho"],
+        after_dsm=paths.get("after_dsm"),
+        after_dsm_sha256=hashes.get("after_dsm"),
+        survey_date=inputs.after_date.isoformat() if inputs.after_date else None,
+    )
+    if aligned.rgb.chunks is not None:
+        # Detection reads the written rasters (same values, lossless) rather than
+        # computing the warp of the after epoch a second time.
+        rgb_r, valid_r, dsm_r = open_registered_epoch(written, aligned)
+        after = Epoch(rgb=rgb_r, valid=valid_r, dsm=dsm_r, nir=aligned.nir)
+    clock.lap("registered")
+    return _OnBeforeGrid(after, report, written)
+
+
+def _matched_grids(inputs: _Inputs) -> Epoch:
+    """The after epoch resampled onto the before grid, not co-registered."""
+    grid, ortho_a, dsm_a = inputs.before.rgb, inputs.after_ortho, inputs.after_dsm
+    bilinear, nearest = Resampling.bilinear, Resampling.nearest
+    return Epoch(
+        rgb=onto_reference_grid(ortho_a.rgb, grid, resampling=bilinear, fill=0),
+        valid=onto_reference_grid(ortho_a.valid, grid, resampling=nearest, fill=False).astype(bool),
+        dsm=None
+        if dsm_a is None
+        else onto_reference_grid(dsm_a, grid, resampling=bilinear, fill=np.nan),
+        nir=None
+        if ortho_a.nir is None
+        else onto_reference_grid(ortho_a.nir, grid, resampling=bilinear, fill=0),
+    )
+
+
+def _classify(
+    before: Epoch, after: Epoch, params: DetectParams, change_tif: Path, scheduler: str | None
+) -> ChangeResult:
+    """Stage 3: :func:`change_detection.detect.detect_changes` chunk by chunk (on
+    ``scheduler``), writing each chunk's classes into ``change_tif`` as it is done."""
     sched, closer = _scheduler(scheduler)
-    change_tif = out / "change.tif"
     lock: Any
     if sched is not None:
         from dask.distributed import Lock
@@ -479,52 +621,90 @@ def run_detect(
     finally:
         if closer is not None:
             closer.close()
+    return result
 
-    clock.lap("detect")
+
+def _check_permits(result: ChangeResult, inputs: _Inputs, params: DetectParams) -> list[Lead]:
+    """Stage 4: the change objects inside the site as leads (WGS84 outlines, stable ids),
+    each checked against the permits."""
     objects = list(result.objects)
-    if site_geom is not None:
-        objects = [o for o in objects if o.geometry.intersects(site_geom)]
-    rgb_only = result.mode == "rgb_only"
-    leads = build_leads(
+    if inputs.site is not None:
+        objects = [o for o in objects if o.geometry.intersects(inputs.site)]
+    return build_leads(
         objects,
-        permit_list,
+        inputs.permits,
         crs=result.crs,
         params=params,
-        before_date=start,
-        after_date=end,
-        rgb_only=rgb_only,
-        input_hashes=hashes,
+        before_date=inputs.before_date,
+        after_date=inputs.after_date,
+        rgb_only=result.mode == "rgb_only",
+        input_hashes=inputs.hashes,
     )
 
-    clock.lap("leads")
+
+def _write_products(out: Path, leads: list[Lead], coreg_report: dict[str, Any]) -> dict[str, Path]:
+    """Stage 5 (first half): ``leads.geojson``, ``leads.gpkg`` and ``coregistration.json``
+    beside the ``change.tif`` stage 3 wrote; every product by name."""
     leads_geojson, leads_gpkg = write_leads(out, leads)
     coreg_json = write_json(out / "coregistration.json", coreg_report)
-    outputs = {
+    return {
         "leads.geojson": leads_geojson,
         "leads.gpkg": leads_gpkg,
-        "change.tif": change_tif,
+        "change.tif": out / "change.tif",
         "coregistration.json": coreg_json,
     }
-    clock.lap("write")
+
+
+#: The fields of the co-registration report repeated in ``provenance.json``.
+_COREG_FIELDS = (
+    "coregistered",
+    "model",
+    "shift_x_px",
+    "shift_y_px",
+    "rmse_px",
+    "vertical_offset_m",
+    "confidence",
+)
+
+
+def _provenance(
+    inputs: _Inputs,
+    result: ChangeResult,
+    grid: _OnBeforeGrid,
+    leads: list[Lead],
+    products: dict[str, Path],
+    params: DetectParams,
+    epochs: Mapping[str, Mapping[str, Any]] | None,
+) -> dict[str, Any]:
+    """Stage 5 (second half): the content of ``provenance.json`` but its times; the
+    co-registered after epoch joins the outputs with the original each derives from."""
+    paths, hashes, report = inputs.paths, inputs.hashes, grid.report
+    outputs = dict(products)
     derived: dict[str, dict[str, Any]] = {}
-    products = (
-        ()
-        if registered is None
-        else (("after_ortho", registered.ortho), ("after_dsm", registered.dsm))
-    )
-    for role, product in products:
+    written = grid.written
+    pairs = () if written is None else (("after_ortho", written.ortho), ("after_dsm", written.dsm))
+    for role, product in pairs:
         if product is None:
             continue
         outputs[product.name] = product
         derived[product.name] = derivation_record(
-            role, paths[role], hashes[role], hashes["before_ortho"], coreg_report, coreg_json.name
+            role,
+            paths[role],
+            hashes[role],
+            hashes["before_ortho"],
+            report,
+            products["coregistration.json"].name,
         )
-    readings = {"before_ortho": ortho_b.record(), "after_ortho": ortho_a.record()}
-    provenance = {
+    readings = {
+        "before_ortho": inputs.before_ortho.record(),
+        "after_ortho": inputs.after_ortho.record(),
+    }
+    start, end = inputs.before_date, inputs.after_date
+    return {
         "software": {"name": "sitewatch", "version": __version__},
         "command": "detect",
         "mode": result.mode,
-        "rgb_only": rgb_only,
+        "rgb_only": result.mode == "rgb_only",
         "inputs": {
             role: {"path": str(p.resolve()), "sha256": hashes[role], **readings.get(role, {})}
             for role, p in paths.items()
@@ -538,44 +718,14 @@ def run_detect(
             "shape": list(result.shape),
             "chunks": result.n_chunks,
         },
-        "coregistration": {
-            k: coreg_report.get(k)
-            for k in (
-                "coregistered",
-                "model",
-                "shift_x_px",
-                "shift_y_px",
-                "rmse_px",
-                "vertical_offset_m",
-                "confidence",
-            )
-        },
+        "coregistration": {k: report.get(k) for k in _COREG_FIELDS},
         "epochs": {when: dict(record) for when, record in (epochs or {}).items()},
         "n_leads": len(leads),
         "outputs": {
             name: {"path": str(p.resolve()), "sha256": sha256_file(p), **derived.get(name, {})}
             for name, p in outputs.items()
         },
-        "timings_s": clock.laps,
-        "started": started.isoformat(),
-        "finished": dt.datetime.now(dt.UTC).isoformat(),
     }
-    provenance_json = write_json(out / "provenance.json", provenance)
-    log.info("%d leads written to %s", len(leads), out)
-    return DetectResult(
-        leads=tuple(leads),
-        mode=result.mode,
-        out_dir=out,
-        leads_geojson=leads_geojson,
-        leads_gpkg=leads_gpkg,
-        change_tif=change_tif,
-        coregistration_json=coreg_json,
-        provenance_json=provenance_json,
-        coregistration=coreg_report,
-        timings_s=clock.laps,
-        after_registered=None if registered is None else registered.ortho,
-        after_registered_dsm=None if registered is None else registered.dsm,
-    )
 
 
 #: The fix named when a grey orthophoto is given in RGB-only mode.

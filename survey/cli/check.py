@@ -24,11 +24,13 @@ import click
 from survey.cli._common import ensure_out_dir, existing_file, is_quiet
 from survey.cli._epochs import epoch_path
 from survey.cli.map import _CASE_HELP, _OPERATOR_HELP, _STORE_HELP, check_store, say_recorded
+from survey.progress import quiet_option, reporting
 
 __all__ = ["command"]
 
 
 @click.command(name="check")
+@quiet_option
 @click.option(
     "--epoch",
     type=epoch_path,
@@ -188,21 +190,22 @@ def command(
         found = open_epoch(epoch, "survey", dsm=dsm, dtm=dtm, site=site, needs_dsm=True)
         ortho, dsm, dtm, record = found.ortho, found.dsm, found.dtm, found.record()
     assert ortho is not None and dsm is not None
-    result = run_check(
-        ortho,
-        dsm,
-        out,
-        permits=permits,
-        dtm=dtm,
-        existing=existing,
-        site=site,
-        survey_date=survey_date,
-        atlas_date=atlas_date,
-        params=params,
-        align=not no_align,
-        max_offset_m=max_offset_m,
-        epoch=record,
-    )
+    with reporting(quiet=is_quiet(), command="check"):
+        result = run_check(
+            ortho,
+            dsm,
+            out,
+            permits=permits,
+            dtm=dtm,
+            existing=existing,
+            site=site,
+            survey_date=survey_date,
+            atlas_date=atlas_date,
+            params=params,
+            align=not no_align,
+            max_offset_m=max_offset_m,
+            epoch=record,
+        )
     entries: list[int] = []
     if recorder is not None:
         from survey.evidence.wiring import record_check

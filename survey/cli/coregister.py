@@ -13,11 +13,13 @@ import click
 
 from survey.cli._common import existing_file, is_quiet
 from survey.cli.map import _CASE_HELP, _OPERATOR_HELP, _STORE_HELP, check_store, say_recorded
+from survey.progress import quiet_option, reporting
 
 __all__ = ["command"]
 
 
 @click.command(name="coregister")
+@quiet_option
 @click.option(
     "--reference",
     required=True,
@@ -133,17 +135,18 @@ def command(
         strict=strict,
     )
     recorder = check_store(store, case=case, operator=operator)
-    outputs = coregister_files(
-        reference,
-        target,
-        out,
-        report=report,
-        reference_dsm=reference_dsm,
-        target_dsm=target_dsm,
-        out_dsm=out_dsm,
-        params=params,
-        order=order,
-    )
+    with reporting(quiet=is_quiet(), command="coregister"):
+        outputs = coregister_files(
+            reference,
+            target,
+            out,
+            report=report,
+            reference_dsm=reference_dsm,
+            target_dsm=target_dsm,
+            out_dsm=out_dsm,
+            params=params,
+            order=order,
+        )
     entry = None
     if recorder is not None:
         from survey.evidence.wiring import record_coregister

@@ -26,6 +26,7 @@ import click
 from survey.cli._common import ensure_out_dir, existing_file, is_quiet
 from survey.cli._epochs import epoch_path
 from survey.cli.map import _CASE_HELP, _OPERATOR_HELP, _STORE_HELP, check_store, say_recorded
+from survey.progress import quiet_option, reporting
 
 if TYPE_CHECKING:
     from survey.ingest.odm import SurveyEpoch
@@ -34,6 +35,7 @@ __all__ = ["command"]
 
 
 @click.command(name="detect")
+@quiet_option
 @click.option(
     "--before",
     "before_epoch",
@@ -188,21 +190,22 @@ def command(
         after_ortho, after_dsm = epochs["after"].ortho, epochs["after"].dsm
     assert before_ortho is not None and after_ortho is not None
     _same_mode(before_dsm, after_dsm, epochs)
-    result = run_detect(
-        before_ortho,
-        after_ortho,
-        out,
-        before_dsm=before_dsm,
-        after_dsm=after_dsm,
-        permits=permits,
-        site=site,
-        before_date=before_date,
-        after_date=after_date,
-        params=params,
-        scheduler=scheduler,
-        write_registered=not no_registered,
-        epochs={when: epoch.record() for when, epoch in epochs.items()},
-    )
+    with reporting(quiet=is_quiet(), command="detect"):
+        result = run_detect(
+            before_ortho,
+            after_ortho,
+            out,
+            before_dsm=before_dsm,
+            after_dsm=after_dsm,
+            permits=permits,
+            site=site,
+            before_date=before_date,
+            after_date=after_date,
+            params=params,
+            scheduler=scheduler,
+            write_registered=not no_registered,
+            epochs={when: epoch.record() for when, epoch in epochs.items()},
+        )
     entries: list[int] = []
     if recorder is not None:
         from survey.evidence.wiring import record_detect

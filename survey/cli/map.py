@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from survey.cli._common import existing_file, is_quiet
+from survey.progress import quiet_option, reporting, stage
 
 if TYPE_CHECKING:
     from change_detection.leads import Lead
@@ -211,6 +212,7 @@ def _lines(paths: Sequence[Path]) -> None:
 
 
 @click.command(name="map")
+@quiet_option
 @click.option("--leads", "leads_path", required=True, type=existing_file, help="leads.geojson.")
 @click.option("--before-ortho", type=existing_file, help="Before orthophoto.")
 @click.option("--after-ortho", type=existing_file, help="After orthophoto.")
@@ -277,21 +279,28 @@ def command(
     from maps import render_review_map
 
     leads = load_leads(leads_path)
-    result = render_review_map(
-        leads,
-        before_ortho=before_ortho,
-        after_ortho=after_ortho,
-        out_html=out,
-        ortho=ortho,
-        permits=load_features(permits, "permits"),
-        existing=load_features(existing, "existing buildings"),
-        track=load_features(track, "flight track"),
-        route=load_features(route, "planned route"),
-        photos=load_features(photos, "photo positions"),
-        photo_dir=find_photo_dir(photos, photo_dir),
-        title=title,
-        after_registered=after_registered,
-    )
+    permit_features = load_features(permits, "permits")
+    existing_features = load_features(existing, "existing buildings")
+    track_features = load_features(track, "flight track")
+    route_features = load_features(route, "planned route")
+    photo_features = load_features(photos, "photo positions")
+    # one stage, once the leads and layers have been read (a bad one is one line alone)
+    with reporting(quiet=is_quiet(), command="map"), stage("render the review map"):
+        result = render_review_map(
+            leads,
+            before_ortho=before_ortho,
+            after_ortho=after_ortho,
+            out_html=out,
+            ortho=ortho,
+            permits=permit_features,
+            existing=existing_features,
+            track=track_features,
+            route=route_features,
+            photos=photo_features,
+            photo_dir=find_photo_dir(photos, photo_dir),
+            title=title,
+            after_registered=after_registered,
+        )
     if recorder is not None:
         inputs = {
             "leads": leads_path,

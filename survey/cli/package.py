@@ -28,7 +28,7 @@ the entries are filed under; ``--operator`` (default ``--analyst``) who made the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -43,6 +43,11 @@ from survey.cli.map import (
     load_leads,
     say_recorded,
 )
+from survey.progress import Stage, quiet_option, reporting, stage
+
+if TYPE_CHECKING:
+    from change_detection.leads import Lead
+    from survey.evidence.wiring import CommandStore
 
 _PACKAGE_STORE_HELP = (
     "Evidence store where the detection was recorded: each package carries the ledger "
@@ -54,6 +59,7 @@ __all__ = ["command"]
 
 
 @click.command(name="package")
+@quiet_option
 @click.option("--leads", "leads_path", required=True, type=existing_file, help="leads.geojson.")
 @click.option("--lead", "lead_id", help="Id of the lead to package.")
 @click.option("--all", "all_leads", is_flag=True, help="Package every lead into DIR/<id>/.")
@@ -125,21 +131,6 @@ def command(
         operator=operator or (analyst if store is not None else None),
         case_needs_store=False,
     )
-    from maps import build_evidence_package
-    from maps.errors import PackageError
-    from maps.review import lead_slug
-
-    leads = load_leads(leads_path)
-    if lead_id is not None:
-        chosen = [lead for lead in leads if lead.lead_id == lead_id]
-        if not chosen:
-            known = ", ".join(lead.lead_id for lead in leads[:10]) or "none"
-            raise PackageError(f"{leads_path}: no lead {lead_id!r} (ids: {known}); check --lead")
-        targets = [(chosen[0], out)]
-    else:
-        targets = [(lead, out / lead_slug(lead.lead_id)) for lead in leads]
-    permit_features = load_features(permits, "permits")
-    existing_features = load_features(existing, "existing buildings")
     files = {
         "leads": leads_path,
         "before_ortho": before_ortho,
@@ -153,50 +144,24 @@ def command(
         "after_registered": after_registered,
         "after_registered_dsm": after_registered_dsm,
     }
+    people = {"case_id": case_id, "pilot": pilot, "analyst": analyst}
+    targets = _targets(leads_path, lead_id, out)
+    layers = {
+        "permits": load_features(permits, "permits"),
+        "existing": load_features(existing, "existing buildings"),
+    }
     read: dict[str, str] = {}
-    # The ledger excerpt and signed head of each lead, taken before anything is written.
-    ledgers: dict[frozenset[str], tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+    ledgers: dict[frozenset[str], _Ledger] = {}
     if recorder is not None:
-        from survey.evidence.wiring import package_ledger
-
-        read = _hashes(files)
-        for lead, _folder in targets:
-            wanted = frozenset([*read.values(), *lead.input_hashes.values()])
-            if wanted not in ledgers:
-                ledgers[wanted] = package_ledger(recorder, sorted(wanted))
+        read, ledgers = _ledgers(recorder, files, targets)
     if all_leads:
         ensure_out_dir(out)
-    made: dict[str, Path] = {}
-    for lead, folder in targets:
-        excerpt = head = None
-        if recorder is not None:
-            excerpt, head = ledgers[frozenset([*read.values(), *lead.input_hashes.values()])]
-        pkg = build_evidence_package(
-            lead,
-            before_ortho=before_ortho,
-            after_ortho=after_ortho,
-            before_dsm=before_dsm,
-            after_dsm=after_dsm,
-            ortho=ortho,
-            dsm=dsm,
-            permits=permit_features,
-            existing=existing_features,
-            out_dir=folder,
-            after_registered=after_registered,
-            after_registered_dsm=after_registered_dsm,
-            case_id=case_id,
-            pilot=pilot,
-            analyst=analyst,
-            ledger_excerpt=excerpt,
-            signed_head=head,
+    # one stage, once every input has been read and checked (a bad one is one line alone)
+    progress = reporting(quiet=is_quiet(), command="package")
+    with progress, stage("build evidence packages", total=len(targets)) as building:
+        made = _build(
+            targets, files, layers, people, read, ledgers, building, single=lead_id is not None
         )
-        prefix = "" if lead_id is not None else f"{folder.name}/"
-        for name in ("manifest.json", "manifest.sha256", "report.pdf", "lead.geojson"):
-            if (pkg.directory / name).is_file():
-                made[f"{prefix}{name}"] = pkg.directory / name
-        if not is_quiet():
-            click.echo(f"lead {lead.lead_id}: {len(pkg.files)} files", err=True)
-        click.echo(str(pkg.directory))
     if recorder is not None and targets:
         entry = recorder.record(
             "sitewatch package",
@@ -204,9 +169,7 @@ def command(
             outputs=made,
             parameters={
                 "leads": [lead.lead_id for lead, _ in targets],
-                "case_id": case_id,
-                "pilot": pilot,
-                "analyst": analyst,
+                **people,
                 "signed_heads": sorted(
                     {(h["tree_size"], h["root_hash"]) for _, h in ledgers.values()}
                 ),
@@ -217,6 +180,96 @@ def command(
         click.echo(
             "file report.pdf; verify: cd <package> && sha256sum -c manifest.sha256", err=True
         )
+
+
+#: A lead's ledger excerpt and the signed head it is proved against.
+_Ledger = tuple[list[dict[str, Any]], dict[str, Any]]
+
+
+def _targets(leads_path: Path, lead_id: str | None, out: Path) -> list[tuple[Lead, Path]]:
+    """The leads to package and the folder of each: ``--lead ID`` into ``out``, ``--all``
+    into ``out/<lead id>/``."""
+    from maps.errors import PackageError
+    from maps.review import lead_slug
+
+    leads = load_leads(leads_path)
+    if lead_id is None:
+        return [(lead, out / lead_slug(lead.lead_id)) for lead in leads]
+    chosen = [lead for lead in leads if lead.lead_id == lead_id]
+    if not chosen:
+        known = ", ".join(lead.lead_id for lead in leads[:10]) or "none"
+        raise PackageError(f"{leads_path}: no lead {lead_id!r} (ids: {known}); check --lead")
+    return [(chosen[0], out)]
+
+
+def _wanted(read: dict[str, str], lead: Lead) -> frozenset[str]:
+    """The hashes whose trace a lead's package carries: the files read and the lead's inputs."""
+    return frozenset([*read.values(), *lead.input_hashes.values()])
+
+
+def _ledgers(
+    recorder: CommandStore,
+    files: dict[str, Path | None],
+    targets: list[tuple[Lead, Path]],
+) -> tuple[dict[str, str], dict[frozenset[str], _Ledger]]:
+    """The files read, hashed, and each lead's ledger excerpt and signed head, taken before
+    anything is written."""
+    from survey.evidence.wiring import package_ledger
+
+    read = _hashes(files)
+    ledgers: dict[frozenset[str], _Ledger] = {}
+    for lead, _folder in targets:
+        wanted = _wanted(read, lead)
+        if wanted not in ledgers:
+            ledgers[wanted] = package_ledger(recorder, sorted(wanted))
+    return read, ledgers
+
+
+def _build(
+    targets: list[tuple[Lead, Path]],
+    files: dict[str, Path | None],
+    layers: dict[str, Any],
+    people: dict[str, str | None],
+    read: dict[str, str],
+    ledgers: dict[frozenset[str], _Ledger],
+    building: Stage,
+    *,
+    single: bool,
+) -> dict[str, Path]:
+    """Write each lead's package (printing its folder) and return the files to record."""
+    from maps import build_evidence_package
+
+    made: dict[str, Path] = {}
+    for lead, folder in targets:
+        excerpt, head = ledgers[_wanted(read, lead)] if ledgers else (None, None)
+        pkg = build_evidence_package(
+            lead,
+            before_ortho=files["before_ortho"],
+            after_ortho=files["after_ortho"],
+            before_dsm=files["before_dsm"],
+            after_dsm=files["after_dsm"],
+            ortho=files["ortho"],
+            dsm=files["dsm"],
+            permits=layers["permits"],
+            existing=layers["existing"],
+            out_dir=folder,
+            after_registered=files["after_registered"],
+            after_registered_dsm=files["after_registered_dsm"],
+            case_id=people["case_id"],
+            pilot=people["pilot"],
+            analyst=people["analyst"],
+            ledger_excerpt=excerpt,
+            signed_head=head,
+        )
+        prefix = "" if single else f"{folder.name}/"
+        for name in ("manifest.json", "manifest.sha256", "report.pdf", "lead.geojson"):
+            if (pkg.directory / name).is_file():
+                made[f"{prefix}{name}"] = pkg.directory / name
+        if not is_quiet():
+            click.echo(f"lead {lead.lead_id}: {len(pkg.files)} files", err=True)
+        click.echo(str(pkg.directory))
+        building.advance()
+    return made
 
 
 def _hashes(files: dict[str, Path | None]) -> dict[str, str]:

@@ -21,11 +21,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from survey.cli._common import ensure_out_dir, existing_file, is_quiet
+from survey.progress import quiet_option
+
+if TYPE_CHECKING:
+    from flightplans.camera import Camera
+    from flightplans.drones import Drone
 
 __all__ = ["command"]
 
@@ -138,6 +143,7 @@ def _from_wpml(path: Path, out_dir: Path | None) -> None:
 
 
 @click.command(name="plan")
+@quiet_option
 @click.argument("site", type=existing_file, required=False)
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Output folder."
@@ -299,54 +305,19 @@ def command(
             raise click.UsageError("give either a SITE to plan or --from FILE.kmz to read")
         _from_wpml(from_path, out_dir)
         return
-    if site is None:
-        raise click.UsageError("give a SITE file (or --from FILE.kmz, --list-cameras)")
-    if out_dir is None:
-        raise click.UsageError("give --out DIR")
-    if (gsd_cm is None) == (alt_m is None):
-        raise click.UsageError("give exactly one of --gsd-cm and --alt-m")
-    fmts = _formats(formats)
-    if "wpml" in fmts and drone_name is None:
-        raise click.UsageError("--format wpml needs --drone NAME (see --list-drones)")
-    if oblique and fmts != ("wpml",):
-        raise click.UsageError(
-            "--oblique routes are written as DJI WPML only: pass --format wpml and --drone"
-        )
-    from flightplans import PlanParams, WpmlOptions, get_camera, get_drone, write_mission_files
-    from flightplans.camera import Camera
+    fmts = _check_plan_usage(site, out_dir, gsd_cm, alt_m, formats, drone_name, oblique)
+    assert site is not None and out_dir is not None
+    from flightplans import PlanParams, WpmlOptions, get_drone, write_mission_files
     from survey.sites import plan_site
 
     drone = get_drone(drone_name) if drone_name is not None else None
-    custom = [sensor_mm, focal_mm, image_px]
-    if any(v is not None for v in custom):
-        if camera_name is not None or drone is not None:
-            raise click.UsageError(
-                "give either --camera/--drone or --sensor-mm/--focal-mm/--image-px"
-            )
-        if any(v is None for v in custom):
-            raise click.UsageError(
-                "a custom camera needs --sensor-mm W H, --focal-mm F and --image-px W H"
-            )
-        assert sensor_mm is not None and focal_mm is not None and image_px is not None
-        camera = Camera(
-            "custom", sensor_mm[0], sensor_mm[1], focal_mm, image_px[0], image_px[1], "custom"
-        )
-    elif camera_name is not None:
-        camera = get_camera(camera_name)
-        if drone is not None and camera.name != drone.camera_name:
-            raise click.UsageError(
-                f"--camera {camera.name} is not the camera of --drone {drone.name} "
-                f"({drone.camera_name}); drop --camera"
-            )
-    else:
-        camera = drone.camera if drone is not None else get_camera("phantom4pro")
     kwargs: dict[str, Any] = {}
     if alt_mode is not None:
         kwargs["alt_mode"] = alt_mode
     params = PlanParams(
         gsd_cm=gsd_cm,
         alt_m=alt_m,
-        camera=camera,
+        camera=_camera(camera_name, drone, sensor_mm, focal_mm, image_px),
         front_pct=front,
         side_pct=side,
         angle_deg=_angle(angle),
@@ -371,39 +342,109 @@ def command(
         )
     ensure_out_dir(out_dir)
     plan = plan_site(site, None, params, nofly_path=nofly, dem_path=dem, home_lonlat=_home(home))
-    routes: tuple[Any, ...] = ()
-    if oblique:
-        from flightplans import plan_oblique
-        from survey.sites import read_dem_sampler
-
-        terrain = (
-            read_dem_sampler(dem, plan.crs, bounds=plan.site.bounds) if dem is not None else None
-        )
-        routes = plan_oblique(plan, pitch_deg=oblique_pitch, terrain=terrain)
+    routes = _oblique_routes(plan, dem, oblique_pitch) if oblique else ()
     write_mission_files(plan, out_dir, formats=fmts, wpml=wpml, routes=routes)
     if not is_quiet():
-        s = plan.summary()
-        click.echo(
-            f"{s['n_sorties']} sortie(s), {s['n_photos']} photos, {s['length_m'] / 1000:.2f} km, "
-            f"{s['duration_s'] / 60:.1f} min at {s['alt_m']:.1f} m ({s['gsd_cm']:.2f} cm/px), "
-            f"bearing {s['angle_deg']:.1f} deg -> {out_dir}"
+        _say_plan(plan, out_dir, wpml, routes)
+
+
+def _check_plan_usage(
+    site: Path | None,
+    out_dir: Path | None,
+    gsd_cm: float | None,
+    alt_m: float | None,
+    formats: str,
+    drone_name: str | None,
+    oblique: bool,
+) -> tuple[str, ...]:
+    """The usage errors of planning (one line each); returns the mission formats asked."""
+    if site is None:
+        raise click.UsageError("give a SITE file (or --from FILE.kmz, --list-cameras)")
+    if out_dir is None:
+        raise click.UsageError("give --out DIR")
+    if (gsd_cm is None) == (alt_m is None):
+        raise click.UsageError("give exactly one of --gsd-cm and --alt-m")
+    fmts = _formats(formats)
+    if "wpml" in fmts and drone_name is None:
+        raise click.UsageError("--format wpml needs --drone NAME (see --list-drones)")
+    if oblique and fmts != ("wpml",):
+        raise click.UsageError(
+            "--oblique routes are written as DJI WPML only: pass --format wpml and --drone"
         )
-        click.echo(json.dumps({k: s[k] for k in ("spacing_m", "trigger_m", "area_m2")}))
-        if wpml is not None:
-            doc = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
-            recs = doc["wpml"]["files"]
-            modes = sorted({(r["execute_height_mode"], r["execute_height_datum"]) for r in recs})
-            click.echo(
-                f"DJI WPML for {wpml.drone.label}: {len(recs)} route file(s) "
-                f"{recs[0]['file']}..{recs[-1]['file']}, heights "
-                + "; ".join(f"{m} ({d})" for m, d in modes)
+    return fmts
+
+
+def _camera(
+    camera_name: str | None,
+    drone: Drone | None,
+    sensor_mm: tuple[float, float] | None,
+    focal_mm: float | None,
+    image_px: tuple[int, int] | None,
+) -> Camera:
+    """The camera: custom (``--sensor-mm``, ``--focal-mm``, ``--image-px``), a preset
+    (``--camera``), the ``--drone``'s, else the Phantom 4 Pro's."""
+    from flightplans import get_camera
+    from flightplans.camera import Camera
+
+    custom = [sensor_mm, focal_mm, image_px]
+    if any(v is not None for v in custom):
+        if camera_name is not None or drone is not None:
+            raise click.UsageError(
+                "give either --camera/--drone or --sensor-mm/--focal-mm/--image-px"
             )
-            if routes:
-                click.echo(
-                    "oblique: "
-                    + ", ".join(
-                        f"{r.look.name} gimbal {r.look.gimbal_pitch_deg:g} deg "
-                        f"({len(r.plan.sorties)} sortie(s))"
-                        for r in routes
-                    )
-                )
+        if any(v is None for v in custom):
+            raise click.UsageError(
+                "a custom camera needs --sensor-mm W H, --focal-mm F and --image-px W H"
+            )
+        assert sensor_mm is not None and focal_mm is not None and image_px is not None
+        return Camera(
+            "custom", sensor_mm[0], sensor_mm[1], focal_mm, image_px[0], image_px[1], "custom"
+        )
+    if camera_name is not None:
+        camera = get_camera(camera_name)
+        if drone is not None and camera.name != drone.camera_name:
+            raise click.UsageError(
+                f"--camera {camera.name} is not the camera of --drone {drone.name} "
+                f"({drone.camera_name}); drop --camera"
+            )
+        return camera
+    return drone.camera if drone is not None else get_camera("phantom4pro")
+
+
+def _oblique_routes(plan: Any, dem: Path | None, pitch_deg: float) -> tuple[Any, ...]:
+    """The four oblique routes of DJI's five-route pattern over the plan (``--oblique``)."""
+    from flightplans import plan_oblique
+    from survey.sites import read_dem_sampler
+
+    terrain = read_dem_sampler(dem, plan.crs, bounds=plan.site.bounds) if dem is not None else None
+    return tuple(plan_oblique(plan, pitch_deg=pitch_deg, terrain=terrain))
+
+
+def _say_plan(plan: Any, out_dir: Path, wpml: Any, routes: tuple[Any, ...]) -> None:
+    """The plan's figures, and its WPML files and oblique routes when written."""
+    s = plan.summary()
+    click.echo(
+        f"{s['n_sorties']} sortie(s), {s['n_photos']} photos, {s['length_m'] / 1000:.2f} km, "
+        f"{s['duration_s'] / 60:.1f} min at {s['alt_m']:.1f} m ({s['gsd_cm']:.2f} cm/px), "
+        f"bearing {s['angle_deg']:.1f} deg -> {out_dir}"
+    )
+    click.echo(json.dumps({k: s[k] for k in ("spacing_m", "trigger_m", "area_m2")}))
+    if wpml is None:
+        return
+    doc = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+    recs = doc["wpml"]["files"]
+    modes = sorted({(r["execute_height_mode"], r["execute_height_datum"]) for r in recs})
+    click.echo(
+        f"DJI WPML for {wpml.drone.label}: {len(recs)} route file(s) "
+        f"{recs[0]['file']}..{recs[-1]['file']}, heights "
+        + "; ".join(f"{m} ({d})" for m, d in modes)
+    )
+    if routes:
+        click.echo(
+            "oblique: "
+            + ", ".join(
+                f"{r.look.name} gimbal {r.look.gimbal_pitch_deg:g} deg "
+                f"({len(r.plan.sorties)} sortie(s))"
+                for r in routes
+            )
+        )

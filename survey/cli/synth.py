@@ -8,11 +8,13 @@ from pathlib import Path
 import click
 
 from survey.cli._common import ensure_out_dir, is_quiet
+from survey.progress import quiet_option, reporting, stage
 
 __all__ = ["command"]
 
 
 @click.command(name="synth")
+@quiet_option
 @click.option(
     "--out",
     "out",
@@ -44,12 +46,17 @@ __all__ = ["command"]
 def command(out: Path, seed: int, size_m: float, gsd_cm: float) -> None:
     """Write the synthetic survey site: before/after orthophotos and DSMs, the site boundary,
     permits and the ground truth of every planted change."""
-    from survey.synth import SynthParams, generate_site
+    from survey.synth import SynthParams, render_scene, write_scene
 
     params = SynthParams(seed=seed, size_m=size_m, gsd_cm=gsd_cm)
     ensure_out_dir(out)
     t0 = time.perf_counter()
-    site = generate_site(out, params)
+    # survey.synth.generate_site, in its two stages
+    with reporting(quiet=is_quiet(), command="synth"):
+        with stage("render the scene"):
+            scene = render_scene(params)
+        with stage("write the rasters and vectors"):
+            site = write_scene(scene, out)
     if is_quiet():
         return
     truth = site.truth

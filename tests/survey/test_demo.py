@@ -168,6 +168,7 @@ def test_demo_records_its_inputs_and_products_in_a_store_that_verifies(
     derived = [e["command"] for e in s.entries() if e.type == "derive"]
     assert derived == [
         "sitewatch plan",
+        "sitewatch simulate-flight",
         "sitewatch ingest",
         STATEMENT_COMMAND,
         "sitewatch detect",
@@ -200,6 +201,16 @@ def test_demo_records_its_inputs_and_products_in_a_store_that_verifies(
         root = bytes.fromhex(head["root_hash"])
         assert verify_inclusion(e["seq"], head["tree_size"], leaf, proof, root)
     assert s.verify_head(head)
+    # the photos carry the simulated aircraft's serials, and trace back to the synthetic site
+    from survey.simulate.photos import simulated_serials
+
+    serials = simulated_serials(0, ("DJI", "FC6310"))
+    adds = [e for e in s.trace(sha(out / "detect" / "leads.geojson")) if e.type == "add"]
+    photos = [e["device"] for e in adds if e["device"]["kind"] == "photo"]
+    assert len(photos) == len(flight) - 1
+    assert {(d["drone_serial"], d["camera_serial"]) for d in photos} == {
+        (serials.drone, serials.camera)
+    }
 
 
 def test_demo_writes_the_sites_plan_as_dji_wpml(demo_run: tuple[Path, str]) -> None:
