@@ -82,6 +82,7 @@ class PairResult:
     leads: int
     false_leads: int
     seconds: float
+    max_score: float = 0.0
 
 
 def _load_rgb(path: Path) -> np.ndarray:
@@ -154,6 +155,7 @@ def run_pair(dataset: str, name: str, before_path: Path, work: Path) -> PairResu
         len(masks),
         false_leads,
         seconds,
+        max((float(lead.score) for lead in result.leads), default=0.0),
     )
 
 
@@ -206,14 +208,14 @@ def synthetic_check() -> tuple[int, int, int]:
 def _table(rows: list[PairResult]) -> str:
     lines = [
         f"{'dataset':17s} {'pair':15s} {'P':>5s} {'R':>5s} {'F1':>5s} | {'base P':>6s} "
-        f"{'R':>5s} {'F1':>5s} | leads false  seconds"
+        f"{'R':>5s} {'F1':>5s} | leads false  seconds  top score"
     ]
     for r in rows:
         p, rec, f = r.method.prf()
         bp, br, bf = r.baseline.prf()
         lines.append(
             f"{r.dataset:17s} {r.name:15s} {p:5.3f} {rec:5.3f} {f:5.3f} | {bp:6.3f} {br:5.3f} "
-            f"{bf:5.3f} | {r.leads:5d} {r.false_leads:5d} {r.seconds:8.2f}"
+            f"{bf:5.3f} | {r.leads:5d} {r.false_leads:5d} {r.seconds:8.2f} {r.max_score:10.3f}"
         )
     for dataset in sorted(GSD_M):
         m, b = _pooled([r for r in rows if r.dataset == dataset])

@@ -297,16 +297,27 @@ def _scene_of(
     hist = dask.delayed(_scene_block, pure=True)
     for i in range(dvb.shape[0]):
         for j in range(dvb.shape[1]):
-            parts.append(hist(db[0, i, j], dba[0, i, j], dvb[i, j], dva[i, j], cell))
+            parts.append(
+                hist(db[0, i, j], dba[0, i, j], dvb[i, j], dva[i, j], cell, params.rgb_saturated_dn)
+            )
     (blocks,) = dask.compute(parts, scheduler=scheduler, optimize_graph=False)
     return scene_stats(np.sum(blocks, axis=0), params)
 
 
 def _scene_block(
-    rgb_b: np.ndarray, rgb_a: np.ndarray, valid_b: np.ndarray, valid_a: np.ndarray, cell: int
+    rgb_b: np.ndarray,
+    rgb_a: np.ndarray,
+    valid_b: np.ndarray,
+    valid_a: np.ndarray,
+    cell: int,
+    saturated_dn: int,
 ) -> np.ndarray:
     return scene_histograms(
-        rgb_b, rgb_a, np.asarray(valid_b, bool) & np.asarray(valid_a, bool), cell
+        rgb_b,
+        rgb_a,
+        np.asarray(valid_b, bool) & np.asarray(valid_a, bool),
+        cell,
+        saturated_dn=saturated_dn,
     )
 
 
@@ -503,6 +514,14 @@ def detect_changes(
     if rgb_only:
         scene = _scene_of(rgb_b, rgb_a, valid_b, valid_a, cell, params, scheduler)
         log.info("RGB-only scene: %s", scene.record())
+        if scene.saturated_px:
+            log.warning(
+                "RGB-only: %d px (%.1f%%) blown out (a band at %d or above) in either "
+                "orthophoto were treated as unknown, neither roof nor ground",
+                scene.saturated_px,
+                100.0 * scene.saturated_px / max(scene.n_pixels, 1),
+                params.rgb_saturated_dn,
+            )
 
     # Unoptimised graphs, so a read shared by two inputs (the before DSM feeds its own halo
     # exchange and the coarse minima) stays one task; the key names are given so dask need not

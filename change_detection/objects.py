@@ -18,6 +18,7 @@ canonical before they are simplified) and heights are quantiles of merged 1 cm h
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from change_detection.change import (
     PixelScale,
 )
 from change_detection.params import DetectParams
+from change_detection.rgb_verdict import resolution_confidence
 from change_detection.spectral import (
     GAIN,
     LOSS,
@@ -651,13 +653,16 @@ def _roof_object(
     params: DetectParams,
     scale: PixelScale,
 ) -> ChangeObject:
-    """A kept roof as a change object; its score is at most 0.7 (RGB-only is weaker)."""
+    """A kept roof as a change object; its score is at most 0.7 (RGB-only is weaker), scaled
+    by :func:`~change_detection.rgb_verdict.resolution_confidence` at coarse pixel sizes."""
+    resolution = resolution_confidence(scale.gsd_m, params)
+    evidence = dataclasses.replace(evidence, gsd_m=scale.gsd_m, resolution=resolution)
     k = params.rgb_outline_ratio
     change = min(1.0, max(0.0, evidence.change_sigma / params.rgb_change_sigma - 1.0))
     outline_margin = min(evidence.outline_in / k, k / max(evidence.outline_other, 1e-6))
     outline_score = min(1.0, max(0.0, outline_margin - 1.0))
     size = min(1.0, evidence.area_m2 / (4.0 * params.min_area_m2))
-    score = round((0.3 + 0.2 * change + 0.2 * outline_score) * (0.7 + 0.3 * size), 3)
+    score = round((0.3 + 0.2 * change + 0.2 * outline_score) * (0.7 + 0.3 * size) * resolution, 3)
     pixel_geom = shapely.normalize(outline)
     simplified = pixel_geom
     if params.simplify_m > 0:

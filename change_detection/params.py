@@ -147,6 +147,10 @@ class DetectParams:
         log-ratio of 0.4 m cell means nearest to no change (a mean shift from 0 with a 0.1
         bandwidth), so a global change of exposure or white balance cancels while changed
         areas, off that mode, do not pull it.
+    rgb_saturated_dn : int
+        RGB-only mode: a pixel with a band at this value or above is blown out (default 255,
+        the 8-bit ceiling): its colour is unknown, so it is no evidence of a roof either way
+        and is left out of the segments and of the colour ranges compared with.
     height_tolerance_m : float
         Measured building height may exceed a permit's ``max_height_m`` by this much before
         it is flagged ``over_height`` (default 0.5 m: DSM noise and roof furniture).
@@ -201,6 +205,7 @@ class DetectParams:
     rgb_lead_min_width_m: float = 4.0
     rgb_lead_min_area_m2: float = 25.0
     rgb_normalise: bool = True
+    rgb_saturated_dn: int = 255
     height_tolerance_m: float = 0.5
     simplify_m: float = 0.1
     chunk_px: int = 1024
@@ -261,6 +266,11 @@ class DetectParams:
                 raise ChangeDetectionError(
                     f"DetectParams.{name} = {value}; use a fraction in [0, 1]"
                 )
+        if not 1 <= self.rgb_saturated_dn <= 256:
+            raise ChangeDetectionError(
+                f"DetectParams.rgb_saturated_dn = {self.rgb_saturated_dn}; use 1-255 "
+                "(256 treats no pixel as saturated)"
+            )
         if self.chunk_px < 64:
             raise ChangeDetectionError(
                 f"DetectParams.chunk_px = {self.chunk_px}; use at least 64 pixels"

@@ -42,7 +42,7 @@ from change_detection.errors import ChangeDetectionError, PermitError
 from change_detection.leads import Lead, with_unique_ids
 from change_detection.objects import ChangeObject
 from change_detection.params import DetectParams
-from change_detection.rgb_verdict import RoofEvidence
+from change_detection.rgb_verdict import MIN_PX_ACROSS, RoofEvidence
 
 __all__ = ["ExistingBuilding", "Permit", "build_leads", "lead_id", "parse_date"]
 
@@ -290,6 +290,15 @@ def _rgb_evidence_reasons(ev: RoofEvidence, params: DetectParams) -> tuple[str, 
         f"not a car: {ev.width_m:.1f} m wide (vehicles are at most 2.6 m), "
         f"{ev.solidity:.0%} of its convex hull, {ev.rectangularity:.0%} of its rectangle"
     )
+    if ev.resolution < 1.0:
+        across = params.rgb_lead_min_width_m / ev.gsd_m
+        coarse = (
+            f"low confidence: at {ev.gsd_m:g} m per pixel a {params.rgb_lead_min_width_m:g} m "
+            f"wide building spans {across:.1f} px and segment outlines need about "
+            f"{MIN_PX_ACROSS:g} px across (score scaled by {ev.resolution:.2f}); verify on a "
+            "finer image"
+        )
+        return (sure, coarse, vegetation, shadow, car)
     return (sure, vegetation, shadow, car)
 
 

@@ -118,6 +118,9 @@ class SceneStats:
         with the before one (1 where it was not estimated).
     n_pixels, n_cells : int
         Valid pixels, and fully valid cells behind the gain.
+    saturated_px : int
+        Valid pixels blown out (a band at ``rgb_saturated_dn`` or above) in either orthophoto:
+        treated as unknown.
     """
 
     spread_before: float
@@ -127,6 +130,7 @@ class SceneStats:
     gain: tuple[float, float, float]
     n_pixels: int
     n_cells: int
+    saturated_px: int = 0
 
     def spread(self, direction: int) -> float:
         return self.spread_after if direction == GAIN else self.spread_before
@@ -143,16 +147,22 @@ class SceneStats:
             "brightness_after_dn": round(self.brightness_after, 2),
             "gain": [round(g, 4) for g in self.gain],
             "n_cells": self.n_cells,
+            "saturated_px": self.saturated_px,
         }
 
 
 _N_HIST = 2 * 3 * 256
 _N_RATIO = 3 * (len(_LOG_RATIO_BINS) - 1)
-N_SCENE = _N_HIST + _N_RATIO
+N_SCENE = _N_HIST + _N_RATIO + 1  # the last: pixels saturated in either epoch
 
 
 def scene_histograms(
-    before_rgb: np.ndarray, after_rgb: np.ndarray, valid: np.ndarray, cell: int
+    before_rgb: np.ndarray,
+    after_rgb: np.ndarray,
+    valid: np.ndarray,
+    cell: int,
+    *,
+    saturated_dn: int = 255,
 ) -> np.ndarray:
     """Exact integer histograms of one block, to be summed over blocks (:func:`scene_stats`).
 
@@ -165,19 +175,29 @@ def scene_histograms(
     valid : ndarray of bool, shape (rows, cols)
         Both orthophotos valid.
     cell : int
+    saturated_dn : int
+        A pixel with a band at this value or above is saturated (blown out).
 
     Returns
     -------
     ndarray of int64, shape (N_SCENE,)
         Per-band 256-bin histograms of both epochs, then per-band histograms of
-        log((before + 1) / (after + 1)) of the means of fully valid cells.
+        log((before + 1) / (after + 1)) of the means of fully valid cells, then the count of
+        valid pixels saturated in either epoch.
     """
     out = np.zeros(N_SCENE, np.int64)
     v = np.asarray(valid, bool)
+    every = bool(v.all())  # no boolean indexing (a copy per band) when all are valid
     for e, rgb in enumerate((before_rgb, after_rgb)):
         for k in range(3):
             at = (e * 3 + k) * 256
-            out[at : at + 256] = np.bincount(np.asarray(rgb[k])[v], minlength=256)[:256]
+            band = np.asarray(rgb[k])
+            values = band.ravel() if every else band[v]
+            out[at : at + 256] = np.bincount(values, minlength=256)[:256]
+    blown = (np.asarray(before_rgb).max(axis=0) >= saturated_dn) | (
+        np.asarray(after_rgb).max(axis=0) >= saturated_dn
+    )
+    out[-1] = int((blown & v).sum())
     rows, cols = v.shape
     hr, hc = rows // cell, cols // cell
     if hr == 0 or hc == 0:
@@ -243,7 +263,7 @@ def scene_stats(hist: np.ndarray, params: DetectParams) -> SceneStats:
     dn = np.arange(256, dtype=np.float64)
     n = int(bands[0, 0].sum())
     bright = [float((b * dn).sum() / max(1, b.sum())) for b in bands.reshape(6, 256)]
-    ratios = hist[_N_HIST:].reshape(3, -1)
+    ratios = hist[_N_HIST : _N_HIST + _N_RATIO].reshape(3, -1)
     n_cells = int(ratios[0].sum())
     gain = (1.0, 1.0, 1.0)
     if params.rgb_normalise and n_cells >= _MIN_GAIN_CELLS:
@@ -257,4 +277,5 @@ def scene_stats(hist: np.ndarray, params: DetectParams) -> SceneStats:
         gain=gain,
         n_pixels=n,
         n_cells=n_cells,
+        saturated_px=int(hist[-1]),
     )

@@ -32,7 +32,14 @@ from change_detection.change import (
 from change_detection.params import DetectParams
 from change_detection.rgb_scene import _TRUNCATE, RgbScale, SceneStats
 
-__all__ = ["N_STATS", "RgbLayers", "SegmentPlanes", "classify_rgb_change", "segment_sums"]
+__all__ = [
+    "N_STATS",
+    "RgbLayers",
+    "SegmentPlanes",
+    "classify_rgb_change",
+    "saturated",
+    "segment_sums",
+]
 
 # Columns of the per-segment sums (:func:`segment_sums`); every entry is an integer.
 S_COUNT = 0  # pixels
@@ -169,28 +176,41 @@ def _planes(
     smooth: np.ndarray,
     grad: np.ndarray,
     other_smooth: np.ndarray,
-    other_grad: np.ndarray,
+    quantised: tuple[np.ndarray, np.ndarray],
+    edges: tuple[np.ndarray, np.ndarray],
     valid: np.ndarray,
     threshold: float,
     veg: np.ndarray,
     scale: RgbScale,
 ) -> tuple[SegmentPlanes, np.ndarray]:
+    """One direction's planes; ``quantised`` and ``edges`` are (own epoch, other epoch):
+    the quantised gradients and their maxima within the tolerance, computed once for both
+    directions."""
     mask = _open((grad <= threshold) & valid, scale.open_px) & valid
     boundary = mask & ~_square(mask, 1, "min")
     change = _range_distance(smooth, other_smooth, valid, scale.tolerance_px)
-    t = scale.tolerance_px
     planes = SegmentPlanes(
         mask=mask,
         colour=np.asarray(rgb),
         change=_quantised(change),
         vegetation=veg,
-        grad_in=_quantised(grad),
-        grad_other=_quantised(other_grad),
+        grad_in=quantised[0],
+        grad_other=quantised[1],
         boundary=boundary,
-        edge_in=_quantised(_window_reduce(grad, t, np.maximum)),
-        edge_other=_quantised(_window_reduce(other_grad, t, np.maximum)),
+        edge_in=edges[0],
+        edge_other=edges[1],
     )
     return planes, change
+
+
+def saturated(rgb: np.ndarray, params: DetectParams) -> np.ndarray:
+    """Blown-out pixels: a band at or above ``rgb_saturated_dn`` (bool, shape (rows, cols)).
+
+    A clipped pixel's colour is unknown (only a lower bound), so it is no evidence of a roof
+    either way: RGB-only mode leaves it out of the segments and of the colour ranges it
+    compares with.
+    """
+    return np.asarray(rgb).max(axis=0) >= params.rgb_saturated_dn
 
 
 def classify_rgb_change(
@@ -223,6 +243,7 @@ def classify_rgb_change(
     RgbLayers
     """
     valid = np.asarray(valid, bool)
+    known = valid & ~saturated(before_rgb, params) & ~saturated(after_rgb, params)
     sigma = scale.sigma_px
     sb = _smooth(before_rgb, sigma, (1.0, 1.0, 1.0))
     sa = _smooth(after_rgb, sigma, scene.gain)
@@ -230,10 +251,18 @@ def classify_rgb_change(
     veg_b = vegetation_mask(before_rgb, params, before_nir)
     veg_a = vegetation_mask(after_rgb, params, after_nir)
     k = params.rgb_edge_contrast
-    gain, d_gain = _planes(after_rgb, sa, ga, sb, gb, valid, k * scene.spread_after, veg_a, scale)
-    loss, d_loss = _planes(before_rgb, sb, gb, sa, ga, valid, k * scene.spread_before, veg_b, scale)
+    qa, qb = _quantised(ga), _quantised(gb)
+    # max and rounding commute (both monotone), so the edge maxima are taken on the integers
+    t = scale.tolerance_px
+    ea, eb = _window_reduce(qa, t, np.maximum), _window_reduce(qb, t, np.maximum)
+    gain, d_gain = _planes(
+        after_rgb, sa, ga, sb, (qa, qb), (ea, eb), known, k * scene.spread_after, veg_a, scale
+    )
+    loss, d_loss = _planes(
+        before_rgb, sb, gb, sa, (qb, qa), (eb, ea), known, k * scene.spread_before, veg_b, scale
+    )
     limit = params.rgb_change_sigma * scene.spread_before
-    changed = ((d_gain >= limit) | (d_loss >= limit)) & valid
+    changed = ((d_gain >= limit) | (d_loss >= limit)) & known
     lum_b = np.asarray(before_rgb, np.float32).mean(axis=0)
     lum_a = np.asarray(after_rgb, np.float32).mean(axis=0)
     dark = (lum_b < params.shadow_ratio * scene.brightness_before) | (
@@ -266,27 +295,24 @@ def segment_sums(planes: SegmentPlanes, labels: np.ndarray, n: int) -> np.ndarra
     out = np.zeros((n + 1, N_STATS), np.float64)
     if n == 0:
         return out
-    inside = labels > 0
-    lab = labels[inside]
+    lab = np.asarray(labels).ravel()
 
-    def total(values: np.ndarray | None) -> np.ndarray:
-        w = None if values is None else values.astype(np.float64)
-        return np.bincount(lab, weights=w, minlength=n + 1)[: n + 1]
+    def total(values: np.ndarray | None, where: np.ndarray = lab) -> np.ndarray:
+        # label 0 (outside the segments) collects the rest; its row is unused
+        w = None if values is None else np.asarray(values).ravel()
+        return np.bincount(where, weights=w, minlength=n + 1)[: n + 1]
 
     out[:, S_COUNT] = total(None)
     for col, k in ((S_RED, 0), (S_GREEN, 1), (S_BLUE, 2)):
-        out[:, col] = total(planes.colour[k][inside])
-    out[:, S_CHANGE] = total(planes.change[inside])
-    out[:, S_VEGETATION] = total(planes.vegetation[inside])
-    out[:, S_GRAD_IN] = total(planes.grad_in[inside])
-    out[:, S_GRAD_OTHER] = total(planes.grad_other[inside])
-    edge = planes.boundary[inside]
+        out[:, col] = total(planes.colour[k])
+    out[:, S_CHANGE] = total(planes.change)
+    out[:, S_VEGETATION] = total(planes.vegetation)
+    out[:, S_GRAD_IN] = total(planes.grad_in)
+    out[:, S_GRAD_OTHER] = total(planes.grad_other)
+    edge = np.asarray(planes.boundary).ravel()
     lab_b = lab[edge]
-    out[:, S_BOUNDARY] = np.bincount(lab_b, minlength=n + 1)[: n + 1]
-    out[:, S_EDGE_IN] = np.bincount(
-        lab_b, weights=planes.edge_in[inside][edge].astype(np.float64), minlength=n + 1
-    )[: n + 1]
-    out[:, S_EDGE_OTHER] = np.bincount(
-        lab_b, weights=planes.edge_other[inside][edge].astype(np.float64), minlength=n + 1
-    )[: n + 1]
+    out[:, S_BOUNDARY] = total(None, lab_b)
+    out[:, S_EDGE_IN] = total(np.asarray(planes.edge_in).ravel()[edge], lab_b)
+    out[:, S_EDGE_OTHER] = total(np.asarray(planes.edge_other).ravel()[edge], lab_b)
+    out[0] = 0.0
     return out

@@ -36,6 +36,7 @@ from change_detection.rgb_segments import (
 )
 
 __all__ = [
+    "MIN_PX_ACROSS",
     "RoofEvidence",
     "SegmentShape",
     "SegmentVerdict",
@@ -43,6 +44,7 @@ __all__ = [
     "grow_distance_px",
     "judge_segment",
     "passes_statistics",
+    "resolution_confidence",
     "segment_shape",
 ]
 
@@ -231,6 +233,11 @@ class RoofEvidence:
         Mean colour (RGB, DN) in the roof's epoch.
     segments : int
         Number of kept segments (roof facets).
+    gsd_m : float
+        Pixel size of the grid it was found on (0 where not yet known).
+    resolution : float
+        :func:`resolution_confidence` at that pixel size (1 at 0.5 m or finer); the lead's
+        score is scaled by it.
     """
 
     what: str
@@ -247,6 +254,8 @@ class RoofEvidence:
     rectangularity: float
     colour: tuple[int, int, int]
     segments: int = 1
+    gsd_m: float = 0.0
+    resolution: float = 1.0
 
 
 def judge_segment(
@@ -378,6 +387,26 @@ def assemble_roofs(
         )
         out.append((part, kind, evidence))
     return out
+
+
+#: Pixels across the smallest building below which its segment is not trusted: a segment is
+#: opened to at least 3 px and its outline lies inside an edge band of about 2 px (smoothing
+#: and tolerance) on each side, so a narrower roof has little interior left to compare.
+MIN_PX_ACROSS = 8.0
+
+
+def resolution_confidence(gsd_m: float, params: DetectParams) -> float:
+    """How far the pixel size lets segments resolve the smallest building (0-1).
+
+    ``rgb_lead_min_width_m / gsd_m`` pixels across, over :data:`MIN_PX_ACROSS`, at most 1:
+    1 at 0.5 m or finer (4 m wide = 8 px), 0.91 at 0.55 m, 0.33 at 1.5 m.
+
+    >>> round(resolution_confidence(1.5, DetectParams()), 2)
+    0.33
+    """
+    if gsd_m <= 0:
+        return 1.0
+    return float(min(1.0, params.rgb_lead_min_width_m / gsd_m / MIN_PX_ACROSS))
 
 
 def is_building_sized(evidence: RoofEvidence, params: DetectParams) -> bool:

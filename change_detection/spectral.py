@@ -20,7 +20,9 @@ module compares *segments* instead and judges each one as a roof:
    facet is one segment; the **tolerant colour difference** of each pixel to the other
    epoch: the distance of its colour to the range of the other epoch's colours within
    ``rgb_tolerance_m`` (misregistration and lean forgiven); the strongest edge within that
-   distance along each segment's outline, in both epochs.
+   distance along each segment's outline, in both epochs. A pixel blown out in either
+   epoch (a band at ``rgb_saturated_dn``) has an unknown colour: it is in no segment and in
+   no colour range (no evidence of a roof either way; counted in the scene record).
 3. **Per segment** (sums of integers over its pixels, joined across chunk seams by
    :func:`change_detection.objects.merge_segment_pieces`, so chunked equals whole):
    :func:`judge_segment` keeps a segment of the after epoch as a *new roof* (of the before
@@ -36,7 +38,9 @@ module compares *segments* instead and judges each one as a roof:
 4. **Leads** (:func:`assemble_roofs`): kept segments that touch (the facets of one roof, a
    roof found in both epochs) become one change object with :class:`RoofEvidence`, which the
    permit overlay turns into reasons: what changed, how sure, and why it is not vegetation,
-   a shadow or a car.
+   a shadow or a car. Where the smallest building (``rgb_lead_min_width_m``) is under 8 px
+   across, the score is scaled down (:func:`resolution_confidence`: 0.33 at 1.5 m) and the
+   lead says its confidence is low.
 
 Why it generalises: every threshold is a ratio to a statistic of the scene (colour spread,
 mean brightness, the segment's own interior texture) or a length in metres converted with
@@ -86,6 +90,7 @@ from change_detection.rgb_segments import (
     RgbLayers,
     SegmentPlanes,
     classify_rgb_change,
+    saturated,
     segment_sums,
 )
 from change_detection.rgb_verdict import (
@@ -97,6 +102,7 @@ from change_detection.rgb_verdict import (
     is_building_sized,
     judge_segment,
     passes_statistics,
+    resolution_confidence,
     segment_shape,
 )
 
@@ -122,7 +128,9 @@ __all__ = [
     "local_means",
     "means_of_box_sums",
     "passes_statistics",
+    "resolution_confidence",
     "rgb_scale",
+    "saturated",
     "scene_histograms",
     "scene_stats",
     "segment_shape",

@@ -303,6 +303,17 @@ def _parameters(
     return out
 
 
+def _windows_agreeing(
+    table: np.ndarray, shift: tuple[float, float], params: CoregParams
+) -> tuple[int, int]:
+    """How many tie windows with a clear peak (measured, not weak) lie within
+    ``consistency_px`` of ``shift`` (x, y), and how many have a clear peak."""
+    clear = ~np.isin(table["status"], ("nodata", "featureless", "weak"))
+    clear &= np.isfinite(table["dx"]) & np.isfinite(table["dy"])
+    off = np.hypot(table["dx"][clear] - shift[0], table["dy"][clear] - shift[1])
+    return int((off <= params.consistency_px).sum()), int(clear.sum())
+
+
 def _failure(
     table: np.ndarray,
     shape: tuple[int, int],
@@ -322,11 +333,27 @@ def _failure(
             msg + "; the images may be featureless, periodic or too different; try a larger "
             "--window-px or check that both rasters show the same site"
         )
-    if coarse.reliable:
+    agree, clear = _windows_agreeing(table, coarse.shift, params)
+    if coarse.reliable and 2 * agree >= clear:
+        # Too few windows for a model, but none or only a minority of those with a clear
+        # peak contradict the whole-image peak (weak windows are noise and cannot): a
+        # raster too small for strong windows, sparse line work.
         sx, sy = coarse.shift
         conf = 0.2
         model = "translation"
         warnings.append(msg + "; only the coarse whole-image shift was applied")
+    elif coarse.reliable:
+        # Most windows with a clear peak put it elsewhere: the whole-image peak is not
+        # corroborated locally (an already aligned pair whose changes or relief pull the
+        # global peak), and an unconfirmed estimate does not move the target.
+        sx, sy = 0.0, 0.0
+        conf = 0.0
+        model = "identity"
+        warnings.append(
+            msg + f"; the coarse whole-image shift ({coarse.shift[0]:.2f}, "
+            f"{coarse.shift[1]:.2f}) px was not applied, as only {agree} of the {clear} "
+            "tie windows with a clear peak agree with it; the target was left unshifted"
+        )
     else:
         sx, sy = 0.0, 0.0
         conf = 0.0

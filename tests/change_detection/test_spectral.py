@@ -14,9 +14,11 @@ import pytest
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from affine import Affine
+from shapely.geometry import box
 
+from change_detection.change import pixel_scale
 from change_detection.detect import ChangeResult, Epoch, detect_changes
-from change_detection.objects import ChangeObject
+from change_detection.objects import ChangeObject, _roof_object
 from change_detection.params import DetectParams
 from change_detection.permits import build_leads
 from change_detection.rgb_scene import scene_histograms, scene_stats
@@ -194,3 +196,41 @@ def test_rgb_only_leads_say_what_changed_how_sure_and_why_not_vegetation_shadow_
     green = next(o for o in res.objects if _roof_of(o) == "green")
     evidence = green.rgb_evidence
     assert isinstance(evidence, RoofEvidence) and evidence.painted and evidence.vegetation > 0.5
+
+
+@pytest.mark.parametrize(("level", "leads"), [(255, 0), (235, 1)])
+def test_a_blown_out_patch_is_no_roof_but_a_white_one_is(level: int, leads: int) -> None:
+    """A roof-sized patch clipped at 255 in the after epoch (an overexposed field) has an
+    unknown colour and is no lead; the same patch at 235 (a white roof) is one new roof."""
+    before, after = _pair(roofs=False)
+    after = after.copy()
+    after[:, 300:390, 60:160] = level
+    res = _detect(before, after)
+    assert len(res.objects) == leads
+    for obj in res.objects:
+        assert obj.rgb_evidence is not None and obj.rgb_evidence.what == "new roof"
+        assert obj.rgb_evidence.resolution == 1.0 and obj.rgb_evidence.gsd_m == GSD
+
+
+def test_leads_at_a_coarse_pixel_size_say_their_confidence_is_low() -> None:
+    """1.5 m pixels (SZTAKI AirChange): a 4 m wide building is 2.7 px across, a third of the
+    8 px segment outlines need, so the score is scaled by 0.33 and the reasons say so."""
+    ev = RoofEvidence(
+        what="new roof", area_m2=400.0, change_sigma=2.0, outline_in=6.0, outline_other=1.0,
+        brightness=1.2, vegetation=0.0, painted=False, width_m=15.0, length_m=27.0,
+        solidity=0.95, rectangularity=0.9, colour=(200, 190, 180),
+    )  # fmt: skip
+    coarse = _roof_object(
+        box(0, 0, 10, 18), "new", ev, T, DetectParams(), pixel_scale(DetectParams(), 1.5)
+    )
+    fine = _roof_object(
+        box(0, 0, 150, 270), "new", ev, T, DetectParams(), pixel_scale(DetectParams(), 0.1)
+    )
+    assert coarse.rgb_evidence is not None and coarse.rgb_evidence.resolution == pytest.approx(
+        4.0 / 1.5 / 8.0
+    )
+    assert coarse.score == pytest.approx(fine.score * 4.0 / 1.5 / 8.0, abs=0.002)
+    (lead,) = build_leads((coarse,), None, crs=32650, rgb_only=True)
+    assert any(r.startswith("low confidence: at 1.5 m per pixel") for r in lead.reasons)
+    (lead,) = build_leads((fine,), None, crs=32650, rgb_only=True)
+    assert not any("low confidence" in r for r in lead.reasons)

@@ -57,7 +57,8 @@ def test_every_labelled_pair_is_accepted_without_a_mask(realdata: Path, tmp_path
 def test_rgb_only_beats_change_vector_otsu_on_the_labelled_pairs(realdata: Path) -> None:
     """Issue #18's figures (``benchmarks/bench_rgb_only.py``): pooled pixel F1 at least 1.5x
     the CVA + Otsu baseline's in the same run, also on the datasets the parameters were not
-    chosen on, and few false leads where (almost) nothing changed."""
+    chosen on, and at most 2 false leads where (almost) nothing changed (measured 2, 2, 1);
+    at 1.5 m (SZTAKI) every lead says its confidence is low."""
     import importlib.util
     import sys
 
@@ -75,4 +76,6 @@ def test_rgb_only_beats_change_vector_otsu_on_the_labelled_pairs(realdata: Path)
     assert method.prf()[2] > baseline.prf()[2]  # unseen
     for r in rows:
         if r.name in bench.NEARLY_UNCHANGED:
-            assert r.false_leads <= 3, (r.name, r.false_leads)
+            assert r.false_leads <= 2, (r.name, r.false_leads)
+        if r.dataset == "SZTAKI-AirChange":
+            assert r.leads and r.max_score <= 0.7 / 3, (r.name, r.max_score)
