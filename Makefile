@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test test-all lint bench browser fonts clean
+.PHONY: demo test test-all lint bench browser fonts geoid postgres clean
 
 $(BIN)/.sitewatch-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,14 +27,25 @@ browser:
 fonts:
 	bash tools/install-fonts.sh
 
-test: $(BIN)/.sitewatch-installed browser fonts
-	SITEWATCH_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
+geoid:
+	bash tools/install-geoid.sh
+
+# The registry tests run on SQLite and on PostgreSQL: tools/install-postgres.sh installs Debian's
+# postgresql when missing and starts a throw-away cluster on a socket in a temporary folder (its
+# URL in /tmp/sitewatch-postgres-<uid>/url, read by tests/survey/registry/conftest.py); it is
+# reused by the next run; `bash tools/install-postgres.sh stop` removes it.
+postgres:
+	bash tools/install-postgres.sh >/dev/null
+
+test: $(BIN)/.sitewatch-installed browser fonts geoid postgres
+	SITEWATCH_REQUIRE_BROWSER=1 SITEWATCH_REQUIRE_POSTGRES=1 SITEWATCH_REQUIRE_GEOID=1 \
+		$(BIN)/python -m pytest -n 2 --dist loadgroup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 # Everything, slow tests included (benchmarks stay in `make bench`).
-test-all: $(BIN)/.sitewatch-installed browser fonts
-	SITEWATCH_REQUIRE_BROWSER=1 SITEWATCH_HYPOTHESIS_PROFILE=explore \
+test-all: $(BIN)/.sitewatch-installed browser fonts geoid postgres
+	SITEWATCH_REQUIRE_BROWSER=1 SITEWATCH_REQUIRE_POSTGRES=1 SITEWATCH_REQUIRE_GEOID=1 SITEWATCH_HYPOTHESIS_PROFILE=explore \
 		$(BIN)/python -m pytest -n 2 --dist loadgroup -m 'not benchmark and not sitl'
 
 lint: $(BIN)/.sitewatch-installed

@@ -52,6 +52,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import folium
 import folium.plugins
@@ -78,6 +79,7 @@ from maps.markup import CLASS_COLORS, _e, _rel
 from maps.overview import _overview_html
 from maps.popups import _lead_popup
 from maps.tiles import TileSet
+from maps.timeline import add_timeline
 
 __all__ = [
     "CLASS_COLORS",
@@ -158,6 +160,8 @@ def render_review_map(
     existing: Sequence[Feature] | None = None,
     route: Sequence[Feature] | None = None,
     photo_dir: Path | None = None,
+    timeline: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    stages: Sequence[tuple[str, str]] = (),
 ) -> ReviewMap:
     """Write the offline review pages of a run (see the module docstring for the layout).
 
@@ -195,6 +199,12 @@ def render_review_map(
     photo_dir : Path, optional
         Folder of the photo files named in ``photos`` (their ``name``): a thumbnail of each
         photo found there is written to ``<stem>_files/photos/`` and shown in its popup.
+    timeline : mapping of str to sequence of mapping, optional
+        The site's per-project construction timeline (permit id → one row per survey, as
+        :func:`survey.run_survey.site_timeline` builds it), drawn on the swipe map as a
+        collapsible control (:func:`maps.timeline.add_timeline`).
+    stages : sequence of (str, str)
+        The stages of the timeline in order, (key, label).
 
     Returns
     -------
@@ -249,6 +259,8 @@ def render_review_map(
         permits=permits,
         existing=existing,
         flight=flight,
+        timeline=timeline,
+        stages=stages,
     )
     _write_swipe_page(page)
     if dual is not None:
@@ -313,6 +325,8 @@ class _Pages:
     permits: Sequence[Feature] | None
     existing: Sequence[Feature] | None
     flight: _Flight
+    timeline: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
+    stages: Sequence[tuple[str, str]] = ()
 
     @property
     def page_dir(self) -> Path:
@@ -345,6 +359,8 @@ def _write_swipe_page(page: _Pages) -> None:
         heading = f"<b>{_e(page.title)}</b> — swipe: before | {_e(page.after_label)}"
     lead_layer = _add_vectors(m, page.leads, page.popups, page.permits, page.flight, page.existing)
     _add_tools(m)
+    if page.timeline:
+        add_timeline(m, page.timeline, page.stages)
     folium.LayerControl(position="topright", collapsed=False).add_to(m)
     classes = [c for c in LEAD_CLASSES if any(lead.lead_class == c for lead in page.leads)]
     _HtmlControl(

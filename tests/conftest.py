@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import settings
 
+from tests.browser import driver  # noqa: F401 - the headless Chromium fixture, used by name
+
 # Property tests draw the same examples on every run of the default suite (``make test``, CI), so
 # a red run is reproducible and never a coin toss; ``make test-all`` runs the "explore" profile,
 # which draws fresh examples each time to search for new failures.

@@ -76,13 +76,22 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     _configure_logging(verbose - quiet)
 
 
-def _library_errors() -> tuple[type[BaseException], ...]:
-    from change_detection.errors import ChangeDetectionError
-    from flightplans.errors import FlightPlanError
-    from maps.errors import MapError
-    from survey.errors import SurveyError
+_ERROR_ROOTS = (
+    ("survey.errors", "SurveyError"),
+    ("flightplans.errors", "FlightPlanError"),
+    ("change_detection.errors", "ChangeDetectionError"),
+    ("maps.errors", "MapError"),
+)
 
-    return (SurveyError, FlightPlanError, ChangeDetectionError, MapError, OSError)
+
+def _library_errors() -> tuple[type[BaseException], ...]:
+    """The roots of the library errors, plus OSError. Only those of packages already imported:
+    an error can only come from a module that was loaded, and importing ``maps`` or
+    ``flightplans`` here just to print one line would cost a second (folium, the planner)."""
+    roots: list[type[BaseException]] = [
+        getattr(sys.modules[module], name) for module, name in _ERROR_ROOTS if module in sys.modules
+    ]
+    return (*roots, OSError)
 
 
 def _one_line(text: str) -> str:

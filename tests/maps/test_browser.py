@@ -1,11 +1,9 @@
 """The review pages in a real headless Chromium with the network blocked.
 
-Debian's ``chromium`` and ``chromium-driver`` are driven through Selenium (installed by
-``tools/install-browser.sh``; ``make test`` runs it). Without them the tests skip, unless
-``SITEWATCH_REQUIRE_BROWSER=1`` is set, in which case they fail. Pages are served from a local
-``http.server`` on 127.0.0.1; every other host is unresolvable and the proxy is a dead port,
-so any attempt to reach the network shows up as a non-local resource or a failed load.
-Screenshots go to ``test-artifacts/``.
+The browser (Debian's ``chromium`` through Selenium, network off but loopback; skipped without
+it unless ``SITEWATCH_REQUIRE_BROWSER=1``) is the ``driver`` fixture of :mod:`tests.browser`.
+Pages are served from a local ``http.server`` on 127.0.0.1. Screenshots go to
+``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -13,9 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
-import os
-import shutil
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -26,22 +21,18 @@ from typing import Any
 import pytest
 
 from maps.review import ReviewMap, render_review_map
+from tests import browser
+from tests.browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM  # noqa: F401 - kept importable here
 from tests.maps.scenes import Scene
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-def _require_browser() -> None:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        msg = f"{', '.join(missing)} missing; run `bash tools/install-browser.sh`"
-        if os.environ.get("SITEWATCH_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"SITEWATCH_REQUIRE_BROWSER=1 but {msg}")
-        pytest.skip(msg)
+# The browser fixture and helpers now live in tests/browser.py; these names stay for the
+# modules that import them from here (test_browser_registered).
+driver = browser.driver
+_require_browser = browser.require_browser
+_wait = browser.wait_for
+_screenshot = browser.screenshot
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -75,60 +66,6 @@ def server(review: tuple[Scene, ReviewMap]) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def driver() -> Iterator[Any]:
-    _require_browser()
-    previous = os.environ.get("SE_OFFLINE")
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never download a driver
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="sitewatch-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--window-size=1280,900",
-        f"--user-data-dir={profile}",
-        # Everything but loopback goes to a dead proxy port (Chrome bypasses loopback by
-        # default; `<-loopback>` would send the local test server there too).
-        "--proxy-server=127.0.0.1:9",
-        "--proxy-bypass-list=127.0.0.1;localhost",
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost, EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(flag)
-    drv = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    drv.set_page_load_timeout(30)
-    try:
-        yield drv
-    finally:
-        drv.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-        if previous is None:
-            os.environ.pop("SE_OFFLINE", None)
-        else:
-            os.environ["SE_OFFLINE"] = previous
-
-
-def _wait(drv: Any, script: str, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = drv.execute_script(script)
-        if value:
-            return value
-        time.sleep(0.1)
-    return value
-
-
 _TILES_DRAWN = """
 return Array.from(document.querySelectorAll('img.leaflet-tile'))
   .filter(function (i) {
@@ -143,14 +80,6 @@ return performance.getEntriesByType('resource').map(function (e) { return e.name
     return !(h === '127.0.0.1' || h === 'localhost' || u.indexOf('data:') === 0);
   });
 """
-
-
-def _screenshot(drv: Any, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    time.sleep(0.8)  # let zoom animations and the popup fade-in finish
-    drv.save_screenshot(str(path))
-    return path
 
 
 def test_review_map_loads_offline_and_popups_open(

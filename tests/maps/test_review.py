@@ -318,3 +318,83 @@ def test_the_planned_route_given_as_the_track_is_named_so(scene: Scene, tmp_path
     assert "Flight track (planned route)" in page and "Flight track (flown)" not in page
     assert "Photo positions (planned)" in page and "planned photo" in page
     assert not (rm.files_dir / "photos").exists()
+
+
+class _TimelineTables(HTMLParser):
+    """Permit → rows of (survey, date, stage, floors, flags) of a timeline fragment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.projects: dict[str, list[list[str]]] = {}
+        self._permit: str | None = None
+        self._in: str | None = None
+        self._row: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        cls = dict(attrs).get("class") or ""
+        if tag == "h3":
+            self._in = "h3"
+        elif tag == "tr":
+            self._row = []
+        elif tag == "td" and "text" in cls.split() and self._row is not None:
+            self._in = "td"
+            self._row.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "tr" and self._row and self._permit is not None:
+            self.projects[self._permit].append(self._row)
+        if tag in ("h3", "td", "tr"):
+            self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in == "h3":
+            self._permit = data.removeprefix("Permit ").strip()
+            self.projects[self._permit] = []
+        elif self._in == "td" and self._row is not None:
+            self._row[-1] += data
+
+
+def timeline_in_map(page: str) -> dict[str, list[list[str]]]:
+    """The construction timeline drawn in a review map page, parsed: permit id → its rows
+    (survey, date, stage, floors, height, permitted, flags); {} when the map has none."""
+    found = re.findall(r"sw-timeline-control.*?div\.innerHTML = (\".*?\");", page, re.S)
+    if not found:
+        return {}
+    (fragment,) = found
+    parser = _TimelineTables()
+    parser.feed(json.loads(fragment))
+    return parser.projects
+
+
+def test_the_construction_timeline_is_drawn_in_the_review_map(scene: Scene, tmp_path: Path) -> None:
+    stages = [("setting_out", "setting-out"), ("foundation", "foundation"), ("top", "top <b>")]
+    row = {"permitted_floors": 3, "permitted_height_m": 10.0, "exceeds": [], "reasons": []}
+    timeline = {
+        "P-<1>": [
+            {**row, "survey_id": 1, "date": "2025-03-01", "stage": "foundation",
+             "stage_name": "foundation", "storeys": 0, "height_m": -2.0},
+            {**row, "survey_id": 4, "date": "2025-05-20", "stage": "top", "stage_name": "top",
+             "storeys": 4, "height_m": 12.4, "exceeds": ["over_height"]},
+        ]
+    }  # fmt: skip
+    rm = render_review_map(
+        scene.leads,
+        ortho=scene.after_ortho,
+        out_html=tmp_path / "review.html",
+        after_date="2025-05-20",
+        timeline=timeline,
+        stages=stages,
+    )
+    page = rm.html.read_text(encoding="utf-8")
+    assert timeline_in_map(page) == {
+        "P-<1>": [
+            ["1", "2025-03-01", "foundation", "0", "-2.0 m", "3 fl. / 10.0 m", "—"],
+            ["4", "2025-05-20", "top", "4", "12.4 m", "3 fl. / 10.0 m", "over_height"],
+        ]
+    }
+    assert "P-<1>" not in page and "top <b>" not in page  # escaped
+    assert "Construction progress (1 project)" in page
+    plain = render_review_map(
+        scene.leads, ortho=scene.after_ortho, out_html=tmp_path / "plain" / "review.html"
+    )
+    assert timeline_in_map(plain.html.read_text(encoding="utf-8")) == {}
