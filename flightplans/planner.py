@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,114 +49,18 @@ from flightplans.angle import GridSpec, best_bearing
 from flightplans.errors import PlanParameterError, SiteGeometryError
 from flightplans.gaps import fill_gaps
 from flightplans.grid import GridGeometry, Transect, make_transects
-from flightplans.mission import (
-    FRAME_AMSL,
-    FRAME_RELATIVE,
-    FRAME_TERRAIN,
-    MAV_CMD_DO_SET_CAM_TRIGG_DIST,
-    MAV_CMD_IMAGE_START_CAPTURE,
-    MAV_CMD_NAV_RETURN_TO_LAUNCH,
-    MAV_CMD_NAV_TAKEOFF,
-    MAV_CMD_NAV_WAYPOINT,
-    Mission,
-    MissionItem,
-)
-from flightplans.ordering import order_transects, polyline_length, polyline_time
+from flightplans.mission import FRAME_AMSL, FRAME_RELATIVE, FRAME_TERRAIN
+from flightplans.ordering import order_transects
 from flightplans.params import PlanParams
 from flightplans.routing import Router
-from flightplans.sorties import sortie_path, split_sorties
-from flightplans.terrain import Terrain, ground_at, terrain_profile
+from flightplans.sortie_mission import FRAME_MISSION, SortieBuilder
+from flightplans.sorties import split_sorties
+from flightplans.survey_plan import Sortie, SurveyPlan, footprint_rectangles
+from flightplans.terrain import Terrain, ground_at
 
-__all__ = ["Sortie", "SurveyPlan", "plan_survey"]
+__all__ = ["FRAME_MISSION", "Sortie", "SurveyPlan", "footprint_rectangles", "plan_survey"]
 
 log = logging.getLogger(__name__)
-
-FRAME_MISSION = 2  # MAV_FRAME_MISSION, what QGroundControl writes for commands without a place
-_NAN = math.nan
-
-
-@dataclass(frozen=True, eq=False)
-class Sortie:
-    """One battery's flight.
-
-    ``path`` is the (n, 2) horizontal route home → home in the plan CRS (m); ``photos`` the
-    (m, 2) photo centres and ``photo_bearing`` (m,) the direction of flight at each (degrees).
-    """
-
-    number: int
-    mission: Mission
-    transects: tuple[Transect, ...]
-    path: np.ndarray
-    photos: np.ndarray
-    photo_bearing: np.ndarray
-    length_m: float
-    duration_s: float
-
-
-@dataclass(frozen=True, eq=False)
-class SurveyPlan:
-    """The result of :func:`plan_survey`: geometry in ``crs`` (metres), missions in WGS84."""
-
-    crs: CRS
-    site: BaseGeometry
-    nofly: BaseGeometry | None
-    keepout: BaseGeometry | None
-    params: PlanParams
-    home: tuple[float, float]
-    home_amsl: float
-    alt_m: float
-    gsd_cm: float
-    footprint_m: tuple[float, float]
-    spacing_m: float
-    trigger_m: float
-    angle_deg: float
-    alt_frame: int
-    sorties: tuple[Sortie, ...]
-    stats: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def missions(self) -> tuple[Mission, ...]:
-        """One mission per sortie, in flying order."""
-        return tuple(s.mission for s in self.sorties)
-
-    @property
-    def photos(self) -> np.ndarray:
-        """(n, 2) all photo centres (plan CRS, m)."""
-        arrs = [s.photos for s in self.sorties]
-        return np.vstack(arrs) if arrs else np.zeros((0, 2))
-
-    @property
-    def photo_bearing(self) -> np.ndarray:
-        """(n,) direction of flight at each photo, degrees clockwise from grid north."""
-        arrs = [s.photo_bearing for s in self.sorties]
-        return np.concatenate(arrs) if arrs else np.zeros(0)
-
-    def footprints(self) -> list[Polygon]:
-        """Nominal photo footprints (plan CRS): side x front rectangles along the flight."""
-        return footprint_rectangles(self.photos, self.photo_bearing, *self.footprint_m)
-
-    def to_lonlat(self, xy: np.ndarray) -> np.ndarray:
-        """(n, 2) plan-CRS metres to (n, 2) longitude, latitude degrees."""
-        tr = Transformer.from_crs(self.crs, 4326, always_xy=True)
-        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        lon, lat = tr.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([lon, lat])
-
-    def summary(self) -> dict[str, Any]:
-        """The figures written to ``summary.json``."""
-        return dict(self.stats)
-
-
-def footprint_rectangles(
-    centres: np.ndarray, bearing_deg: np.ndarray, side_m: float, front_m: float
-) -> list[Polygon]:
-    """Rectangles ``side_m`` across by ``front_m`` along the flight direction at each centre."""
-    c = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
-    b = np.radians(np.asarray(bearing_deg, dtype=np.float64))
-    d = np.column_stack([np.sin(b), np.cos(b)]) * (front_m / 2)
-    n = np.column_stack([np.cos(b), -np.sin(b)]) * (side_m / 2)
-    corners = np.stack([c + d + n, c + d - n, c - d - n, c - d + n, c + d + n], axis=1)
-    return list(shapely.polygons(corners))
 
 
 def _polygons_of(geom: BaseGeometry | None, role: str) -> BaseGeometry | None:
@@ -287,6 +191,90 @@ def plan_survey(
     """
     crs_obj = CRS.from_user_input(crs)
     _check_crs(crs_obj)
+    areas = _site_areas(site, nofly, params)
+    cam = _camera_geometry(params, terrain, areas.target)
+    home_xy = _home_point(areas, home, params)
+    bearing, ordered = _lay_lines(areas, cam, params, home_xy)
+    router = Router(areas.keepout, clearance=max(2.0, 0.4 * params.nofly_margin_m))
+    if areas.keepout is not None:
+        ordered = _reachable(ordered, home_xy, router)
+    overhead = cam.height / params.climb_ms + cam.height / params.descent_ms
+    stop_s = params.speed_ms / params.accel_ms2 + params.hover_hold_s
+    n_photo = [len(t.photo_positions(cam.trigger)) for t in ordered]
+    extra = [n * stop_s if params.hover_capture else 0.0 for n in n_photo]
+    groups = split_sorties(
+        ordered,
+        home_xy,
+        router.path,
+        speed=params.speed_ms,
+        accel=params.accel_ms2,
+        budget_s=params.usable_flight_s(),
+        overhead_s=overhead,
+        extra_s=extra,
+    )
+
+    alt_mode, frame = _altitude_frame(params, terrain)
+    home_amsl = float(ground_at(terrain, np.array([home_xy]))[0]) if terrain is not None else 0.0
+    to_ll = Transformer.from_crs(crs_obj, 4326, always_xy=True)
+    builder = SortieBuilder(
+        params=params,
+        home=home_xy,
+        home_amsl=home_amsl,
+        height=cam.height,
+        tol=cam.tol,
+        trigger=cam.trigger,
+        frame=frame,
+        terrain=terrain if frame != FRAME_TERRAIN else None,
+        to_ll=to_ll,
+        path=router.path,
+    )
+    sorties = tuple(builder.build(k + 1, tuple(g), overhead, stop_s) for k, g in enumerate(groups))
+    stats = _plan_stats(
+        params,
+        cam,
+        sorties,
+        bearing=bearing,
+        area_m2=float(areas.target.area),
+        alt_mode=alt_mode,
+        terrain=terrain,
+        n_lines=len(ordered),
+        crs=crs_obj,
+        home_lonlat=[float(v) for v in to_ll.transform(*home_xy)],
+        home_amsl=home_amsl,
+    )
+    return SurveyPlan(
+        crs=crs_obj,
+        site=areas.site,
+        nofly=areas.nofly,
+        keepout=areas.keepout,
+        params=params,
+        home=home_xy,
+        home_amsl=home_amsl,
+        alt_m=cam.height,
+        gsd_cm=params.camera.gsd_cm(cam.height),
+        footprint_m=(cam.side, cam.front),
+        spacing_m=cam.spacing,
+        trigger_m=cam.trigger,
+        angle_deg=bearing,
+        alt_frame=frame,
+        sorties=sorties,
+        stats=stats,
+    )
+
+
+@dataclass(frozen=True)
+class _Areas:
+    """The site (polygons), its no-fly zones, what is to be photographed (the site less the
+    no-fly zones) and the keep-out (holes and no-fly zones plus the margin), plan CRS."""
+
+    site: BaseGeometry
+    nofly: BaseGeometry | None
+    target: BaseGeometry
+    keepout: BaseGeometry | None
+
+
+def _site_areas(site: BaseGeometry, nofly: Iterable[BaseGeometry], params: PlanParams) -> _Areas:
+    """Check the site and the no-fly zones and derive the target and the keep-out."""
     site_g = _polygons_of(site, "site")
     if site_g is None or site_g.area <= 0:
         raise SiteGeometryError("the site polygon is empty; draw a polygon with 3 or more corners")
@@ -300,7 +288,27 @@ def plan_survey(
             "the no-fly zones cover the whole site; check the --nofly file (wrong file or CRS?)"
         )
     keepout = obstacles.buffer(params.nofly_margin_m) if obstacles is not None else None
+    return _Areas(site_g, nofly_g, target, keepout)
 
+
+@dataclass(frozen=True)
+class _CameraGeometry:
+    """Height above ground and terrain tolerance (m), footprint side and front (m) at the
+    lowest height flown, line spacing and trigger distance (m)."""
+
+    height: float
+    tol: float
+    side: float
+    front: float
+    spacing: float
+    trigger: float
+
+
+def _camera_geometry(
+    params: PlanParams, terrain: Terrain | None, target: BaseGeometry
+) -> _CameraGeometry:
+    """Altitude, footprint, line spacing and trigger distance from the camera; a site smaller
+    than a footprint, or no margin under the height limit when following terrain, is an error."""
     h = params.altitude_m()
     tol = params.tolerance_m() if terrain is not None else 0.0
     if terrain is not None and h > params.max_alt_m - 0.3:
@@ -320,9 +328,19 @@ def plan_survey(
             f"({side:.0f} x {front:.0f} m at {h:.0f} m); fly lower (--alt-m / --gsd-cm) "
             "or take a single photo"
         )
+    return _CameraGeometry(h, tol, side, front, spacing, trigger)
 
-    home_xy = _default_home(site_g, keepout) if home is None else (float(home[0]), float(home[1]))
-    d_home = site_g.distance(Point(home_xy))
+
+def _home_point(
+    areas: _Areas, home: tuple[float, float] | None, params: PlanParams
+) -> tuple[float, float]:
+    """The take-off point: ``home`` or the default (module docstring), checked to be near the
+    site and outside the keep-out."""
+    keepout = areas.keepout
+    home_xy = (
+        _default_home(areas.site, keepout) if home is None else (float(home[0]), float(home[1]))
+    )
+    d_home = areas.site.distance(Point(home_xy))
     if d_home > params.max_home_dist_m:
         raise PlanParameterError(
             f"home is {d_home / 1000:.2f} km from the site, farther than "
@@ -333,12 +351,20 @@ def plan_survey(
             f"home ({home_xy[0]:.1f}, {home_xy[1]:.1f}) is inside a no-fly zone or hole; "
             "pass a --home LON,LAT outside it"
         )
+    return home_xy
 
+
+def _lay_lines(
+    areas: _Areas, cam: _CameraGeometry, params: PlanParams, home_xy: tuple[float, float]
+) -> tuple[float, list[Transect]]:
+    """The bearing (chosen unless fixed) and the flight lines in flying order from home: the
+    transects, the pockets the keep-out hides from them, and the crosshatch pass."""
+    target, keepout = areas.target, areas.keepout
     geom = GridGeometry.build(target, keepout)
     spec = GridSpec(
-        spacing=spacing,
-        half_band=_half_band(spacing, side),
-        trigger=trigger,
+        spacing=cam.spacing,
+        half_band=_half_band(cam.spacing, cam.side),
+        trigger=cam.trigger,
         turnaround=params.turnaround_m,
         speed=params.speed_ms,
         accel=params.accel_ms2,
@@ -360,9 +386,9 @@ def plan_survey(
                 keepout,
                 tr,
                 b,
-                trigger=trigger,
-                side=side,
-                front=front,
+                trigger=cam.trigger,
+                side=cam.side,
+                front=cam.front,
                 turnaround=params.turnaround_m,
                 pass_index=k,
             )
@@ -378,77 +404,67 @@ def plan_survey(
             "no flight line fits the site outside the no-fly zones; shrink the no-fly margin "
             "or the zones"
         )
+    return bearing, ordered
 
-    router = Router(keepout, clearance=max(2.0, 0.4 * params.nofly_margin_m))
-    if keepout is not None:
-        ordered = _reachable(ordered, home_xy, router)
-    overhead = h / params.climb_ms + h / params.descent_ms
-    stop_s = params.speed_ms / params.accel_ms2 + params.hover_hold_s
-    n_photo = [len(t.photo_positions(trigger)) for t in ordered]
-    extra = [n * stop_s if params.hover_capture else 0.0 for n in n_photo]
-    groups = split_sorties(
-        ordered,
-        home_xy,
-        router.path,
-        speed=params.speed_ms,
-        accel=params.accel_ms2,
-        budget_s=params.usable_flight_s(),
-        overhead_s=overhead,
-        extra_s=extra,
-    )
 
+def _altitude_frame(params: PlanParams, terrain: Terrain | None) -> tuple[str, int]:
+    """The altitude mode (``params.alt_mode``, else AMSL with a DEM and relative without) and
+    its MAVLink frame."""
     alt_mode = params.alt_mode or ("amsl" if terrain is not None else "relative")
     if alt_mode == "amsl" and terrain is None:
         raise PlanParameterError(
             "AMSL altitudes need the ground height; pass --dem or use --alt-mode relative"
         )
     frame = {"relative": FRAME_RELATIVE, "amsl": FRAME_AMSL, "terrain": FRAME_TERRAIN}[alt_mode]
-    home_amsl = float(ground_at(terrain, np.array([home_xy]))[0]) if terrain is not None else 0.0
-    to_ll = Transformer.from_crs(crs_obj, 4326, always_xy=True)
-    builder = _MissionBuilder(
-        params=params,
-        home=home_xy,
-        home_amsl=home_amsl,
-        height=h,
-        tol=tol,
-        trigger=trigger,
-        frame=frame,
-        terrain=terrain if frame != FRAME_TERRAIN else None,
-        to_ll=to_ll,
-        path=router.path,
-    )
-    sorties = tuple(builder.build(k + 1, tuple(g), overhead, stop_s) for k, g in enumerate(groups))
-    n_photos = int(sum(len(s.photos) for s in sorties))
-    stats: dict[str, Any] = {
+    return alt_mode, frame
+
+
+def _plan_stats(
+    params: PlanParams,
+    cam: _CameraGeometry,
+    sorties: tuple[Sortie, ...],
+    *,
+    bearing: float,
+    area_m2: float,
+    alt_mode: str,
+    terrain: Terrain | None,
+    n_lines: int,
+    crs: CRS,
+    home_lonlat: list[float],
+    home_amsl: float,
+) -> dict[str, Any]:
+    """The figures of ``summary.json`` (:meth:`SurveyPlan.summary`)."""
+    h = cam.height
+    return {
         "gsd_cm": round(params.camera.gsd_cm(h), 4),
         "alt_m": round(h, 3),
-        "spacing_m": round(spacing, 3),
-        "trigger_m": round(trigger, 3),
+        "spacing_m": round(cam.spacing, 3),
+        "trigger_m": round(cam.trigger, 3),
         "angle_deg": round(bearing, 2),
-        "n_photos": n_photos,
+        "n_photos": int(sum(len(s.photos) for s in sorties)),
         "length_m": round(sum(s.length_m for s in sorties), 1),
         "duration_s": round(sum(s.duration_s for s in sorties), 1),
         "n_sorties": len(sorties),
-        "area_m2": round(float(target.area), 1),
+        "area_m2": round(area_m2, 1),
         "camera": params.camera.name,
         "camera_label": params.camera.label,
-        "footprint_side_m": round(side, 3),
-        "footprint_front_m": round(front, 3),
+        "footprint_side_m": round(cam.side, 3),
+        "footprint_front_m": round(cam.front, 3),
         "front_pct": params.front_pct,
         "side_pct": params.side_pct,
         "crosshatch": params.crosshatch,
         "angle_auto": params.angle_deg is None,
         "alt_mode": alt_mode,
-        "terrain_tol_m": round(tol, 3) if terrain is not None else None,
+        "terrain_tol_m": round(cam.tol, 3) if terrain is not None else None,
         "max_alt_m": params.max_alt_m,
         "speed_ms": params.speed_ms,
         "battery_min": params.battery_min,
         "reserve_frac": params.reserve_frac,
         "turnaround_m": params.turnaround_m,
         "hover_capture": params.hover_capture,
-        "n_lines": len(ordered),
-        "crs": crs_obj.to_string(),
-        "home_lonlat": [float(v) for v in to_ll.transform(*home_xy)],
+        "n_lines": n_lines,
+        "crs": crs.to_string(),
+        "home_lonlat": home_lonlat,
         "home_amsl_m": home_amsl,
         "sorties": [
             {
@@ -462,163 +478,3 @@ def plan_survey(
             for s in sorties
         ],
     }
-    return SurveyPlan(
-        crs=crs_obj,
-        site=site_g,
-        nofly=nofly_g,
-        keepout=keepout,
-        params=params,
-        home=home_xy,
-        home_amsl=home_amsl,
-        alt_m=h,
-        gsd_cm=params.camera.gsd_cm(h),
-        footprint_m=(side, front),
-        spacing_m=spacing,
-        trigger_m=trigger,
-        angle_deg=bearing,
-        alt_frame=frame,
-        sorties=sorties,
-        stats=stats,
-    )
-
-
-@dataclass
-class _Node:
-    xy: tuple[float, float]
-    actions: list[MissionItem] = field(default_factory=list)
-    hold: float = 0.0
-    emit: bool = True
-
-
-@dataclass
-class _MissionBuilder:
-    params: PlanParams
-    home: tuple[float, float]
-    home_amsl: float
-    height: float
-    tol: float
-    trigger: float
-    frame: int
-    terrain: Terrain | None
-    to_ll: Transformer
-    path: Any
-
-    def _nodes(self, transects: tuple[Transect, ...]) -> tuple[list[_Node], np.ndarray, list]:
-        p = self.params
-        nodes: list[_Node] = []
-        photos: list[np.ndarray] = []
-        bearings: list[np.ndarray] = []
-        pos = self.home
-        on = MissionItem(
-            MAV_CMD_DO_SET_CAM_TRIGG_DIST, FRAME_MISSION, (self.trigger, 0.0, 1.0, 0.0)
-        )
-        off = MissionItem(MAV_CMD_DO_SET_CAM_TRIGG_DIST, FRAME_MISSION, (0.0, 0.0, 0.0, 0.0))
-        for t in transects:
-            for q in self.path(pos, t.entry())[1:-1]:
-                nodes.append(_Node((float(q[0]), float(q[1]))))
-            if t.lead_in > 0:
-                nodes.append(_Node(t.entry()))
-            ph = t.photo_positions(self.trigger)
-            dx, dy = t.direction()
-            bearing = math.degrees(math.atan2(dx, dy)) % 360.0
-            photos.append(ph)
-            bearings.append(np.full(len(ph), bearing))
-            if p.hover_capture:
-                for q in ph:
-                    cap = MissionItem(
-                        MAV_CMD_IMAGE_START_CAPTURE, FRAME_MISSION, (0.0, 0.0, 1.0, 0.0)
-                    )
-                    nodes.append(_Node((float(q[0]), float(q[1])), [cap], p.hover_hold_s))
-                if np.hypot(*(ph[-1] - np.asarray(t.end))) > 1e-3:
-                    nodes.append(_Node(t.end))
-            else:
-                nodes.append(_Node(t.start, [on]))
-                nodes.append(_Node(t.end, [off]))
-            if t.lead_out > 0:
-                nodes.append(_Node(t.exit()))
-            pos = t.exit()
-        for q in self.path(pos, self.home)[1:-1]:
-            nodes.append(_Node((float(q[0]), float(q[1]))))
-        nodes.append(_Node(self.home))
-        ph_all = np.vstack(photos) if photos else np.zeros((0, 2))
-        return nodes, ph_all, bearings
-
-    def _alt_of(self, amsl: float) -> float:
-        if self.frame == FRAME_AMSL:
-            return amsl
-        return amsl - self.home_amsl
-
-    def _with_altitudes(self, nodes: list[_Node]) -> list[tuple[_Node, float]]:
-        p = self.params
-        if self.terrain is None:
-            return [(n, self.height) for n in nodes]
-        out: list[tuple[_Node, float]] = []
-        prev = self.home
-        for n in nodes:
-            xy, alt = terrain_profile(
-                prev, n.xy, self.terrain, self.height, self.tol, p.max_alt_m, p.terrain_step_m
-            )
-            for q, z in zip(xy[1:-1], alt[1:-1], strict=True):
-                out.append((_Node((float(q[0]), float(q[1]))), self._alt_of(float(z))))
-            out.append((n, self._alt_of(float(alt[-1]))))
-            prev = n.xy
-        return out
-
-    def build(
-        self, number: int, transects: tuple[Transect, ...], overhead: float, stop_s: float
-    ) -> Sortie:
-        p = self.params
-        nodes, photos, bearings = self._nodes(transects)
-        placed = self._with_altitudes(nodes)
-        lon0, lat0 = self.to_ll.transform(*self.home)
-        takeoff_alt = self._alt_of(self.home_amsl + self.height) if self.terrain else self.height
-        takeoff_alt = round(float(takeoff_alt), 3)
-        items = [
-            MissionItem(
-                MAV_CMD_NAV_TAKEOFF, self.frame, (0.0, 0.0, 0.0, _NAN), lat0, lon0, takeoff_alt
-            )
-        ]
-        xy = np.array([n.xy for n, _ in placed])
-        lon, lat = self.to_ll.transform(xy[:, 0], xy[:, 1])
-        for k, (n, alt) in enumerate(placed):
-            items.append(
-                MissionItem(
-                    MAV_CMD_NAV_WAYPOINT,
-                    self.frame,
-                    (n.hold, 0.0, 0.0, _NAN),
-                    float(lat[k]),
-                    float(lon[k]),
-                    round(float(alt), 3),
-                )
-            )
-            items.extend(n.actions)
-        items.append(MissionItem(MAV_CMD_NAV_RETURN_TO_LAUNCH, FRAME_MISSION))
-        path = sortie_path(transects, self.home, self.path)
-        n_ph = len(photos)
-        duration = (
-            polyline_time(path, p.speed_ms, p.accel_ms2)
-            + overhead
-            + (n_ph * stop_s if p.hover_capture else 0.0)
-        )
-        mission = Mission(
-            home=(float(lat0), float(lon0), float(self.home_amsl)),
-            items=tuple(items),
-            cruise_speed_ms=p.speed_ms,
-            hover_speed_ms=p.hover_speed_ms(),
-            stats={
-                "length_m": polyline_length(path),
-                "duration_s": duration,
-                "n_photos": n_ph,
-            },
-            meta={"sortie": number, "camera": p.camera.name},
-        )
-        return Sortie(
-            number=number,
-            mission=mission,
-            transects=transects,
-            path=path,
-            photos=photos,
-            photo_bearing=np.concatenate(bearings) if bearings else np.zeros(0),
-            length_m=polyline_length(path),
-            duration_s=duration,
-        )

@@ -40,7 +40,7 @@ conversion that needs the take-off point's elevation when it is unknown is an er
 guess. A DEM's heights are taken as EGM96 (the datum of SRTM and most national DEMs) unless
 ``dem_datum`` says WGS84; the assumption is one warning line and a field of the record.
 
-This module is longer than most (about 700 lines): both files of the KMZ are written from one
+This module is longer than most (about 750 lines): both files of the KMZ are written from one
 parse of the mission, with the same waypoints, heights and action groups, so they stay here.
 """
 
@@ -591,13 +591,7 @@ def write_wpml(
     """
     out = Path(path)
     route = _parse(mission)
-    speed = float(mission.cruise_speed_ms)
-    lo, hi = SPEED_RANGE
-    if not lo <= speed <= hi:
-        raise PlanParameterError(
-            f"speed {speed:g} m/s is outside the {lo:g}-{hi:g} m/s a WPML route allows; "
-            "pass --speed-ms within it"
-        )
+    speed = _checked_speed(mission)
     home = (float(mission.home[0]), float(mission.home[1]))
     h = _heights(route, home, takeoff_amsl_m, options)
     tlo, thi = TAKEOFF_SECURITY_RANGE
@@ -608,74 +602,18 @@ def write_wpml(
         )
     rlo, rhi = RTH_HEIGHT_RANGE
     rth = float(min(max(math.ceil(float(np.max(h.rel)) - 1e-9), rlo, h.takeoff_rel), rhi))
-    passing = _straight(route.points)
-    suffix = out.stem
-    groups = _groups(route, look, options.drone, options.shoot, speed, suffix, distance_scale)
+    groups = _groups(route, look, options.drone, options.shoot, speed, out.stem, distance_scale)
     by_start: dict[int, list[tuple[int, _Group]]] = {}
     for gid, g in enumerate(groups):
         by_start.setdefault(g.start, []).append((gid, g))
-    finish = "goHome" if route.return_home else "noAction"
-    tmpl_mode = "relativeToStartPoint" if h.mode == "relative" else "EGM96"
-    exec_mode = "relativeToStartPoint" if h.mode == "relative" else "WGS84"
-    tmpl_h = h.rel if h.mode == "relative" else h.egm96
-    tmpl_ell = h.rel if h.mode == "relative" else h.ellipsoid
-    exec_h = h.rel if h.mode == "relative" else h.ellipsoid
-    assert tmpl_h is not None and tmpl_ell is not None and exec_h is not None
-
-    def template(doc: ET.Element) -> None:
-        _el(doc, "author", "sitewatch")
-        _mission_config(doc, options, h, speed, rth, template=True, finish=finish)
-        folder = ET.SubElement(doc, kml_tag("Folder"))
-        _el(folder, "templateType", "waypoint")
-        _int(folder, "templateId", 0)
-        cs = _el(folder, "waylineCoordinateSysParam")
-        _el(cs, "coordinateMode", "WGS84")
-        _el(cs, "heightMode", tmpl_mode)
-        _el(cs, "positioningType", "GPS")
-        _el(folder, "autoFlightSpeed", speed)
-        _el(folder, "globalHeight", h.takeoff_rel)
-        _el(folder, "gimbalPitchMode", "usePointSetting")
-        _heading_param(folder, "globalWaypointHeadingParam", look)
-        _el(folder, "globalWaypointTurnMode", _STOP)
-        _el(folder, "globalUseStraightLine", "0")
-        for i, p in enumerate(route.points):
-            pm = ET.SubElement(folder, kml_tag("Placemark"))
-            _point(pm, p)
-            _int(pm, "index", i)
-            _el(pm, "ellipsoidHeight", float(tmpl_ell[i]))
-            _el(pm, "height", float(tmpl_h[i]))
-            _int(pm, "useGlobalHeight", 0)
-            _int(pm, "useGlobalSpeed", 1)
-            _int(pm, "useGlobalHeadingParam", 1)
-            _int(pm, "useGlobalTurnParam", 0 if passing[i] else 1)
-            if passing[i]:
-                _turn_param(pm, True)
-            _el(pm, "gimbalPitchAngle", look.gimbal_pitch_deg)
-            for gid, g in by_start.get(i, []):
-                _write_group(pm, gid, g)
-        pp = _el(folder, "payloadParam")
-        _int(pp, "payloadPositionIndex", options.drone.payload_position)
-        _el(pp, "imageFormat", options.drone.lens)
-
-    def waylines(doc: ET.Element) -> None:
-        _mission_config(doc, options, h, speed, rth, template=False, finish=finish)
-        folder = ET.SubElement(doc, kml_tag("Folder"))
-        _int(folder, "templateId", 0)
-        _el(folder, "executeHeightMode", exec_mode)
-        _int(folder, "waylineId", 0)
-        _el(folder, "autoFlightSpeed", speed)
-        for i, p in enumerate(route.points):
-            pm = ET.SubElement(folder, kml_tag("Placemark"))
-            _point(pm, p)
-            _int(pm, "index", i)
-            _el(pm, "executeHeight", float(exec_h[i]))
-            _el(pm, "waypointSpeed", speed)
-            _heading_param(pm, "waypointHeadingParam", look)
-            _turn_param(pm, passing[i])
-            for gid, g in by_start.get(i, []):
-                _write_group(pm, gid, g)
-
-    _write_kmz(out, {TEMPLATE_NAME: _document(template), WAYLINES_NAME: _document(waylines)})
+    doc = _Documents(route, options, look, h, speed, rth, _straight(route.points), by_start)
+    _write_kmz(
+        out,
+        {
+            TEMPLATE_NAME: _document(doc.template),
+            WAYLINES_NAME: _document(doc.waylines),
+        },
+    )
     n_photo_groups = sum(1 for g in groups if any(a[0] == "takePhoto" for a in g.actions))
     record: dict[str, Any] = {
         "file": out.name,
@@ -693,11 +631,11 @@ def write_wpml(
         "speed_ms": speed,
         "take_off_security_height_m": round(h.takeoff_rel, 3),
         "rth_height_m": rth,
-        "template_height_mode": tmpl_mode,
-        "template_height_datum": _DATUM[tmpl_mode]
+        "template_height_mode": doc.template_mode,
+        "template_height_datum": _DATUM[doc.template_mode]
         + ("; wpml:ellipsoidHeight above the WGS84 ellipsoid" if h.mode == "egm96" else ""),
-        "execute_height_mode": exec_mode,
-        "execute_height_datum": _DATUM[exec_mode],
+        "execute_height_mode": doc.execute_mode,
+        "execute_height_datum": _DATUM[doc.execute_mode],
         "take_off_ref_point": h.takeoff_ref is not None,
         "dem_datum": h.dem_datum,
         "geoid_grid": h.geoid.name if h.geoid is not None else None,
@@ -706,3 +644,108 @@ def write_wpml(
         n = h.ellipsoid - h.egm96
         record["geoid_undulation_m"] = [round(float(n.min()), 3), round(float(n.max()), 3)]
     return record
+
+
+def _checked_speed(mission: Mission) -> float:
+    """The mission's cruise speed (m/s), within what a WPML route allows."""
+    speed = float(mission.cruise_speed_ms)
+    lo, hi = SPEED_RANGE
+    if not lo <= speed <= hi:
+        raise PlanParameterError(
+            f"speed {speed:g} m/s is outside the {lo:g}-{hi:g} m/s a WPML route allows; "
+            "pass --speed-ms within it"
+        )
+    return speed
+
+
+@dataclass(frozen=True)
+class _Documents:
+    """What both files of the KMZ are written from: the parsed route, the options, where the
+    camera looks, the heights, the speed (m/s), the return-to-home height (m), which waypoints
+    are passed without stopping, and the action groups by the waypoint they start at."""
+
+    route: _Route
+    options: WpmlOptions
+    look: RouteLook
+    h: _Heights
+    speed: float
+    rth: float
+    passing: list[bool]
+    by_start: dict[int, list[tuple[int, _Group]]]
+
+    @property
+    def finish(self) -> str:
+        return "goHome" if self.route.return_home else "noAction"
+
+    @property
+    def template_mode(self) -> str:
+        return "relativeToStartPoint" if self.h.mode == "relative" else "EGM96"
+
+    @property
+    def execute_mode(self) -> str:
+        return "relativeToStartPoint" if self.h.mode == "relative" else "WGS84"
+
+    def template(self, doc: ET.Element) -> None:
+        """``wpmz/template.kml``: every waypoint, heights in the template's mode."""
+        h, options, look = self.h, self.options, self.look
+        relative = h.mode == "relative"
+        tmpl_h = h.rel if relative else h.egm96
+        tmpl_ell = h.rel if relative else h.ellipsoid
+        assert tmpl_h is not None and tmpl_ell is not None
+        _el(doc, "author", "sitewatch")
+        _mission_config(doc, options, h, self.speed, self.rth, template=True, finish=self.finish)
+        folder = ET.SubElement(doc, kml_tag("Folder"))
+        _el(folder, "templateType", "waypoint")
+        _int(folder, "templateId", 0)
+        cs = _el(folder, "waylineCoordinateSysParam")
+        _el(cs, "coordinateMode", "WGS84")
+        _el(cs, "heightMode", self.template_mode)
+        _el(cs, "positioningType", "GPS")
+        _el(folder, "autoFlightSpeed", self.speed)
+        _el(folder, "globalHeight", h.takeoff_rel)
+        _el(folder, "gimbalPitchMode", "usePointSetting")
+        _heading_param(folder, "globalWaypointHeadingParam", look)
+        _el(folder, "globalWaypointTurnMode", _STOP)
+        _el(folder, "globalUseStraightLine", "0")
+        for i, p in enumerate(self.route.points):
+            pm = ET.SubElement(folder, kml_tag("Placemark"))
+            _point(pm, p)
+            _int(pm, "index", i)
+            _el(pm, "ellipsoidHeight", float(tmpl_ell[i]))
+            _el(pm, "height", float(tmpl_h[i]))
+            _int(pm, "useGlobalHeight", 0)
+            _int(pm, "useGlobalSpeed", 1)
+            _int(pm, "useGlobalHeadingParam", 1)
+            _int(pm, "useGlobalTurnParam", 0 if self.passing[i] else 1)
+            if self.passing[i]:
+                _turn_param(pm, True)
+            _el(pm, "gimbalPitchAngle", look.gimbal_pitch_deg)
+            for gid, g in self.by_start.get(i, []):
+                _write_group(pm, gid, g)
+        pp = _el(folder, "payloadParam")
+        _int(pp, "payloadPositionIndex", options.drone.payload_position)
+        _el(pp, "imageFormat", options.drone.lens)
+
+    def waylines(self, doc: ET.Element) -> None:
+        """``wpmz/waylines.wpml``: what the aircraft executes, heights in the execution mode."""
+        h = self.h
+        exec_h = h.rel if h.mode == "relative" else h.ellipsoid
+        assert exec_h is not None
+        _mission_config(
+            doc, self.options, h, self.speed, self.rth, template=False, finish=self.finish
+        )
+        folder = ET.SubElement(doc, kml_tag("Folder"))
+        _int(folder, "templateId", 0)
+        _el(folder, "executeHeightMode", self.execute_mode)
+        _int(folder, "waylineId", 0)
+        _el(folder, "autoFlightSpeed", self.speed)
+        for i, p in enumerate(self.route.points):
+            pm = ET.SubElement(folder, kml_tag("Placemark"))
+            _point(pm, p)
+            _int(pm, "index", i)
+            _el(pm, "executeHeight", float(exec_h[i]))
+            _el(pm, "waypointSpeed", self.speed)
+            _heading_param(pm, "waypointHeadingParam", self.look)
+            _turn_param(pm, self.passing[i])
+            for gid, g in self.by_start.get(i, []):
+                _write_group(pm, gid, g)

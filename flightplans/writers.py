@@ -164,6 +164,37 @@ def write_mission_files(
         An unknown format, ``wpml`` without options, oblique routes with ``qgc``; and the
         errors of :func:`flightplans.wpml_write.write_wpml`.
     """
+    fmts = _check_formats(formats, wpml, routes)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    extra: dict[str, Any] = {"formats": fmts}
+    counts = {"plan": 0, "waypoints": 0, "kmz": 0}
+    # WPML first: its height conversions can refuse the plan before anything is written
+    if "wpml" in fmts:
+        assert wpml is not None
+        paths, extra_wpml = _write_wpml_files(plan, out, wpml, routes)
+        written += paths
+        counts["kmz"] = len(paths)
+        extra.update(extra_wpml)
+    if "qgc" in fmts:
+        paths, extra["qgc"] = _write_qgc_files(plan, out)
+        written += paths
+        counts["plan"] = counts["waypoints"] = len(plan.sorties)
+    for f in out.iterdir():
+        m = _SORTIE_FILE.match(f.name)
+        if m and int(m.group(1)) > counts[m.group(2)]:
+            f.unlink()
+    written.append(write_mission_geojson(plan, out / "mission.geojson"))
+    written.append(write_summary(plan, out / "summary.json", extra))
+    return written
+
+
+def _check_formats(
+    formats: Sequence[str], wpml: WpmlOptions | None, routes: Sequence[ObliqueRoute]
+) -> list[str]:
+    """The formats asked, lower case; an unknown one, or one without what it needs, is an
+    error."""
     fmts = [f.strip().lower() for f in formats]
     unknown = [f for f in fmts if f not in FORMATS]
     if unknown or not fmts:
@@ -178,85 +209,84 @@ def write_mission_files(
             "the oblique routes are written as DJI WPML only (QGroundControl missions cannot "
             "hold their gimbal pitch and heading): pass --format wpml with --oblique"
         )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    return fmts
+
+
+def _write_wpml_files(
+    plan: SurveyPlan, out: Path, wpml: WpmlOptions, routes: Sequence[ObliqueRoute]
+) -> tuple[list[Path], dict[str, Any]]:
+    """``sortie-NN.kmz`` for each sortie of the plan (or of each oblique route, numbered on);
+    returns the paths and the ``wpml`` (and ``oblique``) records of ``summary.json``."""
+    options, dem_datum = _wpml_options(plan, wpml)
+    todo = list(routes) if routes else [ObliqueRoute(NADIR, plan, 0.0)]
+    n_files = sum(len(r.plan.sorties) for r in todo)
+    width = max(2, len(str(n_files)))
+    records = []
     written: list[Path] = []
-    extra: dict[str, Any] = {"formats": fmts}
-    counts = {"plan": 0, "waypoints": 0, "kmz": 0}
-    # WPML first: its height conversions can refuse the plan before anything is written
-    if "wpml" in fmts:
-        assert wpml is not None
-        options, dem_datum = _wpml_options(plan, wpml)
-        todo = list(routes) if routes else [ObliqueRoute(NADIR, plan, 0.0)]
-        n_files = sum(len(r.plan.sorties) for r in todo)
-        width = max(2, len(str(n_files)))
-        records = []
-        k = 0
-        for r in todo:
-            takeoff = _takeoff_amsl(r.plan)
-            scale = _distance_scale(r.plan)
-            for s in r.plan.sorties:
-                k += 1
-                path = out / f"sortie-{k:0{width}d}.kmz"
-                rec = write_wpml(
-                    s.mission,
-                    path,
-                    options,
-                    takeoff_amsl_m=takeoff,
-                    look=r.look,
-                    distance_scale=scale,
-                )
-                rec["sortie"] = k
-                rec["route_sortie"] = s.number
-                records.append(rec)
-                written.append(path)
-        counts["kmz"] = k
-        extra["wpml"] = {
+    k = 0
+    for r in todo:
+        takeoff = _takeoff_amsl(r.plan)
+        scale = _distance_scale(r.plan)
+        for s in r.plan.sorties:
+            k += 1
+            path = out / f"sortie-{k:0{width}d}.kmz"
+            rec = write_wpml(
+                s.mission,
+                path,
+                options,
+                takeoff_amsl_m=takeoff,
+                look=r.look,
+                distance_scale=scale,
+            )
+            rec["sortie"] = k
+            rec["route_sortie"] = s.number
+            records.append(rec)
+            written.append(path)
+    extra: dict[str, Any] = {
+        "wpml": {
             "drone": options.drone.name,
             "drone_label": options.drone.label,
             "camera": options.drone.camera_name,
             "dem_datum": dem_datum,
             "files": records,
         }
-        if routes:
-            extra["oblique"] = {
-                "gimbal_pitch_deg": routes[-1].look.gimbal_pitch_deg,
-                "offset_m": round(routes[-1].offset_m, 2),
-                "routes": [
-                    {
-                        "route": r.look.name,
-                        "gimbal_pitch_deg": r.look.gimbal_pitch_deg,
-                        "heading_deg": r.look.heading_deg,
-                        "n_sorties": len(r.plan.sorties),
-                        "n_photos": r.plan.stats["n_photos"],
-                        "duration_s": r.plan.stats["duration_s"],
-                    }
-                    for r in routes
-                ],
-            }
-    if "qgc" in fmts:
-        inclusion, exclusion = fence_rings(plan)
-        width = max(2, len(str(len(plan.sorties))))
-        names = []
-        for s in plan.sorties:
-            stem = f"sortie-{s.number:0{width}d}"
-            written.append(
-                write_plan(
-                    s.mission, out / f"{stem}.plan", inclusion=inclusion, exclusions=exclusion
-                )
-            )
-            written.append(write_waypoints(s.mission, out / f"{stem}.waypoints"))
-            names += [f"{stem}.plan", f"{stem}.waypoints"]
-        counts["plan"] = counts["waypoints"] = len(plan.sorties)
-        extra["qgc"] = {
-            "files": names,
-            "alt_mode": plan.stats.get("alt_mode"),
-            "height_datum": _QGC_DATUM.get(plan.alt_frame, str(plan.alt_frame)),
+    }
+    if routes:
+        extra["oblique"] = {
+            "gimbal_pitch_deg": routes[-1].look.gimbal_pitch_deg,
+            "offset_m": round(routes[-1].offset_m, 2),
+            "routes": [
+                {
+                    "route": r.look.name,
+                    "gimbal_pitch_deg": r.look.gimbal_pitch_deg,
+                    "heading_deg": r.look.heading_deg,
+                    "n_sorties": len(r.plan.sorties),
+                    "n_photos": r.plan.stats["n_photos"],
+                    "duration_s": r.plan.stats["duration_s"],
+                }
+                for r in routes
+            ],
         }
-    for f in out.iterdir():
-        m = _SORTIE_FILE.match(f.name)
-        if m and int(m.group(1)) > counts[m.group(2)]:
-            f.unlink()
-    written.append(write_mission_geojson(plan, out / "mission.geojson"))
-    written.append(write_summary(plan, out / "summary.json", extra))
-    return written
+    return written, extra
+
+
+def _write_qgc_files(plan: SurveyPlan, out: Path) -> tuple[list[Path], dict[str, Any]]:
+    """``sortie-NN.plan`` and ``sortie-NN.waypoints`` for each sortie; returns the paths and
+    the ``qgc`` record of ``summary.json``."""
+    inclusion, exclusion = fence_rings(plan)
+    width = max(2, len(str(len(plan.sorties))))
+    names = []
+    written: list[Path] = []
+    for s in plan.sorties:
+        stem = f"sortie-{s.number:0{width}d}"
+        written.append(
+            write_plan(s.mission, out / f"{stem}.plan", inclusion=inclusion, exclusions=exclusion)
+        )
+        written.append(write_waypoints(s.mission, out / f"{stem}.waypoints"))
+        names += [f"{stem}.plan", f"{stem}.waypoints"]
+    record = {
+        "files": names,
+        "alt_mode": plan.stats.get("alt_mode"),
+        "height_datum": _QGC_DATUM.get(plan.alt_frame, str(plan.alt_frame)),
+    }
+    return written, record

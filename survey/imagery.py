@@ -733,29 +733,8 @@ def read_orthophoto(
         that cannot be decoded (the file, the window and the fix).
     """
     p = Path(path)
-    with quiet_gdal_messages(), open_checked(p, role) as ds:
-        layout = _layout(ds, p, role)
-        dtype = np.dtype(ds.dtypes[0])
-        flags = ds.mask_flag_enums[0]
-        has_mask = MaskFlags.per_dataset in flags and layout.alpha is None
-        nodata = ds.nodata
-        declared = has_mask or layout.alpha is not None or nodata is not None
-        lut = _palette(ds, p) if layout.representation == "palette" else None
-        names = (
-            ["red", "green", "blue"] if layout.representation == "rgb" else [layout.representation]
-        )
-        sampled = list(layout.image) + ([layout.nir] if layout.nir is not None else [])
-        scaling = None
-        if lut is None and dtype != np.uint8:
-            sample = _sample(ds, p, sampled)
-            scaling = _scaling(ds, sample, names + (["nir"] if layout.nir else []), declared)
-        map_note = ""
-        is_map = False
-        if line_work and dtype == np.uint8:
-            colours = np.ma.getdata(_sample(ds, p, layout.image)).reshape(len(layout.image), -1)
-            if lut is not None:
-                colours = lut[:3, colours[0]]
-            is_map, map_note = _line_work(colours)
+    ins = _inspect(p, role, line_work)
+    layout, dtype, lut, scaling, is_map = ins.layout, ins.dtype, ins.lut, ins.scaling, ins.is_map
     if layout.representation == "grey" and grey == "refuse" and not is_map:
         raise RasterFormatError(
             f"{p}: {role} must be RGB (or paletted), found one grey band; {grey_fix}"
@@ -766,72 +745,23 @@ def read_orthophoto(
     if scaling is not None:
         assumptions.append(scaling.describe())
 
-    # The bands read: image, then NIR, then alpha; coordinates and metadata from rioxarray.
-    indexes = [
-        *layout.image,
-        *([layout.nir] if layout.nir else []),
-        *([layout.alpha] if layout.alpha else []),
-    ]
-    kwargs: dict[str, Any] = {"masked": False}
-    if chunks is not None:
-        kwargs.update(chunks={"band": -1, "y": chunks, "x": chunks}, lock=False)
-    template = open_template(p, role, **kwargs)
-    crs, transform = template.rio.crs, template.rio.transform()
-    template = template.isel(band=[i - 1 for i in indexes])
-    template.attrs.pop("_FillValue", None)
-    template.attrs.pop("long_name", None)
+    raw, template, mask, reader, crs, transform = _read_bands(p, role, ins, chunks)
     plane = template.isel(band=0, drop=True)
-    reader = _BlockReader(p)
-    try:
-        if chunks is not None:
-            data = reader.lazy("bands", template, dtype, tuple(indexes))
-            mask = reader.lazy("valid", plane, bool) if has_mask else None
-        else:
-            data = reader.whole("bands", tuple(indexes))
-            mask = reader.whole("valid") if has_mask else None
-    finally:
-        if chunks is None:
-            reader.close()
-    raw = template.copy(data=data).assign_coords(band=np.arange(1, len(indexes) + 1))
     n_image = len(layout.image)
     image = raw.isel(band=slice(0, n_image))
 
     valid, validity, collar_px, note = _validity(
-        raw, image, plane, layout, dtype, nodata, mask, is_map, map_note, scaling, lut
+        raw, image, plane, layout, dtype, ins.nodata, mask, is_map, ins.map_note, scaling, lut
     )
     if note:
         assumptions.append(note)
     valid = valid.rename("valid").rio.write_crs(crs).rio.write_transform(transform)
 
     # Colour bands as uint8
-    nir: xr.DataArray | None = None
     representation = "line-work" if is_map else layout.representation
-    if lut is not None:
-        expanded = _lookup(lut, image.isel(band=0).data)
-        shown = plane.copy(data=expanded[3] > 0) if (lut[3] == 0).any() else None
-        if shown is not None:
-            valid = (valid & shown).rename("valid")
-        rgb = xr.DataArray(
-            expanded[:3],
-            dims=("band", "y", "x"),
-            coords={"band": [1, 2, 3], "y": plane["y"], "x": plane["x"]},
-            attrs=dict(template.attrs),
-        )
-    else:
-        rgb = image
-        if scaling is not None:
-            rgb = _to_uint8(
-                image.where(valid, 0),
-                [scaling.lo[n] for n in names],
-                [scaling.hi[n] for n in names],
-            )
-        if layout.nir is not None:
-            nir_raw = raw.isel(band=n_image, drop=True)
-            if scaling is not None:
-                nir_raw = _to_uint8(
-                    nir_raw.where(valid, 0), [scaling.lo["nir"]], [scaling.hi["nir"]]
-                )
-            nir = nir_raw.rename("nir").rio.write_crs(crs).rio.write_transform(transform)
+    rgb, nir, valid = _colour_bands(ins, raw, image, plane, valid, template.attrs)
+    if layout.nir is not None and nir is not None:
+        nir = nir.rename("nir").rio.write_crs(crs).rio.write_transform(transform)
     if layout.representation == "grey" and grey == "replicate":
         rgb = xr.concat([rgb] * 3, dim="band").assign_coords(band=[1, 2, 3])
         assumptions.append(
@@ -862,6 +792,126 @@ def read_orthophoto(
     if log_assumptions:
         ortho.log_assumptions()
     return ortho
+
+
+def _read_bands(
+    p: Path, role: str, ins: _Inspection, chunks: int | None
+) -> tuple[xr.DataArray, xr.DataArray, Any, _BlockReader, Any, Any]:
+    """The bands read (image, then NIR, then alpha; numbered from 1), the rioxarray template
+    they came with (coordinates, metadata), the mask band (None without one), the block
+    reader (closed unless the arrays are lazy, ``chunks``), and the file's CRS and transform."""
+    layout, dtype, has_mask = ins.layout, ins.dtype, ins.has_mask
+    indexes = [
+        *layout.image,
+        *([layout.nir] if layout.nir else []),
+        *([layout.alpha] if layout.alpha else []),
+    ]
+    kwargs: dict[str, Any] = {"masked": False}
+    if chunks is not None:
+        kwargs.update(chunks={"band": -1, "y": chunks, "x": chunks}, lock=False)
+    template = open_template(p, role, **kwargs)
+    crs, transform = template.rio.crs, template.rio.transform()
+    template = template.isel(band=[i - 1 for i in indexes])
+    template.attrs.pop("_FillValue", None)
+    template.attrs.pop("long_name", None)
+    plane = template.isel(band=0, drop=True)
+    reader = _BlockReader(p)
+    try:
+        if chunks is not None:
+            data = reader.lazy("bands", template, dtype, tuple(indexes))
+            mask = reader.lazy("valid", plane, bool) if has_mask else None
+        else:
+            data = reader.whole("bands", tuple(indexes))
+            mask = reader.whole("valid") if has_mask else None
+    finally:
+        if chunks is None:
+            reader.close()
+    raw = template.copy(data=data).assign_coords(band=np.arange(1, len(indexes) + 1))
+    return raw, template, mask, reader, crs, transform
+
+
+@dataclass(frozen=True, eq=False)
+class _Inspection:
+    """What :func:`read_orthophoto` learns from a file's header and a sample of its pixels:
+    the band layout, the data type, whether a mask band (not alpha) and a nodata value say
+    what is valid, the colour table (4, 256) of a paletted file, the colour bands' names,
+    the scaling to 8 bits (None for uint8 data) and whether it is a map raster (line work)."""
+
+    layout: _Layout
+    dtype: np.dtype[Any]
+    has_mask: bool
+    nodata: float | None
+    lut: np.ndarray | None
+    names: list[str]
+    scaling: BandScaling | None
+    is_map: bool
+    map_note: str
+
+
+def _inspect(p: Path, role: str, line_work: bool) -> _Inspection:
+    """Open ``p`` and read its layout, validity declarations, palette, scaling and kind."""
+    with quiet_gdal_messages(), open_checked(p, role) as ds:
+        layout = _layout(ds, p, role)
+        dtype = np.dtype(ds.dtypes[0])
+        flags = ds.mask_flag_enums[0]
+        has_mask = MaskFlags.per_dataset in flags and layout.alpha is None
+        nodata = ds.nodata
+        declared = has_mask or layout.alpha is not None or nodata is not None
+        lut = _palette(ds, p) if layout.representation == "palette" else None
+        names = (
+            ["red", "green", "blue"] if layout.representation == "rgb" else [layout.representation]
+        )
+        sampled = list(layout.image) + ([layout.nir] if layout.nir is not None else [])
+        scaling = None
+        if lut is None and dtype != np.uint8:
+            sample = _sample(ds, p, sampled)
+            scaling = _scaling(ds, sample, names + (["nir"] if layout.nir else []), declared)
+        map_note = ""
+        is_map = False
+        if line_work and dtype == np.uint8:
+            colours = np.ma.getdata(_sample(ds, p, layout.image)).reshape(len(layout.image), -1)
+            if lut is not None:
+                colours = lut[:3, colours[0]]
+            is_map, map_note = _line_work(colours)
+    return _Inspection(layout, dtype, has_mask, nodata, lut, names, scaling, is_map, map_note)
+
+
+def _colour_bands(
+    ins: _Inspection,
+    raw: xr.DataArray,
+    image: xr.DataArray,
+    plane: xr.DataArray,
+    valid: xr.DataArray,
+    attrs: dict[str, Any],
+) -> tuple[xr.DataArray, xr.DataArray | None, xr.DataArray]:
+    """The colour bands as uint8 (a palette expanded, other data types scaled), the NIR band
+    (uint8, unnamed) if any, and the validity (narrowed by a palette's transparent entries)."""
+    lut, scaling, names = ins.lut, ins.scaling, ins.names
+    nir: xr.DataArray | None = None
+    if lut is not None:
+        expanded = _lookup(lut, image.isel(band=0).data)
+        shown = plane.copy(data=expanded[3] > 0) if (lut[3] == 0).any() else None
+        if shown is not None:
+            valid = (valid & shown).rename("valid")
+        rgb = xr.DataArray(
+            expanded[:3],
+            dims=("band", "y", "x"),
+            coords={"band": [1, 2, 3], "y": plane["y"], "x": plane["x"]},
+            attrs=dict(attrs),
+        )
+        return rgb, nir, valid
+    rgb = image
+    if scaling is not None:
+        rgb = _to_uint8(
+            image.where(valid, 0),
+            [scaling.lo[n] for n in names],
+            [scaling.hi[n] for n in names],
+        )
+    if ins.layout.nir is not None:
+        nir = raw.isel(band=len(ins.layout.image), drop=True)
+        if scaling is not None:
+            nir = _to_uint8(nir.where(valid, 0), [scaling.lo["nir"]], [scaling.hi["nir"]])
+    return rgb, nir, valid
 
 
 def _validity(

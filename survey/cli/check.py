@@ -23,7 +23,7 @@ import click
 
 from survey.cli._common import ensure_out_dir, existing_file, is_quiet
 from survey.cli._epochs import epoch_path
-from survey.cli.map import _CASE_HELP, _OPERATOR_HELP, _STORE_HELP, check_store, say_recorded
+from survey.cli._store import _CASE_HELP, _OPERATOR_HELP, _STORE_HELP, check_store, say_recorded
 from survey.progress import quiet_option, reporting
 
 __all__ = ["command"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from survey.cli._common import existing_file, is_quiet
-from survey.cli.map import _CASE_HELP, _OPERATOR_HELP, _STORE_HELP, check_store, say_recorded
+from survey.cli._store import _CASE_HELP, _OPERATOR_HELP, _STORE_HELP, check_store, say_recorded
 from survey.progress import quiet_option, reporting
 
 __all__ = ["command"]

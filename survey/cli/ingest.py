@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from survey.cli._common import existing_file, is_quiet
-from survey.cli.map import _OPERATOR_HELP, check_store, say_recorded
+from survey.cli._store import _OPERATOR_HELP, check_store, say_recorded
 
 __all__ = ["command"]
 

@@ -33,15 +33,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from survey.cli._common import ensure_out_dir, existing_file, is_quiet
+from survey.cli._store import check_store, say_recorded
 from survey.cli.map import (
     _EXISTING_HELP,
     _ORTHO_HELP,
     _REGISTERED_HELP,
     check_epochs,
-    check_store,
     load_features,
     load_leads,
-    say_recorded,
 )
 from survey.progress import Stage, quiet_option, reporting, stage
 

@@ -18,6 +18,7 @@ has them) with ``DIR/summary.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from survey.cli._common import ensure_out_dir, existing_file, is_quiet
+from survey.cli._store import _CASE_HELP, _OPERATOR_HELP, _STORE_HELP, check_store, say_recorded
 from survey.progress import quiet_option
 
 if TYPE_CHECKING:
@@ -257,6 +259,13 @@ def _from_wpml(path: Path, out_dir: Path | None) -> None:
     "--list-cameras", "list_only", is_flag=True, help="Print the camera presets and exit."
 )
 @click.option("--list-drones", "list_drones", is_flag=True, help="Print the DJI aircraft and exit.")
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=_STORE_HELP + " Created if missing.",
+)
+@click.option("--case", help=_CASE_HELP)
+@click.option("--operator", help=_OPERATOR_HELP)
 def command(
     site: Path | None,
     out_dir: Path | None,
@@ -292,6 +301,9 @@ def command(
     from_path: Path | None,
     list_only: bool,
     list_drones: bool,
+    store: Path | None,
+    case: str | None,
+    operator: str | None,
 ) -> None:
     """Plan survey flights over SITE (GeoJSON, GeoPackage or KML polygon, any CRS)."""
     if list_only:
@@ -307,6 +319,7 @@ def command(
         return
     fmts = _check_plan_usage(site, out_dir, gsd_cm, alt_m, formats, drone_name, oblique)
     assert site is not None and out_dir is not None
+    recorder = check_store(store, case=case, operator=operator, create=True)
     from flightplans import PlanParams, WpmlOptions, get_drone, write_mission_files
     from survey.sites import plan_site
 
@@ -343,9 +356,25 @@ def command(
     ensure_out_dir(out_dir)
     plan = plan_site(site, None, params, nofly_path=nofly, dem_path=dem, home_lonlat=_home(home))
     routes = _oblique_routes(plan, dem, oblique_pitch) if oblique else ()
-    write_mission_files(plan, out_dir, formats=fmts, wpml=wpml, routes=routes)
+    written = write_mission_files(plan, out_dir, formats=fmts, wpml=wpml, routes=routes)
     if not is_quiet():
         _say_plan(plan, out_dir, wpml, routes)
+    if recorder is not None:
+        entry = recorder.record(
+            "sitewatch plan",
+            inputs={"site": site, "nofly": nofly, "dem": dem},
+            outputs={p.relative_to(out_dir).as_posix(): p for p in written},
+            parameters={
+                "plan": dataclasses.asdict(params),
+                "formats": list(fmts),
+                "drone": drone_name,
+                "wpml_height": wpml_height,
+                "dem_datum": dem_datum,
+                "oblique_pitch_deg": oblique_pitch if oblique else None,
+                "home": home,
+            },
+        )
+        say_recorded(recorder, [entry.seq])
 
 
 def _check_plan_usage(

@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from survey.cli._common import is_quiet
-from survey.cli.map import _CASE_HELP, _OPERATOR_HELP, check_store, say_recorded
+from survey.cli._store import _CASE_HELP, _OPERATOR_HELP, check_store, say_recorded
 
 __all__ = ["command"]
 

@@ -12,10 +12,14 @@ sets for write-once media verify with ``sha256sum`` and ``openssl`` alone.
 >>> store.verify().ok  # doctest: +SKIP
 True
 
-Modules: :mod:`.store` (the facade), :mod:`.ledger`, :mod:`.merkle`, :mod:`.heads`,
-:mod:`.keys`, :mod:`.objects`, :mod:`.devices`, :mod:`.state`, :mod:`.retention`,
-:mod:`.cases`, :mod:`.config`, :mod:`.verify`, :mod:`.export`, :mod:`.locks`,
-:mod:`.atomic`, :mod:`.canonical`.
+Modules: :mod:`.store` (the facade, :class:`EvidenceStore`, made of :mod:`.store_base` —
+folder, lock, sessions —, :mod:`.store_add`, :mod:`.store_derive`, :mod:`.store_cases` and
+:mod:`.store_views`), :mod:`.ledger`, :mod:`.merkle`, :mod:`.heads`, :mod:`.keys`,
+:mod:`.objects`, :mod:`.devices`, :mod:`.state`, :mod:`.retention`, :mod:`.cases`,
+:mod:`.config`, :mod:`.verify` (with :mod:`.verify_scan`, :mod:`.verify_order`,
+:mod:`.verify_heads`, :mod:`.verify_files`, :mod:`.verify_report`), :mod:`.export`,
+:mod:`.locks`, :mod:`.atomic`, :mod:`.canonical`; the commands' recording is
+:mod:`.wiring` (with :mod:`.command_store` and :mod:`.derived_from`).
 """
 
 from __future__ import annotations

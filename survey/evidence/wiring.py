@@ -6,9 +6,6 @@ the store's custody ledger what they read and wrote, through this module; a comm
 ``--store`` does exactly what it did before. Each command's entries are written as one batch
 (one lock, one signed checkpoint).
 
-(Over 500 lines, about half documentation: what every command records and the trace model
-are kept in this one place, so that each command adds only a few lines.)
-
 What each command records
 -------------------------
 ``simulate-flight``
@@ -76,12 +73,13 @@ Both may be used; the trace collects both. A statement whose sources the store d
 (the flight was ingested without ``--store``) is recorded, and said in one warning line: the
 trace then ends at those files' hashes.
 
-Writable or nothing
--------------------
-A command opens its store and checks it can write to it (:func:`open_command_store`,
-:class:`CommandStore`) before it writes anything: a folder that is not a store, a missing store
-(``ingest`` creates one, as ``sitewatch evidence add`` does), a store opened read-only or one
-this user cannot write is one line and the command writes nothing.
+Modules
+-------
+:mod:`survey.evidence.command_store` opens a command's store and checks it can be written
+before the command writes anything (:func:`open_command_store`, :class:`CommandStore`:
+writable or nothing); :mod:`survey.evidence.derived_from` parses and records
+``--derived-from`` statements; this module holds what each command records (``record_*``)
+and what a package carries (:func:`package_ledger`). Every name is importable from here.
 
 >>> cs = open_command_store("evidence", case="2024-017", operator="op7")  # doctest: +SKIP
 >>> result = run_detect(...)  # doctest: +SKIP
@@ -93,24 +91,23 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from survey.errors import (
-    EvidenceInputError,
-    EvidenceLookupError,
-    InputFileError,
-    NotAStoreError,
-    StoreReadOnlyError,
+from survey.errors import EvidenceInputError, EvidenceLookupError
+from survey.evidence.command_store import CommandStore, check_writable, open_command_store
+from survey.evidence.derived_from import (
+    EPOCH_RASTERS,
+    HEX64_ANY_CASE,
+    STATEMENT_COMMAND,
+    DerivedFrom,
+    record_derived_from,
+    resolve_derived_from,
 )
-from survey.evidence.cases import validate_case_id
 from survey.evidence.ledger import LedgerEntry
-from survey.evidence.objects import HashedFile, hash_file
-from survey.evidence.store import SOFTWARE, EvidenceStore, FileRef, StoredItem
+from survey.evidence.objects import HashedFile
+from survey.evidence.store import FileRef, StoredItem
 
 if TYPE_CHECKING:
     from survey.check import CheckResult
@@ -137,385 +134,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-STATEMENT_COMMAND = "photogrammetry outside sitewatch (stated by the user)"
-"""The ``command`` of a ``--derived-from`` statement entry."""
-
-EPOCH_RASTERS: dict[str, tuple[str, ...]] = {
-    "before": ("before_ortho", "before_dsm"),
-    "after": ("after_ortho", "after_dsm"),
-    "survey": ("ortho", "dsm", "dtm"),
-}
-"""The rasters of each epoch, as ``provenance.json`` names them (the statement's outputs)."""
-
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-
-
-def check_writable(store: EvidenceStore) -> None:
-    """Raise :class:`StoreReadOnlyError` unless this process can record into ``store``.
-
-    Checked before a command writes anything: the store's ``read_only`` flag (a supervisor's
-    view), write access to its folders, and ownership of its ledger (kept 0444 between
-    writes; each writer lifts the bit, which needs the owner).
-    """
-    root = store.root
-    if store.read_only:
-        raise StoreReadOnlyError(
-            f"{root}: opened read-only (a supervisor's view); recording needs the store opened "
-            "for writing by an operator or analyst — nothing was written"
-        )
-    for folder in (root, root / "objects", root / "tmp"):
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise StoreReadOnlyError(
-                f"{root}: {folder.name}/ is not writable by this user; ask the store's owner for "
-                "write access, or run without --store — nothing was written"
-            )
-    euid = os.geteuid()
-    if euid != 0 and store.ledger_path.stat().st_uid != euid:
-        raise StoreReadOnlyError(
-            f"{store.ledger_path}: owned by another user, so this user cannot append to it; run "
-            "the command as the store's owner, or without --store — nothing was written"
-        )
-
-
-@dataclass(frozen=True)
-class CommandStore:
-    """An evidence store a command records into, with the case and operator it records.
-
-    Making one checks that the store can be written (:func:`check_writable`) and that the
-    case id is valid, so a command makes it before it writes anything.
-
-    Attributes
-    ----------
-    store : EvidenceStore
-    case : str or None
-        The case the entries belong to (required by :func:`record_ingest`).
-    operator : str or None
-        Who ran the command (recorded in every entry).
-    """
-
-    store: EvidenceStore
-    case: str | None = None
-    operator: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.case is not None:
-            validate_case_id(self.case)
-        check_writable(self.store)
-
-    @property
-    def root(self) -> Path:
-        """The store folder."""
-        return self.store.root
-
-    def record(
-        self,
-        command: str,
-        *,
-        inputs: Mapping[str, FileRef | Sequence[FileRef] | None],
-        outputs: Mapping[str, FileRef | None],
-        parameters: Mapping[str, Any],
-        software: str | None = None,
-    ) -> LedgerEntry:
-        """One ``derive`` entry (:meth:`EvidenceStore.record_derivation`); inputs and outputs
-        that are None or empty lists are left out.
-
-        Parameters
-        ----------
-        command : str
-            What made the outputs (``"sitewatch map"``).
-        inputs : mapping
-            Role → a file (hashed now), a SHA-256, a :class:`HashedFile` (not read again), or
-            a list of those.
-        outputs : mapping
-            Role → the file written (hashed now), or a :class:`HashedFile` with the hash
-            the command computed when it wrote it (not read again).
-        parameters : mapping
-        software : str, optional
-            Default ``"sitewatch <version>"``.
-        """
-        ins = {
-            role: (list(v) if isinstance(v, list | tuple) else v)
-            for role, v in inputs.items()
-            if v is not None and not (isinstance(v, list | tuple) and not v)
-        }
-        outs = {role: p for role, p in outputs.items() if p is not None}
-        return self.store.record_derivation(
-            command=command,
-            inputs=ins,
-            outputs=outs,
-            parameters=parameters,
-            operator=self.operator,
-            case=self.case,
-            software=software or SOFTWARE,
-        )
-
-
-def open_command_store(
-    path: str | os.PathLike[str],
-    *,
-    case: str | None = None,
-    operator: str | None = None,
-    create: bool = False,
-) -> CommandStore:
-    """Open the store a command was given with ``--store`` and check it can be written.
-
-    Parameters
-    ----------
-    path : path-like
-        The store folder.
-    case, operator : str, optional
-        Recorded in the command's entries.
-    create : bool
-        Create the store when ``path`` is missing or an empty folder (``ingest``, as
-        ``sitewatch evidence add`` does); the other commands record derivations and need the
-        store their inputs were recorded in.
-
-    Raises
-    ------
-    CaseIdError
-        A bad case id (checked before the store is created).
-    NotAStoreError
-        ``path`` is not a store (or is missing or empty and ``create`` is False: the hint
-        then says to give the store the inputs were recorded in, as a command that only
-        records derivations cannot start one).
-    StoreReadOnlyError
-        The store cannot be written by this user.
-    """
-    if case is not None:
-        validate_case_id(case)
-    root = Path(path).absolute()
-    if not create and (not root.exists() or (root.is_dir() and not any(root.iterdir()))):
-        what = "no such folder" if not root.exists() else "an empty folder"
-        raise NotAStoreError(
-            f"{root}: {what}, not an evidence store; this command records what it made from "
-            "files in a store, so give the store they were recorded in (by `sitewatch ingest "
-            "--store` or `sitewatch evidence add --store`), or run without --store — nothing "
-            "was written"
-        )
-    return CommandStore(EvidenceStore.open(root, create=create), case, operator)
-
-
-# ------------------------------------------------------------------ statements (derived from)
-
-
-@dataclass(frozen=True)
-class DerivedFrom:
-    """The user's statement that an epoch's rasters were made from these files.
-
-    Attributes
-    ----------
-    epoch : str
-        ``"before"``, ``"after"`` or ``"survey"`` (:data:`EPOCH_RASTERS`).
-    source : str
-        SOURCE as given.
-    kind : str
-        ``"ingest"`` (an ingest output folder or its report.json), ``"sha256"``, ``"file"``
-        or ``"folder"``.
-    inputs : dict of str to list of str
-        Role → SHA-256s (``photos`` and ``geo.txt`` of an ingest; ``file``; ``files``).
-    note : str
-        Added to the statement's parameters (the demo says what its stand-in is).
-    """
-
-    epoch: str
-    source: str
-    kind: str
-    inputs: Mapping[str, Sequence[str]]
-    note: str = ""
-
-    def hashes(self) -> list[str]:
-        """Every SHA-256 of the sources."""
-        return [h for values in self.inputs.values() for h in values]
-
-
-def _ingest_report(path: Path) -> dict[str, Any] | None:
-    """The content of an ingest ``report.json``, or None when ``path`` is not one."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    if isinstance(data, dict) and data.get("command") == "ingest":
-        return data
-    return None
-
-
-def _from_ingest(report: dict[str, Any], path: Path, given: str) -> dict[str, list[str]]:
-    inputs: dict[str, list[str]] = {}
-    try:
-        photos = (report.get("inputs") or {}).get("images") or {}
-        shas = [str(s) for s in (photos.get("sha256") or {}).values()]
-        if shas:
-            inputs["photos"] = shas
-        geo = (report.get("outputs") or {}).get("geo.txt")
-        if geo:
-            inputs["geo.txt"] = [str(geo["sha256"])]
-    except (AttributeError, KeyError, TypeError) as exc:
-        raise EvidenceInputError(
-            f"--derived-from {given}: {path} is a damaged ingest report ({exc}); run "
-            "sitewatch ingest again or give the photos' folder"
-        ) from exc
-    if not inputs:
-        raise EvidenceInputError(
-            f"--derived-from {given}: the ingest in {path} read no photos, so no raster was made "
-            "from it; give the ingest of the flight's photos"
-        )
-    for values in inputs.values():
-        for sha in values:
-            if not _HEX64.fullmatch(sha):
-                raise EvidenceInputError(
-                    f"--derived-from {given}: {path} lists {sha!r}, not a SHA-256; run sitewatch "
-                    "ingest again"
-                )
-    return inputs
-
-
-def _resolve_one(epoch: str, value: str, given: str) -> DerivedFrom:
-    if _HEX64.fullmatch(value):
-        return DerivedFrom(epoch, given, "sha256", {"original": [value.lower()]})
-    path = Path(value)
-    if path.is_dir():
-        report = _ingest_report(path / "report.json")
-        if report is not None:
-            return DerivedFrom(
-                epoch, given, "ingest", _from_ingest(report, path / "report.json", given)
-            )
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        if not files:
-            raise EvidenceInputError(
-                f"--derived-from {given}: {path} holds no file; give the photos' folder, an "
-                "ingest output folder, a file or a SHA-256"
-            )
-        return DerivedFrom(epoch, given, "folder", {"files": [hash_file(p)[0] for p in files]})
-    if path.is_file():
-        report = _ingest_report(path) if path.name == "report.json" else None
-        if report is not None:
-            return DerivedFrom(epoch, given, "ingest", _from_ingest(report, path, given))
-        return DerivedFrom(epoch, given, "file", {"file": [hash_file(path)[0]]})
-    raise InputFileError(
-        f"--derived-from {given}: {value} is no file or folder and not a SHA-256; give an "
-        "ingest output folder, the photos' folder, a file or a SHA-256"
-    )
-
-
-def resolve_derived_from(values: Iterable[str], *, epochs: Sequence[str]) -> list[DerivedFrom]:
-    """Parse ``--derived-from [EPOCH=]SOURCE`` values and hash what they name.
-
-    Parameters
-    ----------
-    values : iterable of str
-        As given on the command line.
-    epochs : sequence of str
-        The command's epochs (``("before", "after")`` for detect, ``("survey",)`` for check).
-        With one epoch, ``EPOCH=`` may be left out.
-
-    Returns
-    -------
-    list of DerivedFrom
-
-    Raises
-    ------
-    EvidenceInputError
-        An unknown or missing epoch, an ingest report that read no photos.
-    InputFileError
-        SOURCE is neither a file, a folder nor a SHA-256.
-    """
-    out: list[DerivedFrom] = []
-    for given in values:
-        name, sep, rest = given.partition("=")
-        if sep and name in EPOCH_RASTERS:
-            if name not in epochs:
-                raise EvidenceInputError(
-                    f"--derived-from {given}: this command has no {name} epoch; use "
-                    + " or ".join(f"{e}=SOURCE" for e in epochs)
-                )
-            epoch, value = name, rest
-        elif len(epochs) == 1:
-            epoch, value = epochs[0], given
-        else:
-            raise EvidenceInputError(
-                f"--derived-from {given}: say which epoch the rasters are of: "
-                + " or ".join(f"{e}={given}" for e in epochs)
-            )
-        if not value:
-            raise EvidenceInputError(
-                f"--derived-from {given}: no source after '='; give an ingest output folder, a "
-                "file, a folder or a SHA-256"
-            )
-        out.append(_resolve_one(epoch, value, given))
-    return out
-
-
-def record_derived_from(
-    cs: CommandStore,
-    statement: DerivedFrom,
-    rasters: Mapping[str, Path],
-    *,
-    expected: Mapping[str, str] | None = None,
-    epoch_record: Mapping[str, Any] | None = None,
-) -> LedgerEntry:
-    """Record a ``--derived-from`` statement: ``rasters`` made from ``statement``'s files.
-
-    Parameters
-    ----------
-    cs : CommandStore
-    statement : DerivedFrom
-    rasters : mapping of str to Path
-        Role → raster file: the statement's outputs.
-    expected : mapping of str to str, optional
-        Role → the SHA-256 the command computed when it read the raster: recorded as it is,
-        without reading the (possibly multi-GB) raster again. A raster without one is hashed
-        now.
-    epoch_record : mapping, optional
-        The epoch's record (:meth:`survey.ingest.odm.SurveyEpoch.record`): its OpenDroneMap
-        version names the software, its options are kept.
-
-    Returns
-    -------
-    LedgerEntry
-        The statement's ``derive`` entry.
-    """
-    record = dict(epoch_record or {})
-    version = record.get("odm_version")
-    software = f"OpenDroneMap {version}" if version else "not recorded (outside sitewatch)"
-    state = cs.store.state()
-    if not any(state.knows(h) for h in statement.hashes()):
-        log.warning(
-            "--derived-from %s: %s does not know these files, so the trace of the %s epoch ends "
-            "at their hashes; ingest the flight with --store %s first",
-            statement.source,
-            cs.root,
-            statement.epoch,
-            cs.root,
-        )
-    parameters: dict[str, Any] = {
-        "statement": (
-            f"the {statement.epoch} epoch's rasters were made from these files by photogrammetry "
-            "outside sitewatch (stated by the user; not checked)"
-        ),
-        "epoch": statement.epoch,
-        "derived_from": statement.source,
-        "source_kind": statement.kind,
-        "odm_options": record.get("odm_options"),
-        "odm_project": record.get("root") if version else None,
-    }
-    if statement.note:
-        parameters["note"] = statement.note
-    known = expected or {}
-    outputs: dict[str, FileRef | None] = {
-        role: HashedFile(path, known[role]) if role in known else path
-        for role, path in rasters.items()
-    }
-    return cs.record(
-        STATEMENT_COMMAND,
-        inputs={role: list(v) for role, v in statement.inputs.items()},
-        outputs=outputs,
-        parameters=parameters,
-        software=software,
-    )
-
-
-# ------------------------------------------------------------------ commands
 
 
 def record_ingest(
@@ -661,7 +279,9 @@ def _as_written(path: Path, sha256: Any) -> FileRef:
     """``path`` with the SHA-256 its command recorded (not read again), or ``path`` alone
     (hashed when recorded) when there is none."""
     return (
-        HashedFile(path, sha256) if isinstance(sha256, str) and _HEX64.fullmatch(sha256) else path
+        HashedFile(path, sha256)
+        if isinstance(sha256, str) and HEX64_ANY_CASE.fullmatch(sha256)
+        else path
     )
 
 

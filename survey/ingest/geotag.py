@@ -616,6 +616,37 @@ def _describe_offset(offset: ClockOffset, warnings: list[str]) -> None:
         )
 
 
+def _warn_placement(
+    images: Sequence[ImageRecord],
+    photos: list[GeotaggedPhoto],
+    log_s: np.ndarray,
+    interp: dict[str, np.ndarray],
+    with_log: bool,
+    camera_mount: str,
+    warnings: list[str],
+) -> None:
+    """Warn of photos timed outside the log's positions and of camera angles assumed."""
+    if with_log:
+        outside = [
+            images[i].name
+            for i in range(len(images))
+            if math.isfinite(log_s[i]) and not math.isfinite(interp["lat"][i])
+        ]
+        if outside:
+            _warn(
+                warnings,
+                f"{len(outside)} photo(s) fall outside the log's positions (e.g. {outside[0]}); "
+                "they keep their own position if they have one",
+            )
+    if any("assumed" in p.sources.get("pitch_deg", "") for p in photos):
+        _warn(
+            warnings,
+            f"photos without camera angles: attitude from the vehicle with a "
+            f"'{camera_mount}' camera mount assumed"
+            + (" (nadir, the vehicle's yaw)" if camera_mount == "gimbal" else ""),
+        )
+
+
 def geotag(
     images: Sequence[ImageRecord],
     telemetry: xr.Dataset | None = None,
@@ -702,25 +733,7 @@ def geotag(
         _place(im, i, event_of.get(i, -1), ev, interp, log_s[i], prefer, camera_mount)
         for i, im in enumerate(images)
     ]
-    if telemetry is not None:
-        outside = [
-            images[i].name
-            for i in range(len(images))
-            if math.isfinite(log_s[i]) and not math.isfinite(interp["lat"][i])
-        ]
-        if outside:
-            _warn(
-                warnings,
-                f"{len(outside)} photo(s) fall outside the log's positions (e.g. {outside[0]}); "
-                "they keep their own position if they have one",
-            )
-    if any("assumed" in p.sources.get("pitch_deg", "") for p in photos):
-        _warn(
-            warnings,
-            f"photos without camera angles: attitude from the vehicle with a "
-            f"'{camera_mount}' camera mount assumed"
-            + (" (nadir, the vehicle's yaw)" if camera_mount == "gimbal" else ""),
-        )
+    _warn_placement(images, photos, log_s, interp, telemetry is not None, camera_mount, warnings)
     unmatched_events: tuple[int, ...] = ()
     unmatched_images: tuple[str, ...] = ()
     if ev is not None:

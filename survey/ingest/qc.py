@@ -16,7 +16,7 @@ normalised to unit contrast, below a fraction of the flight's median), ``dark`` 
 Geometry is computed in a projected metric CRS, the UTM zone of the photos (a DEM file in
 any CRS is sampled in it).
 
-This module is longer than most (about 700 lines): it holds the per-photo and per-flight
+This module is longer than most (about 810 lines): it holds the per-photo and per-flight
 checks together because the flight's figures (medians, footprints) feed the photos' flags.
 """
 
@@ -547,84 +547,17 @@ def check_flight(
     lon = np.array([p.lon for p in photos], dtype=np.float64)
     lat = np.array([p.lat for p in photos], dtype=np.float64)
     x, y = (np.asarray(v) for v in to_m.transform(lon, lat)) if n else (np.zeros(0), np.zeros(0))
-    for k, p in enumerate(photos):
-        if not p.has_position:
-            flags[k].append(
-                QCFlag(
-                    "no_position",
-                    "no position from the photo or the log; "
-                    "it cannot be placed or used for coverage",
-                )
-            )
-        if p.time_utc is None:
-            flags[k].append(
-                QCFlag("no_time", "no capture time in the photo and no camera event paired with it")
-            )
-    # pixels
-    stats: list[ImageStats | None] = [None] * n
-    if pixels:
-        for k, p in enumerate(photos):
-            try:
-                stats[k] = image_stats(p.image.path, prm.sharpness_max_px)
-            except InputFileError as exc:
-                flags[k].append(QCFlag("unreadable", str(exc)))
-        for k, extra in enumerate(_pixel_flags(stats, prm)):
-            flags[k].extend(extra)
-        if sum(s is not None for s in stats) < prm.min_photos_for_stats:
-            _warn(
-                warnings,
-                f"fewer than {prm.min_photos_for_stats} photos decoded: no flight "
-                "median, blur and exposure not checked",
-            )
+    _record_flags(photos, flags)
+    stats = _pixel_checks(photos, prm, flags, warnings) if pixels else [None] * n
     # footprints
     cam = _pick_camera(camera, photos, plan, warnings)
     ground, z_of = _ground(photos, ground_m, dem, work, x, y, plan, warnings)
-    fps: list[BaseGeometry | None] = [None] * n
-    gsd = [_NAN] * n
-    for k, p in enumerate(photos):
-        if cam is None or not p.has_position:
-            continue
-        z = z_of(k)
-        pitch = p.pitch_deg if math.isfinite(p.pitch_deg) else -90.0
-        yaw = p.yaw_deg if math.isfinite(p.yaw_deg) else 0.0
-        roll = p.roll_deg if math.isfinite(p.roll_deg) else 0.0
-        if ground is None or not math.isfinite(z):
-            flags[k].append(QCFlag("no_footprint", "no camera height for this photo"))
-            continue
-        c = _oriented(cam, p)
-        fp = image_footprint(c, (x[k], y[k], z), yaw, pitch, roll, ground)
-        if fp is None:
-            flags[k].append(
-                QCFlag(
-                    "no_footprint",
-                    (
-                        f"the image does not meet the ground within range (pitch {pitch:.1f} deg, "
-                        f"height {z:.1f} m): it looks at or above the horizon or off the DEM"
-                    ),
-                )
-            )
-            continue
-        fps[k] = fp
-        gsd[k] = centre_gsd_cm(c, (x[k], y[k], z), yaw, pitch, roll, ground)
+    fps, gsd = _footprints(photos, cam, ground, z_of, x, y, flags)
     # attitude, distance, duplicates
     _attitude_flags(photos, prm, flags)
     site_m = proj(site_ll) if site_ll is not None else None
     if site_m is not None:
-        diag = [math.dist(f.bounds[:2], f.bounds[2:]) for f in fps if f is not None]
-        far = (
-            prm.far_m
-            if prm.far_m is not None
-            else max(100.0, float(np.median(diag)) if diag else 0.0)
-        )
-        for k, p in enumerate(photos):
-            if p.has_position:
-                d = float(shapely.distance(site_m, shapely.points(x[k], y[k])))
-                if d > far:
-                    flags[k].append(
-                        QCFlag(
-                            "far_from_site", (f"{d:.0f} m from the site (threshold {far:.0f} m)")
-                        )
-                    )
+        _far_flags(photos, site_m, fps, x, y, prm, flags)
     _duplicate_flags(photos, x, y, prm, flags)
     # coverage and overlaps
     site_cov = planned_cov = None
@@ -658,6 +591,114 @@ def check_flight(
         plan_summary=dict(plan.summary) if plan is not None else {},
         warnings=tuple(warnings),
     )
+
+
+def _record_flags(photos: Sequence[GeotaggedPhoto], flags: list[list[QCFlag]]) -> None:
+    """Flag the photos without a position or a capture time."""
+    for k, p in enumerate(photos):
+        if not p.has_position:
+            flags[k].append(
+                QCFlag(
+                    "no_position",
+                    "no position from the photo or the log; "
+                    "it cannot be placed or used for coverage",
+                )
+            )
+        if p.time_utc is None:
+            flags[k].append(
+                QCFlag("no_time", "no capture time in the photo and no camera event paired with it")
+            )
+
+
+def _pixel_checks(
+    photos: Sequence[GeotaggedPhoto],
+    prm: QCParams,
+    flags: list[list[QCFlag]],
+    warnings: list[str],
+) -> list[ImageStats | None]:
+    """Decode each photo for blur and exposure and flag those off the flight's median (or
+    unreadable); a warning when too few decode for a median."""
+    stats: list[ImageStats | None] = [None] * len(photos)
+    for k, p in enumerate(photos):
+        try:
+            stats[k] = image_stats(p.image.path, prm.sharpness_max_px)
+        except InputFileError as exc:
+            flags[k].append(QCFlag("unreadable", str(exc)))
+    for k, extra in enumerate(_pixel_flags(stats, prm)):
+        flags[k].extend(extra)
+    if sum(s is not None for s in stats) < prm.min_photos_for_stats:
+        _warn(
+            warnings,
+            f"fewer than {prm.min_photos_for_stats} photos decoded: no flight "
+            "median, blur and exposure not checked",
+        )
+    return stats
+
+
+def _footprints(
+    photos: Sequence[GeotaggedPhoto],
+    cam: Camera | None,
+    ground: float | Sampler | None,
+    z_of: Callable[[int], float],
+    x: np.ndarray,
+    y: np.ndarray,
+    flags: list[list[QCFlag]],
+) -> tuple[list[BaseGeometry | None], list[float]]:
+    """Each photo's ground footprint (working CRS) and centre GSD (cm); a photo without a
+    camera height or whose view misses the ground is flagged ``no_footprint``."""
+    n = len(photos)
+    fps: list[BaseGeometry | None] = [None] * n
+    gsd = [_NAN] * n
+    for k, p in enumerate(photos):
+        if cam is None or not p.has_position:
+            continue
+        z = z_of(k)
+        pitch = p.pitch_deg if math.isfinite(p.pitch_deg) else -90.0
+        yaw = p.yaw_deg if math.isfinite(p.yaw_deg) else 0.0
+        roll = p.roll_deg if math.isfinite(p.roll_deg) else 0.0
+        if ground is None or not math.isfinite(z):
+            flags[k].append(QCFlag("no_footprint", "no camera height for this photo"))
+            continue
+        c = _oriented(cam, p)
+        fp = image_footprint(c, (x[k], y[k], z), yaw, pitch, roll, ground)
+        if fp is None:
+            flags[k].append(
+                QCFlag(
+                    "no_footprint",
+                    (
+                        f"the image does not meet the ground within range (pitch {pitch:.1f} deg, "
+                        f"height {z:.1f} m): it looks at or above the horizon or off the DEM"
+                    ),
+                )
+            )
+            continue
+        fps[k] = fp
+        gsd[k] = centre_gsd_cm(c, (x[k], y[k], z), yaw, pitch, roll, ground)
+    return fps, gsd
+
+
+def _far_flags(
+    photos: Sequence[GeotaggedPhoto],
+    site_m: BaseGeometry,
+    fps: list[BaseGeometry | None],
+    x: np.ndarray,
+    y: np.ndarray,
+    prm: QCParams,
+    flags: list[list[QCFlag]],
+) -> None:
+    """Flag the photos farther from the site than ``prm.far_m`` (default: a footprint's
+    diagonal, at least 100 m)."""
+    diag = [math.dist(f.bounds[:2], f.bounds[2:]) for f in fps if f is not None]
+    far = (
+        prm.far_m if prm.far_m is not None else max(100.0, float(np.median(diag)) if diag else 0.0)
+    )
+    for k, p in enumerate(photos):
+        if p.has_position:
+            d = float(shapely.distance(site_m, shapely.points(x[k], y[k])))
+            if d > far:
+                flags[k].append(
+                    QCFlag("far_from_site", (f"{d:.0f} m from the site (threshold {far:.0f} m)"))
+                )
 
 
 def _ground(

@@ -21,9 +21,10 @@ alone gives the telemetry and the track. Every input is opened read-only; nothin
 beside the originals. Every check that needs no heavy work (the offset, the camera preset,
 the plan, the site, the NodeODM address) runs before the log and the photos are read.
 
-This module is over 500 lines because it holds the whole of ``report.json`` in one place:
-the figures, the warnings gathered from every stage with their reasons, and the provenance;
-about half of it is documentation.
+``report.json`` itself (figures, warnings, provenance) is :mod:`survey.ingest.report`. This
+module is a little over 500 lines (about 575) because close to half of it is documentation:
+the parameters, errors and results of :func:`run_ingest`, the one function users script
+against; the code is its named steps (check the request, read, place, check, write, send).
 """
 
 from __future__ import annotations
@@ -33,19 +34,14 @@ import datetime as dt
 import logging
 import math
 import os
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import shapely
-from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
 from flightplans.camera import Camera, get_camera
-from survey import __version__
 from survey.errors import GeotagError, InputFileError, OutputError
 from survey.ingest.geotag import GeotagResult, geotag
 from survey.ingest.images import ImageFolder, read_images
@@ -58,19 +54,28 @@ from survey.ingest.odm import (
 )
 from survey.ingest.photos import write_geo_txt, write_geotagged_copies, write_photos_geojson
 from survey.ingest.qc import FlightQC, PlannedSurvey, QCParams, check_flight, read_plan
+from survey.ingest.report import (
+    MAX_HOLES_LISTED,
+    Warnings,
+    camera_record,
+    flag_warnings,
+    hash_record,
+    holes_record,
+    image_warnings,
+    ingest_report,
+    inputs_record,
+    log_warnings,
+)
 from survey.ingest.telemetry import FlightLog, write_telemetry_csv, write_track_geojson
 from survey.outputs import Clock, write_json
 from survey.rasters import sha256_file
 from survey.sites import read_site_area
 
-__all__ = ["IngestResult", "parse_time_offset", "run_ingest"]
+__all__ = ["MAX_HOLES_LISTED", "IngestResult", "parse_time_offset", "run_ingest"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-
-#: Holes listed one by one in ``report.json`` (largest first); the rest are counted.
-MAX_HOLES_LISTED = 50
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,23 +154,6 @@ def parse_time_offset(value: str | float) -> str | float:
     return number
 
 
-def _finite(v: float | None, nd: int = 3) -> float | None:
-    return round(float(v), nd) if v is not None and math.isfinite(v) else None
-
-
-class _Warnings:
-    """``report.json``'s ``warnings``: each a reason, a message and details."""
-
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-
-    def add(self, reason: str, message: str, *, logged: bool = False, **details: Any) -> None:
-        """Record one warning; log it as one line unless a library module already did."""
-        if not logged:
-            log.warning("%s", message)
-        self.items.append({"reason": reason, "message": message, **details})
-
-
 def _check_out(out: Path, images: Path | None, copies: Path | None) -> Path:
     if images is not None and out.resolve() == images.resolve():
         raise OutputError(
@@ -186,162 +174,6 @@ def _check_out(out: Path, images: Path | None, copies: Path | None) -> Path:
     if not out.is_dir() or not os.access(out, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: output folder is not writable; choose a writable --out")
     return out
-
-
-def _log_warnings(flight: FlightLog, warnings: _Warnings) -> None:
-    r = flight.report
-    for w in r.warnings:  # already logged by the reader
-        warnings.add(
-            "log_" + str(w.get("reason", "warning")),
-            str(w.get("message", "")),
-            logged=True,
-            source=r.path.name,
-        )
-    if r.skipped:
-        parts = ", ".join(f"{k} {v}" for k, v in r.skipped.items())
-        warnings.add(
-            "log_records_skipped",
-            f"{r.path.name}: {sum(r.skipped.values())} record(s) left out ({parts}); "
-            f"{r.messages} good record(s) kept",
-            source=r.path.name,
-            skipped=dict(r.skipped),
-            bad_packets=r.bad_packets,
-        )
-
-
-def _image_warnings(folder: ImageFolder, warnings: _Warnings) -> None:
-    for name, reason in folder.skipped:  # already logged by read_images
-        warnings.add("unreadable_image", reason, logged=True, image=name)
-    for rec in folder.images:
-        for text in rec.warnings:  # already logged by read_image
-            warnings.add("image_metadata", text, logged=True, image=rec.name)
-
-
-def _flag_warnings(result: GeotagResult, qc: FlightQC, warnings: _Warnings) -> None:
-    by_flag: dict[str, list[str]] = {}
-    for photo, flags in zip(result.photos, qc.flags, strict=True):
-        for f in dict.fromkeys(q.flag for q in flags):
-            by_flag.setdefault(f, []).append(photo.name)
-    for flag, names in sorted(by_flag.items()):
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        warnings.add(
-            "qc_flag",
-            f"{len(names)} photo(s) flagged {flag}: {shown} (reasons in photos.geojson)",
-            flag=flag,
-            images=names,
-        )
-
-
-def _holes(qc: FlightQC, warnings: _Warnings) -> list[dict[str, Any]]:
-    """Each coverage hole (largest first): area, centroid and bounds in WGS84."""
-    to_m = Transformer.from_crs(4326, qc.crs, always_xy=True)
-    out: list[dict[str, Any]] = []
-    for key, label in (("site", "site"), ("planned", "planned area")):
-        if key not in qc.holes:
-            continue
-        holes_ll, _thin = qc.holes[key]
-        parts = [g for g in shapely.get_parts(holes_ll) if not g.is_empty]
-        if not parts:
-            continue
-        areas = [
-            shapely.transform(g, lambda c: np.column_stack(to_m.transform(c[:, 0], c[:, 1]))).area
-            for g in parts
-        ]
-        ranked = sorted(zip(areas, parts, strict=True), key=lambda t: -t[0])
-        for area, g in ranked[:MAX_HOLES_LISTED]:
-            c = g.centroid
-            out.append(
-                {
-                    "coverage_of": key,
-                    "area_m2": round(area, 1),
-                    "centroid_lon": round(c.x, 7),
-                    "centroid_lat": round(c.y, 7),
-                    "bounds": [round(v, 7) for v in g.bounds],
-                }
-            )
-        c0 = ranked[0][1].centroid
-        warnings.add(
-            "coverage_hole",
-            f"{len(parts)} hole(s) in the coverage of the {label}, {sum(areas):.0f} m2 in all "
-            f"(largest {ranked[0][0]:.0f} m2 around {c0.y:.6f}, {c0.x:.6f}); photos missing "
-            "or not taken there",
-            coverage_of=key,
-            holes=len(parts),
-            holes_m2=round(sum(areas), 1),
-        )
-    return out
-
-
-def _offset_record(result: GeotagResult | None) -> dict[str, Any] | None:
-    if result is None or result.offset is None:
-        return None
-    o = result.offset
-    return {
-        "offset_s": _finite(o.offset_s, 4),
-        "method": o.method,
-        "n_used": o.n_used,
-        "spread_s": _finite(o.spread_s, 4),
-        "drift_ppm": _finite(o.drift_ppm, 2),
-    }
-
-
-def _hash_record(path: Path) -> dict[str, Any]:
-    return {"path": str(path.resolve()), "sha256": sha256_file(path)}
-
-
-def _inputs(
-    log_path: Path | None,
-    folder: ImageFolder | None,
-    plan: PlannedSurvey | None,
-    site: Path | None,
-    dem: Path | None,
-    flight: FlightLog | None,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if log_path is not None:
-        out["log"] = {
-            **_hash_record(log_path),
-            "bytes": log_path.stat().st_size,
-            "format": flight.report.format if flight is not None else None,
-        }
-    if folder is not None:
-        out["images"] = {
-            "path": str(folder.folder.resolve()),
-            "count": len(folder.images),
-            "unreadable": [name for name, _ in folder.skipped],
-            "sha256": {rec.name: rec.sha256 for rec in folder.images},
-        }
-    if plan is not None:
-        if plan.folder.is_file():  # a DJI WPML route (.kmz)
-            files: tuple[Path, ...] = (plan.folder,)
-        else:
-            files = (plan.folder / "mission.geojson", plan.folder / "summary.json")
-        out["plan"] = {
-            "path": str(plan.folder.resolve()),
-            "sha256": {p.name: sha256_file(p) for p in files if p.is_file()},
-        }
-    if site is not None:
-        out["site"] = _hash_record(site)
-    if dem is not None:
-        out["dem"] = _hash_record(dem)
-    return out
-
-
-def _camera_record(cam: Camera | None, name: str | None) -> dict[str, Any] | None:
-    if cam is None:
-        return None
-    return {"preset": name, **dataclasses.asdict(cam)}
-
-
-def _clean(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
 
 
 def run_ingest(
@@ -424,7 +256,72 @@ def run_ingest(
     """
     started = dt.datetime.now(dt.UTC)
     clock = Clock()
-    say: Progress = progress or (lambda _msg: None)
+    req = _check_request(
+        out,
+        log=log,
+        images=images,
+        plan=plan,
+        site=site,
+        dem=dem,
+        time_offset=time_offset,
+        camera=camera,
+        geotagged_copies=geotagged_copies,
+        nodeodm=nodeodm,
+        nodeodm_options=nodeodm_options,
+        qc_params=qc_params,
+    )
+    clock.lap("checks")
+    return _ingest(req, progress or (lambda _msg: None), clock, started)
+
+
+@dataclass(frozen=True, eq=False)
+class _Request:
+    """An ingest's inputs, checked before anything heavy runs (see :func:`run_ingest`)."""
+
+    out_dir: Path
+    log_path: Path | None
+    images_dir: Path | None
+    offset: str | float
+    camera_name: str | None
+    cam: Camera | None
+    planned: PlannedSurvey | None
+    site_path: Path | None
+    site_ll: BaseGeometry | None
+    dem_path: Path | None
+    copies_dir: Path | None
+    nodeodm: str | None
+    odm_options: dict[str, Any] | None
+    params: QCParams
+
+    def parameters(self) -> dict[str, Any]:
+        """The ``parameters`` of ``report.json``."""
+        return {
+            "time_offset": self.offset,
+            "camera": self.camera_name,
+            "camera_model": camera_record(self.cam, self.camera_name),
+            "qc": dataclasses.asdict(self.params),
+            "nodeodm_options": self.odm_options,
+        }
+
+
+def _check_request(
+    out: str | os.PathLike[str],
+    *,
+    log: str | os.PathLike[str] | None,
+    images: str | os.PathLike[str] | None,
+    plan: str | os.PathLike[str] | None,
+    site: str | os.PathLike[str] | None,
+    dem: str | os.PathLike[str] | None,
+    time_offset: str | float,
+    camera: str | None,
+    geotagged_copies: str | os.PathLike[str] | None,
+    nodeodm: str | None,
+    nodeodm_options: Mapping[str, Any] | None,
+    qc_params: QCParams | None,
+) -> _Request:
+    """Every check that needs no heavy work, in this order: something to ingest, the offset,
+    the camera preset, the NodeODM request, the plan, the site, the DEM and the output
+    folder."""
     log_path = Path(log) if log is not None else None
     images_dir = Path(images) if images is not None else None
     if log_path is None and images_dir is None:
@@ -443,30 +340,48 @@ def run_ingest(
         raise InputFileError(f"{dem_path}: DEM not found; check the path given to --dem")
     copies_dir = Path(geotagged_copies) if geotagged_copies is not None else None
     out_dir = _check_out(Path(out), images_dir, copies_dir)
-    params = qc_params or QCParams()
-    warnings = _Warnings()
-    clock.lap("checks")
+    return _Request(
+        out_dir=out_dir,
+        log_path=log_path,
+        images_dir=images_dir,
+        offset=offset,
+        camera_name=camera,
+        cam=cam,
+        planned=planned,
+        site_path=site_path,
+        site_ll=site_ll,
+        dem_path=dem_path,
+        copies_dir=copies_dir,
+        nodeodm=nodeodm,
+        odm_options=odm_options,
+        params=qc_params or QCParams(),
+    )
 
+
+def _ingest(req: _Request, say: Progress, clock: Clock, started: dt.datetime) -> IngestResult:
+    """Read the log, read, place and check the photos, write the outputs, send the photos to
+    NodeODM when asked, and write ``report.json``."""
+    warnings = Warnings()
     flight: FlightLog | None = None
-    if log_path is not None:
-        say(f"reading the log {log_path.name} ...")
-        flight = read_log(log_path)
-        _log_warnings(flight, warnings)
+    if req.log_path is not None:
+        say(f"reading the log {req.log_path.name} ...")
+        flight = read_log(req.log_path)
+        log_warnings(flight, warnings)
         clock.lap("log")
 
     folder: ImageFolder | None = None
     tagged: GeotagResult | None = None
     qc: FlightQC | None = None
-    if images_dir is not None:
+    if req.images_dir is not None:
         folder, tagged, qc = _photos(
-            images_dir,
+            req.images_dir,
             flight,
-            offset,
-            camera=cam,
-            site=site_ll,
-            plan=planned,
-            dem=dem_path,
-            params=params,
+            req.offset,
+            camera=req.cam,
+            site=req.site_ll,
+            plan=req.planned,
+            dem=req.dem_path,
+            params=req.params,
             warnings=warnings,
             say=say,
             clock=clock,
@@ -477,60 +392,25 @@ def run_ingest(
             "no photos: no photos.geojson, geo.txt or coverage figures; the log alone gives "
             "the telemetry and the track",
         )
-    holes = _holes(qc, warnings) if qc is not None else []
+    holes = holes_record(qc, warnings) if qc is not None else []
 
+    out_dir = req.out_dir
     say(f"writing the outputs to {out_dir} ...")
-    telemetry_csv = track_geojson = photos_geojson = geo_txt = None
-    if flight is not None:
-        telemetry_csv = write_telemetry_csv(flight, out_dir / "telemetry.csv")
-        track_geojson = write_track_geojson(flight, out_dir / "track.geojson")
-    copies: tuple[Path, ...] = ()
-    if tagged is not None and qc is not None:
-        photos_geojson = write_photos_geojson(tagged.photos, out_dir / "photos.geojson", qc.flags)
-        geo_txt = write_geo_txt(tagged.photos, out_dir / "geo.txt")
-        if copies_dir is not None:
-            say(f"saving geotagged copies to {copies_dir} ...")
-            copies = tuple(write_geotagged_copies(tagged.photos, copies_dir))
+    files = _write_outputs(req, flight, tagged, qc, say)
     clock.lap("write")
-
-    task: NodeODMTask | None = None
-    failure: NodeODMError | None = None
-    if nodeodm is not None and folder is not None:
-        say(f"sending the photos to NodeODM at {nodeodm.split('?')[0]} ...")
-        try:
-            task = submit_to_nodeodm(
-                [rec.path for rec in folder.images], nodeodm, odm_options, geo_txt=geo_txt
-            )
-        except NodeODMError as exc:  # recorded in the report, then raised below
-            failure = exc
-            warnings.add("nodeodm_failed", str(exc))
-        clock.lap("nodeodm")
-    elif nodeodm is not None:
-        warnings.add("nodeodm_skipped", "no photos: nothing was sent to NodeODM")
-
-    written = [p for p in (telemetry_csv, track_geojson, photos_geojson, geo_txt) if p]
-    outputs: dict[str, Any] = {p.name: _hash_record(p) for p in written}
-    if copies:
-        outputs["geotagged_copies"] = {
-            "path": str(copies_dir.resolve() if copies_dir else out_dir),
-            "sha256": {p.name: sha256_file(p) for p in copies},
-        }
-    report = _report(
+    task, failure = _send_to_nodeodm(req, folder, files.geo_txt, warnings, say, clock)
+    report = ingest_report(
         flight=flight,
         folder=folder,
         tagged=tagged,
         qc=qc,
         holes=holes,
         warnings=warnings,
-        inputs=_inputs(log_path, folder, planned, site_path, dem_path, flight),
-        parameters={
-            "time_offset": offset,
-            "camera": camera,
-            "camera_model": _camera_record(cam, camera),
-            "qc": dataclasses.asdict(params),
-            "nodeodm_options": odm_options,
-        },
-        outputs=outputs,
+        inputs=inputs_record(
+            req.log_path, folder, req.planned, req.site_path, req.dem_path, flight
+        ),
+        parameters=req.parameters(),
+        outputs=files.record(req),
         task=task,
         clock=clock,
         started=started,
@@ -547,13 +427,90 @@ def run_ingest(
         flight=flight,
         geotag=tagged,
         qc=qc,
-        telemetry_csv=telemetry_csv,
-        track_geojson=track_geojson,
-        photos_geojson=photos_geojson,
-        geo_txt=geo_txt,
-        geotagged_copies=copies,
+        telemetry_csv=files.telemetry_csv,
+        track_geojson=files.track_geojson,
+        photos_geojson=files.photos_geojson,
+        geo_txt=files.geo_txt,
+        geotagged_copies=files.copies,
         nodeodm_task=task,
     )
+
+
+@dataclass(frozen=True)
+class _Written:
+    """The output files written before ``report.json`` (None for those that do not apply)."""
+
+    telemetry_csv: Path | None = None
+    track_geojson: Path | None = None
+    photos_geojson: Path | None = None
+    geo_txt: Path | None = None
+    copies: tuple[Path, ...] = ()
+
+    def record(self, req: _Request) -> dict[str, Any]:
+        """The ``outputs`` of ``report.json``: each file's path and SHA-256."""
+        files = (self.telemetry_csv, self.track_geojson, self.photos_geojson, self.geo_txt)
+        outputs: dict[str, Any] = {p.name: hash_record(p) for p in files if p}
+        if self.copies:
+            copies_dir = req.copies_dir
+            outputs["geotagged_copies"] = {
+                "path": str(copies_dir.resolve() if copies_dir else req.out_dir),
+                "sha256": {p.name: sha256_file(p) for p in self.copies},
+            }
+        return outputs
+
+
+def _write_outputs(
+    req: _Request,
+    flight: FlightLog | None,
+    tagged: GeotagResult | None,
+    qc: FlightQC | None,
+    say: Progress,
+) -> _Written:
+    """``telemetry.csv`` and ``track.geojson`` (with a log), ``photos.geojson`` and
+    ``geo.txt`` (with photos), and the geotagged copies when asked."""
+    out_dir = req.out_dir
+    telemetry_csv = track_geojson = photos_geojson = geo_txt = None
+    if flight is not None:
+        telemetry_csv = write_telemetry_csv(flight, out_dir / "telemetry.csv")
+        track_geojson = write_track_geojson(flight, out_dir / "track.geojson")
+    copies: tuple[Path, ...] = ()
+    if tagged is not None and qc is not None:
+        photos_geojson = write_photos_geojson(tagged.photos, out_dir / "photos.geojson", qc.flags)
+        geo_txt = write_geo_txt(tagged.photos, out_dir / "geo.txt")
+        if req.copies_dir is not None:
+            say(f"saving geotagged copies to {req.copies_dir} ...")
+            copies = tuple(write_geotagged_copies(tagged.photos, req.copies_dir))
+    return _Written(telemetry_csv, track_geojson, photos_geojson, geo_txt, copies)
+
+
+def _send_to_nodeodm(
+    req: _Request,
+    folder: ImageFolder | None,
+    geo_txt: Path | None,
+    warnings: Warnings,
+    say: Progress,
+    clock: Clock,
+) -> tuple[NodeODMTask | None, NodeODMError | None]:
+    """The NodeODM task of the photos when asked; a failure is returned (recorded in the
+    report, then raised) rather than raised here."""
+    nodeodm = req.nodeodm
+    if nodeodm is None:
+        return None, None
+    if folder is None:
+        warnings.add("nodeodm_skipped", "no photos: nothing was sent to NodeODM")
+        return None, None
+    say(f"sending the photos to NodeODM at {nodeodm.split('?')[0]} ...")
+    task: NodeODMTask | None = None
+    failure: NodeODMError | None = None
+    try:
+        task = submit_to_nodeodm(
+            [rec.path for rec in folder.images], nodeodm, req.odm_options, geo_txt=geo_txt
+        )
+    except NodeODMError as exc:  # recorded in the report, then raised below
+        failure = exc
+        warnings.add("nodeodm_failed", str(exc))
+    clock.lap("nodeodm")
+    return task, failure
 
 
 def _photos(
@@ -566,14 +523,14 @@ def _photos(
     plan: PlannedSurvey | None,
     dem: Path | None,
     params: QCParams,
-    warnings: _Warnings,
+    warnings: Warnings,
     say: Progress,
     clock: Clock,
 ) -> tuple[ImageFolder, GeotagResult, FlightQC]:
     """Read the photos, place them on the flight and check them."""
     say(f"reading the photos in {images_dir} ...")
     folder = read_images(images_dir)
-    _image_warnings(folder, warnings)
+    image_warnings(folder, warnings)
     if not folder.images:
         raise InputFileError(
             f"{images_dir}: none of its {len(folder.skipped)} photo file(s) can be read "
@@ -611,7 +568,7 @@ def _photos(
     qc = check_flight(tagged.photos, camera=camera, site=site, plan=plan, dem=dem, params=params)
     for text in qc.warnings:  # already logged by check_flight
         warnings.add("qc", text, logged=True)
-    _flag_warnings(tagged, qc, warnings)
+    flag_warnings(tagged, qc, warnings)
     if site is None and plan is None:
         warnings.add(
             "no_site",
@@ -619,54 +576,3 @@ def _photos(
         )
     clock.lap("qc")
     return folder, tagged, qc
-
-
-def _report(
-    *,
-    flight: FlightLog | None,
-    folder: ImageFolder | None,
-    tagged: GeotagResult | None,
-    qc: FlightQC | None,
-    holes: list[dict[str, Any]],
-    warnings: _Warnings,
-    inputs: dict[str, Any],
-    parameters: dict[str, Any],
-    outputs: dict[str, Any],
-    task: NodeODMTask | None,
-    clock: Clock,
-    started: dt.datetime,
-) -> dict[str, Any]:
-    r = flight.report if flight is not None else None
-    sources: Counter[str] = Counter(
-        (p.position_source or "none") for p in (tagged.photos if tagged is not None else ())
-    )
-    offset = _offset_record(tagged)
-    report = {
-        "software": {"name": "sitewatch", "version": __version__},
-        "command": "ingest",
-        "messages": r.messages if r is not None else None,
-        "bad_packets": r.bad_packets if r is not None else None,
-        "gps_points": r.gps_points if r is not None else None,
-        "camera_events": r.camera_events if r is not None else None,
-        "images": len(folder.images) if folder is not None else 0,
-        "images_unreadable": len(folder.skipped) if folder is not None else 0,
-        "images_matched": tagged.images_matched if tagged is not None else 0,
-        "images_placed": sum(p.has_position for p in tagged.photos) if tagged else 0,
-        "position_sources": dict(sorted(sources.items())),
-        "time_offset_s": offset["offset_s"] if offset is not None else None,
-        "time_offset": offset,
-        "unmatched_camera_events": len(tagged.unmatched_events) if tagged is not None else 0,
-        "coverage": qc.figures() if qc is not None else None,
-        "coverage_holes": holes,
-        "log": r.to_dict() if r is not None else None,
-        "nodeodm_task": task.to_dict() if task is not None else None,
-        "warnings": warnings.items,
-        "inputs": inputs,
-        "parameters": parameters,
-        "outputs": outputs,
-        "timings_s": dict(clock.laps),
-        "started": started.isoformat(),
-        "finished": dt.datetime.now(dt.UTC).isoformat(),
-    }
-    cleaned: dict[str, Any] = _clean(report)
-    return cleaned

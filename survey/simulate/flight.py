@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pyproj import Transformer
 
 from flightplans.camera import Camera, get_camera
 from flightplans.errors import CameraError, PlanFileError
@@ -55,7 +54,14 @@ from survey.simulate.photos import (
     simulated_serials,
     write_photo,
 )
-from survey.simulate.sensors import gimbal_attitude, sensor_errors, vehicle_attitude
+from survey.simulate.sensors import (
+    SensorErrors,
+    gimbal_attitude,
+    position_estimates,
+    satellites_in_view,
+    sensor_errors,
+    vehicle_attitude,
+)
 from survey.simulate.tlog import FlightRecord, TlogClocks, write_tlog
 from survey.simulate.truth import truth_record
 from survey.simulate.world import SiteWorld, load_world
@@ -181,12 +187,6 @@ def _check_out(out: Path, plan_dir: Path, site_dir: Path) -> Path:
     return out
 
 
-def _satellites(rng: np.random.Generator, n: int, every: int) -> np.ndarray:
-    steps = rng.integers(-1, 2, size=max(1, math.ceil(n / every)))
-    sats = np.clip(16 + np.cumsum(steps), 12, 20)
-    return np.repeat(sats, every)[:n].astype(np.int64)
-
-
 def simulate_flight(
     plan: str | os.PathLike[str],
     site: str | os.PathLike[str],
@@ -248,6 +248,87 @@ def simulate_flight(
     clock.lap("site")
 
     say(f"flying {len(missions)} sortie(s) ...")
+    fl = _fly(prm, missions, world, plan_dir)
+    clock.lap("flight")
+
+    traj, est = fl.traj, fl.est
+    zone = dt.timezone(dt.timedelta(hours=round(float(np.mean(est["lon"])) / 15.0)))
+    photos: list[Path] = []
+    photos_dir = out_dir / "photos" if prm.photos else None
+    if photos_dir is not None:
+        photos_dir.mkdir(parents=True, exist_ok=True)
+        n_shots, w, h = len(traj.shots), small.image_w_px, small.image_h_px
+        say(f"rendering {n_shots} photos ({w} x {h} px) ...")
+        photos = _write_photos(prm, fl, world, camera, small, start, zone, photos_dir)
+        clock.lap("photos")
+
+    say("writing the telemetry log ...")
+    tlog = out_dir / "flight.tlog"
+    counts = _write_log(prm, fl, start, tlog)
+    clock.lap("tlog")
+
+    truth = truth_record(
+        prm,
+        cam_name=cam_name,
+        camera=camera,
+        small=small,
+        plan_files=plan_files,
+        site_dir=site_dir,
+        world=world,
+        traj=traj,
+        est=est,
+        errors_gnss=fl.errors.gnss,
+        gimbal=fl.gimbal,
+        vehicle=(fl.roll, fl.pitch),
+        wind=fl.wind,
+        wind_from=fl.wind_from,
+        start=start,
+        offset_s=fl.offset_s,
+        zone=zone,
+        photos=photos,
+        tlog=tlog,
+        counts=counts,
+        boot_before_log_s=BOOT_BEFORE_LOG_S,
+        gcs_offset_s=GCS_OFFSET_S,
+    )
+    truth_json = write_json(out_dir / "truth.json", truth)
+    log.info("simulated flight: %s (%d photos)", out_dir, len(traj.shots))
+    return SimulatedFlight(
+        out_dir=out_dir,
+        tlog=tlog,
+        photos_dir=photos_dir,
+        truth_json=truth_json,
+        photos=tuple(photos),
+        truth=truth,
+        trajectory=traj,
+        timings_s=dict(clock.laps),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class _Flown:
+    """The flight as flown and as sensed: the true trajectory, the sensors' errors, the
+    vehicle's roll and pitch and the gimbal's yaw, pitch and roll (degrees, one per sample),
+    the wind (m/s, east and north per sample) and where it blows from (degrees), the camera
+    clock's offset (s), the autopilot's estimates
+    (:func:`~survey.simulate.sensors.position_estimates`), and the generator the telemetry log
+    goes on drawing from."""
+
+    traj: Trajectory
+    errors: SensorErrors
+    roll: np.ndarray
+    pitch: np.ndarray
+    gimbal: tuple[np.ndarray, np.ndarray, np.ndarray]
+    wind: Any
+    wind_from: float
+    offset_s: float
+    est: dict[str, np.ndarray]
+    rng: np.random.Generator
+
+
+def _fly(prm: SimParams, missions: list[Mission], world: SiteWorld, plan_dir: Path) -> _Flown:
+    """Fly the missions over the site and draw the clock offset, the wind and the sensors'
+    errors from the seed, in that order."""
     traj = fly_missions(missions, world.crs, world.height, prm.dynamics)
     for note in traj.assumptions:
         log.warning("%s", note)
@@ -273,58 +354,73 @@ def simulate_flight(
         wind_from_deg=wind_from,
         gust_ms=prm.gust_ms,
     )
-    g_yaw, g_pitch, g_roll = gimbal_attitude(rng, traj.yaw_deg, dt_s)
-    est = _estimates(traj, errors, flying)
-    clock.lap("flight")
+    gimbal = gimbal_attitude(rng, traj.yaw_deg, dt_s)
+    est = position_estimates(traj, errors, flying)
+    return _Flown(traj, errors, roll, pitch, gimbal, wind, wind_from, offset_s, est, rng)
 
+
+def _write_photos(
+    prm: SimParams,
+    fl: _Flown,
+    world: SiteWorld,
+    camera: Camera,
+    small: Camera,
+    start: dt.datetime,
+    zone: dt.timezone,
+    photos_dir: Path,
+) -> list[Path]:
+    """``DJI_0001.JPG`` ... one per camera trigger, rendered from the site at the true pose
+    (each from its own generator), stamped with the camera's clock and the estimated
+    position."""
+    traj, est = fl.traj, fl.est
+    g_yaw, g_pitch, g_roll = fl.gimbal
     utc0 = start.timestamp()
-    zone = dt.timezone(dt.timedelta(hours=round(float(np.mean(est["lon"])) / 15.0)))
-    shots = traj.shots
     make_model = camera_make_model(camera)
     serials = simulated_serials(prm.seed, make_model)
     photos: list[Path] = []
-    photos_dir = out_dir / "photos" if prm.photos else None
-    if photos_dir is not None:
-        photos_dir.mkdir(parents=True, exist_ok=True)
-        say(f"rendering {len(shots)} photos ({small.image_w_px} x {small.image_h_px} px) ...")
-        for k, i in enumerate(shots.tolist()):
-            pixels = render_photo(
-                world,
+    for k, i in enumerate(traj.shots.tolist()):
+        pixels = render_photo(
+            world,
+            small,
+            traj.xyz[i],
+            float(g_yaw[i]),
+            float(g_pitch[i]),
+            float(g_roll[i]),
+            rng=np.random.default_rng([prm.seed, 1000 + k]),
+        )
+        camera_time = dt.datetime.fromtimestamp(utc0 + traj.t[i] + fl.offset_s, dt.UTC)
+        meta = PhotoMeta(
+            camera_time=camera_time.astimezone(zone),
+            lat=float(est["lat"][i]),
+            lon=float(est["lon"][i]),
+            alt_amsl=float(est["alt_amsl"][i]),
+            alt_rel=float(est["alt_rel"][i]),
+            gimbal_yaw=float(g_yaw[i]),
+            gimbal_pitch=float(g_pitch[i]),
+            gimbal_roll=float(g_roll[i]),
+            flight_yaw=float(traj.yaw_deg[i]),
+            flight_pitch=float(fl.pitch[i]),
+            flight_roll=float(fl.roll[i]),
+        )
+        photos.append(
+            write_photo(
+                photos_dir / f"DJI_{k + 1:04d}.JPG",
+                pixels,
                 small,
-                traj.xyz[i],
-                float(g_yaw[i]),
-                float(g_pitch[i]),
-                float(g_roll[i]),
-                rng=np.random.default_rng([prm.seed, 1000 + k]),
+                meta,
+                make_model=make_model,
+                quality=prm.jpeg_quality,
+                serials=serials,
             )
-            camera_time = dt.datetime.fromtimestamp(utc0 + traj.t[i] + offset_s, dt.UTC)
-            meta = PhotoMeta(
-                camera_time=camera_time.astimezone(zone),
-                lat=float(est["lat"][i]),
-                lon=float(est["lon"][i]),
-                alt_amsl=float(est["alt_amsl"][i]),
-                alt_rel=float(est["alt_rel"][i]),
-                gimbal_yaw=float(g_yaw[i]),
-                gimbal_pitch=float(g_pitch[i]),
-                gimbal_roll=float(g_roll[i]),
-                flight_yaw=float(traj.yaw_deg[i]),
-                flight_pitch=float(pitch[i]),
-                flight_roll=float(roll[i]),
-            )
-            photos.append(
-                write_photo(
-                    photos_dir / f"DJI_{k + 1:04d}.JPG",
-                    pixels,
-                    small,
-                    meta,
-                    make_model=make_model,
-                    quality=prm.jpeg_quality,
-                    serials=serials,
-                )
-            )
-        clock.lap("photos")
+        )
+    return photos
 
-    say("writing the telemetry log ...")
+
+def _write_log(prm: SimParams, fl: _Flown, start: dt.datetime, tlog: Path) -> dict[str, int]:
+    """``flight.tlog``: the estimates, the raw fixes, the attitude, the satellites in view and
+    the camera events; returns the message counts."""
+    traj, est, shots = fl.traj, fl.est, fl.traj.shots
+    roll, pitch = fl.roll, fl.pitch
     record = FlightRecord(
         t=traj.t,
         lat=est["lat"],
@@ -339,7 +435,7 @@ def simulate_flight(
         pitch=pitch,
         yaw=traj.yaw_deg,
         phase=traj.phase,
-        satellites=_satellites(rng, n, round(30 * prm.dynamics.rate_hz)),
+        satellites=satellites_in_view(fl.rng, len(traj.t), round(30 * prm.dynamics.rate_hz)),
         shot_index=shots,
         shot_lat=est["lat"][shots],
         shot_lon=est["lon"][shots],
@@ -350,52 +446,13 @@ def simulate_flight(
         shot_yaw=traj.yaw_deg[shots],
     )
     clocks = TlogClocks(
-        utc0_s=utc0,
+        utc0_s=start.timestamp(),
         boot0_s=BOOT_BEFORE_LOG_S,
         gcs_offset_s=GCS_OFFSET_S,
         position_hz=prm.position_hz,
         attitude_hz=prm.attitude_hz,
     )
-    tlog = out_dir / "flight.tlog"
-    counts = write_tlog(tlog, record, clocks, prm.seed)
-    clock.lap("tlog")
-
-    truth = truth_record(
-        prm,
-        cam_name=cam_name,
-        camera=camera,
-        small=small,
-        plan_files=plan_files,
-        site_dir=site_dir,
-        world=world,
-        traj=traj,
-        est=est,
-        errors_gnss=errors.gnss,
-        gimbal=(g_yaw, g_pitch, g_roll),
-        vehicle=(roll, pitch),
-        wind=wind,
-        wind_from=wind_from,
-        start=start,
-        offset_s=offset_s,
-        zone=zone,
-        photos=photos,
-        tlog=tlog,
-        counts=counts,
-        boot_before_log_s=BOOT_BEFORE_LOG_S,
-        gcs_offset_s=GCS_OFFSET_S,
-    )
-    truth_json = write_json(out_dir / "truth.json", truth)
-    log.info("simulated flight: %s (%d photos)", out_dir, len(shots))
-    return SimulatedFlight(
-        out_dir=out_dir,
-        tlog=tlog,
-        photos_dir=photos_dir,
-        truth_json=truth_json,
-        photos=tuple(photos),
-        truth=truth,
-        trajectory=traj,
-        timings_s=dict(clock.laps),
-    )
+    return write_tlog(tlog, record, clocks, prm.seed)
 
 
 def _check_over_site(traj: Trajectory, world: SiteWorld, plan_dir: Path) -> None:
@@ -418,28 +475,3 @@ def _check_over_site(traj: Trajectory, world: SiteWorld, plan_dir: Path) -> None
             f"{min(y0, y1):.0f}..{max(y0, y1):.0f}); plan this site with "
             "`sitewatch plan SITE/site.geojson --out DIR`"
         )
-
-
-def _estimates(traj: Trajectory, errors: Any, flying: np.ndarray) -> dict[str, np.ndarray]:
-    """The autopilot's position estimate and the receiver's raw fix at each sample."""
-    to_ll = Transformer.from_crs(traj.crs, 4326, always_xy=True)
-    x = traj.xyz[:, 0] + errors.gnss[:, 0]
-    y = traj.xyz[:, 1] + errors.gnss[:, 1]
-    lon, lat = (np.asarray(v) for v in to_ll.transform(x, y))
-    rx = x + errors.gnss_white[:, 0]
-    ry = y + errors.gnss_white[:, 1]
-    raw_lon, raw_lat = (np.asarray(v) for v in to_ll.transform(rx, ry))
-    armed = np.flatnonzero(flying)
-    baro_home = errors.baro[armed[0]] if armed.size else errors.baro[0]
-    alt_amsl = traj.xyz[:, 2] + errors.baro
-    return {
-        "x": x,
-        "y": y,
-        "lat": lat,
-        "lon": lon,
-        "alt_amsl": alt_amsl,
-        "alt_rel": traj.xyz[:, 2] - traj.home_z + (errors.baro - baro_home),
-        "raw_lat": raw_lat,
-        "raw_lon": raw_lon,
-        "raw_alt": traj.xyz[:, 2] + errors.gnss[:, 2] + errors.gnss_white[:, 2],
-    }

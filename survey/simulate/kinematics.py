@@ -29,7 +29,7 @@ Sorties are flown one after another with ``between_sorties_s`` on the ground bet
 Positions are metres in the site's projected CRS (x east, y north) and heights above sea
 level; times are seconds from the start of the log.
 
-The module is a little over 500 lines: the route, the rounded path, the speed profile, the
+The module is about 540 lines: the route, the rounded path, the speed profile, the
 sampling and the trigger are one algorithm (flying a mission), each step feeding the next.
 """
 

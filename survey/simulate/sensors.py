@@ -22,9 +22,20 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from pyproj import Transformer
 from scipy.signal import lfilter
 
-__all__ = ["SensorErrors", "gauss_markov", "gimbal_attitude", "sensor_errors", "vehicle_attitude"]
+from survey.simulate.kinematics import Trajectory
+
+__all__ = [
+    "SensorErrors",
+    "gauss_markov",
+    "gimbal_attitude",
+    "position_estimates",
+    "satellites_in_view",
+    "sensor_errors",
+    "vehicle_attitude",
+]
 
 G = 9.80665
 
@@ -167,3 +178,37 @@ def gimbal_attitude(
     pitch = -90.0 + gauss_markov(rng, n, dt, jitter_deg, 1.0)
     roll = gauss_markov(rng, n, dt, jitter_deg, 1.0)
     return yaw, pitch, roll
+
+
+def satellites_in_view(rng: np.random.Generator, n: int, every: int) -> np.ndarray:
+    """(n,) satellites in view: 16 wandering by one every ``every`` samples, within 12-20."""
+    steps = rng.integers(-1, 2, size=max(1, math.ceil(n / every)))
+    sats = np.clip(16 + np.cumsum(steps), 12, 20)
+    return np.repeat(sats, every)[:n].astype(np.int64)
+
+
+def position_estimates(
+    traj: Trajectory, errors: SensorErrors, flying: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The autopilot's position estimate and the receiver's raw fix at each sample."""
+    to_ll = Transformer.from_crs(traj.crs, 4326, always_xy=True)
+    x = traj.xyz[:, 0] + errors.gnss[:, 0]
+    y = traj.xyz[:, 1] + errors.gnss[:, 1]
+    lon, lat = (np.asarray(v) for v in to_ll.transform(x, y))
+    rx = x + errors.gnss_white[:, 0]
+    ry = y + errors.gnss_white[:, 1]
+    raw_lon, raw_lat = (np.asarray(v) for v in to_ll.transform(rx, ry))
+    armed = np.flatnonzero(flying)
+    baro_home = errors.baro[armed[0]] if armed.size else errors.baro[0]
+    alt_amsl = traj.xyz[:, 2] + errors.baro
+    return {
+        "x": x,
+        "y": y,
+        "lat": lat,
+        "lon": lon,
+        "alt_amsl": alt_amsl,
+        "alt_rel": traj.xyz[:, 2] - traj.home_z + (errors.baro - baro_home),
+        "raw_lat": raw_lat,
+        "raw_lon": raw_lon,
+        "raw_alt": traj.xyz[:, 2] + errors.gnss[:, 2] + errors.gnss_white[:, 2],
+    }

@@ -37,39 +37,24 @@ def _r(v: float, nd: int) -> float:
     return round(float(v), nd)
 
 
-def truth_record(
-    prm: SimParams,
-    *,
-    cam_name: str,
-    camera: Camera,
-    small: Camera,
-    plan_files: list[Path],
-    site_dir: Path,
-    world: SiteWorld,
+def _exposures(
     traj: Trajectory,
     est: dict[str, np.ndarray],
     errors_gnss: np.ndarray,
     gimbal: tuple[np.ndarray, np.ndarray, np.ndarray],
     vehicle: tuple[np.ndarray, np.ndarray],
-    wind: np.ndarray,
-    wind_from: float,
-    start: dt.datetime,
+    utc0: float,
     offset_s: float,
-    zone: dt.timezone,
     photos: list[Path],
-    tlog: Path,
-    counts: dict[str, int],
-    boot_before_log_s: float,
-    gcs_offset_s: float,
-) -> dict[str, Any]:
-    """The content of ``truth.json`` (module docstring)."""
+) -> list[dict[str, Any]]:
+    """Per photo: its times, the true position and speed, what the receiver reported and
+    its error, the camera's and the vehicle's attitude."""
     to_ll = Transformer.from_crs(traj.crs, 4326, always_xy=True)
-    utc0 = start.timestamp()
     shots = traj.shots
     true_lon, true_lat = (np.asarray(v) for v in to_ll.transform(traj.xyz[:, 0], traj.xyz[:, 1]))
     g_yaw, g_pitch, g_roll = gimbal
     roll, pitch = vehicle
-    exposures = []
+    exposures: list[dict[str, Any]] = []
     for k, i in enumerate(shots.tolist()):
         exposures.append(
             {
@@ -111,6 +96,38 @@ def truth_record(
                 },
             }
         )
+    return exposures
+
+
+def truth_record(
+    prm: SimParams,
+    *,
+    cam_name: str,
+    camera: Camera,
+    small: Camera,
+    plan_files: list[Path],
+    site_dir: Path,
+    world: SiteWorld,
+    traj: Trajectory,
+    est: dict[str, np.ndarray],
+    errors_gnss: np.ndarray,
+    gimbal: tuple[np.ndarray, np.ndarray, np.ndarray],
+    vehicle: tuple[np.ndarray, np.ndarray],
+    wind: np.ndarray,
+    wind_from: float,
+    start: dt.datetime,
+    offset_s: float,
+    zone: dt.timezone,
+    photos: list[Path],
+    tlog: Path,
+    counts: dict[str, int],
+    boot_before_log_s: float,
+    gcs_offset_s: float,
+) -> dict[str, Any]:
+    """The content of ``truth.json`` (module docstring)."""
+    utc0 = start.timestamp()
+    shots = traj.shots
+    exposures = _exposures(traj, est, errors_gnss, gimbal, vehicle, utc0, offset_s, photos)
     flying = traj.phase == PHASE_AUTO
     horiz = np.hypot(errors_gnss[flying, 0], errors_gnss[flying, 1])
     at_shots = np.hypot(errors_gnss[shots, 0], errors_gnss[shots, 1])

@@ -114,7 +114,7 @@ def test_errors_are_one_line(
     assert rc == 1, err
     assert err.count("\n") == 1 and err.startswith("sitewatch: error: "), err
     assert needle in err, err
-    assert not list((tmp_path / "o").glob("sortie-*")) if (tmp_path / "o").exists() else True
+    assert not list((tmp_path / "o").glob("sortie-*"))  # nothing written (glob of no folder: [])
 
 
 def test_site_without_polygon(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -365,7 +365,7 @@ def test_wpml_errors_are_one_line(
     assert run(["plan", str(site), "--out", str(out), "--alt-m", "60", *extra]) == code
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err, err
-    assert not list(out.glob("sortie-*")) if out.exists() else True
+    assert not list(out.glob("sortie-*"))  # nothing written (glob of no folder: [])
 
 
 def test_oblique_from_the_command_line(
@@ -404,3 +404,42 @@ def test_list_drones(capsys: pytest.CaptureFixture[str]) -> None:
     for row in ("m300rtk    60/0             50  zenmusep1-35", "m30t       67/1             53"):
         assert row in out
     assert "matrice4t" in out and "mavic3e" in out
+
+
+def test_plan_store_records_the_site_and_every_file_written(
+    tmp_path: Path, site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan --store creates the store and records the site it read and every file it wrote,
+    with their SHA-256, the parameters and the operator; the store verifies."""
+    import hashlib
+
+    from survey.evidence import EvidenceStore
+
+    store, out = tmp_path / "store", tmp_path / "plan"
+    args = ["plan", str(site), "--out", str(out), "--gsd-cm", "2.5", "--format", "qgc,wpml"]
+    args += ["--drone", "m3e", "--store", str(store), "--case", "P-7", "--operator", "planner1"]
+    assert run(args) == 0, capsys.readouterr().err
+    assert f"recorded in the evidence store {store}: ledger entry" in capsys.readouterr().out
+    s = EvidenceStore.open(store, read_only=True)
+    (entry,) = [e for e in s.entries() if e.type == "derive"]
+    assert entry["command"] == "sitewatch plan"
+    assert (entry["case"], entry["operator"]) == ("P-7", "planner1")
+    written = sorted(p for p in out.rglob("*") if p.is_file())
+    assert any(p.suffix == ".kmz" for p in written) and any(p.suffix == ".plan" for p in written)
+    assert {o["role"]: o["sha256"] for o in entry["outputs"]} == {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in written
+    }
+    assert {i["role"]: i["sha256"] for i in entry["inputs"]} == {
+        "site": hashlib.sha256(site.read_bytes()).hexdigest()
+    }
+    assert entry["parameters"]["plan"]["gsd_cm"] == 2.5
+    assert s.verify().ok
+
+
+def test_plan_case_without_store_is_a_usage_error(
+    tmp_path: Path, site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["plan", str(site), "--out", str(tmp_path / "o"), "--gsd-cm", "2.5", "--case", "P-7"]
+    assert run(args) == 2
+    assert "give --store STORE too" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -12,7 +12,7 @@ import pytest
 import shapely
 from pymavlink import mavwp
 from shapely import affinity
-from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
+from shapely.geometry import LineString, MultiPoint, MultiPolygon, Point, Polygon, box
 
 from flightplans import PlanParams, SurveyPlan, get_camera, plan_survey, read_plan, read_waypoints
 from flightplans.mission import (
@@ -126,18 +126,33 @@ def test_written_missions_cover_the_site(planned: dict[str, Planned], name: str)
         assert (counts >= 2).mean() >= 0.99, f"{name}: double coverage {(counts >= 2).mean():.4f}"
 
 
-@pytest.mark.parametrize("name", list(SITES))
+#: The sites with holes or no-fly zones (the others have neither).
+OBSTACLE_SITES = ["holes_nofly"]
+
+
+def test_only_sites_with_holes_or_nofly_get_a_keepout(planned: dict[str, Planned]) -> None:
+    for name, p in planned.items():
+        has_obstacles = not _obstacles(p).is_empty
+        assert has_obstacles == (name in OBSTACLE_SITES), name
+        assert (p.plan.keepout is not None) == has_obstacles, name
+
+
+@pytest.mark.parametrize("name", OBSTACLE_SITES)
 def test_no_segment_enters_holes_or_nofly(planned: dict[str, Planned], name: str) -> None:
     p = planned[name]
     obstacles = _obstacles(p)
+    assert not obstacles.is_empty
     margin = p.plan.params.nofly_margin_m
-    for f in _flights(p):
-        path = LineString(f.waypoints)
-        if obstacles.is_empty:
-            continue
-        assert path.distance(obstacles) >= 0.9 * margin, name
-    if name == "holes_nofly":  # the route really goes around, not just luckily beside
-        assert p.plan.keepout is not None
+    flights = _flights(p)
+    for f in flights:
+        assert LineString(f.waypoints).distance(obstacles) >= 0.9 * margin, name
+    # the route really goes around them, not just luckily beside: they lie inside the area
+    # the flown waypoints span (the hole and the round zone are inside the site)
+    flown = MultiPoint(np.vstack([f.waypoints for f in flights])).convex_hull
+    outline = Polygon(p.site.exterior).buffer(-1.0)
+    inner = [g for g in shapely.get_parts(obstacles) if outline.contains(g)]
+    assert len(inner) == 2
+    assert all(flown.contains(g) for g in inner)
 
 
 @pytest.mark.parametrize("name", list(SITES))
@@ -161,7 +176,9 @@ def test_photo_spans_never_cross_a_wide_notch(planned: dict[str, Planned], name:
 @pytest.mark.parametrize("name", ["rectangle", "U"])
 def test_waypoints_load_in_mavwp_and_match_plan(planned: dict[str, Planned], name: str) -> None:
     p = planned[name]
-    for plan_file in sorted(p.out.glob("sortie-*.plan")):
+    plan_files = sorted(p.out.glob("sortie-*.plan"))
+    assert len(plan_files) == p.plan.stats["n_sorties"] >= 1
+    for plan_file in plan_files:
         wp_file = plan_file.with_suffix(".waypoints")
         loader = mavwp.MAVWPLoader()
         m = read_plan(plan_file)
@@ -210,7 +227,9 @@ def test_plan_files_follow_qgc_format(planned: dict[str, Planned]) -> None:
 def test_route_stays_inside_the_inclusion_fence(planned: dict[str, Planned], name: str) -> None:
     """A vehicle enforcing the written GeoFence never breaches it on the planned route."""
     p = planned[name]
-    for path in sorted(p.out.glob("sortie-*.plan")):
+    plan_files = sorted(p.out.glob("sortie-*.plan"))
+    assert len(plan_files) == p.plan.stats["n_sorties"] >= 1
+    for path in plan_files:
         doc = json.loads(path.read_text())
         fence = [
             Polygon([(lon, lat) for lat, lon in f["polygon"]])

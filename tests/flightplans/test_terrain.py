@@ -153,7 +153,9 @@ def test_synthetic_site_with_its_dsm(tmp_path: Path, synth_site) -> None:  # typ
     plan = plan_site(synth_site.site, tmp_path / "o", params, dem_path=synth_site.before_dsm)
     assert plan.stats["n_photos"] > 10 and plan.stats["alt_mode"] == "amsl"
     dsm = read_dem_sampler(synth_site.before_dsm, plan.crs)
-    for f in sorted((tmp_path / "o").glob("sortie-*.plan")):
+    plan_files = sorted((tmp_path / "o").glob("sortie-*.plan"))
+    assert len(plan_files) == plan.stats["n_sorties"] >= 1
+    for f in plan_files:
         m = read_plan(f)
         wps = [it for it in m.items if it.command == MAV_CMD_NAV_WAYPOINT]
         tr = Transformer.from_crs(4326, plan.crs, always_xy=True)

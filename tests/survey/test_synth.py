@@ -461,6 +461,7 @@ def test_nothing_changes_in_the_orthophoto_outside_truth_and_shadows(
     nb = shape[0] // k
     cnt = ok[: nb * k, : nb * k].reshape(nb, k, nb, k).sum(axis=(1, 3))
     full = cnt >= 0.8 * k * k
+    shown = 0
     for ch in range(3):
         back = ndimage.map_coordinates(data["after_rgb"][ch], [rr, cc], order=1, cval=0.0)
         v = 255.0 * np.clip((back - offset[ch]) / (255.0 * gain[ch]), 0, None) ** (1 / gamma)
@@ -470,9 +471,13 @@ def test_nothing_changes_in_the_orthophoto_outside_truth_and_shadows(
         assert full.sum() > 1000
         assert float(np.abs(means).max()) < 10.0, ch
         assert abs(float(np.median(d[ok]))) < 2.0
-        # without undoing the colour change the same comparison fails clearly
+        # without undoing the colour change the same comparison fails clearly (in the
+        # channels whose gain changes enough to show)
         raw = np.where(ok, back - data["before_rgb"][ch], 0.0)
-        assert abs(float(np.mean(raw[ok]))) > 3.0 or abs(gain[ch] - 1) < 0.03
+        if abs(gain[ch] - 1) >= 0.03:
+            assert abs(float(np.mean(raw[ok]))) > 3.0, ch
+            shown += 1
+    assert shown >= 1, gain  # the site's colour change is visible in some channel
 
 
 def test_shadows_and_colour_differ_between_epochs(synth_site: SynthSite, scene: SynthScene) -> None:

@@ -131,14 +131,22 @@ def _kill_when(proc: subprocess.Popen[bytes], marker: Path, timeout: float = 60)
     assert proc.returncode == -signal.SIGKILL
 
 
-def _check_after_kill(store: EvidenceStore, tmp: Path, big: Path) -> None:
+def _stored_files(store: EvidenceStore) -> list[Path]:
+    return sorted(p for p in (store.root / "objects").rglob("*") if p.is_file())
+
+
+def _check_after_kill(store: EvidenceStore, big: Path, *, work_folder_left: bool) -> None:
+    """The store verifies, holds no file and no add entry of the killed writer (its dead work
+    folder is still there, or not), and the next add stores the file anew and cleans up."""
     report = store.verify()
     assert report.ok, [p.message for p in report.problems]
-    for path in (store.root / "objects").rglob("*"):
-        assert not path.is_file() or path.name == sha256_of(path)  # no partial file visible
+    assert _stored_files(store) == []  # no partial file visible, nothing placed left over
     assert not [e for e in store.entries() if e.type == "add"]
+    assert bool(list((store.root / "tmp").iterdir())) is work_folder_left
     item = store.add([big], case="K-1")[0]  # the store goes on working, and cleans up
-    assert item.new or item.path.exists()
+    assert item.new  # nothing of the killed add was kept
+    assert _stored_files(store) == [item.path]
+    assert item.sha256 == sha256_of(item.path) == sha256_of(big)
     assert not list((store.root / "tmp").iterdir())
     assert store.verify().ok
 
@@ -165,12 +173,13 @@ def test_a_writer_killed_mid_add_leaves_a_store_that_verifies(tmp_path: Path, ho
     )
     _kill_when(proc, marker)
     if hook == "copy":
-        assert not [p for p in (store.root / "objects").rglob("*") if p.is_file()]
+        assert _stored_files(store) == []
     else:  # placed but never recorded: not evidence, noted, removed by the next purge
+        assert [p.name for p in _stored_files(store)] == sorted((sha256_of(small), sha256_of(big)))
         report = store.verify()
         assert report.ok and sum("no entry records it" in n for n in report.notes) == 2
         assert len(store.purge().cleaned) == 3  # two objects and the dead work folder
-    _check_after_kill(store, tmp_path, big)
+    _check_after_kill(store, big, work_folder_left=hook == "copy")
 
 
 def test_a_writer_killed_while_waiting_for_the_lock(tmp_path: Path) -> None:
@@ -207,5 +216,4 @@ def test_a_writer_killed_while_waiting_for_the_lock(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert proc.returncode == -signal.SIGKILL
-    assert not [p for p in (store.root / "objects").rglob("*") if p.is_file()]
-    _check_after_kill(store, tmp_path, big)
+    _check_after_kill(store, big, work_folder_left=True)

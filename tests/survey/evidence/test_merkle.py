@@ -134,9 +134,9 @@ def test_a_tampered_proof_never_verifies(n: int, data: st.DataObject) -> None:
     idx = data.draw(st.integers(0, n - 1))
     path = tree.inclusion_proof(idx)
     assert verify_inclusion(idx, n, leaves[idx], path, tree.root())
-    if path:
-        assert not verify_inclusion(idx, n, leaves[idx], path[:-1], tree.root())
-        assert not verify_inclusion((idx + 1) % n, n, leaves[idx], path, tree.root())
+    assert path  # a tree of two or more leaves: every leaf has a sibling
+    assert not verify_inclusion(idx, n, leaves[idx], path[:-1], tree.root())
+    assert not verify_inclusion((idx + 1) % n, n, leaves[idx], path, tree.root())
 
 
 def test_compact_range_root_equals_the_tree_root_at_every_size() -> None:

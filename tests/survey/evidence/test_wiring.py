@@ -154,12 +154,15 @@ def test_every_lead_traces_back_to_the_photos_and_the_log(chain: dict[str, Any])
         assert set(chain["originals"]) <= set(added)
         for sha, path in chain["originals"].items():
             assert added[sha]["source"] == str(path.resolve())
-            if path.suffix == ".JPG":
-                device = added[sha]["device"]
-                assert (device["drone_serial"], device["camera_serial"]) == (
-                    DRONE_SERIAL,
-                    CAMERA_SERIAL,
-                )
+        photos = chain["photos"]
+        assert photos and len(photos) == len(chain["originals"]) - 1  # all but the log
+        for path in photos:
+            device = added[_sha(path)]["device"]
+            assert (device["kind"], device["drone_serial"], device["camera_serial"]) == (
+                "photo",
+                DRONE_SERIAL,
+                CAMERA_SERIAL,
+            )
         assert added[_sha(chain["log"])]["device"]["kind"] == "flight log"
         # and the before epoch, added as originals
         assert prov["inputs"]["before_ortho"]["sha256"] in added

@@ -339,9 +339,7 @@ def test_a_dji_wpml_route_is_the_planned_mission(
 
     drone = get_drone("mavic3e")
     area = box(X0 + 10.0, Y0 + 10.0, X0 + 110.0, Y0 + 150.0)
-    plan = plan_survey(
-        area, PlanParams(alt_m=HEIGHT, camera=drone.camera, angle_deg=0.0), crs=UTM
-    )
+    plan = plan_survey(area, PlanParams(alt_m=HEIGHT, camera=drone.camera, angle_deg=0.0), crs=UTM)
     write_mission_files(plan, tmp_path / "plan", formats=("wpml",), wpml=WpmlOptions(drone))
     kmz = tmp_path / "plan" / "sortie-01.kmz"
     out = tmp_path / "out"

@@ -160,7 +160,8 @@ def test_yaw_is_interpolated_on_the_circle_and_gaps_are_not_bridged() -> None:
         fix_type=np.array([3, 3, 1, 3], dtype=np.int8),
     )
     out = interpolate_telemetry(ds, np.array([0.5, 1.5, 5.0, -1.0]), max_gap_s=2.0)
-    assert out["yaw"][0] == pytest.approx(0.0, abs=1e-9) or out["yaw"][0] == pytest.approx(360.0)
+    wrapped = float(out["yaw"][0]) % 360.0  # half-way from 350 to 10 degrees: north
+    assert min(wrapped, 360.0 - wrapped) == pytest.approx(0.0, abs=1e-9)
     assert out["yaw"][1] == pytest.approx(20.0)
     assert out["lat"][0] == pytest.approx(1.5)
     assert math.isnan(out["lat"][1])  # the sample at t=2 has no fix: a 9 s gap from t=1
