@@ -30,9 +30,15 @@ EXIT_USAGE = 2
 log = logging.getLogger("sitewatch")
 
 
+# Commands whose module cannot carry the command's name: ``survey/cli/run.py`` would replace
+# this package's ``run`` function with the module once imported (``from survey.cli import run``).
+_MODULE_OF = {"run": "run_survey"}
+_COMMAND_OF = {module: command for command, module in _MODULE_OF.items()}
+
+
 def _command_names() -> list[str]:
     return sorted(
-        m.name.replace("_", "-")
+        _COMMAND_OF.get(m.name, m.name.replace("_", "-"))
         for m in pkgutil.iter_modules(__path__)
         if not m.name.startswith("_")
     )
@@ -45,7 +51,8 @@ class _LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in _command_names():
             return None
-        module = importlib.import_module(f"{__name__}.{cmd_name.replace('-', '_')}")
+        name = _MODULE_OF.get(cmd_name, cmd_name.replace("-", "_"))
+        module = importlib.import_module(f"{__name__}.{name}")
         cmd = getattr(module, "command", None)
         if not isinstance(cmd, click.Command):
             raise RuntimeError(f"{module.__name__} defines no click command named `command`")

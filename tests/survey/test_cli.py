@@ -53,3 +53,18 @@ def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert str(blocker) in lines[0]
     assert blocker.read_text() == "not a folder"
+
+
+def test_importing_the_run_command_leaves_the_run_function_alone() -> None:
+    """``sitewatch run`` lives in ``survey/cli/run_survey.py``: a module named ``run`` would
+    replace ``survey.cli.run`` (the function scripts and tests call) once imported."""
+    import importlib
+
+    import survey.cli
+    from survey.cli import run
+
+    assert run(["run", "--help"]) == 0
+    importlib.import_module("survey.cli.run_survey")
+    assert survey.cli.run is run and callable(survey.cli.run)
+    assert "run" in survey.cli._command_names()
+    assert "run-survey" not in survey.cli._command_names()
