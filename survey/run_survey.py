@@ -31,7 +31,16 @@
    before keeps its lead, one gone is proposed for closure, a dismissed one that grew
    reopens).
 
-Everything written is listed in the survey's ``products`` and in ``run.json``.
+Everything written is listed in the survey's ``products`` and in ``run.json``; a detection
+against an earlier survey also lists the after epoch co-registered onto the reference's grid
+(``after_registered``, ``after_registered_dsm``), which the review map, the packages and the
+case platform's chips show so that the outlines fit both images.
+
+**Progress**: ``progress(message, fraction)``, when given, is called as each step starts
+(:data:`STEP_FRACTIONS`: the share of the run done when the step starts, rising to 1.0 at
+``done``; once per lead while the packages are built). **The heavy steps** may run on a
+dask.distributed cluster: ``scheduler`` is handed to :func:`survey.pipeline.run_detect`
+(the atlas check of a first survey runs in this process: one warning line says so).
 
 **A run that fails leaves the registry as it was.** If any step after registration fails
 (an unreadable raster, a detection error, a full disk, an interrupt) up to and including
@@ -43,7 +52,7 @@ case stay in the store, named by that entry). Packages are built before the lead
 recorded (in ``packages/.staged-N/``) and moved to ``packages/lead-<registry id>/`` after, so
 that nothing that can fail for the data's sake follows the recording of the leads.
 
-This module is longer than most (about 850 lines, a third of them docstrings): the steps of
+This module is longer than most (about 950 lines, a third of them docstrings): the steps of
 one run and their order — which is what keeps a failed run out of the registry — are kept in
 one place where they can be checked as a whole; the steps themselves live in their modules.
 """
@@ -54,7 +63,7 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,12 +89,42 @@ if TYPE_CHECKING:
     from survey.evidence.wiring import CommandStore
     from survey.registry import LeadUpdate, Registry, SiteRecord, SurveyRecord
 
-__all__ = ["RunLead", "SurveyRun", "qc_verdict", "run_survey", "site_timeline", "timeline_stages"]
+__all__ = [
+    "STEP_FRACTIONS",
+    "Progress",
+    "RunLead",
+    "SurveyRun",
+    "qc_verdict",
+    "run_survey",
+    "site_timeline",
+    "timeline_stages",
+]
 
 log = logging.getLogger(__name__)
 
 #: Share of the site the photos must cover for a passing flight (below half: ``fail``).
 QC_MIN_COVERED_PCT = 50.0
+
+#: What :func:`run_survey` reports as a step starts: ``progress(message, fraction)``.
+Progress = Callable[[str, float], None]
+
+#: The steps of a run in order and the share of the run done when each starts (the
+#: detection takes most of a run; the packages, about 10 s a lead, the next share).
+STEP_FRACTIONS: dict[str, float] = {
+    "register": 0.0,
+    "ingest": 0.05,
+    "detect": 0.15,
+    "progress": 0.6,
+    "evidence": 0.65,
+    "map": 0.7,
+    "packages": 0.75,
+    "record": 0.95,
+    "done": 1.0,
+}
+
+
+def _no_progress(message: str, fraction: float) -> None:
+    """The progress callback of a run nobody watches."""
 
 
 @dataclass(frozen=True)
@@ -320,6 +359,8 @@ def run_survey(
     user: str | None = None,
     review_map: bool = True,
     packages: bool = True,
+    progress: Progress | None = None,
+    scheduler: str | None = None,
 ) -> SurveyRun:
     """Run one survey of a registered site end to end (module docstring).
 
@@ -344,6 +385,15 @@ def run_survey(
         Who runs it (registry and ledger); default the registry's user.
     review_map, packages : bool
         Write the review map, and an evidence package per lead seen.
+    progress : callable, optional
+        ``progress(message, fraction)``, called as each step starts with the share of the
+        run done (0 to 1, never falling; :data:`STEP_FRACTIONS`) and a line saying what
+        runs, and with ``("done", 1.0)`` at the end; not called after a failure.
+    scheduler : str, optional
+        A dask.distributed scheduler address (``tcp://host:8786``, its workers seeing the
+        input and output paths) or ``"local"``, for the chunked steps of a detection against
+        an earlier survey (:func:`survey.pipeline.run_detect`); by default they run in this
+        process.
 
     Returns
     -------
@@ -361,6 +411,7 @@ def run_survey(
     from survey.registry.core import parse_day
     from survey.registry.schedule import site_folder
 
+    report = progress or _no_progress
     day = parse_day(date, "survey date")
     site_rec = registry.site(site)
     given = _inputs(ortho, dsm, dtm, odm, flight_log, images)
@@ -372,6 +423,7 @@ def run_survey(
             "against the permit atlas; import it with `sitewatch permits import FILE --site "
             f"{site!r}`"
         )
+    report("registering the survey", STEP_FRACTIONS["register"])
     survey = registry.register_survey(
         site,
         day,
@@ -386,7 +438,19 @@ def run_survey(
     run_dir = run_dir / f"{day.isoformat()}-s{survey.survey_id}"
     # the topmost folder this run creates (removed again if the run fails)
     made = next((p for p in reversed([run_dir, *run_dir.parents]) if not p.exists()), None)
-    job = _Job(registry, site_rec, survey, day, given, reference, run_dir, params, user)
+    job = _Job(
+        registry,
+        site_rec,
+        survey,
+        day,
+        given,
+        reference,
+        run_dir,
+        params,
+        user,
+        progress=report,
+        scheduler=scheduler,
+    )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         recorded = _run_until_recorded(
@@ -395,7 +459,9 @@ def run_survey(
     except BaseException as exc:
         _discard(job, exc, made)
         raise
-    return _finish(job, recorded)
+    run = _finish(job, recorded)
+    report("done", STEP_FRACTIONS["done"])
+    return run
 
 
 @dataclass(frozen=True)
@@ -411,6 +477,12 @@ class _Job:
     run_dir: Path
     params: DetectParams
     user: str | None
+    progress: Progress = _no_progress
+    scheduler: str | None = None
+
+    def report(self, step: str, message: str) -> None:
+        """Say that ``step`` (a key of :data:`STEP_FRACTIONS`) starts."""
+        self.progress(message, STEP_FRACTIONS[step])
 
 
 @dataclass
@@ -509,6 +581,7 @@ def _run_until_recorded(
     if flight_log is not None and images is not None:
         from survey.ingest import run_ingest
 
+        job.report("ingest", "ingesting and checking the flight")
         ingest = run_ingest(
             run_dir / "ingest",
             log=flight_log,
@@ -547,6 +620,15 @@ def _run_until_recorded(
     if reference is None:
         from survey.check import run_check
 
+        if job.scheduler:
+            log.warning(
+                "%s %s: a first survey is checked against the permit atlas in this process; "
+                "the scheduler %s runs detections against an earlier survey",
+                site,
+                day,
+                job.scheduler,
+            )
+        job.report("detect", "checking the survey against the permit atlas")
         result = run_check(
             given.ortho,
             given.dsm,
@@ -564,6 +646,7 @@ def _run_until_recorded(
         from survey.pipeline import run_detect
 
         assert reference.ortho is not None
+        job.report("detect", f"detecting changes since survey {reference.survey_id}")
         result = run_detect(
             reference.ortho,
             given.ortho,
@@ -575,13 +658,20 @@ def _run_until_recorded(
             before_date=reference.date,
             after_date=day,
             params=params,
+            scheduler=job.scheduler,
             epochs=None if given.epoch is None else {"after": given.epoch},
         )
+        # the after epoch as detection saw it, on the reference's grid (maps, chips, packages)
+        if result.after_registered is not None:
+            products["after_registered"] = Path(result.after_registered)
+        if result.after_registered_dsm is not None:
+            products["after_registered_dsm"] = Path(result.after_registered_dsm)
         done.ref_kind, done.ref_id = "survey", reference.survey_id
         before_date = reference.date.isoformat()
     ref_kind = done.ref_kind
     products[f"{'check' if ref_kind == 'atlas' else 'detect'}_provenance"] = result.provenance_json
 
+    job.report("progress", "measuring the construction progress of the permits")
     crs = _raster_crs(given.dsm)
     permits_grid = registry.permits_at(site, day, crs=crs)
     progress = measure_progress(
@@ -607,23 +697,28 @@ def _run_until_recorded(
     registry.record_progress(survey.survey_id, progress)
     products["leads"], _gpkg = write_leads(run_dir, leads)
     if cs is not None:
+        job.report("evidence", "adding the evidence to the store")
         evidence += _record_evidence(
             cs, result, ref_kind, given, site_rec.risk, site_rec.name, ingest
         )
         # kept at once: a run that fails from here on names them when it is discarded
         registry.update_survey(survey.survey_id, evidence=evidence)
     if review_map:
+        job.report("map", "drawing the review map")
         products.update(
             _review(registry, site, run_dir, result, ref_kind, reference, given, leads, day)
         )
     if packages and leads:
-        done.staged = _packages(run_dir, result, ref_kind, reference, given, leads, survey.case, cs)
+        done.staged = _packages(
+            run_dir, result, ref_kind, reference, given, leads, survey.case, cs, job.progress
+        )
     registry.update_survey(
         survey.survey_id,
         evidence=evidence,
         products={k: str(v) for k, v in products.items()},
         qc_verdict=verdict,
     )
+    job.report("record", f"recording {len(leads)} lead(s) in the registry")
     done.update = registry.record_leads(
         survey.survey_id,
         leads,
@@ -802,6 +897,7 @@ def _packages(
     leads: Sequence[Lead],
     case: str | None,
     cs: CommandStore | None,
+    progress: Progress = _no_progress,
 ) -> dict[str, Path]:
     """An evidence package per lead of the run, staged before the leads are recorded
     (``packages/.staged-N``; :func:`_finish` moves each to ``packages/lead-<registry id>``).
@@ -816,7 +912,12 @@ def _packages(
     permits = _pairs(run_dir / "inputs" / "permits.geojson")
     existing = _pairs(run_dir / "inputs" / "existing.geojson")
     out: dict[str, Path] = {}
+    start, share = STEP_FRACTIONS["packages"], STEP_FRACTIONS["record"] - STEP_FRACTIONS["packages"]
     for n, lead in enumerate(leads, start=1):
+        progress(
+            f"building the evidence package of lead {n} of {len(leads)}",
+            start + share * (n - 1) / len(leads),
+        )
         excerpt, head = None, None
         if cs is not None:
             from survey.evidence.wiring import package_ledger

@@ -4,6 +4,7 @@
 
     sitewatch run NAME --date D (--ortho F [--dsm F] [--dtm F] | --odm DIR | --log F --images DIR)
                   [--db PATH_OR_URL] [--store STORE] [--out DIR] [--user U] [--json]
+                  [--scheduler ADDRESS]
 
 A flight (``--log`` and ``--images``) is ingested and checked; with an orthophoto (``--ortho``
 with ``--dsm``, or ``--odm``) the survey is checked against the permit atlas when it is the
@@ -11,8 +12,9 @@ site's first, or compared with the last approved survey; leads go to the registr
 seen before keeps its lead), with the construction stage of every permitted project, a review
 map with the per-project timeline, an evidence package per lead and, with an evidence store
 (``--store`` or the registry's), the evidence. Prints the survey id and its leads; ``--json``
-prints them as JSON (:meth:`survey.run_survey.SurveyRun.to_dict`). See
-:mod:`survey.run_survey`.
+prints them as JSON (:meth:`survey.run_survey.SurveyRun.to_dict`). ``--scheduler`` runs the
+chunked steps of a detection on a dask.distributed cluster (as ``sitewatch detect
+--scheduler``). See :mod:`survey.run_survey`.
 """
 
 from __future__ import annotations
@@ -75,6 +77,13 @@ __all__ = ["command"]
 )
 @click.option("--no-map", is_flag=True, help="Do not write the review map.")
 @click.option("--no-packages", is_flag=True, help="Do not write evidence packages.")
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="dask.distributed scheduler address (tcp://host:8786; its workers must see the "
+    "input and output paths) for the chunked steps of a detection against an earlier survey, "
+    "or 'local' for a LocalCluster of worker processes (default: threads in this process).",
+)
 @user_option
 @json_option
 def command(
@@ -93,6 +102,7 @@ def command(
     storey_m: float,
     no_map: bool,
     no_packages: bool,
+    scheduler: str | None,
     user: str | None,
     as_json: bool,
 ) -> None:
@@ -130,6 +140,7 @@ def command(
             user=user,
             review_map=not no_map,
             packages=not no_packages,
+            scheduler=scheduler,
         )
     if as_json:
         echo_json(result.to_dict())

@@ -3,16 +3,19 @@
 ::
 
     sitewatch serve [--db URL] [--store STORE] [--host 127.0.0.1] [--port 8080] [--data DIR]
+                    [--redis URL] [--scheduler ADDRESS]
     sitewatch serve --demo DIR          build the demo site, one user per role; serve it
     sitewatch serve --worker ...        run only the job worker (one per machine or more)
 
 Without ``--no-worker`` the job worker is started beside the server as a second process (the
 embedded queue is a SQLite file under ``--data``; ``--redis URL`` uses Redis instead, for
-workers on other machines). Behind a reverse proxy that terminates TLS, give
-``--forwarded-allow-ips`` the proxy's address so that client addresses (login rate limiting)
-are the real ones. ``--demo DIR`` builds a demo platform in DIR the first time (the synthetic
-site, two surveys, detected leads, an evidence store, one user per role whose passwords are
-printed once) and serves it.
+workers on other machines; ``pip install 'sitewatch[redis]'``). ``--scheduler ADDRESS`` runs
+the chunked steps of a job's detection on a dask.distributed cluster (its workers must see
+``--data`` at the same path); the worker gets it as ``SITEWATCH_SCHEDULER``. Behind a
+reverse proxy that terminates TLS, give ``--forwarded-allow-ips`` the proxy's address so that
+client addresses (login rate limiting) are the real ones. ``--demo DIR`` builds a demo
+platform in DIR the first time (the synthetic site, two surveys, detected leads, an evidence
+store, one user per role whose passwords are printed once) and serves it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def _config(
     max_upload_mb: int,
     insecure_cookies: bool,
     job_packages: bool = True,
+    scheduler: str | None = None,
 ) -> WebConfig:
     from survey.registry import resolve_url
     from survey.registry.engine import describe_url, sqlite_path
@@ -53,6 +57,7 @@ def _config(
     return WebConfig(
         pipeline=os.environ.get("SITEWATCH_PIPELINE", "run"),
         job_packages=job_packages and os.environ.get("SITEWATCH_JOB_PACKAGES", "1") != "0",
+        scheduler=scheduler or os.environ.get("SITEWATCH_SCHEDULER") or None,
         db=describe_url(url) if sqlite_path(url) is not None else url.render_as_string(False),
         store=os.fspath(store) if store is not None else None,
         data_dir=data,
@@ -86,7 +91,8 @@ def _worker(config: WebConfig) -> None:
     with Registry.open(config.db, store=config.store, user="sitewatch serve --worker") as reg:
         recover_interrupted(reg.engine, registry=reg)
     huey, _task = make_queue(config)
-    click.echo(f"job worker on {config.redis_url or config.queue_file}", err=True)
+    on = f" (detection on the dask scheduler {config.scheduler})" if config.scheduler else ""
+    click.echo(f"job worker on {config.redis_url or config.queue_file}{on}", err=True)
     huey.create_consumer(workers=1, worker_type="thread").run()
 
 
@@ -113,6 +119,13 @@ def _worker(config: WebConfig) -> None:
 @click.option("--worker", is_flag=True, help="Run only the job worker.")
 @click.option("--no-worker", is_flag=True, help="Do not start a job worker beside the server.")
 @click.option("--redis", metavar="URL", help="Run jobs through Redis (redis://host:6379/0).")
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="dask.distributed scheduler address (tcp://host:8786; its workers must see --data at "
+    "the same path) for the chunked steps of a job's detection, or 'local' for a LocalCluster "
+    "(default: threads in the job worker).",
+)
 @click.option("--max-upload-mb", default=4096, show_default=True, type=click.IntRange(1))
 @click.option(
     "--job-packages/--no-job-packages",
@@ -143,6 +156,7 @@ def command(
     worker: bool,
     no_worker: bool,
     redis: str | None,
+    scheduler: str | None,
     max_upload_mb: int,
     job_packages: bool,
     forwarded_allow_ips: str,
@@ -152,7 +166,9 @@ def command(
     if demo_dir is not None:
         db_path, store, data = _demo(demo_dir)
         db = db_path
-    config = _config(db, store, data, redis, max_upload_mb, insecure_cookies, job_packages)
+    config = _config(
+        db, store, data, redis, max_upload_mb, insecure_cookies, job_packages, scheduler
+    )
     if worker:
         _worker(config)
         return

@@ -50,6 +50,11 @@ class WebConfig:
         With ``pipeline="run"``, build an evidence package for every lead a job's survey saw
         (about 10 s a lead, for its ``report.pdf``); off, analysts build a lead's package on
         its page when they need it.
+    scheduler : str or None
+        With ``pipeline="run"``, the dask.distributed scheduler (``tcp://host:8786``, or
+        ``local``) that runs the chunked steps of a job's detection
+        (:func:`survey.run_survey.run_survey`); its workers must see the data folder at the
+        same path. None: in the job worker's process.
     """
 
     db: str
@@ -65,6 +70,7 @@ class WebConfig:
     immediate_jobs: bool = False
     pipeline: str = "run"
     job_packages: bool = True
+    scheduler: str | None = None
 
     def folder(self, name: str) -> Path:
         """``data_dir/name``, created (0700) if missing."""
@@ -86,4 +92,6 @@ class WebConfig:
             env["SITEWATCH_REDIS"] = self.redis_url
         env["SITEWATCH_PIPELINE"] = self.pipeline
         env["SITEWATCH_JOB_PACKAGES"] = "1" if self.job_packages else "0"
+        if self.scheduler:
+            env["SITEWATCH_SCHEDULER"] = self.scheduler
         return env

@@ -83,6 +83,8 @@ def build_demo(
         products = {"leads": det.leads_geojson, "provenance": det.provenance_json}
         if det.after_registered is not None:
             products["after_registered"] = det.after_registered
+        if det.after_registered_dsm is not None:
+            products["after_registered_dsm"] = det.after_registered_dsm
         after = _survey(reg, store, after_date, site.after_ortho, site.after_dsm, products)
         reg.record_leads(after, det.leads, reference="survey", reference_survey_id=before)
         if users:

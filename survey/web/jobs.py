@@ -65,7 +65,7 @@ def make_queue(config: WebConfig) -> tuple[Huey, Callable[..., Any]]:
 
             raise WebError(
                 f"--redis {config.redis_url}: the redis package is not installed; "
-                "pip install redis, or leave --redis out to use the embedded queue"
+                "pip install 'sitewatch[redis]', or leave --redis out to use the embedded queue"
             ) from exc
         huey: Huey = RedisHuey("sitewatch", url=config.redis_url)
     elif config.immediate_jobs:
@@ -73,10 +73,18 @@ def make_queue(config: WebConfig) -> tuple[Huey, Callable[..., Any]]:
     else:
         huey = SqliteHuey("sitewatch", filename=str(config.queue_file))
     db, store, data, pipeline = config.db, config.store, os.fspath(config.data_dir), config.pipeline
-    packages = config.job_packages
+    packages, scheduler = config.job_packages, config.scheduler
 
     def run_upload(job_id: int) -> None:
-        execute_job(job_id, db=db, store=store, data_dir=data, pipeline=pipeline, packages=packages)
+        execute_job(
+            job_id,
+            db=db,
+            store=store,
+            data_dir=data,
+            pipeline=pipeline,
+            packages=packages,
+            scheduler=scheduler,
+        )
 
     return huey, huey.task(name=TASK_NAME)(run_upload)
 
@@ -205,11 +213,15 @@ def execute_job(
     data_dir: str,
     pipeline: str = "run",
     packages: bool = True,
+    scheduler: str | None = None,
 ) -> None:
     """Run a queued job to its end (any process may call it; the queue's task does).
 
     ``pipeline``: ``run`` (``sitewatch run``) or ``register`` (store and register only);
-    ``packages``: with ``run``, build an evidence package for every lead the survey saw."""
+    ``packages``: with ``run``, build an evidence package for every lead the survey saw;
+    ``scheduler``: with ``run``, the dask.distributed scheduler of the detection's chunked
+    steps (None: this process). The job's ``progress`` and ``stage`` follow the steps of
+    :func:`survey.run_survey.run_survey`."""
     reg = Registry.open(db, create=False, store=store)
     try:
         found = job_row(reg.engine, job_id)
@@ -226,7 +238,9 @@ def execute_job(
             if pipeline == "register":
                 result = _register_only(reg, job, username, _inputs(job), progress)
             else:
-                result = _run_pipeline(reg, job, username, progress, packages=packages)
+                result = _run_pipeline(
+                    reg, job, username, progress, packages=packages, scheduler=scheduler
+                )
         except Exception as exc:
             log.debug("job %d failed", job_id, exc_info=True)
             text = " ".join(str(exc).split()) or exc.__class__.__name__
@@ -256,7 +270,13 @@ def _inputs(job: JobRow) -> dict[str, Path]:
 
 
 def _run_pipeline(
-    reg: Registry, job: JobRow, username: str, progress: Progress, *, packages: bool = True
+    reg: Registry,
+    job: JobRow,
+    username: str,
+    progress: Progress,
+    *,
+    packages: bool = True,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     from survey.run_survey import run_survey
 
@@ -272,11 +292,13 @@ def _run_pipeline(
         "user": username,
         "progress": progress,
         "packages": packages,
+        "scheduler": scheduler,
         **inputs,
     }
     accepted = inspect.signature(run_survey).parameters
     args = {k: v for k, v in wanted.items() if k in accepted}
-    progress("running the survey pipeline", 0.05)
+    if "progress" not in accepted:
+        progress("running the survey pipeline", 0.05)
     result = run_survey(**args)
     survey = getattr(result, "survey", None)
     return {

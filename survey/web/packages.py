@@ -160,9 +160,11 @@ def build_package(reg: Registry, lead_id: int, data_dir: Path, *, analyst: str) 
             before_date=before.date.isoformat(),
             after_date=after.date.isoformat(),
         )
-        registered = after.products.get("after_registered")
-        if registered:
-            kwargs["after_registered"] = Path(registered)
+        # the after epoch co-registered onto the before grid, as ``sitewatch run`` records it
+        for key in ("after_registered", "after_registered_dsm"):
+            registered = after.products.get(key)
+            if registered and Path(registered).is_file():
+                kwargs[key] = Path(registered)
     elif after.ortho:
         kwargs.update(
             ortho=Path(after.ortho),
@@ -201,12 +203,17 @@ def _window_bounds(lead: LeadRecord) -> tuple[float, float, float, float]:
 
 def lead_chip(reg: Registry, lead: LeadRecord, which: str, data_dir: Path) -> Chip | None:
     """The ``before`` or ``after`` orthophoto around the lead as a 512 px PNG in WGS84 (made
-    once, then cached), or None when the survey has no orthophoto."""
+    once, then cached), or None when the survey has no orthophoto.
+
+    The ``after`` chip is drawn from the after epoch co-registered onto the before grid (the
+    survey's ``after_registered`` product, which ``sitewatch run`` records after a detection),
+    so that the lead's outline, in the before frame, fits it; from the survey's own
+    orthophoto when there is none (a first survey: the outline is in its frame)."""
     after = reg.survey(lead.last_survey_id)
     survey: SurveyRecord | None
     if which == "after":
         survey = after
-        raster = after.products.get("after_registered") or after.ortho
+        raster = _after_raster(after)
     else:
         survey = reg.survey(after.reference_survey_id) if after.reference_survey_id else None
         raster = survey.ortho if survey is not None else None
@@ -218,6 +225,22 @@ def lead_chip(reg: Registry, lead: LeadRecord, which: str, data_dir: Path) -> Ch
         out.parent.mkdir(parents=True, exist_ok=True)
         _render_chip(Path(raster), bounds, out)
     return Chip(out, bounds)
+
+
+def _after_raster(after: SurveyRecord) -> str | None:
+    """The raster of an ``after`` chip: the co-registered after epoch, else the orthophoto."""
+    registered = after.products.get("after_registered")
+    if registered and Path(registered).is_file():
+        return str(registered)
+    if registered:
+        log.warning(
+            "survey %d: its co-registered after epoch %s is gone; the after chip shows the "
+            "survey's orthophoto (outlines may be off by the co-registration shift); run the "
+            "survey again to restore it",
+            after.survey_id,
+            registered,
+        )
+    return after.ortho
 
 
 def _render_chip(raster: Path, bounds: tuple[float, float, float, float], out: Path) -> None:

@@ -725,3 +725,169 @@ def test_a_height_only_permit_reaches_its_top_within_a_storey() -> None:
 )
 def test_the_qc_verdict_of_an_ingest_report(report: dict[str, Any], verdict: str) -> None:
     assert qc_verdict(report) == verdict
+
+
+# ------------------------------------------- progress, co-registered products, dask scheduler
+
+#: Beta's second survey flown with a georeferencing error of (1.3 m east, 0.7 m south): the
+#: whole epoch (ground, structures, DSM) is (6.5, 3.5) px off the first survey's grid.
+BETA_OFF = SeasonSite("Beta", BETA.east0 + 1.3, BETA.north0 - 0.7, seed=BETA.seed)
+
+
+@dataclass
+class DetectRun:
+    """B1 checked and approved, then B2 (flown off by :data:`BETA_OFF`) detected against it."""
+
+    registry: Registry
+    root: Path
+    run: SurveyRun
+    steps: list[tuple[str, float]]
+
+
+def _first_survey_then(
+    root: Path, **run_b2: Any
+) -> tuple[Registry, dict[str, Path], dict[str, Any]]:
+    """A registry with Beta, B1 run and approved, and B2's rasters (with ``run_b2``)."""
+    EvidenceStore.open(root / "store", create=True)
+    reg = Registry.open(root / "reg.db", user=USER)
+    reg.set_evidence_store(root / "store")
+    _register_sites(reg, root)
+    b1 = BETA.write_epoch(root / "e1", [U1], "2025-03-10")
+    first = run_survey(
+        reg, "Beta", "2025-03-10", out_dir=root / "runs", review_map=False, packages=False,
+        **_rasters(b1),
+    )  # fmt: skip
+    reg.approve_survey(first.survey_id, user=USER)
+    b2 = BETA_OFF.write_epoch(root / "e2", [P_B1_WIDE, U1], "2025-05-10")
+    return reg, b2, {"out_dir": root / "runs", **_rasters(b2), **run_b2}
+
+
+@pytest.fixture(scope="module")
+def detect_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DetectRun]:
+    """B2 with every step: evidence store, review map, one package (about 5 s)."""
+    root = tmp_path_factory.mktemp("detect-run")
+    steps: list[tuple[str, float]] = []
+    reg, _files, kw = _first_survey_then(root)
+    run = run_survey(reg, "Beta", "2025-05-10", progress=lambda m, f: steps.append((m, f)), **kw)
+    yield DetectRun(reg, root, run, steps)
+    reg.close()
+
+
+def test_a_run_reports_its_steps_in_order(detect_run: DetectRun) -> None:
+    assert detect_run.steps == [
+        ("registering the survey", 0.0),
+        ("detecting changes since survey 1", 0.15),
+        ("measuring the construction progress of the permits", 0.6),
+        ("adding the evidence to the store", 0.65),
+        ("drawing the review map", 0.7),
+        ("building the evidence package of lead 1 of 1", 0.75),
+        ("recording 1 lead(s) in the registry", 0.95),
+        ("done", 1.0),
+    ]
+
+
+def test_a_run_that_fails_never_reports_done(one_site: Registry, tmp_path: Path) -> None:
+    from survey.errors import SurveyError
+
+    steps: list[tuple[str, float]] = []
+    files = BETA.write_epoch(tmp_path / "e", [U1], "2025-03-10")
+    _damage_a_tile(files["dsm"])
+    with pytest.raises(SurveyError, match="dsm.tif"):
+        run_survey(
+            one_site, "Beta", "2025-03-10", out_dir=tmp_path / "runs",
+            progress=lambda m, f: steps.append((m, f)), **_rasters(files),
+        )  # fmt: skip
+    assert steps == [
+        ("registering the survey", 0.0),
+        ("checking the survey against the permit atlas", 0.15),
+    ]
+
+
+def test_a_detection_records_the_co_registered_after_epoch(detect_run: DetectRun) -> None:
+    """``after_registered*`` are products of the run and of the survey in the registry, on
+    the first survey's grid, with the planted offset taken out."""
+    import rasterio
+
+    run = detect_run.run
+    assert [(r.lead_id, r.action, r.lead.lead_class) for r in run.leads] == [
+        (2, "created", "outside_footprint")
+    ]
+    assert run.leads[0].lead.area_m2 == pytest.approx(40.0, rel=0.05)  # 4 m x 10 m beyond
+    survey = detect_run.registry.survey(run.survey_id)
+    for key, name in (("after_registered", "after_registered.tif"),
+                      ("after_registered_dsm", "after_registered_dsm.tif")):  # fmt: skip
+        assert run.products[key] == run.out_dir / "detect" / name
+        assert survey.products[key] == str(run.products[key])
+    first = detect_run.registry.survey(1)
+    assert first.ortho is not None
+    with rasterio.open(first.ortho) as ref, rasterio.open(run.products["after_registered"]) as reg:
+        assert (reg.crs, reg.transform, reg.shape) == (ref.crs, ref.transform, ref.shape)
+    report = json.loads(Path(run.products["detect_provenance"]).read_text())["coregistration"]
+    assert (report["shift_x_px"], report["shift_y_px"]) == (
+        pytest.approx(-6.5, abs=0.1),
+        pytest.approx(-3.5, abs=0.1),
+    )
+    # the package sitewatch run built shows the co-registered epoch too
+    manifest = json.loads((run.products["package_2"] / "manifest.json").read_text())
+    assert set(manifest["derived"]) == {"after_registered", "after_registered_dsm"}
+
+
+def _chip_pixels(path: Path) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+def test_the_platform_draws_and_packages_a_lead_from_the_co_registered_epoch(
+    detect_run: DetectRun, tmp_path: Path
+) -> None:
+    """The after chip of the lead page is in the before frame: away from the new building it
+    matches the before chip, where the after orthophoto as flown is 1.3 m off; a package
+    built on the platform carries the co-registered epoch."""
+    import numpy as np
+
+    from maps import verify_evidence_package
+    from survey.rasters import sha256_file
+    from survey.web.packages import _render_chip, build_package, lead_chip
+
+    reg, run = detect_run.registry, detect_run.run
+    lead = reg.lead(2)
+    after = lead_chip(reg, lead, "after", tmp_path / "web")
+    before = lead_chip(reg, lead, "before", tmp_path / "web")
+    assert after is not None and before is not None
+    raw = tmp_path / "raw-after.png"
+    _render_chip(Path(str(reg.survey(run.survey_id).ortho)), after.bounds, raw)
+    b, a, r = _chip_pixels(before.path), _chip_pixels(after.path), _chip_pixels(raw)
+    registered = float(np.median(np.abs(a - b)))
+    as_flown = float(np.median(np.abs(r - b)))
+    assert registered <= 2.0 < 6.0 <= as_flown, (registered, as_flown)
+    # a package built by an analyst on the platform
+    folder = build_package(reg, 2, tmp_path / "web", analyst="an")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert {k: v["sha256"] for k, v in manifest["derived"].items()} == {
+        k: sha256_file(run.products[k]) for k in ("after_registered", "after_registered_dsm")
+    }
+    assert verify_evidence_package(folder) == []
+
+
+def test_a_detection_on_a_dask_cluster_finds_the_same_leads(
+    detect_run: DetectRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``sitewatch run --scheduler ADDRESS`` (an in-process LocalCluster): the cluster runs
+    the detection's chunks, and the leads are those of the run in this process."""
+    distributed = pytest.importorskip("distributed")
+    reg, _files, kw = _first_survey_then(tmp_path)
+    url = reg.url.render_as_string(hide_password=False)
+    reg.close()
+    args = ["run", "Beta", "--date", "2025-05-10", "--ortho", str(kw["ortho"]), "--dsm",
+            str(kw["dsm"]), "--dtm", str(kw["dtm"]), "--db", url, "--out", str(kw["out_dir"]),
+            "--no-map", "--no-packages", "--json"]  # fmt: skip
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        capsys.readouterr()
+        assert cli_run([*args, "--scheduler", cluster.scheduler_address]) == 0
+        out = json.loads(capsys.readouterr().out)
+        ran = cluster.scheduler.transition_counter
+    assert ran > 0  # the cluster ran the detection's tasks
+    assert out["leads"] == [r.to_dict() for r in detect_run.run.leads]
+    assert out["products"]["after_registered"].endswith("after_registered.tif")

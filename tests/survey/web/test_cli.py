@@ -70,4 +70,30 @@ def test_serve_with_redis_names_the_missing_package(
         assert run([*args, "--redis", "redis://127.0.0.1:6379/0"]) == 1
         err = capsys.readouterr().err.strip()
         assert "\n" not in err, err
-        assert "--redis redis://127.0.0.1:6379/0" in err and "pip install redis" in err, err
+        assert (
+            "--redis redis://127.0.0.1:6379/0" in err and "pip install 'sitewatch[redis]'" in err
+        ), err
+
+
+def test_serve_hands_its_dask_scheduler_to_the_job_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``serve --scheduler ADDRESS`` puts the address in the worker's environment (as the
+    other settings), and the worker started with that environment reads it back."""
+    from survey.cli.serve import _config
+
+    assert run(["serve", "--help"]) == 0
+    assert "--scheduler ADDRESS" in capsys.readouterr().out
+    monkeypatch.delenv("SITEWATCH_SCHEDULER", raising=False)
+    db, data = str(tmp_path / "city.db"), tmp_path / "web"
+    server = _config(db, None, data, None, 4096, False, True, "tcp://10.0.0.5:8786")
+    assert server.scheduler == "tcp://10.0.0.5:8786"
+    env = server.environment()
+    assert env["SITEWATCH_SCHEDULER"] == "tcp://10.0.0.5:8786"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    worker = _config(db, None, data, None, 4096, False)
+    assert worker.scheduler == "tcp://10.0.0.5:8786"
+    monkeypatch.delenv("SITEWATCH_SCHEDULER")
+    assert _config(db, None, data, None, 4096, False).scheduler is None
+    assert "SITEWATCH_SCHEDULER" not in _config(db, None, data, None, 4096, False).environment()

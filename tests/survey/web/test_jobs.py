@@ -91,14 +91,19 @@ def _small_platform(root: Path) -> None:
         add_user(reg.engine, "an", "analyst", PASSWORD)
 
 
-def test_an_odm_upload_runs_sitewatch_run_and_records_its_lead(tmp_path: Path) -> None:
+def test_an_odm_upload_runs_sitewatch_run_and_records_its_lead(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from fastapi.testclient import TestClient
 
     root = tmp_path / "platform"
     root.mkdir()
     _small_platform(root)
     project = _odm.write_project(tmp_path / "odm", building=True)
-    app = create_app(config_for(root, pipeline="run", job_packages=False))
+    # a dask scheduler configured for the platform reaches the job's run (a first survey is
+    # checked in the worker's process, which one warning line says)
+    scheduler = "tcp://127.0.0.1:1"
+    app = create_app(config_for(root, pipeline="run", job_packages=False, scheduler=scheduler))
     try:
         client = TestClient(app, base_url="https://testserver")
         assert login(client, "op").status_code == 303
@@ -108,6 +113,9 @@ def test_an_odm_upload_runs_sitewatch_run_and_records_its_lead(tmp_path: Path) -
         status = client.get(f"/jobs/{job_id}/status").json()
         assert status["status"] == "done", status["message"]
         assert status["result"]["reference"] == "atlas" and status["result"]["leads"] == 1
+        assert (status["progress"], status["stage"]) == (1.0, "done")
+        (said,) = [r.getMessage() for r in caplog.records if "scheduler" in r.getMessage()]
+        assert said.endswith(f"the scheduler {scheduler} runs detections against an earlier survey")
         with Registry.open(root / "sitewatch.db", create=False) as reg:
             survey = reg.survey(status["survey_id"])
             (summary,) = reg.leads(site="Small site")
@@ -288,8 +296,9 @@ execute_job(int(sys.argv[1]), db=sys.argv[2], store=sys.argv[3], data_dir=sys.ar
 def test_a_run_job_killed_after_registering_its_survey_leaves_no_half_run_survey(
     tmp_path: Path,
 ) -> None:
-    """``sitewatch run`` registers the survey before it detects; killed in between, the
-    worker that recovers the job discards that survey (one ledger entry says why)."""
+    """``sitewatch run`` registers the survey before it detects; killed in between (the job's
+    stored progress says the check has started), the worker that recovers the job discards
+    that survey (one ledger entry says why)."""
     import sqlalchemy as sa
 
     from survey.web.jobs import recover_interrupted
@@ -306,18 +315,23 @@ def test_a_run_job_killed_after_registering_its_survey_leaves_no_half_run_survey
     args = [sys.executable, "-c", _RUN_JOB, str(job_id), str(db), str(store), str(root / "web")]
     watcher = sa.create_engine(f"sqlite:///{db}")
     proc = subprocess.Popen(args)
+    stored: Any = None
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             with watcher.connect() as conn:
-                if conn.exec_driver_sql("SELECT count(*) FROM surveys").scalar():
-                    break
+                stored = conn.exec_driver_sql(
+                    "SELECT progress, stage FROM web_jobs WHERE id = ?", (job_id,)
+                ).one()
+            if stored[0] > 0.05:  # run_survey's progress, past what the job itself reports
+                break
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     finally:
         watcher.dispose()
     assert proc.returncode == -signal.SIGKILL, "the job ended before it could be killed"
+    assert tuple(stored) == (0.15, "checking the survey against the permit atlas")
     with Registry.open(db, create=False, store=str(store), user="worker") as reg:
         (half,) = reg.surveys("Small site")
         assert not reg.leads(site="Small site")  # killed before its leads were recorded
