@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test test-all lint bench browser fonts geoid postgres clean
+.PHONY: demo test test-all lint bench browser fonts geoid postgres redis clean
 
 $(BIN)/.sitewatch-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ fonts:
 geoid:
 	bash tools/install-geoid.sh
 
+redis:
+	bash tools/install-redis.sh
+
 # The registry tests run on SQLite and on PostgreSQL: tools/install-postgres.sh installs Debian's
 # postgresql when missing and starts a throw-away cluster on a socket in a temporary folder (its
 # URL in /tmp/sitewatch-postgres-<uid>/url, read by tests/survey/registry/conftest.py); it is
@@ -37,15 +40,16 @@ geoid:
 postgres:
 	bash tools/install-postgres.sh >/dev/null
 
-test: $(BIN)/.sitewatch-installed browser fonts geoid postgres
-	SITEWATCH_REQUIRE_BROWSER=1 SITEWATCH_REQUIRE_POSTGRES=1 SITEWATCH_REQUIRE_GEOID=1 \
+test: $(BIN)/.sitewatch-installed browser fonts geoid postgres redis
+	SITEWATCH_REQUIRE_BROWSER=1 SITEWATCH_REQUIRE_POSTGRES=1 SITEWATCH_REQUIRE_GEOID=1 SITEWATCH_REQUIRE_REDIS=1 \
 		$(BIN)/python -m pytest -n 2 --dist loadgroup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 # Everything, slow tests included (benchmarks stay in `make bench`).
-test-all: $(BIN)/.sitewatch-installed browser fonts geoid postgres
-	SITEWATCH_REQUIRE_BROWSER=1 SITEWATCH_REQUIRE_POSTGRES=1 SITEWATCH_REQUIRE_GEOID=1 SITEWATCH_HYPOTHESIS_PROFILE=explore \
+test-all: $(BIN)/.sitewatch-installed browser fonts geoid postgres redis
+	SITEWATCH_REQUIRE_BROWSER=1 SITEWATCH_REQUIRE_POSTGRES=1 SITEWATCH_REQUIRE_GEOID=1 SITEWATCH_REQUIRE_REDIS=1 \
+		SITEWATCH_HYPOTHESIS_PROFILE=explore \
 		$(BIN)/python -m pytest -n 2 --dist loadgroup -m 'not benchmark and not sitl'
 
 lint: $(BIN)/.sitewatch-installed

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -346,3 +347,83 @@ def test_a_run_job_killed_after_registering_its_survey_leaves_no_half_run_survey
     assert "its worker stopped mid-run" in json.dumps(discards[0])
     assert discards[0]["parameters"].get("survey") == half.survey_id, discards
     assert EvidenceStore.open(store, read_only=True).verify().ok
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A throw-away redis-server on a free localhost port (Debian's redis-server and the redis
+    package, both installed by ``make test``); skipped without them unless
+    SITEWATCH_REQUIRE_REDIS=1, then it fails."""
+    import socket
+
+    server = shutil.which("redis-server")
+    try:
+        import redis
+    except ImportError:
+        redis = None  # type: ignore[assignment]
+    if server is None or redis is None:
+        msg = "redis-server or the redis package is not installed (make test installs both)"
+        if os.environ.get("SITEWATCH_REQUIRE_REDIS") == "1":
+            pytest.fail(f"SITEWATCH_REQUIRE_REDIS=1 but {msg}")
+        pytest.skip(msg)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10.0
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_jobs_go_through_a_redis_broker_when_configured(
+    platform_env: PlatformEnv, redis_url: str
+) -> None:
+    """With --redis the web process puts the job on Redis and a worker started with the same
+    URL takes it from there: nothing goes through the SQLite queue."""
+    env = platform_env
+    app = create_app(config_for(env.root, immediate_jobs=False, redis_url=redis_url))
+    env.app.state.platform.engine.dispose()
+    env.app = app
+    engine = app.state.platform.engine
+    client = env.client("operator")
+    data = {"site": "Demo site", "date": "2025-11-06", "kind": "flight",
+            "csrf_token": form_token(client, "/upload")}  # fmt: skip
+    sent = client.post("/upload", data=data, files=flight_files(), follow_redirects=False)
+    assert sent.status_code == 303, sent.text
+    job_id = int(sent.headers["location"].rsplit("/", 1)[1])
+    import redis
+
+    assert redis.Redis.from_url(redis_url).dbsize() > 0  # the job waits on Redis
+    assert not (env.root / "web" / "queue" / "jobs.sqlite").exists()
+    args = [sys.executable, "-c", "from survey.cli import main; main()", "serve", "--worker",
+            "--db", str(env.root / "sitewatch.db"), "--store", str(env.root / "store"),
+            "--data", str(env.root / "web"), "--redis", redis_url]  # fmt: skip
+    worker = subprocess.Popen(
+        args, env={**os.environ, "SITEWATCH_PIPELINE": "register"}, stderr=subprocess.PIPE
+    )
+    try:
+        assert _wait_job(engine, job_id) == "done"
+    finally:
+        err = _stop(worker)
+    assert f"job worker on {redis_url}" in err, err
+    done = job_row(engine, job_id)
+    assert done is not None and done[0].survey_id is not None
+    assert EvidenceStore.open(env.root / "store", read_only=True).verify().ok
