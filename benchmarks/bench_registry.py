@@ -197,7 +197,7 @@ def run(quick: bool = False) -> list[Result]:
         reg.close()
         runner = CliRunner()
         all_base = median_time(lambda: plain())
-        for name, args in (
+        for name, cli_args in (
             (f"cli leads list --json ({n_leads})", ["leads", "list", "--json", "--db", db]),
             (f"cli leads list, table ({n_leads})", ["leads", "list", "--db", db]),
             (
@@ -207,7 +207,7 @@ def run(quick: bool = False) -> list[Result]:
             ("cli schedule --date", ["schedule", "--date", day, "--db", db]),
         ):
 
-            def invoke(a: list[str] = args) -> None:
+            def invoke(a: list[str] = cli_args) -> None:
                 res = runner.invoke(cli, a, catch_exceptions=False)
                 assert res.exit_code == 0, res.output
 
@@ -231,6 +231,8 @@ def run(quick: bool = False) -> list[Result]:
             lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), repeat=5
         )
         for name, cmd in (
+            (f"process: sitewatch leads list --json ({n_leads})", ("leads", "list", "--json")),
+            (f"process: sitewatch leads list, table ({n_leads})", ("leads", "list")),
             (
                 "process: sitewatch leads list --state confirmed",
                 ("leads", "list", "--state", "confirmed"),

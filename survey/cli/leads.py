@@ -19,8 +19,11 @@ way, and the cases of the surveys that saw the lead take the new tier
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -84,9 +87,59 @@ def list_cmd(
         _print_leads(leads, as_json)
 
 
+#: rows of ``leads list --json`` written at a time (the output is streamed, not built whole)
+_JSON_CHUNK = 10_000
+
+
+def _json_number(value: float | None) -> str:
+    """``value`` rounded to 2 decimals as ``json.dumps`` writes it (``null`` for None)."""
+    if value is None:
+        return "null"
+    rounded = round(value, 2)
+    if type(rounded) is int or (type(rounded) is float and math.isfinite(rounded)):
+        return repr(rounded)  # what json.dumps writes for a finite float or an int
+    return json.dumps(rounded)
+
+
+def _json_lines(leads: Sequence[LeadSummary]) -> Iterator[str]:
+    """The objects of ``leads list --json``, each exactly as ``json.dumps(lead.to_dict(),
+    ensure_ascii=False, separators=(",", ":"))`` writes it, formatted from the row's columns
+    (text values, few distinct, are encoded once each)."""
+    text: dict[str, str] = {}
+    days: dict[Any, str] = {}
+
+    def enc(value: str) -> str:
+        out = text.get(value)
+        if out is None:
+            out = text[value] = json.dumps(value, ensure_ascii=False)
+        return out
+
+    for lead_id, site, lead_class, kind, state, risk, area, height, seen, closing in leads:
+        day = days.get(seen)
+        if day is None:
+            day = days[seen] = seen.isoformat()
+        yield (
+            f'{{"lead_id":{int(lead_id)!r},"site":{enc(site)},"class":{enc(lead_class)},'
+            f'"kind":{enc(kind)},"state":{enc(state)},"risk":{enc(risk)},'
+            f'"area_m2":{_json_number(area)},"height_gain_m":{_json_number(height)},'
+            f'"last_seen":"{day}","closure_proposed":{"true" if closing else "false"}}}'
+        )
+
+
+def _echo_leads_json(leads: Sequence[LeadSummary]) -> None:
+    """Print ``leads`` as compact JSON, byte for byte what ``echo_json([ld.to_dict() ...],
+    compact=True)`` prints, written in chunks of :data:`_JSON_CHUNK` objects."""
+    lines = _json_lines(leads)
+    for start in range(0, max(len(leads), 1), _JSON_CHUNK):
+        chunk = ",".join(next(lines) for _ in range(min(_JSON_CHUNK, len(leads) - start)))
+        opening = "[" if start == 0 else ","
+        click.echo(opening + chunk, nl=False)
+    click.echo("]")
+
+
 def _print_leads(leads: list[LeadSummary], as_json: bool) -> None:
     if as_json:
-        echo_json([ld.to_dict() for ld in leads], compact=True)
+        _echo_leads_json(leads)
         return
     echo_table(
         [
