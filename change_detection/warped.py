@@ -37,8 +37,17 @@ def _warp_dataarray(
 
 
 def _warp_lazy(result: CoregResult, arr: Any, order: int, like: xr.DataArray, block_px: int) -> Any:
-    import dask
+    """``arr`` (dask, source grid) warped onto the output grid as a dask array chunked like
+    ``like`` (or ``block_px`` square): one task per output chunk, fed the source chunks under
+    its source window (:func:`_source_window`) and slicing that window out of them.
+
+    The graph is written as one layer over the source's chunk keys, so building it costs a
+    window computation per output chunk; wrapping a slice of ``arr`` in ``dask.delayed`` per
+    chunk instead walked the whole source graph each time (3.7 s at 8192 px).
+    """
+    from dask.array import Array
     from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
 
     H, W = result.shape
     if like.chunks is not None:
@@ -46,18 +55,74 @@ def _warp_lazy(result: CoregResult, arr: Any, order: int, like: xr.DataArray, bl
     else:
         ych, xch = _chunk_sizes(H, block_px), _chunk_sizes(W, block_px)
     src_h, src_w = arr.shape[-2], arr.shape[-1]
+    lead = tuple(int(n) for n in arr.shape[:-2])
     out_dtype = _warp_kind(arr, order, None).dtype
-    # The model is bound once and every block named: dask would otherwise walk and hash the
-    # result (its tie-point table) for each block (2 s of graph building at 8192 px).
-    warp_block = dask.delayed(functools.partial(_warp_block, result), pure=True)
     name = f"warp-{tokenize(arr.name, result.to_dict(), order, ych, xch)}"
+    # the model is bound once, so no task carries (and dask never hashes) its tie-point table
+    warp_block = functools.partial(_warp_from_chunks, result)
+    src_keys = _key_grid(arr)
+    row_edges = np.cumsum((0, *arr.chunks[-2]))
+    col_edges = np.cumsum((0, *arr.chunks[-1]))
+    zeros = (0,) * len(lead)
+    layer: dict[Any, Any] = {}
+    r0 = 0
+    for i, h in enumerate(ych):
+        c0 = 0
+        for j, w in enumerate(xch):
+            window = (r0, c0, h, w)
+            y0, y1, x0, x1 = _source_window(result, window, order, (src_h, src_w))
+            bi0, bi1 = _blocks_under(row_edges, y0, y1)
+            bj0, bj1 = _blocks_under(col_edges, x0, x1)
+            keys = src_keys[..., bi0:bi1, bj0:bj1].tolist()
+            corner = (int(row_edges[bi0]), int(col_edges[bj0]))
+            layer[(name, *zeros, i, j)] = (
+                warp_block,
+                keys,
+                corner,
+                (y0, y1, x0, x1),
+                window,
+                order,
+            )
+            c0 += w
+        r0 += h
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[arr])
+    chunks = (*((n,) for n in lead), tuple(ych), tuple(xch))
+    return Array(graph, name, chunks, dtype=out_dtype)
 
-    def block(window: tuple[int, int, int, int], key: tuple[Any, ...]) -> Any:
-        y0, y1, x0, x1 = _source_window(result, window, order, (src_h, src_w))
-        src = arr[..., y0:y1, x0:x1]
-        return warp_block(src, (y0, x0), window, order, dask_key_name=key)
 
-    return _lazy_grid(ych, xch, tuple(arr.shape[:-2]), out_dtype, name, block)
+def _key_grid(arr: Any) -> np.ndarray:
+    """The chunk keys of dask array ``arr`` as an object array shaped like its block grid."""
+    keys = np.empty(arr.numblocks, dtype=object)
+    for index in np.ndindex(*arr.numblocks):
+        keys[index] = (arr.name, *index)
+    return keys
+
+
+def _blocks_under(edges: np.ndarray, start: int, stop: int) -> tuple[int, int]:
+    """First and one-past-last chunk, along an axis with chunk ``edges`` (0, ..., n),
+    that rows ``start:stop`` touch."""
+    first = int(np.searchsorted(edges, start, side="right")) - 1
+    last = int(np.searchsorted(edges, stop, side="left"))
+    return first, last
+
+
+def _warp_from_chunks(
+    result: CoregResult,
+    chunks: list[Any],
+    corner: tuple[int, int],
+    source_window: tuple[int, int, int, int],
+    window: tuple[int, int, int, int],
+    order: int,
+) -> np.ndarray:
+    """One output chunk of :func:`_warp_lazy`: the source ``chunks`` (nested lists, one level
+    per axis, their first pixel at ``corner`` (row, col)) joined and cut to
+    ``source_window`` (y0, y1, x0, x1), then warped into output ``window``."""
+    y0, y1, x0, x1 = source_window
+    joined = _single(chunks)
+    if joined is None:
+        joined = np.block(chunks)
+    src = joined[..., y0 - corner[0] : y1 - corner[0], x0 - corner[1] : x1 - corner[1]]
+    return _warp_block(result, src, (y0, x0), window, order)
 
 
 def _source_window(
@@ -121,6 +186,15 @@ def _warp_blocks(
         window=window,
         translation=None if shift is None else (shift[0] - oy, shift[1] - ox),
     )
+
+
+def _single(nested: Any) -> np.ndarray | None:
+    """The one array in ``nested`` (lists of length one, any depth), else None."""
+    while isinstance(nested, list):
+        if len(nested) != 1:
+            return None
+        nested = nested[0]
+    return np.asarray(nested)
 
 
 class _WarpedView:
