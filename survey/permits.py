@@ -78,6 +78,44 @@ def _number(value: Any, field: str, pid: str, path: os.PathLike[str] | str) -> f
     return x
 
 
+def permit_from_feature(
+    geom: BaseGeometry | None, props: dict[str, Any], pid: str, path: os.PathLike[str] | str
+) -> Permit:
+    """One feature of a permits file as a :class:`Permit` (footprint in the feature's CRS).
+
+    The footprint must be a (multi)polygon (an invalid one is repaired, a degenerate one
+    refused); ``max_height_m`` and ``floors`` are numbers >= 0 or absent; ``valid_from`` and
+    ``valid_to`` are dates or absent and in that order. Shared by :func:`read_permits` and the
+    registry's permit versions (:func:`survey.registry.read_permit_versions`).
+
+    Raises
+    ------
+    PermitError
+        One line naming the file, the permit and the value.
+    """
+    name = _shown(pid)
+    if geom is None or geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
+        kind = "no geometry" if geom is None or geom.is_empty else f"a {geom.geom_type}"
+        raise PermitError(f"{path}: permit {name} has {kind}; a permit needs a polygon footprint")
+    footprint = _footprint(geom, name, path)
+    valid_from = parse_date(props.get("valid_from"), f"{path}: permit {name} valid_from")
+    valid_to = parse_date(props.get("valid_to"), f"{path}: permit {name} valid_to")
+    if valid_from is not None and valid_to is not None and valid_to < valid_from:
+        raise PermitError(
+            f"{path}: permit {name} is valid from {valid_from} to {valid_to}, which ends "
+            "before it starts; fix valid_from / valid_to"
+        )
+    floors = _number(props.get("floors"), "floors", name, path)
+    return Permit(
+        permit_id=pid,
+        geometry=footprint,
+        max_height_m=_number(props.get("max_height_m"), "max_height_m", name, path),
+        floors=None if floors is None else round(floors),
+        valid_from=valid_from,
+        valid_to=valid_to,
+    )
+
+
 def read_permits(path: str | os.PathLike[str], crs: CRS | str | int) -> list[Permit]:
     """Read a permits file and return its permits in ``crs``.
 
@@ -112,32 +150,8 @@ def read_permits(path: str | os.PathLike[str], crs: CRS | str | int) -> list[Per
                 f"{path}: feature {i} has no permit_id; add a permit_id attribute to every "
                 "footprint"
             )
-        name = _shown(pid)
         if pid in seen:
-            raise PermitError(f"{path}: permit_id {name} appears twice; make the ids unique")
+            raise PermitError(f"{path}: permit_id {_shown(pid)} appears twice; make the ids unique")
         seen.add(pid)
-        if geom is None or geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
-            kind = "no geometry" if geom is None or geom.is_empty else f"a {geom.geom_type}"
-            raise PermitError(
-                f"{path}: permit {name} has {kind}; a permit needs a polygon footprint"
-            )
-        geom = _footprint(geom, name, path)
-        valid_from = parse_date(props.get("valid_from"), f"{path}: permit {name} valid_from")
-        valid_to = parse_date(props.get("valid_to"), f"{path}: permit {name} valid_to")
-        if valid_from is not None and valid_to is not None and valid_to < valid_from:
-            raise PermitError(
-                f"{path}: permit {name} is valid from {valid_from} to {valid_to}, which ends "
-                "before it starts; fix valid_from / valid_to"
-            )
-        floors = _number(props.get("floors"), "floors", name, path)
-        permits.append(
-            Permit(
-                permit_id=pid,
-                geometry=geom,
-                max_height_m=_number(props.get("max_height_m"), "max_height_m", name, path),
-                floors=None if floors is None else round(floors),
-                valid_from=valid_from,
-                valid_to=valid_to,
-            )
-        )
+        permits.append(permit_from_feature(geom, props, pid, path))
     return permits

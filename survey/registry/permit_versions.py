@@ -19,13 +19,11 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
-import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -88,51 +86,6 @@ class PermitVersion:
         )
 
 
-def _number(value: Any, field: str, pid: str, path: os.PathLike[str] | str) -> float | None:
-    from change_detection.errors import PermitError
-
-    if value is None or value == "":
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError) as exc:
-        raise PermitError(
-            f"{path}: permit {pid} has {field}={value!r}, not a number; fix the attribute"
-        ) from exc
-    if not math.isfinite(x) or x < 0:
-        raise PermitError(f"{path}: permit {pid} has {field}={value!r}; use a number >= 0")
-    return x
-
-
-def _footprint(geom: BaseGeometry | None, pid: str, path: os.PathLike[str] | str) -> BaseGeometry:
-    from change_detection.errors import PermitError
-
-    if geom is None or geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
-        kind = "no geometry" if geom is None or geom.is_empty else f"a {geom.geom_type}"
-        raise PermitError(f"{path}: permit {pid} has {kind}; a permit needs a polygon footprint")
-    if not np.isfinite(shapely.get_coordinates(geom)).all():
-        raise PermitError(
-            f"{path}: permit {pid} has coordinates outside the range of the file's CRS; check "
-            "the footprint's coordinates and the CRS the file declares"
-        )
-    if not geom.is_valid:
-        reason = shapely.is_valid_reason(geom)
-        parts = [
-            g
-            for g in shapely.get_parts(shapely.make_valid(geom))
-            if g.geom_type in ("Polygon", "MultiPolygon")
-        ]
-        geom = shapely.union_all(parts) if parts else shapely.Polygon()
-        if not geom.is_empty:
-            log.warning("%s: permit %s had an invalid footprint (%s); repaired", path, pid, reason)
-    if geom.is_empty or geom.area <= 0:
-        raise PermitError(
-            f"{path}: permit {pid} has a footprint of no area (its corners are collinear or "
-            "repeated); draw the footprint as a polygon"
-        )
-    return geom
-
-
 def read_permit_versions(path: str | os.PathLike[str]) -> list[PermitVersion]:
     """Read a permit file whose features are versions of permits (module docstring).
 
@@ -153,7 +106,7 @@ def read_permit_versions(path: str | os.PathLike[str]) -> list[PermitVersion]:
     """
     # the detection stack, imported when a file is read (see survey.registry)
     from change_detection.errors import PermitError
-    from change_detection.permits import parse_date
+    from survey.permits import permit_from_feature
     from survey.vectors import feature_id, read_features
 
     features = read_features(path, role="permits file")
@@ -170,24 +123,15 @@ def read_permit_versions(path: str | os.PathLike[str]) -> list[PermitVersion]:
                 f"{path}: feature {i} has no permit_id; add a permit_id attribute to every "
                 "footprint"
             )
-        shown = pid if len(pid) <= 40 and pid.isprintable() else repr(pid)[:40]
-        footprint = _footprint(geom, shown, path)
-        valid_from = parse_date(props.get("valid_from"), f"{path}: permit {shown} valid_from")
-        valid_to = parse_date(props.get("valid_to"), f"{path}: permit {shown} valid_to")
-        if valid_from is not None and valid_to is not None and valid_to < valid_from:
-            raise PermitError(
-                f"{path}: permit {shown} is valid from {valid_from} to {valid_to}, which ends "
-                "before it starts; fix valid_from / valid_to"
-            )
-        floors = _number(props.get("floors"), "floors", shown, path)
+        permit = permit_from_feature(geom, props, pid, path)
         versions.append(
             PermitVersion(
                 permit_id=pid,
-                geometry=footprint,
-                max_height_m=_number(props.get("max_height_m"), "max_height_m", shown, path),
-                floors=None if floors is None else round(floors),
-                valid_from=valid_from,
-                valid_to=valid_to,
+                geometry=permit.geometry,
+                max_height_m=permit.max_height_m,
+                floors=permit.floors,
+                valid_from=permit.valid_from,
+                valid_to=permit.valid_to,
                 source=str(path),
             )
         )
