@@ -39,7 +39,7 @@ from survey.cli.db import (
 )
 
 if TYPE_CHECKING:
-    from survey.registry import LeadSummary
+    from survey.registry import LeadRecord, LeadSummary
 
 __all__ = ["command"]
 
@@ -217,12 +217,8 @@ def set_status_cmd(
     """Move lead LEAD_ID to STATE."""
     with open_registry(db, store=store) as reg:
         lead = reg.set_lead_status(lead_id, state, reason=reason, user=user)
-    if as_json:
-        echo_json(lead.to_dict(geometry=False))
-    elif not is_quiet():
-        last = lead.events[-1]
-        seq = f", custody ledger entry {last.ledger_seq}" if last.ledger_seq is not None else ""
-        click.echo(f"lead {lead.lead_id}: {last.from_state} -> {lead.state} by {last.user}{seq}")
+    last = lead.events[-1]
+    _say_change(lead, f"{last.from_state} -> {lead.state}", as_json)
 
 
 @command.command(name="set-risk")
@@ -245,9 +241,14 @@ def set_risk_cmd(
     """Set lead LEAD_ID's risk tier to RISK (the retention of its evidence follows)."""
     with open_registry(db, store=store) as reg:
         lead = reg.set_lead_risk(lead_id, risk, reason=reason, user=user)
+    _say_change(lead, str(lead.events[-1].reason), as_json)
+
+
+def _say_change(lead: LeadRecord, what: str, as_json: bool) -> None:
+    """The lead after a change: JSON, or one line with who made it and its ledger entry."""
     if as_json:
         echo_json(lead.to_dict(geometry=False))
     elif not is_quiet():
         last = lead.events[-1]
         seq = f", custody ledger entry {last.ledger_seq}" if last.ledger_seq is not None else ""
-        click.echo(f"lead {lead.lead_id}: {last.reason} by {last.user}{seq}")
+        click.echo(f"lead {lead.lead_id}: {what} by {last.user}{seq}")
