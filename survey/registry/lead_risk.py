@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from survey.registry.custody import highest_risk
 from survey.registry.errors import RegistryInputError
-from survey.registry.leads import LeadsMixin
-from survey.registry.models import LeadObservationRow, LeadRow, SiteRow, SurveyRow
+from survey.registry.leads import LeadsMixin, surveys_seen_in
+from survey.registry.models import LeadObservationRow, LeadRow, SiteRow
 from survey.registry.records import LeadRecord
 from survey.registry.sites import RISKS
 
@@ -78,14 +78,7 @@ class LeadRiskMixin(LeadsMixin):
             s.add(event)
             s.flush()
             site = s.get_one(SiteRow, row.site_id)
-            seen_in = sa.select(LeadObservationRow.survey_id).where(
-                LeadObservationRow.lead_id == row.id
-            )
-            surveys = s.execute(
-                sa.select(SurveyRow.id, SurveyRow.case_id, SurveyRow.evidence)
-                .where(SurveyRow.id.in_(seen_in))
-                .order_by(SurveyRow.date, SurveyRow.id)
-            ).all()
+            surveys = surveys_seen_in(s, row.id)
             tiers: dict[int, list[str]] = {sid: [site.risk] for sid, _, _ in surveys}
             for sid, tier in s.execute(
                 sa.select(LeadObservationRow.survey_id, LeadRow.risk)

@@ -73,6 +73,21 @@ LEAD_CLASSES: tuple[str, ...] = (
 registry does not import the detection stack (a test checks they agree)."""
 
 
+def surveys_seen_in(s: Session, lead_row_id: int) -> list[Any]:
+    """(id, case_id, evidence) of every survey a lead was seen in, by date: the cases whose
+    retention and holds follow the lead."""
+    seen_in = sa.select(LeadObservationRow.survey_id).where(
+        LeadObservationRow.lead_id == lead_row_id
+    )
+    return list(
+        s.execute(
+            sa.select(SurveyRow.id, SurveyRow.case_id, SurveyRow.evidence)
+            .where(SurveyRow.id.in_(seen_in))
+            .order_by(SurveyRow.date, SurveyRow.id)
+        ).all()
+    )
+
+
 class LeadsMixin(RegistryCore):
     """Leads (part of :class:`Registry`)."""
 
@@ -626,14 +641,7 @@ class LeadsMixin(RegistryCore):
             s.add(event)
             s.flush()
             site = s.get_one(SiteRow, row.site_id)
-            seen_in = sa.select(LeadObservationRow.survey_id).where(
-                LeadObservationRow.lead_id == row.id
-            )
-            surveys = s.execute(
-                sa.select(SurveyRow.id, SurveyRow.case_id, SurveyRow.evidence)
-                .where(SurveyRow.id.in_(seen_in))
-                .order_by(SurveyRow.date, SurveyRow.id)
-            ).all()
+            surveys = surveys_seen_in(s, row.id)
             cases = sorted({c for _, c, _ in surveys if c})
             evidence = sorted({h for _, _, ev in surveys for h in (ev or [])})
             with self.custody.batch():
