@@ -48,6 +48,18 @@ def site_folder(name: str, site_id: int) -> str:
     return f"{site_id:04d}-{slug[:80]}"
 
 
+def last_survey_dates(up_to: dt.date | None = None) -> sa.Subquery:
+    """(site_id, last) subquery: each site's last survey that counts for its cadence (any QC
+    verdict but "fail"), on or before ``up_to`` when given. The schedule and the platform's
+    site map both date a site's next survey from it."""
+    query = sa.select(SurveyRow.site_id, sa.func.max(SurveyRow.date).label("last")).where(
+        sa.or_(SurveyRow.qc_verdict.is_(None), SurveyRow.qc_verdict != "fail")
+    )
+    if up_to is not None:
+        query = query.where(SurveyRow.date <= up_to)
+    return query.group_by(SurveyRow.site_id).subquery()
+
+
 class ScheduleMixin(RegistryCore):
     """The schedule (part of :class:`Registry`)."""
 
@@ -60,13 +72,7 @@ class ScheduleMixin(RegistryCore):
             Most overdue first (never surveyed first of all), then high risk first, then name.
         """
         day = parse_day(date, "date") if date is not None else self.clock().date()
-        last = (
-            sa.select(SurveyRow.site_id, sa.func.max(SurveyRow.date).label("last"))
-            .where(SurveyRow.date <= day)
-            .where(sa.or_(SurveyRow.qc_verdict.is_(None), SurveyRow.qc_verdict != "fail"))
-            .group_by(SurveyRow.site_id)
-            .subquery()
-        )
+        last = last_survey_dates(day)
         query = sa.select(
             SiteRow.id,
             SiteRow.name,

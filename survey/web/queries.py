@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from survey.registry import LEAD_STATES
 from survey.registry.models import LeadEventRow, LeadObservationRow, LeadRow, SiteRow, SurveyRow
+from survey.registry.schedule import last_survey_dates
 from survey.web.accounts import User
 from survey.web.db import reading
 from survey.web.models import CommentRow, UserRow
@@ -89,12 +90,7 @@ def team_clause(user: User) -> sa.ColumnElement[bool]:
 
 def visible_sites(engine: Engine, user: User) -> list[SiteListRow]:
     """The sites ``user`` may see, with last survey, next due date and open leads, by name."""
-    last = (
-        sa.select(SurveyRow.site_id, sa.func.max(SurveyRow.date).label("last"))
-        .where(sa.or_(SurveyRow.qc_verdict.is_(None), SurveyRow.qc_verdict != "fail"))
-        .group_by(SurveyRow.site_id)
-        .subquery()
-    )
+    last = last_survey_dates()
     open_leads = (
         sa.select(LeadRow.site_id, sa.func.count().label("n"))
         .where(LeadRow.state.not_in(("closed", "dismissed")))
