@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -332,7 +334,7 @@ def test_translation_fast_path_equals_map_coordinates(shift: tuple[float, float]
     dem = rng.normal(size=(300, 500)).astype(np.float32)
     mask = rng.random((300, 500)) > 0.05
     for arr in (rgb, dem, mask):
-        slow = warp_array(pull, arr, 1, None, (300, 500), 128)
+        slow = warp_array(pull, arr, 1, None, (300, 500), 128, tolerance_px=0.0)
         fast = warp_array(pull, arr, 1, None, (300, 500), 128, translation=(ty, tx))
         assert fast.dtype == slow.dtype and fast.shape == slow.shape
         if arr.dtype == np.float32:
@@ -382,6 +384,70 @@ def test_bilinear_warp_of_a_general_model_equals_map_coordinates() -> None:
     assert np.isnan(got[1]).sum() > 400  # the hole and the outside came through as NaN
     np.testing.assert_array_equal(got[2], ref(mask, 0.0) >= 0.999)
     assert got[2].dtype == np.bool_ and 0 < got[2].mean() < 0.95
+
+
+def _near_translation_pull(
+    scale: float, shift: tuple[float, float]
+) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    def pull(r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (1 + scale) * r + 0.7 * scale * c + shift[0], (1 - scale) * c + shift[1]
+
+    return pull
+
+
+def _smooth_layers(n: int) -> list[np.ndarray]:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(11)
+    rgb = ndimage.gaussian_filter(rng.normal(size=(3, n, n)), (0, 2, 2))
+    rgb = np.clip(128 + 300 * rgb, 0, 255).astype(np.uint8)
+    dem = (ndimage.gaussian_filter(rng.normal(size=(n, n)), 3) * 40).astype(np.float32)
+    dem[100:120, 200:260] = np.nan
+    mask = np.ones((n, n), bool)
+    mask[:, :6] = False
+    return [rgb, dem, mask]
+
+
+def test_a_nearly_translating_map_is_applied_as_a_translation_per_tile() -> None:
+    """An affine map within 0.01 px of a translation over each 128 px tile (a scale of 1e-5,
+    as between two surveys of a site) is resampled tile by tile as a translation: within
+    1 DN and 0.01 px worth of height of the exact bilinear values, masks identical, and a
+    window (a chunk) gets exactly the values of the whole raster."""
+    from change_detection.coregistration import warp_arrays
+
+    layers = _smooth_layers(600)
+    pull = _near_translation_pull(1e-5, (-4.7, 8.3))
+    exact = warp_arrays(pull, layers, [1, 1, 1], [None] * 3, (600, 600), tolerance_px=0.0)
+    tiled = warp_arrays(pull, layers, [1, 1, 1], [None] * 3, (600, 600))
+    assert np.abs(tiled[0].astype(int) - exact[0]).max() <= 1
+    assert not np.array_equal(tiled[1], exact[1], equal_nan=True)  # the tile path ran
+    np.testing.assert_array_equal(np.isnan(tiled[1]), np.isnan(exact[1]))
+    slope = np.nanmax(np.abs(np.gradient(layers[1])))
+    assert np.nanmax(np.abs(tiled[1] - exact[1])) <= 0.01 * 2 * slope
+    np.testing.assert_array_equal(tiled[2], exact[2])
+    window = (130, 250, 300, 200)
+    part = warp_arrays(pull, layers, [1, 1, 1], [None] * 3, (600, 600), 64, window)
+    rows, cols = slice(130, 430), slice(250, 450)
+    np.testing.assert_array_equal(part[0], tiled[0][:, rows, cols])
+    np.testing.assert_array_equal(part[1], tiled[1][rows, cols])
+    np.testing.assert_array_equal(part[2], tiled[2][rows, cols])
+
+
+def test_a_map_far_from_a_translation_is_sampled_at_every_coordinate() -> None:
+    """A 1 deg rotation departs from a translation by 1 px over a tile: no tile is taken as a
+    translation, and the values are the exact bilinear ones, bit for bit."""
+    from change_detection.coregistration import warp_arrays
+
+    layers = _smooth_layers(300)
+    a = np.deg2rad(1.0)
+
+    def pull(r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.cos(a) * r + np.sin(a) * c - 2.5, np.cos(a) * c - np.sin(a) * r + 3.25
+
+    exact = warp_arrays(pull, layers, [1, 1, 1], [None] * 3, (300, 300), tolerance_px=0.0)
+    got = warp_arrays(pull, layers, [1, 1, 1], [None] * 3, (300, 300))
+    for g, e in zip(got, exact, strict=True):
+        np.testing.assert_array_equal(g, e)
 
 
 def test_bilinear_gather_gives_the_fill_at_nan_coordinates() -> None:
