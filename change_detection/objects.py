@@ -6,7 +6,8 @@ pieces that touch a block edge (and of the segments wholly inside that pass the 
 no outline), :func:`merge_segment_pieces` joins them across seams the same way, judges every
 whole segment and assembles the kept ones into roofs. Outlines come from the joined pixels,
 so chunked equals whole. (The module is longer than the house's ~500 lines because both
-kinds of piece share the seam joining, the union-find and the outline code.)
+kinds of piece share the seam joining, the union-find and the outline code, and the helpers
+that keep :func:`extract_pieces` fast use the same groups, histograms and outline offset.)
 
 Regions are labelled block by block (4-connectivity). A region that touches a block edge is a
 *piece*; pieces of neighbouring blocks that touch across the seam, with the same change group,
@@ -19,6 +20,7 @@ canonical before they are simplified) and heights are quantiles of merged 1 cm h
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -162,26 +164,162 @@ class ChangeObject:
     rgb_evidence: RoofEvidence | None = None
 
 
-def _histograms(lab: np.ndarray, values: np.ndarray | None, n: int) -> list[Histogram]:
-    """Per-label histograms (1 cm bins) of ``values`` at pixels with label ``lab`` (1-d, > 0)."""
+def _label_groups(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Number the 4-connected regions of each change group, group after group.
+
+    Parameters
+    ----------
+    codes : ndarray of uint8, shape (rows, cols)
+        :data:`~change_detection.change.CHANGE_CODES` of one block core.
+
+    Returns
+    -------
+    labels : ndarray of int32, shape (rows, cols)
+        0 where unchanged; the gain regions first (in raster order of their first pixel),
+        then the loss regions, then the spectral ones.
+    group_of : ndarray of uint8, shape (n + 1,)
+        The group of each label (0 for label 0).
+    """
+    masks = {
+        GROUP_GAIN: (codes == CODE_NEW) | (codes == CODE_RAISED),
+        GROUP_LOSS: codes == CODE_REMOVED,
+        GROUP_SPECTRAL: codes == CODE_SPECTRAL,
+    }
+    labels = np.zeros(codes.shape, np.int32)
+    groups = [np.zeros(1, np.uint8)]
+    n = 0
+    for g, mask in masks.items():
+        if not mask.any():
+            continue  # nothing to label (the spectral group in DSM mode, and vice versa)
+        lab, k = ndimage.label(mask, structure=_FOUR)
+        lab = lab.astype(np.int32, copy=False)
+        if n == 0:
+            labels = lab
+        else:
+            np.add(lab, n, out=lab, where=mask)
+            labels += lab  # the groups' pixels are disjoint
+        groups.append(np.full(k, g, np.uint8))
+        n += k
+    return labels, np.concatenate(groups)
+
+
+def _kept_histograms(
+    lab: np.ndarray,
+    values: np.ndarray | None,
+    inner: np.ndarray,
+    kept: np.ndarray,
+) -> tuple[list[Histogram], list[Histogram]]:
+    """Histograms (1 cm bins) of ``values`` over all pixels and over the interior pixels of
+    each kept label.
+
+    Parameters
+    ----------
+    lab : ndarray of int32, shape (n_pixels,)
+        Label of each labelled pixel (> 0).
+    values : ndarray of float32, shape (n_pixels,), or None
+        Heights in metres (NaN where unknown, left out).
+    inner : ndarray of bool, shape (n_pixels,)
+        The interior pixels.
+    kept : ndarray of int, shape (m,)
+        The labels to describe, ascending.
+
+    Returns
+    -------
+    all, interior : list of Histogram, each of length m (in the order of ``kept``)
+        Values in cm (int32, ascending; clipped to the int32 range) and their counts.
+    """
     empty: Histogram = (np.zeros(0, np.int32), np.zeros(0, np.int64))
+    m = kept.size
     if values is None:
-        return [empty] * (n + 1)
-    sel = np.isfinite(values)
-    lab = lab[sel]
-    q = np.round(values[sel].astype(np.float64) * 100.0).astype(np.int64)
-    out = [empty] * (n + 1)
-    if lab.size == 0:
-        return out
-    key = lab.astype(np.int64) * (1 << 32) + (q + (1 << 31))
-    uniq, counts = np.unique(key, return_counts=True)
-    ulab = (uniq >> 32).astype(np.int64)
-    uval = ((uniq & ((1 << 32) - 1)) - (1 << 31)).astype(np.int32)
-    starts = np.searchsorted(ulab, np.arange(n + 2))
-    for k in np.unique(ulab):
-        a, b = starts[k], starts[k + 1]
-        out[int(k)] = (uval[a:b], counts[a:b].astype(np.int64))
-    return out
+        return [empty] * m, [empty] * m
+    rank = np.full(int(lab.max()) + 1, -1, np.int64)
+    rank[kept] = np.arange(m)
+    r = rank[lab]
+    sel = (r >= 0) & np.isfinite(values)
+    if not sel.any():
+        return [empty] * m, [empty] * m
+    cm = np.round(values[sel].astype(np.float64) * 100.0)
+    q = np.clip(cm, np.iinfo(np.int32).min, np.iinfo(np.int32).max).astype(np.int64)
+    low = int(q.min())
+    span = int(q.max()) - low + 1
+    # (rank, value) as one integer: sorted keys run label by label, values ascending
+    key = r[sel] * span + (q - low)
+    return _split_keys(key, m, span, low), _split_keys(key[inner[sel]], m, span, low)
+
+
+def _split_keys(key: np.ndarray, m: int, span: int, low: int) -> list[Histogram]:
+    """The histogram of each of ``m`` ranks from keys ``rank * span + (value - low)``.
+
+    Counted into one array of ``m * span`` bins when that is at most a few bins per pixel
+    (heights of one block span metres, not kilometres), else by sorting the keys.
+    """
+    if m * span <= 4 * key.size + (1 << 16):
+        bins = np.bincount(key)
+        uniq = np.flatnonzero(bins)
+        counts = bins[uniq]
+    else:
+        uniq, counts = np.unique(key, return_counts=True)
+    ranks = uniq // span
+    values = (uniq - ranks * span + low).astype(np.int32)
+    counts = counts.astype(np.int64)
+    starts = np.searchsorted(ranks, np.arange(m + 1))
+    return [(values[a:b], counts[a:b]) for a, b in itertools.pairwise(starts.tolist())]
+
+
+def _outlines(labels: np.ndarray, kept: np.ndarray, row0: int, col0: int) -> list[BaseGeometry]:
+    """Pixel-exact outline of each kept region, in global pixel coordinates plus one.
+
+    The windows of the regions are packed into one mosaic (in shelves as wide as the block,
+    tallest first, one pixel apart) and polygonised in one call, the rest masked out: one
+    call per region spent most of its time on rasterio's and GDAL's set-up, and the
+    background would have been traced too. A region alone among masked-out pixels gives the
+    same polygon wherever it lies, so each polygon is moved back to its place.
+
+    Parameters
+    ----------
+    labels : ndarray of int32, shape (rows, cols)
+    kept : ndarray of int, shape (m,)
+        Labels, ascending; each a 4-connected region.
+    row0, col0 : int
+        Global pixel offset of ``labels``.
+
+    Returns
+    -------
+    list of shapely Polygon, in the order of ``kept``.
+    """
+    if kept.size == 0:
+        return []
+    windows = ndimage.find_objects(labels)
+    width = labels.shape[1]
+    places: dict[int, tuple[int, int]] = {}
+    y = x = shelf = 0
+    for k in sorted(kept.tolist(), key=lambda k: windows[k - 1][0].start - windows[k - 1][0].stop):
+        rows, cols = windows[k - 1]
+        if x + (cols.stop - cols.start) > width:
+            y, x, shelf = y + shelf + 1, 0, 0
+        places[k] = (y, x)
+        x += cols.stop - cols.start + 1
+        shelf = max(shelf, rows.stop - rows.start)
+    mosaic = np.zeros((y + shelf, width), np.int32)
+    for k, (y, x) in places.items():
+        sub = labels[windows[k - 1]] == k
+        mosaic[y : y + sub.shape[0], x : x + sub.shape[1]][sub] = k
+    # _PIXEL_OFFSET: an identity transform would make rasterio warn that the array is not
+    # georeferenced; merge_pieces takes the offset out.
+    transform = Affine.translation(_PIXEL_OFFSET, _PIXEL_OFFSET)
+    with _SHAPES_LOCK:
+        found = list(
+            rasterio.features.shapes(mosaic, mask=mosaic > 0, connectivity=4, transform=transform)
+        )
+    rings = {int(value): geojson["coordinates"] for geojson, value in found}
+    outlines = []
+    for k in kept.tolist():
+        rows, cols = windows[k - 1]
+        y, x = places[k]
+        shift = np.array([col0 + cols.start - x, row0 + rows.start - y], np.float64)
+        shell, *holes = (shapely.linearrings(np.array(ring) + shift) for ring in rings[k])
+        outlines.append(shapely.polygons(shell, holes=holes or None))
+    return outlines
 
 
 def extract_pieces(
@@ -206,32 +344,12 @@ def extract_pieces(
         only get smaller pieces' company across a seam, which they do not touch).
     """
     codes = layers.codes
-    masks = {
-        GROUP_GAIN: (codes == CODE_NEW) | (codes == CODE_RAISED),
-        GROUP_LOSS: codes == CODE_REMOVED,
-        GROUP_SPECTRAL: codes == CODE_SPECTRAL,
-    }
-    labels = np.zeros(codes.shape, np.int32)
-    group_ranges: list[tuple[int, int, int]] = []
-    n = 0
-    for g, mask in masks.items():
-        if not mask.any():
-            continue  # nothing to label (the spectral group in DSM mode, and vice versa)
-        lab, k = ndimage.label(mask, structure=_FOUR)
-        if k and n == 0:
-            labels = lab.astype(np.int32, copy=False)
-        elif k:
-            sel = lab > 0
-            labels[sel] = lab[sel] + n
-        group_ranges.append((n + 1, n + k + 1, g))
-        n += k
+    labels, group_of = _label_groups(codes)
     top, bottom = labels[0].copy(), labels[-1].copy()
     left, right = labels[:, 0].copy(), labels[:, -1].copy()
+    n = group_of.size - 1
     if n == 0:
         return BlockPieces(block, {}, top, bottom, left, right)
-    group_of = np.zeros(n + 1, np.uint8)
-    for start, stop, g in group_ranges:
-        group_of[start:stop] = g
     # The statistics only look at labelled pixels: gather them once.
     region = labels > 0
     lab = labels[region]
@@ -246,50 +364,26 @@ def extract_pieces(
     edge[np.concatenate([top, bottom, left, right])] = True
     keep = (counts >= min_pixels) | edge
     keep[0] = False
+    kept = np.flatnonzero(keep)
     inner = layers.interior[region]
     dh = None if layers.dh is None else layers.dh[region]
     height = None if layers.height_after is None else layers.height_after[region]
-    if keep[1:].all():
-        labels_kept = labels
-    else:
-        labels_kept = np.where(keep[labels], labels, 0).astype(np.int32)
-        kept = keep[lab]
-        lab, inner = lab[kept], inner[kept]
-        dh = None if dh is None else dh[kept]
-        height = None if height is None else height[kept]
-    lab_inner = lab[inner]
-    dh_all = _histograms(lab, dh, n)
-    dh_int = _histograms(lab_inner, None if dh is None else dh[inner], n)
-    h_int = _histograms(lab_inner, None if height is None else height[inner], n)
-    h_all = _histograms(lab, height, n)
+    dh_all, dh_int = _kept_histograms(lab, dh, inner, kept)
+    h_all, h_int = _kept_histograms(lab, height, inner, kept)
+    outlines = _outlines(labels, kept, row0, col0)
     pieces: dict[int, Piece] = {}
-    # Outlines in pixel coordinates shifted by _PIXEL_OFFSET (an identity transform would make
-    # rasterio warn that the array is not georeferenced); merge_pieces takes the offset out.
-    # One small window per region: no mask argument (rasterio would build an ungeoreferenced
-    # dataset for it and warn) and no huge background polygon.
-    outlines: dict[int, BaseGeometry] = {}
-    for k, window in enumerate(ndimage.find_objects(labels_kept), start=1):
-        if window is None:
-            continue
-        sub = (labels_kept[window] == k).astype(np.uint8)
-        transform = Affine.translation(
-            col0 + window[1].start + _PIXEL_OFFSET, row0 + window[0].start + _PIXEL_OFFSET
-        )
-        with _SHAPES_LOCK:
-            found = list(rasterio.features.shapes(sub, connectivity=4, transform=transform))
-        outlines[k] = shape(next(g for g, v in found if v == 1))
-    for k, outline in outlines.items():
+    for i, k in enumerate(kept.tolist()):
         pieces[k] = Piece(
             block=block,
             label=k,
             group=int(group_of[k]),
             count=int(counts[k]),
             raised=int(raised[k]),
-            geometry=outline,
-            dh_all=dh_all[k],
-            dh_interior=dh_int[k],
-            height_interior=h_int[k],
-            height_all=h_all[k],
+            geometry=outlines[i],
+            dh_all=dh_all[i],
+            dh_interior=dh_int[i],
+            height_interior=h_int[i],
+            height_all=h_all[i],
             planar_vegetation_colour=int(planar_colour[k]),
         )
     return BlockPieces(block, pieces, top, bottom, left, right)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from affine import Affine
+from shapely.geometry import Polygon, box
 
-from change_detection.change import CODE_NEW, CODE_RAISED, CODE_REMOVED, ChangeLayers, pixel_scale
+from change_detection.change import (
+    CODE_NEW,
+    CODE_RAISED,
+    CODE_REMOVED,
+    CODE_SPECTRAL,
+    ChangeLayers,
+    pixel_scale,
+)
 from change_detection.objects import extract_pieces, merge_pieces
 from change_detection.params import DetectParams
 
@@ -81,3 +89,120 @@ def test_objects_below_the_minimum_height_are_dropped() -> None:
     dh[10:90, 10:90] = 2.0  # the classification said "gain", but the robust height is low
     objs = merge_pieces(_split(codes, dh, [0, 100], [0, 100]), T, P, SCALE, rgb_only=False)
     assert objs == []
+
+
+def _edge_scene(spike: bool) -> ChangeLayers:
+    """A 12 x 16 block: a ring touching two edges, a removal beside it, diagonal neighbours,
+    small regions inside (dropped) and on the edge (kept), NaN heights, and optionally a
+    15 000 km height spike, a blunder that one bin per centimetre could not hold (the
+    histograms then come from sorted keys)."""
+    codes = np.zeros((12, 16), np.uint8)
+    dh = np.full((12, 16), 6.0, np.float32)
+    interior = np.zeros((12, 16), bool)
+    colour = np.zeros((12, 16), bool)
+    codes[0:5, 0:5] = CODE_NEW  # A: 5 x 5 ring on the top and left edges
+    codes[2, 2] = 0
+    codes[1, 1:3] = CODE_RAISED
+    dh[1, 1:3] = 9.0
+    dh[0, 0] = np.nan
+    interior[[1, 3, 3], [2, 1, 3]] = True
+    colour[2, 0:2] = True
+    codes[0:5, 5:8] = CODE_REMOVED  # B: touches A, another group
+    dh[0:5, 5:8] = -4.0
+    codes[6:9, 8:11] = CODE_NEW  # D1 and D2 meet only at a corner: two regions
+    dh[6:9, 8:11] = 3.0
+    codes[9:12, 11:14] = CODE_NEW  # D2 on the bottom edge
+    dh[9:12, 11:14] = 3.25
+    if spike:
+        dh[10, 12] = 1.5e7
+    codes[7, 3:5] = CODE_REMOVED  # E: 2 px inside the block, under min_pixels: dropped
+    codes[0, 15] = CODE_SPECTRAL  # F: 1 px on the top-right corner, kept
+    dh[0, 15] = np.nan
+    codes[5, 0:3] = 10  # vegetation: not a change
+    return ChangeLayers(
+        codes=codes,
+        dh=dh,
+        height_after=dh + np.float32(1.0),
+        interior=interior,
+        planar_vegetation_colour=colour,
+    )
+
+
+def _hist(values: list[int], counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array(values, np.int32), np.array(counts, np.int64)
+
+
+def _same_hist(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray]) -> bool:
+    return all(g.dtype == w.dtype and np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize("spike", [False, True])
+def test_pieces_of_a_block_with_edges_holes_groups_and_diagonals(spike: bool) -> None:
+    bp = extract_pieces(_edge_scene(spike), (3, 4), 100, 200, min_pixels=5)
+    # gain regions first in raster order of their first pixel, then losses, then spectral;
+    # E (label 5) is dropped but keeps its number
+    assert list(bp.pieces) == [1, 2, 3, 4, 6]
+    assert [bp.pieces[k].group for k in bp.pieces] == [1, 1, 1, 2, 3]
+    assert [bp.pieces[k].count for k in bp.pieces] == [24, 9, 9, 15, 1]
+    assert all(p.block == (3, 4) and p.label == k for k, p in bp.pieces.items())
+    a, d1, d2, b, f = (bp.pieces[k] for k in (1, 2, 3, 4, 6))
+    assert (a.raised, a.planar_vegetation_colour, b.raised) == (2, 2, 0)
+    # outlines in global pixel coordinates plus one, the hole kept
+    ring = Polygon(box(201, 101, 206, 106).exterior, [box(203, 103, 204, 104).exterior])
+    assert a.geometry.equals(ring) and len(a.geometry.interiors) == 1
+    assert b.geometry.equals(box(206, 101, 209, 106))
+    assert d1.geometry.equals(box(209, 107, 212, 110))
+    assert d2.geometry.equals(box(212, 110, 215, 113))
+    assert f.geometry.equals(box(216, 101, 217, 102))
+    # histograms in cm: NaN left out, interior pixels on their own
+    assert _same_hist(a.dh_all, _hist([600, 900], [21, 2]))
+    assert _same_hist(a.dh_interior, _hist([600, 900], [2, 1]))
+    assert _same_hist(a.height_all, _hist([700, 1000], [21, 2]))
+    assert _same_hist(a.height_interior, _hist([700, 1000], [2, 1]))
+    assert _same_hist(b.dh_all, _hist([-400], [15]))
+    assert _same_hist(d1.dh_all, _hist([300], [9]))
+    if spike:
+        assert _same_hist(d2.dh_all, _hist([325, 1_500_000_000], [8, 1]))
+        assert _same_hist(d2.height_all, _hist([425, 1_500_000_100], [8, 1]))
+    else:
+        assert _same_hist(d2.dh_all, _hist([325], [9]))
+    assert _same_hist(f.dh_all, _hist([], [])) and _same_hist(d1.dh_interior, _hist([], []))
+    # labels along the edges, for the seams (the dropped region is not on one)
+    assert bp.top.tolist() == [1] * 5 + [4] * 3 + [0] * 7 + [6]
+    assert bp.bottom.tolist() == [0] * 11 + [3] * 3 + [0] * 2
+    assert bp.left.tolist() == [1] * 5 + [0] * 7
+    assert bp.right.tolist() == [6] + [0] * 11
+
+
+def test_many_pieces_each_get_their_own_outline() -> None:
+    codes = np.zeros((30, 40), np.uint8)
+    truth = {}
+    for i in range(6):
+        for j in range(8):
+            side = 1 + (i + j) % 4
+            code = CODE_NEW if (i + j) % 2 else CODE_REMOVED
+            codes[5 * i : 5 * i + side, 5 * j : 5 * j + side] = code
+            truth[(5 * i, 5 * j)] = (side, 1 if code == CODE_NEW else 2)
+    layers = _layers(codes, np.where(codes == CODE_NEW, 4.0, -4.0).astype(np.float32))
+    bp = extract_pieces(layers, (0, 0), 1000, 2000, min_pixels=1)
+    assert len(bp.pieces) == 48
+    for piece in bp.pieces.values():
+        minx, miny = piece.geometry.bounds[:2]
+        r, c = int(miny) - 1001, int(minx) - 2001
+        side, group = truth[(r, c)]
+        assert piece.geometry.equals(box(2001 + c, 1001 + r, 2001 + c + side, 1001 + r + side))
+        assert (piece.count, piece.group) == (side * side, group)
+
+
+def test_a_one_pixel_high_block() -> None:
+    codes = np.array([[CODE_NEW, CODE_NEW, 0, CODE_REMOVED, CODE_REMOVED, CODE_REMOVED, 0, 1]])
+    bp = extract_pieces(_layers(codes, np.ones(codes.shape, np.float32)), (0, 2), 7, 30, 600)
+    assert {k: (p.group, p.count) for k, p in bp.pieces.items()} == {
+        1: (1, 2),
+        2: (1, 1),
+        3: (2, 3),
+    }
+    assert bp.pieces[1].geometry.equals(box(31, 8, 33, 9))
+    assert bp.pieces[2].geometry.equals(box(38, 8, 39, 9))
+    assert bp.pieces[3].geometry.equals(box(34, 8, 37, 9))
+    assert bp.top.tolist() == bp.bottom.tolist() == [1, 1, 0, 3, 3, 3, 0, 2]
