@@ -3,10 +3,12 @@
 Inputs: the synthetic site (seed 0, 80 m at 10 cm, both epochs with DSMs, rendered on one
 frame) is tiled into square mosaics of N x N px and written as tiled, DEFLATE-compressed
 GeoTIFFs (512 px tiles, like OpenDroneMap's), orthophotos with an internal mask and DSMs with
-a nodata value. The after mosaic is georeferenced ``AFTER_OFFSET_M`` off the before one (the
-GNSS error between two flights: a global shift of a non-integer number of pixels, so the
-grids differ too); a misregistration rendered into the 80 m tile would repeat in every tile,
-a saw-tooth no survey has.
+a nodata value. The orthophotos carry internal overviews at 2, 4, 8 and 16 (average, JPEG),
+as OpenDroneMap builds them (see :func:`_write_mosaic`), which the co-registration's coarse
+pass reads (``survey.overviews``). The after mosaic is georeferenced ``AFTER_OFFSET_M`` off
+the before one (the GNSS error between two flights: a global shift of a non-integer number of
+pixels, so the grids differ too); a misregistration rendered into the 80 m tile would repeat
+in every tile, a saw-tooth no survey has.
 
 For every size three fresh subprocesses read all four rasters with rasterio, tile by tile on
 as many threads as there are cores (the read: nothing can be faster than decoding the
@@ -55,9 +57,11 @@ AFTER_OFFSET_M = (0.83, -0.47)
 
 
 def _write_mosaic(scene: Any, root: Path, side: int) -> dict[str, Path]:
-    """Tile the rendered scene into side x side GeoTIFFs written block by block."""
+    """Tile the rendered scene into side x side GeoTIFFs written block by block; the
+    orthophotos get OpenDroneMap's overviews."""
     import rasterio
     from affine import Affine
+    from rasterio.enums import Resampling
     from rasterio.windows import Window
 
     root.mkdir(parents=True, exist_ok=True)
@@ -104,6 +108,21 @@ def _write_mosaic(scene: Any, root: Path, side: int) -> dict[str, Path]:
                     o.write(np.stack([b[ix] for b in rgb]), window=win)
                     o.write_mask(np.where(valid[ix], 255, 0).astype(np.uint8), window=win)
                     d.write(dsm_filled[ix], 1, window=win)
+        # OpenDroneMap's overviews (ODM's opendm/orthophoto.py::build_overviews, run with
+        # --build-overviews unless --cog: "gdaladdo -r average --config COMPRESS_OVERVIEW JPEG
+        # --config INTERLEAVE_OVERVIEW PIXEL --config PHOTOMETRIC_OVERVIEW YCBCR ... 2 4 8 16"),
+        # internal, the orthophoto's only; both options are off by default in ODM, whose
+        # plain orthophoto has none (then the coarse pass reads the full-resolution pixels).
+        with (
+            rasterio.Env(
+                COMPRESS_OVERVIEW="JPEG",
+                INTERLEAVE_OVERVIEW="PIXEL",
+                PHOTOMETRIC_OVERVIEW="YCBCR",
+                BIGTIFF_OVERVIEW="IF_SAFER",
+            ),
+            rasterio.open(ortho, "r+") as o,
+        ):
+            o.build_overviews([2, 4, 8, 16], Resampling.average)
         paths[f"{epoch}_ortho"] = ortho
         paths[f"{epoch}_dsm"] = dsm_path
     return paths
@@ -195,7 +214,7 @@ def mandated_floor():
     finish_change_tif(change, "floor")
 
 t0 = time.perf_counter()
-n_leads, stages = None, None
+n_leads, stages, model = None, None, None
 if what == "read":
     for p in paths.values():
         read_all(p)
@@ -208,8 +227,10 @@ else:
                      before_dsm=paths["before_dsm"], after_dsm=paths["after_dsm"],
                      params=DetectParams(coregister=what == "detect"))
     n_leads, stages = len(res.leads), res.timings_s
+    model = res.coregistration.get("model")
 seconds = time.perf_counter() - t0
-print(json.dumps({"s": seconds, "n_leads": n_leads, "stages": stages, **own_peak()}))
+print(json.dumps({"s": seconds, "n_leads": n_leads, "stages": stages, "model": model,
+                  **own_peak()}))
 """
 
 #: Appended to every child: its own peak memory, read at its end. ``VmHWM`` of
@@ -274,6 +295,7 @@ def _measure(paths: dict[str, Path], out: Path, floor: bool) -> dict[str, Any]:
         "peak_ru_maxrss_mb": full["ru_maxrss_mb"],
         "n_leads": full["n_leads"],
         "stages": full["stages"],
+        "model": full["model"],
     }
 
 
@@ -301,7 +323,8 @@ def run(quick: bool) -> list[Result]:
                 f"   {side} px: read {m['read_s']:.1f} s ({m['read_rss_mb']:.0f} MB), "
                 f"detect {m['detect_s']:.1f} s, "
                 f"peak {m['peak_rss_mb']:.0f} MB (ru_maxrss {m['peak_ru_maxrss_mb']:.0f} MB), "
-                f"{m['n_leads']} leads, stages {m['stages']}; "
+                f"{m['n_leads']} leads, co-registration model {m['model']}, "
+                f"stages {m['stages']}; "
                 f"--no-coregister {m['own_s']:.1f} s, {m['own_rss_mb']:.0f} MB",
                 flush=True,
             )

@@ -17,6 +17,9 @@ fraction of a pixel (two photogrammetry runs rarely share a grid origin) to the 
 pixel instead: the misregistration it measures next includes that fraction, so the target is
 resampled once (by the model) rather than twice, and lazily. The report's shift is the
 georeferenced one (the snap taken back out) and ``grid_snap_px`` records the snap.
+:func:`snapped_offset` says where the snapped target's pixels come from, so that coarse
+images made elsewhere (from the files' overviews, :mod:`survey.overviews`) can be handed to
+:func:`align_epoch` (``coarse=``) on the grid the estimate uses.
 
 Dask-backed inputs (``open_orthophoto(..., chunks=...)``) give dask-backed outputs: the warp
 (:mod:`change_detection.warped`) is built as one task per output chunk reading only the source
@@ -44,18 +47,27 @@ from change_detection.coregistration import (
     coregister,
     estimate_vertical_offset,
 )
+from change_detection.coregistration.coarse import COARSE_IMAGES_UNUSED, CoarseImages
 from change_detection.errors import CoregistrationError
-from change_detection.onto_grid import _grid_of, _RowCache, grid_snap, onto_reference_grid
+from change_detection.onto_grid import (
+    _grid_of,
+    _grid_offset,
+    _RowCache,
+    grid_snap,
+    onto_reference_grid,
+)
 from change_detection.warped import _source_window, _warp_blocks, _warp_dataarray, _WarpedView
 
 __all__ = [
     "SHIFT_CONVENTION",
     "VERTICAL_OFFSET_CONVENTION",
     "AlignedEpoch",
+    "CoarseImages",
     "align_epoch",
     "grid_snap",
     "onto_reference_grid",
     "residuals_feature_collection",
+    "snapped_offset",
 ]
 
 log = logging.getLogger(__name__)
@@ -101,6 +113,9 @@ class AlignedEpoch:
     sources: tuple[Any, Any, Any] | None = field(default=None, repr=False, compare=False)
     order: int = 1
     nir: xr.DataArray | None = None
+    #: What the coarse pass correlated when it was not the full-resolution rasters (the
+    #: :attr:`CoarseImages.source` of images handed to :func:`align_epoch` and used).
+    coarse_source: str | None = None
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -161,7 +176,8 @@ class AlignedEpoch:
         parameters, rmse_px, rmse_m, n_tiepoints, n_used, vertical_offset_m,
         vertical_offset_convention, confidence, warnings, grid (crs, transform, shape),
         grid_snap_px and residuals (a GeoJSON FeatureCollection in WGS84 of the tie points
-        with their measured shift, residual vectors and used flag).
+        with their measured shift, residual vectors and used flag); ``coarse_pass`` (what
+        the whole-image search correlated) when it was not the full-resolution rasters.
 
         ``shift_x_px``/``shift_y_px`` are georeferenced: how far the target's content lies
         from the reference's by their georeferencing. When the target's grid was snapped to
@@ -193,6 +209,8 @@ class AlignedEpoch:
             "shape": list(r.shape),
         }
         out["residuals"] = residuals_feature_collection(r, t, self.reference_crs)
+        if self.coarse_source is not None:
+            out["coarse_pass"] = self.coarse_source
         return out
 
 
@@ -267,6 +285,7 @@ def align_epoch(
     reference_valid: xr.DataArray | None = None,
     order: int = 1,
     target_nir: xr.DataArray | None = None,
+    coarse: CoarseImages | None = None,
 ) -> AlignedEpoch:
     """Bring a target epoch onto the reference grid and remove its misregistration.
 
@@ -293,6 +312,13 @@ def align_epoch(
     target_nir : DataArray, uint8, dims (y, x), optional
         The target's near-infrared band (same grid as ``target_rgb``), warped like it into
         :attr:`AlignedEpoch.nir`.
+    coarse : CoarseImages, optional
+        The reference and the target block-averaged on the reference's coarse grid, the
+        target placed as this function places it (:func:`snapped_offset`), e.g. from the
+        files' overviews (:func:`survey.overviews.coarse_from_overviews`): the coarse pass
+        correlates them instead of reading both rasters in full (see
+        :func:`~change_detection.coregistration.coregister`). Without it, or when they give
+        no usable estimate (a warning says so), the rasters are block-averaged.
 
     Returns
     -------
@@ -323,7 +349,7 @@ def align_epoch(
     tval = onto_reference_grid(
         target_valid, reference_rgb, resampling=Resampling.nearest, fill=False, snap=snapped
     )
-    result = _coregister_on_grid(reference_rgb, reference_valid, tgt, tval, params)
+    result = _coregister_on_grid(reference_rgb, reference_valid, tgt, tval, params, coarse)
     rgb = _warp_dataarray(result, tgt, reference_rgb, order, params.block_px)
     valid = _warp_dataarray(result, tval, reference_rgb, 1, params.block_px)
     valid = valid.rename("valid")
@@ -363,7 +389,40 @@ def align_epoch(
         else None,
         order=order,
         nir=nir_out,
+        coarse_source=_coarse_source(coarse, result),
     )
+
+
+def snapped_offset(target: xr.DataArray, reference: xr.DataArray) -> tuple[int, int] | None:
+    """Where :func:`align_epoch` places the reference grid's corner on the target's grid.
+
+    Returns
+    -------
+    (row, col) or None
+        The target pixel (whole pixels) that pixel ``[0, 0]`` of the reference grid shows
+        once the target is brought onto it: the exact offset rounded, as
+        :func:`onto_reference_grid` does with ``snap=True``. None when the grids differ by
+        more than a translation (another CRS, pixel size or rotation: the target is
+        resampled).
+
+    Raises
+    ------
+    GridMismatchError
+        Either raster has no CRS.
+    """
+    r_crs, r_t, _ = _grid_of(reference)
+    t_crs, t_t, _ = _grid_of(target)
+    exact = _grid_offset(r_t, t_t) if r_crs == t_crs else None
+    if exact is None:
+        return None
+    return round(exact[0]), round(exact[1])
+
+
+def _coarse_source(coarse: CoarseImages | None, result: CoregResult) -> str | None:
+    """The source of the coarse images when the estimate used them, else None."""
+    if coarse is None or any(w.startswith(COARSE_IMAGES_UNUSED) for w in result.warnings):
+        return None
+    return coarse.source
 
 
 def _coregister_on_grid(
@@ -372,6 +431,7 @@ def _coregister_on_grid(
     tgt: xr.DataArray,
     tval: xr.DataArray,
     params: CoregParams,
+    coarse: CoarseImages | None = None,
 ) -> CoregResult:
     """:func:`coregister` of a target already on the reference grid (``tgt`` and its
     validity ``tval``), its summary logged and each warning one line."""
@@ -386,6 +446,7 @@ def _coregister_on_grid(
         reference_valid=rval,
         target_valid=tval.data,
         params=params,
+        coarse=coarse,
     )
     log.info(
         "co-registration: %s, shift (%.3f, %.3f) px, rmse %.3f px, %d/%d tie points, "

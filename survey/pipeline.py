@@ -91,6 +91,7 @@ from survey.outputs import (
     write_json,
     write_leads,
 )
+from survey.overviews import coarse_from_overviews
 from survey.permits import read_permits
 from survey.progress import stage
 from survey.rasters import (
@@ -544,6 +545,8 @@ def _coregister(
         reference_dsm=before.dsm,
         reference_valid=before.valid,
         target_nir=ortho_a.nir,
+        # the coarse pass from the files' overviews when they carry usable ones
+        coarse=coarse_from_overviews(inputs.before_ortho, ortho_a, before.rgb),
     )
     after = Epoch(rgb=aligned.rgb, valid=aligned.valid, dsm=aligned.dsm, nir=aligned.nir)
     report = aligned.report()

@@ -28,8 +28,10 @@ The algorithm works on two rasters that already share one pixel grid (the xarray
    permit map) is matched on its ink instead (see "Line work" below). Invalid pixels are
    weighted out smoothly so mask borders create no structure.
 2. **Coarse global shift.** Both images are block-averaged to at most ``coarse_px`` pixels a
-   side (read strip by strip, so memory stays bounded) and phase-correlated as a whole. This
-   finds shifts of up to half the raster and checks the overlap of the valid areas.
+   side (read strip by strip, so memory stays bounded), or handed in as :class:`CoarseImages`
+   (e.g. from the files' overviews, :mod:`survey.overviews`) with where each coarse grid lies,
+   and phase-correlated as a whole. This finds shifts of up to half the raster and checks the
+   overlap of the valid areas.
 3. **Tie points.** Windows of ``window_px`` on a regular grid are phase-correlated at full
    resolution around the coarse shift, the target window being cut at the coarse offset. The
    integer peak of the normalised cross-power spectrum is refined by the matrix-multiply
@@ -146,6 +148,7 @@ from change_detection.coregistration.caches import _BandCache as _BandCache
 from change_detection.coregistration.caches import _block_mean as _block_mean
 from change_detection.coregistration.caches import _read_window as _read_window
 from change_detection.coregistration.caches import _WindowStash as _WindowStash
+from change_detection.coregistration.coarse import CoarseImages
 from change_detection.coregistration.estimate import coregister
 from change_detection.coregistration.lines import LineWork, detect_line_work, ink_representation
 from change_detection.coregistration.params import TIEPOINT_DTYPE, CoregParams, InputKind, ModelName
@@ -165,6 +168,7 @@ from change_detection.coregistration.warp import warp_array, warp_arrays
 __all__ = [
     "SHIFT_CONVENTION",
     "TIEPOINT_DTYPE",
+    "CoarseImages",
     "CoregParams",
     "CoregResult",
     "InputKind",

@@ -283,6 +283,30 @@ def _block_mean_lazy(
     return out
 
 
+def _stash_windows(arr: Any, valid: Any, stash: _WindowStash) -> None:
+    """Fill ``stash`` from dask arrays chunk by chunk on dask's threads, as the coarse pass
+    fills it on its way: for a coarse pass that read no pixels (coarse images handed in), so
+    that the tie-point passes still decode only the target. At 8192 px (the benchmark's
+    before orthophoto, 1024 px chunks) this took 1.2-1.4 s of CPU against 1.7-1.8 s for the
+    same windows read through :class:`_BandCache`."""
+    import dask.array as dsa
+
+    a = (arr if arr.ndim == 3 else arr[None]).rechunk({0: -1})
+    parts = [a] if valid is None else [a, valid.rechunk(a.chunks[-2:])]
+
+    def one(*blocks: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+        if block_info is not None:
+            (_, _), (y0, _), (x0, _) = block_info[0]["array-location"]
+            stash.fill(blocks[0], blocks[1] if len(blocks) > 1 else None, y0, x0)
+        return np.zeros((1, 1, 1), np.uint8)
+
+    ones = tuple((1,) * len(c) for c in a.chunks[-2:])
+    dsa.map_blocks(
+        one, *parts, chunks=((1,), *ones), dtype=np.uint8, meta=np.zeros((0, 0, 0), np.uint8)
+    ).compute()
+    stash.finish()
+
+
 def _mean_and_fraction(sums: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
     """Block mean and valid fraction (float32) from :func:`_block_sums_of`'s sums."""
     total, n = sums

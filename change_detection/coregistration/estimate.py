@@ -5,8 +5,15 @@ from __future__ import annotations
 import logging
 import math
 
-from change_detection.coregistration.caches import _chunked, _WindowStash
-from change_detection.coregistration.coarse import _COARSE_DOUBT, _coarse_shift
+from change_detection.coregistration.caches import _chunked, _stash_windows, _WindowStash
+from change_detection.coregistration.coarse import (
+    _COARSE_DOUBT,
+    COARSE_IMAGES_UNUSED,
+    CoarseImages,
+    _Coarse,
+    _coarse_from_images,
+    _coarse_shift,
+)
 from change_detection.coregistration.params import CoregParams, _replace, _Sliceable
 from change_detection.coregistration.result import CoregResult
 from change_detection.coregistration.selection import _fit
@@ -29,6 +36,7 @@ def coregister(
     reference_valid: _Sliceable | None = None,
     target_valid: _Sliceable | None = None,
     params: CoregParams = _DEFAULTS,
+    coarse: CoarseImages | None = None,
 ) -> CoregResult:
     """Estimate the misregistration of ``target`` against ``reference`` on one pixel grid.
 
@@ -47,6 +55,13 @@ def coregister(
     reference_valid, target_valid : array of bool, shape (rows, cols), optional
         Validity masks (True = data); default all valid.
     params : CoregParams
+    coarse : CoarseImages, optional
+        Both inputs already block-averaged on the reference's coarse grid (e.g. from the
+        overviews the files carry: :func:`survey.overviews.coarse_from_overviews`). The
+        coarse pass then correlates them instead of reading both rasters in full, and only
+        the tie-point windows are read at full resolution. Images that give no usable
+        estimate (too little valid overlap, a weak or ambiguous peak) are set aside with a
+        warning and the rasters are block-averaged as without them.
 
     Returns
     -------
@@ -79,25 +94,29 @@ def coregister(
         fit_px = max(32, 2 ** math.floor(math.log2(max(small // 2, 32))))
         if fit_px < params.window_px:
             params = _replace(params, window_px=fit_px)
-    # A lazy reference is decoded once: the coarse pass keeps its tie-point windows.
-    stash = _WindowStash.for_grid(shape, params) if _chunked(reference, reference_valid) else None
-    coarse = _coarse_shift(reference, target, reference_valid, target_valid, params, stash)
-    if not coarse.reliable:
-        if coarse.ratio > params.max_peak_ratio:
+    whole_image, stash = _coarse_pass(
+        reference, target, reference_valid, target_valid, shape, params, coarse, warnings
+    )
+    if not whole_image.reliable:
+        if whole_image.ratio > params.max_peak_ratio:
             warnings.append(
                 f"{_COARSE_DOUBT} has several similar peaks (repeating pattern?); "
                 "the global shift may be ambiguous"
             )
         else:
             warnings.append(f"{_COARSE_DOUBT} peak is weak")
-    if coarse.overlap < 0.5:
-        warnings.append(f"the epochs overlap on only {coarse.overlap:.0%} of the valid area")
-    ci = (round(coarse.shift[1]), round(coarse.shift[0])) if coarse.reliable else (0, 0)
-    if not coarse.reliable and params.search_px is None:
+    if whole_image.overlap < 0.5:
+        warnings.append(f"the epochs overlap on only {whole_image.overlap:.0%} of the valid area")
+    ci = (
+        (round(whole_image.shift[1]), round(whole_image.shift[0]))
+        if whole_image.reliable
+        else (0, 0)
+    )
+    if not whole_image.reliable and params.search_px is None:
         # nothing trustworthy to centre on: search the widest range the windows allow
         params = _replace(params, search_px=params.window_px // 2 - 2)
     table, grid = _measure_tiepoints(
-        reference, target, reference_valid, target_valid, ci, params, stash, coarse.lines
+        reference, target, reference_valid, target_valid, ci, params, stash, whole_image.lines
     )
     guided = _guided_offsets(table, ci, params)
     if guided is not None:
@@ -106,9 +125,16 @@ def coregister(
         # fit of the first pass puts it.
         log.debug("second tie-point pass at affine-predicted offsets")
         table, grid = _measure_tiepoints(
-            reference, target, reference_valid, target_valid, guided, params, stash, coarse.lines
+            reference,
+            target,
+            reference_valid,
+            target_valid,
+            guided,
+            params,
+            stash,
+            whole_image.lines,
         )
-    if coarse.reference_lines is not None or coarse.target_lines is not None:
+    if whole_image.reference_lines is not None or whole_image.target_lines is not None:
         pull = _robust_affine(table, params)
         if pull is not None:
             # Line work against an image: broad, unlike peaks lose what a rotation or scale
@@ -123,7 +149,37 @@ def coregister(
                 ci,
                 params,
                 stash,
-                coarse.lines,
+                whole_image.lines,
                 pull=pull,
             )
-    return _fit(table, grid, shape, coarse, warnings, params)
+    return _fit(table, grid, shape, whole_image, warnings, params)
+
+
+def _coarse_pass(
+    reference: _Sliceable,
+    target: _Sliceable,
+    reference_valid: _Sliceable | None,
+    target_valid: _Sliceable | None,
+    shape: tuple[int, int],
+    params: CoregParams,
+    images: CoarseImages | None,
+    warnings: list[str],
+) -> tuple[_Coarse, _WindowStash | None]:
+    """The whole-image shift: from the handed-in coarse images when they give one, else from
+    block means of the rasters; either way a lazy reference's tie-point windows are stashed
+    (decoded once, chunk by chunk)."""
+    lazy = _chunked(reference, reference_valid)
+    if images is not None:
+        found, why = _coarse_from_images(images, shape, params)
+        if found is not None:
+            stash = _WindowStash.for_grid(shape, params) if lazy else None
+            if stash is not None:
+                _stash_windows(reference, reference_valid, stash)
+            return found, stash
+        warnings.append(
+            f"{COARSE_IMAGES_UNUSED} ({images.source}) were not used: {why}; the coarse pass "
+            "block-averaged the full-resolution rasters instead"
+        )
+    # A lazy reference is decoded once: the coarse pass keeps its tie-point windows.
+    stash = _WindowStash.for_grid(shape, params) if lazy else None
+    return _coarse_shift(reference, target, reference_valid, target_valid, params, stash), stash
