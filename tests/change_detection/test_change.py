@@ -240,3 +240,142 @@ def test_shadows_that_move_are_suppressed_in_rgb_only_mode() -> None:
     )
     assert not (layers.codes == CODE_SPECTRAL).any()
     assert (layers.codes[35:55, 35:55] == CODE_SHADOW).mean() > 0.9
+
+
+# --- the exact neighbourhood operations (issue 15: fused and flat, same answers) ---------------
+
+
+def _clipped_window(x: np.ndarray, radius: int, reduce: np.ufunc) -> np.ndarray:
+    """``reduce`` over the (2r+1)^2 square around each pixel, clipped at the array's edges
+    (the definition; replicating the edges gives the same for min, max, and, or)."""
+    rows, cols = x.shape[-2:]
+    out = np.empty_like(x)
+    for i in range(rows):
+        for j in range(cols):
+            win = x[..., max(0, i - radius) : i + radius + 1, max(0, j - radius) : j + radius + 1]
+            out[..., i, j] = reduce.reduce(reduce.reduce(win, axis=-1), axis=-1)
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (4, 3), (7, 30), (23, 17), (2, 9, 12)])
+@pytest.mark.parametrize("radius", [1, 3, 5])
+def test_window_reduce_is_the_clipped_window_at_every_edge(
+    shape: tuple[int, ...], radius: int
+) -> None:
+    from change_detection.change import _window_reduce
+
+    rng = np.random.default_rng(radius)
+    planes = rng.integers(0, 4, shape).astype(np.uint8)  # two bit planes
+    heights = rng.normal(0.0, 1.0, shape).astype(np.float32)
+    heights[rng.random(shape) < 0.3] = np.nan
+    for x, op in (
+        (planes, np.bitwise_and),
+        (planes, np.bitwise_or),
+        (heights, np.fmax),
+        (heights, np.fmin),
+    ):
+        want = _clipped_window(x, radius, op)
+        np.testing.assert_array_equal(_window_reduce(x, radius, op), want)
+        scratch = x.copy()  # may be overwritten, and may be the answer
+        np.testing.assert_array_equal(_window_reduce(scratch, radius, op, overwrite_x=True), want)
+    assert _window_reduce(planes, 0, np.bitwise_and) is planes
+
+
+def test_half_height_growth_on_a_ramp() -> None:
+    """A 6 m plateau whose edge ramps down by 1 m a pixel: the growth stops at 3 m."""
+    from change_detection.change import _grow_half_height
+
+    ramp = np.array([6, 6, 6, 6, 5, 4, 3, 2, 1, 0, 0, 0, 0, 0, 0], np.float32)
+    dh = np.tile(ramp, (9, 1))
+    core = dh >= 6
+    allowed = np.ones(dh.shape, bool)
+    grown = _grow_half_height(core, dh, 5, allowed)
+    np.testing.assert_array_equal(grown, np.tile(ramp >= 3, (9, 1)) & ~core)
+    # a loss, the same ramp below ground; a lower peak lowers the bar, a radius stops it
+    lost = _grow_half_height(-dh <= -6, -dh, 5, allowed, loss=True)
+    np.testing.assert_array_equal(lost, grown)
+    low = np.where(core, np.float32(4.0), dh)  # a 4 m plateau: grow to 2 m
+    np.testing.assert_array_equal(
+        _grow_half_height(core, low, 5, allowed)[0], (ramp >= 2) & ~(ramp >= 6)
+    )
+    np.testing.assert_array_equal(
+        _grow_half_height(core, dh, 2, allowed)[0, 4:7], [True, True, False]
+    )
+    # unknown changes neither grow nor count towards the peak; disallowed pixels stay out
+    holes = dh.copy()
+    holes[:, 5] = np.nan
+    holes[0, 0] = np.nan  # a core pixel of unknown change
+    got = _grow_half_height(core, holes, 5, allowed & (np.arange(15) != 6))
+    np.testing.assert_array_equal(got[:, 4:8], np.tile([True, False, False, False], (9, 1)))
+    assert not _grow_half_height(np.zeros_like(core), dh, 5, allowed).any()
+
+
+def test_half_height_growth_is_the_same_in_strips(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The growth runs in strips of rows with a halo; any strip height gives the definition."""
+    import change_detection.change as change
+
+    rng = np.random.default_rng(7)
+    blocks = np.kron(rng.normal(0.0, 4.0, (13, 10)), np.ones((5, 5)))[:61, :47]  # 5 px plateaus
+    dh = (blocks + rng.normal(0.0, 1.0, blocks.shape)).astype(np.float32)
+    dh[rng.random(dh.shape) < 0.05] = np.nan
+    core = change._open(dh >= 2.5, 1)
+    allowed = rng.random(dh.shape) < 0.8
+    with np.errstate(invalid="ignore"):
+        peak = _clipped_window(np.where(core, dh, np.float32(np.nan)), 4, np.fmax)
+        want = ~core & allowed & (dh >= 0.5 * peak)
+    assert core.sum() > 200 and want.sum() > 50  # plateaus and their grown edges
+    for rows in (5, 8, 64):
+        monkeypatch.setattr(change, "_STRIP_ROWS", rows)
+        np.testing.assert_array_equal(change._grow_half_height(core, dh, 4, allowed), want)
+
+
+@pytest.mark.parametrize("reach", [2, 3])
+def test_on_planar_surface_reach_in_pixels_not_whole_cells(reach: int) -> None:
+    """Windows of 2 x 2 cells of 2 px on a flat changed square [8, 24): the roof is the
+    square grown by ``reach`` pixels (3: one whole cell and one pixel)."""
+    from change_detection.change import on_planar_surface
+
+    dsm = np.full((40, 40), 10.0, np.float32)
+    centres = np.zeros(dsm.shape, bool)
+    centres[8:24, 8:24] = True
+    where = np.ones(dsm.shape, bool)
+    roof = on_planar_surface(dsm, where, centres, 2, 2, reach, 0.05)
+    want = np.zeros(dsm.shape, bool)
+    want[8 - reach : 24 + reach, 8 - reach : 24 + reach] = True
+    np.testing.assert_array_equal(roof, want)
+    # ... and on an array cut across a cell (odd size), the same where the array is
+    np.testing.assert_array_equal(
+        on_planar_surface(dsm[:25, :27], where[:25, :27], centres[:25, :27], 2, 2, reach, 0.05),
+        want[:25, :27],
+    )
+
+
+def test_plane_residual_of_a_checkerboard_on_a_mountain() -> None:
+    """±1 cm in a checkerboard on a plane 8848 m up: the residual sum is 256 cm² for every
+    16 x 16 window (the pattern has no plane in it), whatever the height."""
+    from change_detection.change import plane_fit_residual
+
+    rows, cols = np.mgrid[0:40, 0:48]
+    cm = 884800 + 3 * cols - 2 * rows + np.where((rows + cols) % 2, 1, -1)
+    res = plane_fit_residual((cm / 100.0).astype(np.float64), 4, 4)
+    np.testing.assert_allclose(res, np.sqrt(256 / 253) / 100.0, rtol=1e-12)
+
+
+def test_upsample_repeats_cells_and_crops() -> None:
+    coarse = np.array([[1, 2], [3, 4]], np.uint8)
+    np.testing.assert_array_equal(
+        upsample(coarse, 2, (3, 4)), [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4]]
+    )
+    assert upsample(np.stack([coarse, coarse]), 3, (5, 6)).shape == (2, 5, 6)
+
+
+def test_plane_fit_residual_of_an_array_narrower_than_a_window_is_empty() -> None:
+    from change_detection.change import on_planar_surface, plane_fit_residual
+
+    strip = np.full((5, 40), 12.0, np.float32)  # 3 cells of 2 px high; windows are 4 cells
+    assert plane_fit_residual(strip, 2, 4).shape == (0, 17)
+    changed = np.ones(strip.shape, bool)
+    assert not on_planar_surface(strip, changed, changed, 2, 4, 2, 0.1).any()
+    # one window high: a single row of windows, all planar, covers it all
+    one_row = np.ones((8, 40), bool)
+    assert on_planar_surface(np.full((8, 40), 12.0), one_row, one_row, 2, 4, 2, 0.1).all()
