@@ -24,6 +24,11 @@ Without permits (``permits=None``) every change is a lead of class ``new_structu
 ``raised`` or ``demolished``. Lead ids are stable (:func:`lead_id`): a hash of the class, the
 two survey dates and the 5 m cell of a WGS84 grid that holds the outline's centroid, so a
 re-run (chunked or not, inputs in another CRS, pixel size or compression) gives the same id.
+
+This module is longer than most (about 640 lines, half of them docstrings and reason texts):
+the classes, the reasons that explain them and the stable lead ids are one subject — what an
+inspector reads about a lead — and are kept together so that a class and its wording change
+in one place.
 """
 
 from __future__ import annotations
@@ -377,17 +382,9 @@ def _height_reasons(
     return reasons, excess, ids
 
 
-def _classify(
-    obj: ChangeObject,
-    permits: Sequence[Permit] | None,
-    start: dt.date | None,
-    end: dt.date | None,
-    params: DetectParams,
-    rgb_only: bool,
-    existing: Sequence[ExistingBuilding] = (),
-    first_survey: bool = False,
-) -> list[_Draft]:
-    what = _describe_change(obj, rgb_only, first_survey)
+def _reason_tail(obj: ChangeObject, params: DetectParams, rgb_only: bool) -> tuple[str, ...]:
+    """The reasons every lead of ``obj`` ends with: the RGB-only evidence and its caveat, and
+    a painted roof kept for its planar surface."""
     tail: tuple[str, ...] = (
         ("RGB-only evidence (no DSM): no height measured, verify on site",) if rgb_only else ()
     )
@@ -398,54 +395,39 @@ def _classify(
             f"{obj.vegetation_colour_fraction:.0%} of it has the colour of vegetation but a "
             "planar surface in the DSM: a painted roof (e.g. green colour steel), not a tree",
         )
+    return tail
 
-    def draft(
-        cls: str, geom: BaseGeometry, reasons: tuple[str, ...], ids: tuple[str, ...], score: float
-    ) -> _Draft:
-        area = obj.area_m2 if geom is obj.geometry else float(geom.area)
-        return _Draft(
-            cls,
-            geom,
-            reasons + tail,
-            area,
-            obj.height_gain_m,
-            obj.floors_added,
-            ids,
-            float(min(1.0, max(0.0, round(score, 3)))),
-            obj.kind,
-        )
 
-    if permits is None and not existing:
-        cls = {"new": "new_structure", "raised": "raised", "removed": "demolished"}[obj.kind]
-        return [draft(cls, obj.geometry, (f"{what}; no permits were checked",), (), obj.score)]
-
-    touching = [p for p in permits or () if _overlap(p.geometry, obj) >= _MIN_OVERLAP_M2]
-    valid = [p for p in touching if p.is_valid_during(start, end)]
-    stale = [p for p in touching if not p.is_valid_during(start, end)]
-    stale_reasons = tuple(
-        f"permit {p.permit_id} covers it but is valid {p.validity_text()}, outside the survey "
-        f"period {_period_text(start, end)}"
-        for p in stale
+def _draft(
+    obj: ChangeObject,
+    tail: tuple[str, ...],
+    cls: str,
+    geom: BaseGeometry,
+    reasons: tuple[str, ...],
+    ids: tuple[str, ...],
+    score: float,
+) -> _Draft:
+    """A lead of class ``cls`` over ``geom`` (all of ``obj`` or a part), its score clipped to
+    [0, 1] and rounded to 3 decimals, ``tail`` after its reasons."""
+    area = obj.area_m2 if geom is obj.geometry else float(geom.area)
+    return _Draft(
+        cls,
+        geom,
+        reasons + tail,
+        area,
+        obj.height_gain_m,
+        obj.floors_added,
+        ids,
+        float(min(1.0, max(0.0, round(score, 3)))),
+        obj.kind,
     )
-    if obj.kind == "removed":
-        if valid:
-            return []
-        gone = tuple(
-            f"existing building {b.building_id}"
-            + ("" if b.height_m is None else f" ({b.height_m:.1f} m)")
-            + " of the atlas stood here"
-            for b in existing
-            if _overlap(b.geometry, obj) >= 0.5 * obj.area_m2
-        )
-        return [
-            draft(
-                "demolished",
-                obj.geometry,
-                (f"{what}; no valid permit covers it", *gone, *stale_reasons),
-                (),
-                obj.score,
-            )
-        ]
+
+
+def _covers(
+    obj: ChangeObject, valid: Sequence[Permit], existing: Sequence[ExistingBuilding]
+) -> list[_Cover]:
+    """The valid permits touching ``obj``, then the existing buildings overlapping it by at
+    least ``_MIN_OVERLAP_M2``."""
     covers = [
         _Cover(
             "permit", p.permit_id, p.geometry, p.max_height_m, p.floors, _overlap(p.geometry, obj)
@@ -460,19 +442,31 @@ def _classify(
                     "existing building", b.building_id, b.geometry, b.height_m, b.floors, overlap
                 )
             )
-    if not covers:
-        neither = (
-            "no valid permit" if not existing else "neither a valid permit nor an existing building"
-        )
-        return [
-            draft(
-                "no_permit",
-                obj.geometry,
-                (f"{what}; {neither} covers it", *stale_reasons),
-                (),
-                obj.score,
-            )
-        ]
+    return covers
+
+
+def _demolished_reasons(obj: ChangeObject, existing: Sequence[ExistingBuilding]) -> tuple[str, ...]:
+    """The existing buildings of the atlas a removal covers for at least half its area."""
+    return tuple(
+        f"existing building {b.building_id}"
+        + ("" if b.height_m is None else f" ({b.height_m:.1f} m)")
+        + " of the atlas stood here"
+        for b in existing
+        if _overlap(b.geometry, obj) >= 0.5 * obj.area_m2
+    )
+
+
+def _covered_drafts(
+    obj: ChangeObject,
+    covers: Sequence[_Cover],
+    what: str,
+    tail: tuple[str, ...],
+    params: DetectParams,
+    rgb_only: bool,
+) -> list[_Draft]:
+    """The leads of a structure that permits or existing buildings cover: its part outside
+    their footprint (``outside_footprint``) and, with a height measured, the part inside
+    that is too tall (``over_height``)."""
     footprint = shapely.union_all([c.geometry for c in covers])
     ids = tuple(sorted(c.record_id for c in covers if c.label == "permit")) + tuple(
         sorted(c.record_id for c in covers if c.label != "permit")
@@ -487,7 +481,9 @@ def _classify(
         outside = shapely.normalize(shapely.make_valid(outside))
         area = float(outside.area)
         drafts.append(
-            draft(
+            _draft(
+                obj,
+                tail,
                 "outside_footprint",
                 outside,
                 (f"{area:.0f} m² of {what} lies outside the footprint of {_records_text(covers)}",),
@@ -505,7 +501,9 @@ def _classify(
         inside = shapely.normalize(shapely.make_valid(inside))
         margin = min(1.0, excess / params.storey_height_m) if excess > 0 else 0.5
         drafts.append(
-            draft(
+            _draft(
+                obj,
+                tail,
                 "over_height",
                 inside,
                 (f"{what} inside the footprint of {_records_text(covers)}", *reasons),
@@ -514,6 +512,49 @@ def _classify(
             )
         )
     return drafts
+
+
+def _classify(
+    obj: ChangeObject,
+    permits: Sequence[Permit] | None,
+    start: dt.date | None,
+    end: dt.date | None,
+    params: DetectParams,
+    rgb_only: bool,
+    existing: Sequence[ExistingBuilding] = (),
+    first_survey: bool = False,
+) -> list[_Draft]:
+    """The leads one change object makes against the permits valid from ``start`` to
+    ``end`` and the existing buildings (module docstring); none for a permitted change."""
+    what = _describe_change(obj, rgb_only, first_survey)
+    tail = _reason_tail(obj, params, rgb_only)
+    if permits is None and not existing:
+        cls = {"new": "new_structure", "raised": "raised", "removed": "demolished"}[obj.kind]
+        reasons: tuple[str, ...] = (f"{what}; no permits were checked",)
+        return [_draft(obj, tail, cls, obj.geometry, reasons, (), obj.score)]
+
+    touching = [p for p in permits or () if _overlap(p.geometry, obj) >= _MIN_OVERLAP_M2]
+    valid = [p for p in touching if p.is_valid_during(start, end)]
+    stale = [p for p in touching if not p.is_valid_during(start, end)]
+    stale_reasons = tuple(
+        f"permit {p.permit_id} covers it but is valid {p.validity_text()}, outside the survey "
+        f"period {_period_text(start, end)}"
+        for p in stale
+    )
+    if obj.kind == "removed":
+        if valid:
+            return []
+        gone = _demolished_reasons(obj, existing)
+        reasons = (f"{what}; no valid permit covers it", *gone, *stale_reasons)
+        return [_draft(obj, tail, "demolished", obj.geometry, reasons, (), obj.score)]
+    covers = _covers(obj, valid, existing)
+    if not covers:
+        neither = (
+            "no valid permit" if not existing else "neither a valid permit nor an existing building"
+        )
+        reasons = (f"{what}; {neither} covers it", *stale_reasons)
+        return [_draft(obj, tail, "no_permit", obj.geometry, reasons, (), obj.score)]
+    return _covered_drafts(obj, covers, what, tail, params, rgb_only)
 
 
 def build_leads(

@@ -232,18 +232,7 @@ def render_review_map(
     }
     overview = page_dir / f"{out_html.stem}_overview.html"
     dual = None if single else page_dir / f"{out_html.stem}_dual.html"
-    popups = {
-        lead.lead_id: _lead_popup(
-            lead,
-            chips[lead.lead_id],
-            page_dir,
-            dates,
-            f"{overview.name}#lead-{urllib.parse.quote(lead.lead_id, safe='')}",
-            shown.sources_html,
-            after_label,
-        )
-        for lead in leads
-    }
+    popups = _lead_popups(leads, chips, page_dir, dates, overview, shown.sources_html, after_label)
     page = _Pages(
         title=title,
         out_html=out_html,
@@ -268,6 +257,30 @@ def render_review_map(
     _write_overview_page(page, chips)
     log.info("review map: %s (%d leads)", out_html, len(leads))
     return ReviewMap(out_html, dual, overview, files, tiles, chips)
+
+
+def _lead_popups(
+    leads: Sequence[Lead],
+    chips: Mapping[str, tuple[Path, ...]],
+    page_dir: Path,
+    dates: tuple[str | None, str | None],
+    overview: Path,
+    sources_html: str,
+    after_label: str,
+) -> dict[str, str]:
+    """The popup (HTML) of each lead, by lead id, linking to its row of the overview page."""
+    return {
+        lead.lead_id: _lead_popup(
+            lead,
+            chips[lead.lead_id],
+            page_dir,
+            dates,
+            f"{overview.name}#lead-{urllib.parse.quote(lead.lead_id, safe='')}",
+            sources_html,
+            after_label,
+        )
+        for lead in leads
+    }
 
 
 def _lead_chips(

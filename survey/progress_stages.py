@@ -38,6 +38,11 @@ the measurement. Heights are the 90th percentile of the DSM above it over the fo
 
 The record of each survey (:class:`ProjectProgress`, ``progress.json``) is what the per-project
 timeline of the review map shows (:mod:`maps.timeline`).
+
+This module is longer than most (about 640 lines, a third of them docstrings): measuring a
+project, naming its stage and flagging a stage beyond the permit share the thresholds and the
+stage table above, and are kept in one module so that the rules can be read and checked as a
+whole.
 """
 
 from __future__ import annotations
@@ -328,27 +333,10 @@ def measure_progress(
         foot = _to_crs(permit.geometry, src, raster_crs)
         if not foot.intersects(extent):
             continue
-        margin = RING_M + FOOTPRINT_TOLERANCE_M + 20.0
-        surface, transform = _read(Path(dsm), "DSM", foot, margin)
-        ground_src = surface
-        if dtm is not None:
-            ground_src, _ = _read(Path(dtm), "DTM", foot, margin)
-            if ground_src.shape != surface.shape:
-                ground_src = surface
-        shape = surface.shape
-        inside = ~geometry_mask([foot], shape, transform, all_touched=False)
-        ring_geom = foot.buffer(RING_M + FOOTPRINT_TOLERANCE_M).difference(
-            foot.buffer(FOOTPRINT_TOLERANCE_M)
-        )
-        ring = ~geometry_mask([ring_geom], shape, transform, all_touched=False)
-        ring_values = ground_src[ring & np.isfinite(ground_src)]
-        if inside.sum() == 0 or ring_values.size == 0:
+        measured = _height_above_ground(Path(dsm), None if dtm is None else Path(dtm), foot)
+        if measured is None:
             continue
-        if dtm is not None and ground_src is not surface:
-            ground = float(np.median(ring_values))
-        else:
-            ground = float(np.median(ring_values[ring_values <= np.quantile(ring_values, 0.25)]))
-        above = surface - ground
+        above, inside, transform = measured
         values = above[inside & np.isfinite(above)]
         if values.size == 0:
             continue
@@ -369,31 +357,7 @@ def measure_progress(
             previous=before,
         )
         outside, outside_geom = _outside_area(above, inside, foot, transform, params, res)
-        reasons = [_stage_reason(permit, stage, storeys, height)]
-        exceeds: list[str] = []
-        over_floors = permit.floors is not None and storeys > permit.floors
-        over_height = (
-            permit.max_height_m is not None
-            and height > permit.max_height_m + params.height_tolerance_m
-        )
-        if over_floors or over_height:
-            exceeds.append("over_height")
-            if over_floors:
-                extra = storeys - (permit.floors or 0)
-                reasons.append(
-                    f"{extra} floor{'s' if extra > 1 else ''} more than permit "
-                    f"{permit.permit_id} allows ({storeys} of {permit.floors})"
-                )
-            if over_height:
-                reasons.append(
-                    f"{height:.1f} m above ground where permit {permit.permit_id} allows "
-                    f"{permit.max_height_m:.1f} m"
-                )
-        if outside >= params.min_area_m2:
-            exceeds.append("outside_footprint")
-            reasons.append(
-                f"{outside:.0f} m² built beyond the footprint of permit {permit.permit_id}"
-            )
+        exceeds, excess_reasons = _beyond_permit(permit, storeys, height, outside, params)
         out.append(
             ProjectProgress(
                 permit_id=permit.permit_id,
@@ -407,7 +371,7 @@ def measure_progress(
                 dug_fraction=dug,
                 outside_m2=outside,
                 exceeds=tuple(exceeds),
-                reasons=tuple(reasons),
+                reasons=(_stage_reason(permit, stage, storeys, height), *excess_reasons),
                 permit_valid_from=None
                 if permit.valid_from is None
                 else permit.valid_from.isoformat(),
@@ -417,6 +381,81 @@ def measure_progress(
             )
         )
     return out
+
+
+def _height_above_ground(
+    dsm: Path, dtm: Path | None, foot: BaseGeometry
+) -> tuple[np.ndarray, np.ndarray, Any] | None:
+    """The DSM above the ground around a footprint, in a window around it.
+
+    Parameters
+    ----------
+    dsm, dtm : Path
+        The survey's DSM and, optionally, DTM (metres).
+    foot : BaseGeometry
+        The footprint, in the rasters' CRS.
+
+    Returns
+    -------
+    tuple of (ndarray, ndarray, Affine) or None
+        Height above the ground (float32, metres, NaN for nodata; shape of the window), the
+        footprint's mask (bool, same shape) and the window's transform; None when the
+        footprint covers no pixel or the ring around it has no ground value. The ground is
+        the median of the DTM over the ring (module docstring), else of the lower quarter of
+        the DSM there (also when the DTM's window differs in shape).
+    """
+    margin = RING_M + FOOTPRINT_TOLERANCE_M + 20.0
+    surface, transform = _read(dsm, "DSM", foot, margin)
+    ground_src = surface
+    if dtm is not None:
+        ground_src, _ = _read(dtm, "DTM", foot, margin)
+        if ground_src.shape != surface.shape:
+            ground_src = surface
+    shape = surface.shape
+    inside = ~geometry_mask([foot], shape, transform, all_touched=False)
+    ring_geom = foot.buffer(RING_M + FOOTPRINT_TOLERANCE_M).difference(
+        foot.buffer(FOOTPRINT_TOLERANCE_M)
+    )
+    ring = ~geometry_mask([ring_geom], shape, transform, all_touched=False)
+    ring_values = ground_src[ring & np.isfinite(ground_src)]
+    if inside.sum() == 0 or ring_values.size == 0:
+        return None
+    if dtm is not None and ground_src is not surface:
+        ground = float(np.median(ring_values))
+    else:
+        ground = float(np.median(ring_values[ring_values <= np.quantile(ring_values, 0.25)]))
+    return surface - ground, inside, transform
+
+
+def _beyond_permit(
+    permit: Permit, storeys: int, height: float, outside: float, params: DetectParams
+) -> tuple[list[str], list[str]]:
+    """How a project exceeds its permit: the lead classes (``over_height``,
+    ``outside_footprint``) and a reason line for each excess (storeys, metres, m² beyond
+    the footprint); both empty for a project within its permit."""
+    reasons: list[str] = []
+    exceeds: list[str] = []
+    over_floors = permit.floors is not None and storeys > permit.floors
+    over_height = (
+        permit.max_height_m is not None and height > permit.max_height_m + params.height_tolerance_m
+    )
+    if over_floors or over_height:
+        exceeds.append("over_height")
+        if over_floors:
+            extra = storeys - (permit.floors or 0)
+            reasons.append(
+                f"{extra} floor{'s' if extra > 1 else ''} more than permit "
+                f"{permit.permit_id} allows ({storeys} of {permit.floors})"
+            )
+        if over_height:
+            reasons.append(
+                f"{height:.1f} m above ground where permit {permit.permit_id} allows "
+                f"{permit.max_height_m:.1f} m"
+            )
+    if outside >= params.min_area_m2:
+        exceeds.append("outside_footprint")
+        reasons.append(f"{outside:.0f} m² built beyond the footprint of permit {permit.permit_id}")
+    return exceeds, reasons
 
 
 def _stage_reason(permit: Permit, stage: str, storeys: int, height: float) -> str:

@@ -52,7 +52,7 @@ case stay in the store, named by that entry). Packages are built before the lead
 recorded (in ``packages/.staged-N/``) and moved to ``packages/lead-<registry id>/`` after, so
 that nothing that can fail for the data's sake follows the recording of the leads.
 
-This module is longer than most (about 950 lines, a third of them docstrings): the steps of
+This module is longer than most (about 1,000 lines, a third of them docstrings): the steps of
 one run and their order — which is what keeps a failed run out of the registry — are kept in
 one place where they can be checked as a whole; the steps themselves live in their modules.
 """
@@ -532,17 +532,78 @@ def _run_until_recorded(
     packages: bool,
 ) -> _Recorded:
     """Every step of a run up to and including recording its leads (module docstring)."""
-    registry, site_rec, survey, day, given = job.registry, job.site, job.survey, job.day, job.given
-    site, run_dir, params, user, reference = (
-        site_rec.name,
-        job.run_dir,
-        job.params,
-        job.user,
-        job.reference,
-    )
+    registry, survey = job.registry, job.survey
     done = _Recorded()
     products = done.products
-    inputs_dir = run_dir / "inputs"
+    _write_inputs(job, permits_wgs84, products)
+    cs = _command_store(registry, survey.case, job.user)
+    evidence: list[str] = []
+    verdict: str | None = None
+    ingest = None
+    if flight_log is not None and images is not None:
+        ingest, verdict = _ingest_flight(job, flight_log, images, products, cs, evidence)
+    if job.given.ortho is None:
+        done.run = _flight_alone(job, products, evidence, verdict)
+        return done
+    result = _detect(job, done)
+    _progress_and_leads(job, done, result)
+    leads = done.leads
+    if cs is not None:
+        job.report("evidence", "adding the evidence to the store")
+        evidence += _record_evidence(
+            cs, result, done.ref_kind, job.given, job.site.risk, job.site.name, ingest
+        )
+        # kept at once: a run that fails from here on names them when it is discarded
+        registry.update_survey(survey.survey_id, evidence=evidence)
+    if review_map:
+        job.report("map", "drawing the review map")
+        products.update(
+            _review(
+                registry,
+                job.site.name,
+                job.run_dir,
+                result,
+                done.ref_kind,
+                job.reference,
+                job.given,
+                leads,
+                job.day,
+            )
+        )
+    if packages and leads:
+        done.staged = _packages(
+            job.run_dir,
+            result,
+            done.ref_kind,
+            job.reference,
+            job.given,
+            leads,
+            survey.case,
+            cs,
+            job.progress,
+        )
+    registry.update_survey(
+        survey.survey_id,
+        evidence=evidence,
+        products={k: str(v) for k, v in products.items()},
+        qc_verdict=verdict,
+    )
+    job.report("record", f"recording {len(leads)} lead(s) in the registry")
+    done.update = registry.record_leads(
+        survey.survey_id,
+        leads,
+        reference=done.ref_kind,
+        reference_survey_id=done.ref_id,
+        user=job.user,
+    )
+    return done
+
+
+def _write_inputs(job: _Job, permits_wgs84: Sequence[Any], products: dict[str, Path]) -> None:
+    """The site, the permits in force and the existing buildings as the run hands them to
+    the pipelines: GeoJSON layers in ``inputs/``, added to ``products``."""
+    site_rec = job.site
+    inputs_dir = job.run_dir / "inputs"
     products["site"] = _write_layer(
         inputs_dir / "site.geojson", [(site_rec.boundary, {"name": site_rec.name})]
     )
@@ -562,7 +623,7 @@ def _run_until_recorded(
             for p in permits_wgs84
         ],
     )
-    existing = registry.existing_buildings(site, crs=4326)
+    existing = job.registry.existing_buildings(site_rec.name, crs=4326)
     if existing:
         products["existing"] = _write_layer(
             inputs_dir / "existing.geojson",
@@ -574,48 +635,71 @@ def _run_until_recorded(
                 for b in existing
             ],
         )
-    cs = _command_store(registry, survey.case, user)
-    evidence: list[str] = []
-    verdict: str | None = None
-    ingest = None
-    if flight_log is not None and images is not None:
-        from survey.ingest import run_ingest
 
-        job.report("ingest", "ingesting and checking the flight")
-        ingest = run_ingest(
-            run_dir / "ingest",
-            log=flight_log,
-            images=images,
-            site=products["site"],
-            dem=given.dtm,
-        )
-        verdict = qc_verdict(ingest.report)
-        products["ingest"] = ingest.report_json
-        if cs is not None:
-            from survey.evidence.wiring import record_ingest
 
-            items, _entry = record_ingest(cs, ingest, risk=site_rec.risk, site=site_rec.name)
-            evidence += [it.sha256 for it in items]
-            registry.update_survey(survey.survey_id, evidence=evidence)  # named if it fails
-    if given.ortho is None:
-        log.warning(
-            "%s %s: a flight without an orthophoto: ingested and checked (QC %s), no "
-            "detection; run the photogrammetry and then `sitewatch run %s --date %s --odm DIR`",
-            site,
-            day,
-            verdict,
-            site,
-            day,
-        )
-        record = registry.update_survey(
-            survey.survey_id,
-            evidence=evidence,
-            products={k: str(v) for k, v in products.items()},
-            qc_verdict=verdict,
-        )
-        done.run = SurveyRun(record, None, None, run_dir, products=products)
-        return done
-    assert given.dsm is not None
+def _ingest_flight(
+    job: _Job,
+    flight_log: str | os.PathLike[str],
+    images: str | os.PathLike[str],
+    products: dict[str, Path],
+    cs: CommandStore | None,
+    evidence: list[str],
+) -> tuple[Any, str]:
+    """Ingest and check the flight (``ingest/``); with an evidence store, its log and photos
+    become originals of the case and their hashes are appended to ``evidence`` (and kept in
+    the registry at once). Returns the ingest result and its QC verdict."""
+    from survey.ingest import run_ingest
+
+    job.report("ingest", "ingesting and checking the flight")
+    ingest = run_ingest(
+        job.run_dir / "ingest",
+        log=flight_log,
+        images=images,
+        site=products["site"],
+        dem=job.given.dtm,
+    )
+    verdict = qc_verdict(ingest.report)
+    products["ingest"] = ingest.report_json
+    if cs is not None:
+        from survey.evidence.wiring import record_ingest
+
+        items, _entry = record_ingest(cs, ingest, risk=job.site.risk, site=job.site.name)
+        evidence += [it.sha256 for it in items]
+        job.registry.update_survey(job.survey.survey_id, evidence=evidence)  # named if it fails
+    return ingest, verdict
+
+
+def _flight_alone(
+    job: _Job, products: dict[str, Path], evidence: list[str], verdict: str | None
+) -> SurveyRun:
+    """End a run given a flight without an orthophoto: one warning line, the survey's
+    products and QC verdict in the registry, no detection."""
+    site, day = job.site.name, job.day
+    log.warning(
+        "%s %s: a flight without an orthophoto: ingested and checked (QC %s), no "
+        "detection; run the photogrammetry and then `sitewatch run %s --date %s --odm DIR`",
+        site,
+        day,
+        verdict,
+        site,
+        day,
+    )
+    record = job.registry.update_survey(
+        job.survey.survey_id,
+        evidence=evidence,
+        products={k: str(v) for k, v in products.items()},
+        qc_verdict=verdict,
+    )
+    return SurveyRun(record, None, None, job.run_dir, products=products)
+
+
+def _detect(job: _Job, done: _Recorded) -> Any:
+    """Check a first survey against the permit atlas (``check/``) or detect the changes since
+    the reference survey (``detect/``); sets ``done.ref_kind`` / ``done.ref_id`` and adds the
+    provenance (and the co-registered after epoch) to ``done.products``. Returns the
+    pipeline's result."""
+    given, day, products, reference = job.given, job.day, done.products, job.reference
+    assert given.ortho is not None and given.dsm is not None
     result: Any
     if reference is None:
         from survey.check import run_check
@@ -624,7 +708,7 @@ def _run_until_recorded(
             log.warning(
                 "%s %s: a first survey is checked against the permit atlas in this process; "
                 "the scheduler %s runs detections against an earlier survey",
-                site,
+                job.site.name,
                 day,
                 job.scheduler,
             )
@@ -632,16 +716,16 @@ def _run_until_recorded(
         result = run_check(
             given.ortho,
             given.dsm,
-            run_dir / "check",
+            job.run_dir / "check",
             permits=products["permits"],
             dtm=given.dtm,
             existing=products.get("existing"),
             site=products["site"],
             survey_date=day,
-            params=params,
+            params=job.params,
             epoch=given.epoch,
         )
-        done.ref_kind, done.ref_id, before_date = "atlas", None, None
+        done.ref_kind, done.ref_id = "atlas", None
     else:
         from survey.pipeline import run_detect
 
@@ -650,14 +734,14 @@ def _run_until_recorded(
         result = run_detect(
             reference.ortho,
             given.ortho,
-            run_dir / "detect",
+            job.run_dir / "detect",
             before_dsm=reference.dsm,
             after_dsm=given.dsm,
             permits=products["permits"],
             site=products["site"],
             before_date=reference.date,
             after_date=day,
-            params=params,
+            params=job.params,
             scheduler=job.scheduler,
             epochs=None if given.epoch is None else {"after": given.epoch},
         )
@@ -667,10 +751,19 @@ def _run_until_recorded(
         if result.after_registered_dsm is not None:
             products["after_registered_dsm"] = Path(result.after_registered_dsm)
         done.ref_kind, done.ref_id = "survey", reference.survey_id
-        before_date = reference.date.isoformat()
-    ref_kind = done.ref_kind
-    products[f"{'check' if ref_kind == 'atlas' else 'detect'}_provenance"] = result.provenance_json
+    kind = "check" if done.ref_kind == "atlas" else "detect"
+    products[f"{kind}_provenance"] = result.provenance_json
+    return result
 
+
+def _progress_and_leads(job: _Job, done: _Recorded, result: Any) -> None:
+    """Measure each permitted project's stage, flag the stages beyond their permit as leads,
+    and write ``progress.json`` and ``leads.geojson`` (the progress also to the registry);
+    sets ``done.leads`` and ``done.progress``."""
+    registry, site, day, given = job.registry, job.site.name, job.day, job.given
+    assert given.dsm is not None
+    reference = job.reference
+    before_date = None if done.ref_kind == "atlas" or reference is None else reference.date
     job.report("progress", "measuring the construction progress of the permits")
     crs = _raster_crs(given.dsm)
     permits_grid = registry.permits_at(site, day, crs=crs)
@@ -680,7 +773,7 @@ def _run_until_recorded(
         date=day,
         crs=crs,
         dtm=given.dtm,
-        params=params,
+        params=job.params,
         previous=_previous_progress(registry, site, day),
     )
     leads, progress = flag_progress(
@@ -688,45 +781,15 @@ def _run_until_recorded(
         progress,
         permits_grid,
         crs=crs,
-        before_date=before_date,
+        before_date=None if before_date is None else before_date.isoformat(),
         after_date=day.isoformat(),
         input_hashes=result.leads[0].input_hashes if result.leads else None,
     )
     done.leads, done.progress = leads, progress
-    products["progress"] = write_progress(run_dir / "progress.json", progress)
-    registry.record_progress(survey.survey_id, progress)
-    products["leads"], _gpkg = write_leads(run_dir, leads)
-    if cs is not None:
-        job.report("evidence", "adding the evidence to the store")
-        evidence += _record_evidence(
-            cs, result, ref_kind, given, site_rec.risk, site_rec.name, ingest
-        )
-        # kept at once: a run that fails from here on names them when it is discarded
-        registry.update_survey(survey.survey_id, evidence=evidence)
-    if review_map:
-        job.report("map", "drawing the review map")
-        products.update(
-            _review(registry, site, run_dir, result, ref_kind, reference, given, leads, day)
-        )
-    if packages and leads:
-        done.staged = _packages(
-            run_dir, result, ref_kind, reference, given, leads, survey.case, cs, job.progress
-        )
-    registry.update_survey(
-        survey.survey_id,
-        evidence=evidence,
-        products={k: str(v) for k, v in products.items()},
-        qc_verdict=verdict,
-    )
-    job.report("record", f"recording {len(leads)} lead(s) in the registry")
-    done.update = registry.record_leads(
-        survey.survey_id,
-        leads,
-        reference=ref_kind,
-        reference_survey_id=done.ref_id,
-        user=user,
-    )
-    return done
+    products = done.products
+    products["progress"] = write_progress(job.run_dir / "progress.json", progress)
+    registry.record_progress(job.survey.survey_id, progress)
+    products["leads"], _gpkg = write_leads(job.run_dir, leads)
 
 
 def _finish(job: _Job, done: _Recorded) -> SurveyRun:

@@ -11,7 +11,7 @@ retention and legal holds follow (:mod:`survey.registry.custody`).
 ``leads list`` is one SQL statement whatever the number of leads (a join of leads, sites and
 surveys; no geometry read), ``leads show`` four.
 
-This module is longer than most (about 650 lines, a third of them docstrings): recording a
+This module is longer than most (about 730 lines, a third of them docstrings): recording a
 survey's leads (matching, opening, updating, reopening, proposing closure), the lifecycle and
 the custody entries they write are one transaction each, and their order (database rows,
 ledger entries, ``ledger_seq`` back into the rows, commit) is kept in one place where it can be
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import shapely
@@ -34,7 +35,7 @@ from survey.registry.custody import highest_risk
 from survey.registry.errors import RegistryInputError
 from survey.registry.geometry import bbox, from_metric, from_wkb, metric_crs, to_metric, to_wkb
 from survey.registry.lifecycle import HOLD_STATES, LEAD_STATES, check_transition
-from survey.registry.matching import Detection, KnownLead, match_detections
+from survey.registry.matching import Detection, KnownLead, MatchPlan, match_detections
 from survey.registry.models import (
     LeadEventRow,
     LeadObservationRow,
@@ -88,6 +89,25 @@ def surveys_seen_in(s: Session, lead_row_id: int) -> list[Any]:
     )
 
 
+@dataclass
+class _Recording:
+    """What the steps of :meth:`LeadsMixin.record_leads` share within its transaction: the
+    survey and its site, the leads with their outlines in the metric ``crs``, and what the
+    steps collect (events to write, detection id → registry id)."""
+
+    session: Session
+    survey: SurveyRow
+    site: SiteRow
+    leads: Sequence[Lead]
+    det_m: Sequence[BaseGeometry]
+    crs: Any
+    reference_date: dt.date | None
+    now: dt.datetime
+    who: str
+    events: list[tuple[LeadRow, LeadEventRow]] = field(default_factory=list)
+    by_detection: dict[str, int] = field(default_factory=dict)
+
+
 class LeadsMixin(RegistryCore):
     """Leads (part of :class:`Registry`)."""
 
@@ -131,15 +151,7 @@ class LeadsMixin(RegistryCore):
             Leads already recorded for the survey, a reference of another site or not
             earlier, a lead outside the site.
         """
-        if reference not in REFERENCES:
-            raise RegistryInputError(
-                f"reference {reference!r} is not one of {', '.join(REFERENCES)}"
-            )
-        if (reference == "survey") != (reference_survey_id is not None):
-            raise RegistryInputError(
-                "give reference_survey_id with reference='survey' (the survey detect compared "
-                "against), and only then"
-            )
+        self._check_reference(reference, reference_survey_id)
         who = self._who(user)
         now = self.clock()
         with self._write() as s:
@@ -150,37 +162,13 @@ class LeadsMixin(RegistryCore):
                     f"{survey.reference}); register a new survey for a new flight"
                 )
             site = s.get_one(SiteRow, survey.site_id)
-            reference_date: dt.date | None = None
-            if reference_survey_id is not None:
-                ref = self._survey_row(s, reference_survey_id)
-                if ref.site_id != site.id or ref.date >= survey.date:
-                    why = "of another site" if ref.site_id != site.id else "not earlier"
-                    raise RegistryInputError(
-                        f"survey {reference_survey_id} cannot be the reference of survey "
-                        f"{survey_id}: it is {why}"
-                    )
-                reference_date = ref.date
+            reference_date = self._reference_date(s, survey, site, reference_survey_id)
             boundary = from_wkb(site.boundary)
             crs = metric_crs(boundary)
             det_m = to_metric([ld.geometry for ld in leads], crs)
             self._refuse_outside(site.name, leads, det_m, to_metric([boundary], crs)[0])
             known_rows = self._site_leads(s, site.id)
-            known = [
-                KnownLead(
-                    lead_id=r.id,
-                    kind=r.kind,
-                    state=r.state,
-                    footprint=g,
-                    height_gain_m=r.height_gain_m,
-                    floors_added=r.floors_added,
-                    last_seen=seen,
-                )
-                for (r, seen), g in zip(
-                    known_rows,
-                    to_metric([from_wkb(r.footprint) for r, _ in known_rows], crs),
-                    strict=True,
-                )
-            ]
+            known = self._known_leads(known_rows, crs)
             covered = (
                 None
                 if survey.footprint is None
@@ -196,126 +184,176 @@ class LeadsMixin(RegistryCore):
                 covered=covered,
                 reference_date=reference_date,
             )
+            rec = _Recording(s, survey, site, leads, det_m, crs, reference_date, now, who)
             rows = {r.id: r for r, _ in known_rows}
             geoms = {k.lead_id: k.footprint for k in known}
             survey.reference, survey.reference_survey_id = reference, reference_survey_id
-            events: list[tuple[LeadRow, LeadEventRow]] = []
-            by_detection: dict[str, int] = {}
-            created: list[int] = []
-            for i, previous in plan.new:
-                lead = leads[i]
-                row = LeadRow(
-                    site_id=site.id,
-                    lead_class=lead.lead_class,
-                    kind=lead.kind,
-                    state="new",
-                    risk=site.risk,
-                    footprint=to_wkb(lead.geometry),
-                    **bbox(lead.geometry),
-                    area_m2=float(det_m[i].area),
-                    height_gain_m=lead.height_gain_m,
-                    floors_added=lead.floors_added,
-                    detection_id=lead.lead_id,
-                    reasons=list(lead.reasons),
-                    permit_ids=list(lead.permit_ids),
-                    first_survey_id=survey.id,
-                    last_survey_id=survey.id,
-                    closure_proposed=False,
-                    previous_lead_id=previous,
-                    created_at=now,
-                    updated_at=now,
-                    state_changed_at=now,
-                    state_changed_by=who,
-                )
-                s.add(row)
-                s.flush()
-                created.append(row.id)
-                by_detection[lead.lead_id] = row.id
-                s.add(self._observation(row.id, survey.id, lead, det_m[i], "created"))
-                note = None if previous is None else f"built again where lead {previous} was closed"
-                events.append(
-                    (row, self._event(row.id, now, who, "created", None, "new", note, survey.id))
-                )
-            reopened = {lead_id for _, lead_id in plan.reopened}
-            for i, lead_id in [*plan.observed, *plan.reopened]:
-                row = rows[lead_id]
-                lead = leads[i]
-                geoms[lead_id] = self._grow(
-                    row, lead, det_m[i], geoms[lead_id], crs, reference_date, now
-                )
-                row.last_survey_id = survey.id
-                row.closure_proposed, row.closure_survey_id = False, None
-                by_detection[lead.lead_id] = lead_id
-                action = "reopened" if lead_id in reopened else "updated"
-                s.add(self._observation(lead_id, survey.id, lead, det_m[i], action))
-                if lead_id in reopened and row.state == "dismissed":
-                    why = f"reopened by repeat-lead matching: it grew ({plan.grew[lead_id]})"
-                    events.append(
-                        (
-                            row,
-                            self._event(
-                                lead_id,
-                                now,
-                                who,
-                                "state",
-                                "dismissed",
-                                "under_review",
-                                why,
-                                survey.id,
-                            ),
-                        )
-                    )
-                    row.state, row.state_changed_at, row.state_changed_by = "under_review", now, who
-                else:
-                    events.append(
-                        (
-                            row,
-                            self._event(
-                                lead_id, now, who, "observed", row.state, row.state, None, survey.id
-                            ),
-                        )
-                    )
-            for lead_id, det in plan.gone:
-                row = rows[lead_id]
-                if det is None:
-                    why = f"not found in survey {survey.id} of {survey.date}, which covered it"
-                else:
-                    why = (
-                        f"removal {leads[det].lead_id} found over it in survey {survey.id} of "
-                        f"{survey.date}"
-                    )
-                    s.add(self._observation(lead_id, survey.id, leads[det], det_m[det], "gone"))
-                if not row.closure_proposed:
-                    row.closure_proposed, row.closure_survey_id = True, survey.id
-                    row.updated_at = now
-                    events.append(
-                        (
-                            row,
-                            self._event(
-                                lead_id,
-                                now,
-                                who,
-                                "closure_proposed",
-                                row.state,
-                                row.state,
-                                why,
-                                survey.id,
-                            ),
-                        )
-                    )
-            for _, event in events:
+            created = self._open_new_leads(rec, plan)
+            reopened = self._observe_known_leads(rec, plan, rows, geoms)
+            self._propose_closures(rec, plan, rows)
+            for _, event in rec.events:
                 s.add(event)
             s.flush()
-            self._custody_for_survey(s, survey, site, events, who)
+            self._custody_for_survey(s, survey, site, rec.events, who)
         update = LeadUpdate(
             survey_id=survey_id,
             created=tuple(created),
             updated=tuple(sorted({lead_id for _, lead_id in plan.observed})),
             reopened=tuple(sorted(reopened)),
             proposed_closure=tuple(sorted(lead_id for lead_id, _ in plan.gone)),
-            by_detection=by_detection,
+            by_detection=rec.by_detection,
         )
         return update
+
+    @staticmethod
+    def _check_reference(reference: str, reference_survey_id: int | None) -> None:
+        """Refuse a reference that is not one of :data:`REFERENCES`, or a reference survey
+        given without ``reference="survey"`` (or missing with it)."""
+        if reference not in REFERENCES:
+            raise RegistryInputError(
+                f"reference {reference!r} is not one of {', '.join(REFERENCES)}"
+            )
+        if (reference == "survey") != (reference_survey_id is not None):
+            raise RegistryInputError(
+                "give reference_survey_id with reference='survey' (the survey detect compared "
+                "against), and only then"
+            )
+
+    def _reference_date(
+        self, s: Session, survey: SurveyRow, site: SiteRow, reference_survey_id: int | None
+    ) -> dt.date | None:
+        """The date of the reference survey (None for the atlas), refused in one line when it
+        is of another site or not earlier than ``survey``."""
+        if reference_survey_id is None:
+            return None
+        ref = self._survey_row(s, reference_survey_id)
+        if ref.site_id != site.id or ref.date >= survey.date:
+            why = "of another site" if ref.site_id != site.id else "not earlier"
+            raise RegistryInputError(
+                f"survey {reference_survey_id} cannot be the reference of survey "
+                f"{survey.id}: it is {why}"
+            )
+        return ref.date
+
+    @staticmethod
+    def _known_leads(known_rows: Sequence[tuple[LeadRow, dt.date]], crs: Any) -> list[KnownLead]:
+        """The site's leads as matching sees them (footprints in the metric ``crs``)."""
+        return [
+            KnownLead(
+                lead_id=r.id,
+                kind=r.kind,
+                state=r.state,
+                footprint=g,
+                height_gain_m=r.height_gain_m,
+                floors_added=r.floors_added,
+                last_seen=seen,
+            )
+            for (r, seen), g in zip(
+                known_rows,
+                to_metric([from_wkb(r.footprint) for r, _ in known_rows], crs),
+                strict=True,
+            )
+        ]
+
+    def _open_new_leads(self, rec: _Recording, plan: MatchPlan) -> list[int]:
+        """A new lead (state ``new``) per detection matching nothing known; its observation
+        row, and its ``created`` event queued in ``rec.events``. Returns the new ids."""
+        s, survey, site, now, who = rec.session, rec.survey, rec.site, rec.now, rec.who
+        created: list[int] = []
+        for i, previous in plan.new:
+            lead = rec.leads[i]
+            row = LeadRow(
+                site_id=site.id,
+                lead_class=lead.lead_class,
+                kind=lead.kind,
+                state="new",
+                risk=site.risk,
+                footprint=to_wkb(lead.geometry),
+                **bbox(lead.geometry),
+                area_m2=float(rec.det_m[i].area),
+                height_gain_m=lead.height_gain_m,
+                floors_added=lead.floors_added,
+                detection_id=lead.lead_id,
+                reasons=list(lead.reasons),
+                permit_ids=list(lead.permit_ids),
+                first_survey_id=survey.id,
+                last_survey_id=survey.id,
+                closure_proposed=False,
+                previous_lead_id=previous,
+                created_at=now,
+                updated_at=now,
+                state_changed_at=now,
+                state_changed_by=who,
+            )
+            s.add(row)
+            s.flush()
+            created.append(row.id)
+            rec.by_detection[lead.lead_id] = row.id
+            s.add(self._observation(row.id, survey.id, lead, rec.det_m[i], "created"))
+            note = None if previous is None else f"built again where lead {previous} was closed"
+            rec.events.append(
+                (row, self._event(row.id, now, who, "created", None, "new", note, survey.id))
+            )
+        return created
+
+    def _observe_known_leads(
+        self,
+        rec: _Recording,
+        plan: MatchPlan,
+        rows: dict[int, LeadRow],
+        geoms: dict[int, BaseGeometry],
+    ) -> set[int]:
+        """Known leads seen again: grown (:meth:`_grow`), their closure proposal withdrawn, an
+        observation row each; a dismissed one that grew goes back to ``under_review``. Queues
+        an ``observed`` or ``state`` event per lead. Returns the ids reopened."""
+        s, survey, now, who = rec.session, rec.survey, rec.now, rec.who
+        reopened = {lead_id for _, lead_id in plan.reopened}
+        for i, lead_id in [*plan.observed, *plan.reopened]:
+            row = rows[lead_id]
+            lead = rec.leads[i]
+            geoms[lead_id] = self._grow(
+                row, lead, rec.det_m[i], geoms[lead_id], rec.crs, rec.reference_date, now
+            )
+            row.last_survey_id = survey.id
+            row.closure_proposed, row.closure_survey_id = False, None
+            rec.by_detection[lead.lead_id] = lead_id
+            action = "reopened" if lead_id in reopened else "updated"
+            s.add(self._observation(lead_id, survey.id, lead, rec.det_m[i], action))
+            if lead_id in reopened and row.state == "dismissed":
+                why = f"reopened by repeat-lead matching: it grew ({plan.grew[lead_id]})"
+                event = self._event(
+                    lead_id, now, who, "state", "dismissed", "under_review", why, survey.id
+                )
+                rec.events.append((row, event))
+                row.state, row.state_changed_at, row.state_changed_by = "under_review", now, who
+            else:
+                event = self._event(
+                    lead_id, now, who, "observed", row.state, row.state, None, survey.id
+                )
+                rec.events.append((row, event))
+        return reopened
+
+    def _propose_closures(self, rec: _Recording, plan: MatchPlan, rows: dict[int, LeadRow]) -> None:
+        """Known leads the survey found gone (not found where it covered them, or a removal
+        over them): proposed for closure once, with a ``closure_proposed`` event."""
+        s, survey, now, who = rec.session, rec.survey, rec.now, rec.who
+        for lead_id, det in plan.gone:
+            row = rows[lead_id]
+            if det is None:
+                why = f"not found in survey {survey.id} of {survey.date}, which covered it"
+            else:
+                why = (
+                    f"removal {rec.leads[det].lead_id} found over it in survey {survey.id} of "
+                    f"{survey.date}"
+                )
+                s.add(self._observation(lead_id, survey.id, rec.leads[det], rec.det_m[det], "gone"))
+            if not row.closure_proposed:
+                row.closure_proposed, row.closure_survey_id = True, survey.id
+                row.updated_at = now
+                event = self._event(
+                    lead_id, now, who, "closure_proposed", row.state, row.state, why, survey.id
+                )
+                rec.events.append((row, event))
 
     def _refuse_outside(
         self,
