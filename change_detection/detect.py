@@ -4,6 +4,17 @@
 dask backed, already on one grid: same CRS, transform and shape) and returns the change
 objects and the per-pixel class raster.
 
+Over 500 lines on purpose: one subject, the chunked run of the detection, whose named steps and
+the block tasks they wire (height mode, RGB-only mode, the ground of a block from its
+neighbours) are read together; the grid checks and the records returned sit with them. The
+scheduling and memory machinery is already out (:mod:`change_detection._exec`,
+:mod:`change_detection._memory`). :func:`detect_changes` runs as named steps: the chunk plan
+(:func:`_plan_chunks`), the halo'd inputs (:func:`_halo_inputs`, :func:`_height_inputs`), the
+scene statistics in RGB-only mode (:func:`_scene_of`), the per-block graph
+(:func:`_block_graph`), the groups of chunks computed into the sink
+(:func:`change_detection._exec.compute_in_groups`) and the merge into objects
+(:func:`_merge_objects`).
+
 How it scales: the grid is cut into square chunks (``DetectParams.chunk_px``, a multiple of the
 coarse ground cell). With DSMs, a coarse layer is computed first on a grid decimated by the
 cell size (block minimum of the before DSM opened into a ground surface) with
@@ -36,9 +47,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
-import threading
-import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +58,19 @@ import xarray as xr
 from affine import Affine
 from dask.base import tokenize
 
+from change_detection._exec import (
+    BlockOutput,
+    ChunkGrid,
+    as_dask,
+    block_graph,
+    chunk_grid,
+    compute_in_groups,
+    neighbourhood,
+    overlap_depth,
+)
+
+# re-exported: survey.pipeline and scripts import it from here
+from change_detection._memory import limit_malloc_arenas as limit_malloc_arenas
 from change_detection.change import (
     CODE_NODATA,
     ChangeLayers,
@@ -140,9 +161,30 @@ class ChangeResult:
 
 
 @dataclass(frozen=True)
-class _BlockResult:
-    codes: np.ndarray
-    pieces: BlockPieces | BlockSegments
+class _Inputs:
+    """The layers as dask arrays on the chunk plan.
+
+    Attributes
+    ----------
+    plain : (rgb_b, rgb_a, valid_b, valid_a)
+        Orthophotos (band, y, x) and validity masks (y, x), chunked, without halos.
+    grids : list of dask.array.Array
+        With halos: ``plain``, then in height mode the before and after DSMs and the ground
+        layer (the coarse minima without halos when ``ground_per_block``, else the coarse
+        ground surface with its halo).
+    nir : [nir_b, nir_a]
+        Near-infrared bands with halos, or None.
+    ground_per_block : bool
+        Each block opens the coarse minima of it and its neighbours into its ground.
+    ground_halo_cells : int
+        Reach of the ground filter in coarse cells (height mode; 0 otherwise).
+    """
+
+    plain: tuple[da.Array, da.Array, da.Array, da.Array]
+    grids: list[da.Array]
+    nir: list[da.Array | None]
+    ground_per_block: bool = False
+    ground_halo_cells: int = 0
 
 
 def _check_grid(before: Epoch, after: Epoch) -> tuple[Affine, Any, tuple[int, int]]:
@@ -190,22 +232,103 @@ def _check_grid(before: Epoch, after: Epoch) -> tuple[Affine, Any, tuple[int, in
     return transform, crs, shape
 
 
-def _axis_chunks(n: int, size: int, min_last: int) -> tuple[int, ...]:
-    sizes = [size] * (n // size)
-    rem = n - size * len(sizes)
-    if rem:
-        if sizes and rem < min_last:
-            sizes[-1] += rem
-        else:
-            sizes.append(rem)
-    return tuple(sizes) if sizes else (n,)
+def _pixel_size(transform: Affine) -> float:
+    """Pixel size in metres of a grid with square, north-up pixels."""
+    gx, gy = abs(transform.a), abs(transform.e)
+    if not math.isclose(gx, gy, rel_tol=0.01) or transform.b or transform.d:
+        raise ChangeDetectionError(
+            f"the grid has {gx} x {gy} pixels or a rotation; resample to square, north-up "
+            "pixels (gdalwarp -tr) first"
+        )
+    return (gx + gy) / 2
 
 
-def _as_dask(arr: xr.DataArray, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
-    data = arr.data
-    if isinstance(data, da.Array):
-        return data.rechunk(chunks)
-    return da.from_array(np.asarray(data), chunks=chunks)
+def _plan_chunks(
+    shape: tuple[int, int], params: DetectParams, cell: int, halo: int, mode: str
+) -> ChunkGrid:
+    """Square chunks of ``params.chunk_px`` rounded down to the ground cell ``cell`` (px)."""
+    size = max(cell, (params.chunk_px // cell) * cell)
+    plan = chunk_grid(shape, size, halo, min_last=max(halo, cell))
+    log.info(
+        "change detection (%s) on %dx%d px in %dx%d chunks, halo %d px, ground cell %d px",
+        mode,
+        shape[0],
+        shape[1],
+        len(plan.row_chunks),
+        len(plan.col_chunks),
+        halo,
+        cell,
+    )
+    return plan
+
+
+def _with_halo(arr: da.Array, depth: dict[int, int]) -> da.Array:
+    return da.overlap.overlap(arr, depth=depth, boundary="none")
+
+
+def _halo_inputs(before: Epoch, after: Epoch, plan: ChunkGrid, scale: PixelScale) -> _Inputs:
+    """The layers of both epochs chunked on ``plan``, each chunk extended by its halo."""
+    chunks = (plan.row_chunks, plan.col_chunks)
+    rgb_b = as_dask(before.rgb, ((3,), *chunks))
+    rgb_a = as_dask(after.rgb, ((3,), *chunks))
+    valid_b = as_dask(before.valid, chunks)
+    valid_a = as_dask(after.valid, chunks)
+    hy, hx = plan.halo_yx
+    depth2, depth3 = {0: hy, 1: hx}, {0: 0, 1: hy, 2: hx}
+    grids = [
+        _with_halo(rgb_b, depth3),
+        _with_halo(rgb_a, depth3),
+        _with_halo(valid_b, depth2),
+        _with_halo(valid_a, depth2),
+    ]
+    # Near-infrared bands, when given, with the same halo as the orthophotos.
+    nir: list[da.Array | None] = [
+        None if epoch.nir is None else _with_halo(as_dask(epoch.nir, chunks), depth2)
+        for epoch in (before, after)
+    ]
+    plain = (rgb_b, rgb_a, valid_b, valid_a)
+    if before.dsm is None:
+        return _Inputs(plain, grids, nir)
+    height, ground_per_block, ground_halo_cells = _height_inputs(before, after, plan, scale)
+    return _Inputs(plain, grids + height, nir, ground_per_block, ground_halo_cells)
+
+
+def _height_inputs(
+    before: Epoch, after: Epoch, plan: ChunkGrid, scale: PixelScale
+) -> tuple[list[da.Array], bool, int]:
+    """Both DSMs with halos and the ground layer; whether the ground is made per block; the
+    ground filter's reach in coarse cells."""
+    assert before.dsm is not None and after.dsm is not None
+    chunks = (plan.row_chunks, plan.col_chunks)
+    cell = scale.cell
+    crow = tuple(-(-s // cell) for s in plan.row_chunks)
+    ccol = tuple(-(-s // cell) for s in plan.col_chunks)
+    hy, hx = plan.halo_yx
+    cy, cx = hy // cell, hx // cell
+    dsm_b = as_dask(before.dsm, chunks).astype(np.float32)
+    dsm_a = as_dask(after.dsm, chunks).astype(np.float32)
+    cmin = dsm_b.map_blocks(
+        block_minimum, cell, chunks=(crow, ccol), dtype=np.float32, meta=np.zeros((0, 0))
+    )
+    gh = scale.ground_halo_cells()
+    arrays = [_with_halo(dsm_b, {0: hy, 1: hx}), _with_halo(dsm_a, {0: hy, 1: hx})]
+    # The ground of a block and its halo comes from the coarse minima of the block and its
+    # eight neighbours when a chunk is wider than the ground filter's reach, so a block
+    # waits for the DSM of its neighbours only, not of theirs (less held in memory).
+    ground_per_block = plan.size // cell >= gh + max(cy, cx)
+    if ground_per_block:
+        arrays.append(cmin)
+    else:
+        ground = da.map_overlap(
+            ground_surface,
+            cmin,
+            depth={0: overlap_depth(gh, crow), 1: overlap_depth(gh, ccol)},
+            boundary="none",
+            dtype=np.float32,
+            window_cells=scale.ground_cells,
+        ).rechunk((crow, ccol))
+        arrays.append(_with_halo(ground, {0: cy, 1: cx}))
+    return arrays, ground_per_block, gh
 
 
 def _process_block(
@@ -216,7 +339,6 @@ def _process_block(
     dsm_b: np.ndarray | None,
     dsm_a: np.ndarray | None,
     coarse_b: np.ndarray,
-    unused: None,
     nir_b: np.ndarray | None = None,
     nir_a: np.ndarray | None = None,
     *,
@@ -226,7 +348,8 @@ def _process_block(
     params: DetectParams,
     scale: PixelScale,
     min_pixels: int,
-) -> _BlockResult:
+) -> BlockOutput:
+    """Height mode on one block with its halo: its core's classes and pieces."""
     shape = valid_b.shape
     valid = np.asarray(valid_b, bool) & np.asarray(valid_a, bool)
     # height mode only: RGB-only blocks go through _process_rgb_block
@@ -248,10 +371,7 @@ def _process_block(
         else layers.planar_vegetation_colour[rows, cols],
     )
     pieces = extract_pieces(core, block, origin[0], origin[1], min_pixels)
-    out = _BlockResult(codes=np.ascontiguousarray(core.codes), pieces=pieces)
-    del layers, core, ground, valid
-    _release_freed_memory(min_interval_s=1.0)
-    return out
+    return BlockOutput(codes=np.ascontiguousarray(core.codes), found=pieces)
 
 
 def _process_rgb_block(
@@ -268,17 +388,15 @@ def _process_rgb_block(
     params: DetectParams,
     rgb: RgbScale,
     scene: SceneStats,
-) -> _BlockResult:
+) -> BlockOutput:
+    """RGB-only mode on one block with its halo: its core's classes and segment pieces."""
     shape = valid_b.shape
     valid = np.asarray(valid_b, bool) & np.asarray(valid_a, bool)
     layers = classify_rgb_change(rgb_b, rgb_a, valid, scene, params, rgb, nir_b, nir_a)
     top, bottom, left, right = pads
     core = layers.crop(slice(top, shape[0] - bottom), slice(left, shape[1] - right))
     pieces = extract_segment_pieces(core, block, origin[0], origin[1], scene, params, rgb)
-    out = _BlockResult(codes=np.ascontiguousarray(core.codes), pieces=pieces)
-    del layers, core, valid
-    _release_freed_memory(min_interval_s=1.0)
-    return out
+    return BlockOutput(codes=np.ascontiguousarray(core.codes), found=pieces)
 
 
 def _scene_of(
@@ -290,7 +408,7 @@ def _scene_of(
     params: DetectParams,
     scheduler: Any,
 ) -> SceneStats:
-    """Scene statistics of the whole grid: exact histograms of every chunk, summed."""
+    """Scene statistics of the whole grid: exact histograms of every chunk, summed (logged)."""
     parts = []
     db, dba = rgb_b.to_delayed(optimize_graph=False), rgb_a.to_delayed(optimize_graph=False)
     dvb, dva = valid_b.to_delayed(optimize_graph=False), valid_a.to_delayed(optimize_graph=False)
@@ -301,7 +419,17 @@ def _scene_of(
                 hist(db[0, i, j], dba[0, i, j], dvb[i, j], dva[i, j], cell, params.rgb_saturated_dn)
             )
     (blocks,) = dask.compute(parts, scheduler=scheduler, optimize_graph=False)
-    return scene_stats(np.sum(blocks, axis=0), params)
+    scene = scene_stats(np.sum(blocks, axis=0), params)
+    log.info("RGB-only scene: %s", scene.record())
+    if scene.saturated_px:
+        log.warning(
+            "RGB-only: %d px (%.1f%%) blown out (a band at %d or above) in either "
+            "orthophoto were treated as unknown, neither roof nor ground",
+            scene.saturated_px,
+            100.0 * scene.saturated_px / max(scene.n_pixels, 1),
+            params.rgb_saturated_dn,
+        )
+    return scene
 
 
 def _scene_block(
@@ -362,12 +490,97 @@ def _ground_block(
     ]
 
 
-def _codes_of(result: _BlockResult) -> np.ndarray:
-    return result.codes
+def _block_graph(
+    inputs: _Inputs,
+    plan: ChunkGrid,
+    params: DetectParams,
+    scale: PixelScale,
+    rgb: RgbScale,
+    scene: SceneStats | None,
+) -> tuple[list[list[da.Array]], dict[tuple[int, int], Any]]:
+    """One delayed block task per chunk (RGB-only when ``scene`` is given, else height mode):
+    the codes blocks and what each block found (:func:`change_detection._exec.block_graph`)."""
+    # Unoptimised graphs, so a read shared by two inputs (the before DSM feeds its own halo
+    # exchange and the coarse minima) stays one task; the key names are given so dask need not
+    # hash every argument of every block.
+    grids = [arr.to_delayed(optimize_graph=False) for arr in inputs.grids]
+    nir = [None if arr is None else arr.to_delayed(optimize_graph=False) for arr in inputs.nir]
+    token = tokenize(
+        *(arr.name for arr in inputs.grids),
+        *(None if arr is None else arr.name for arr in inputs.nir),
+        params,
+        scale,
+        scene is not None,
+        rgb,
+        None if scene is None else scene.record(),
+    )
+    min_pixels = max(1, math.ceil(params.min_area_m2 / scale.pixel_area_m2))
+    task: Any = (
+        functools.partial(_process_block, params=params, scale=scale, min_pixels=min_pixels)
+        if scene is None
+        else functools.partial(_process_rgb_block, params=params, rgb=rgb, scene=scene)
+    )
+    ground_block = dask.delayed(_ground_block, pure=True)
+    ny, nx = len(plan.row_chunks), len(plan.col_chunks)
+    hy, hx = plan.halo_yx
+    cy, cx = hy // scale.cell, hx // scale.cell
+    gh = inputs.ground_halo_cells
+
+    def args_of(i: int, j: int) -> list[Any]:
+        args = [grid[0, i, j] if grid.ndim == 3 else grid[i, j] for grid in grids]
+        if inputs.ground_per_block:
+            args[6] = ground_block(
+                neighbourhood(grids[6], i, j),
+                (i > 0, i < ny - 1, j > 0, j < nx - 1),
+                (gh + cy, gh + cx),
+                (cy, cx),
+                scale.ground_cells,
+                dask_key_name=("ground-" + token, i, j),
+            )
+        return args + [None if grid is None else grid[i, j] for grid in nir]
+
+    def kwargs_of(i: int, j: int) -> dict[str, Any]:
+        return {"block": (i, j), "pads": plan.pads(i, j), "origin": plan.origin(i, j)}
+
+    return block_graph(task, plan.row_chunks, plan.col_chunks, args_of, kwargs_of, token)
 
 
-def _pieces_of(result: _BlockResult) -> BlockPieces | BlockSegments:
-    return result.pieces
+def _merge_objects(
+    found: list[Any],
+    before: Epoch,
+    after: Epoch,
+    transform: Affine,
+    params: DetectParams,
+    scale: PixelScale,
+    rgb: RgbScale,
+    scene: SceneStats | None,
+) -> tuple[ChangeObject, ...]:
+    """The pieces of every block joined across seams into change objects, filtered."""
+    if scene is not None:
+        segments = {bs.block: bs for bs in found if isinstance(bs, BlockSegments)}
+        nir_decides = (after.nir is not None, before.nir is not None)
+        objects = merge_segment_pieces(segments, transform, params, scale, rgb, scene, nir_decides)
+    else:
+        blocks = {bp.block: bp for bp in found if isinstance(bp, BlockPieces)}
+        objects = merge_pieces(blocks, transform, params, scale, rgb_only=False)
+    log.info("%d change objects passed the filters", len(objects))
+    return tuple(objects)
+
+
+def _codes_array(
+    codes: np.ndarray, like: xr.DataArray, crs: Any, transform: Affine
+) -> xr.DataArray:
+    """The class raster as a georeferenced DataArray on the grid of ``like``."""
+    codes_xr = xr.DataArray(
+        codes,
+        dims=("y", "x"),
+        coords={"y": like["y"], "x": like["x"]} if "y" in like.coords else None,
+        name="change",
+    )
+    codes_xr = codes_xr.rio.write_nodata(CODE_NODATA)
+    if crs is not None:
+        codes_xr = codes_xr.rio.write_crs(crs)
+    return codes_xr.rio.write_transform(transform)
 
 
 def detect_changes(
@@ -427,317 +640,33 @@ def detect_changes(
     [('new', 60.0, 6.0)]
     """
     transform, crs, shape = _check_grid(before, after)
-    gx, gy = abs(transform.a), abs(transform.e)
-    if not math.isclose(gx, gy, rel_tol=0.01) or transform.b or transform.d:
-        raise ChangeDetectionError(
-            f"the grid has {gx} x {gy} pixels or a rotation; resample to square, north-up "
-            "pixels (gdalwarp -tr) first"
-        )
-    scale = pixel_scale(params, (gx + gy) / 2)
+    scale = pixel_scale(params, _pixel_size(transform))
     rgb_only = before.dsm is None
     rgb = rgb_scale(params, scale)
-    ground_per_block = False
-    cell = scale.cell
     halo = rgb.halo_px() if rgb_only else scale.halo_px()
-    size = max(cell, (params.chunk_px // cell) * cell)
-    row_chunks = _axis_chunks(shape[0], size, max(halo, cell))
-    col_chunks = _axis_chunks(shape[1], size, max(halo, cell))
-    crow = tuple(-(-s // cell) for s in row_chunks)
-    ccol = tuple(-(-s // cell) for s in col_chunks)
-    ny, nx = len(row_chunks), len(col_chunks)
-    log.info(
-        "change detection (%s) on %dx%d px in %dx%d chunks, halo %d px, ground cell %d px",
-        "rgb_only" if rgb_only else "dsm",
-        shape[0],
-        shape[1],
-        ny,
-        nx,
-        halo,
-        cell,
-    )
-
-    rgb_b = _as_dask(before.rgb, ((3,), row_chunks, col_chunks))
-    rgb_a = _as_dask(after.rgb, ((3,), row_chunks, col_chunks))
-    valid_b = _as_dask(before.valid, (row_chunks, col_chunks))
-    valid_a = _as_dask(after.valid, (row_chunks, col_chunks))
-    hy = halo if ny > 1 else 0
-    hx = halo if nx > 1 else 0
-    fine_depth2 = {0: hy, 1: hx}
-    fine_depth3 = {0: 0, 1: hy, 2: hx}
-    cy, cx = hy // cell, hx // cell
-    inputs: list[da.Array] = [
-        da.overlap.overlap(rgb_b, depth=fine_depth3, boundary="none"),
-        da.overlap.overlap(rgb_a, depth=fine_depth3, boundary="none"),
-        da.overlap.overlap(valid_b, depth=fine_depth2, boundary="none"),
-        da.overlap.overlap(valid_a, depth=fine_depth2, boundary="none"),
-    ]
-    # Near-infrared bands, when given, with the same halo as the orthophotos.
-    nir_inputs: list[da.Array | None] = [
-        None
-        if epoch.nir is None
-        else da.overlap.overlap(
-            _as_dask(epoch.nir, (row_chunks, col_chunks)), depth=fine_depth2, boundary="none"
-        )
-        for epoch in (before, after)
-    ]
-    if not rgb_only:
-        assert before.dsm is not None and after.dsm is not None
-        dsm_b = _as_dask(before.dsm, (row_chunks, col_chunks)).astype(np.float32)
-        dsm_a = _as_dask(after.dsm, (row_chunks, col_chunks)).astype(np.float32)
-        cmin = dsm_b.map_blocks(
-            block_minimum, cell, chunks=(crow, ccol), dtype=np.float32, meta=np.zeros((0, 0))
-        )
-        gh = scale.ground_halo_cells()
-        inputs += [
-            da.overlap.overlap(dsm_b, depth=fine_depth2, boundary="none"),
-            da.overlap.overlap(dsm_a, depth=fine_depth2, boundary="none"),
-        ]
-        # The ground of a block and its halo comes from the coarse minima of the block and its
-        # eight neighbours when a chunk is wider than the ground filter's reach, so a block
-        # waits for the DSM of its neighbours only, not of theirs (less held in memory).
-        ground_per_block = size // cell >= gh + max(cy, cx)
-        if ground_per_block:
-            inputs.append(cmin)
-        else:
-            ground = da.map_overlap(
-                ground_surface,
-                cmin,
-                depth={0: _depth(gh, crow), 1: _depth(gh, ccol)},
-                boundary="none",
-                dtype=np.float32,
-                window_cells=scale.ground_cells,
-            ).rechunk((crow, ccol))
-            inputs.append(da.overlap.overlap(ground, depth={0: cy, 1: cx}, boundary="none"))
+    plan = _plan_chunks(shape, params, scale.cell, halo, "rgb_only" if rgb_only else "dsm")
+    inputs = _halo_inputs(before, after, plan, scale)
     if scheduler is None:
-        scheduler = "synchronous" if ny * nx == 1 else "threads"
-    scene: SceneStats | None = None
-    if rgb_only:
-        scene = _scene_of(rgb_b, rgb_a, valid_b, valid_a, cell, params, scheduler)
-        log.info("RGB-only scene: %s", scene.record())
-        if scene.saturated_px:
-            log.warning(
-                "RGB-only: %d px (%.1f%%) blown out (a band at %d or above) in either "
-                "orthophoto were treated as unknown, neither roof nor ground",
-                scene.saturated_px,
-                100.0 * scene.saturated_px / max(scene.n_pixels, 1),
-                params.rgb_saturated_dn,
-            )
-
-    # Unoptimised graphs, so a read shared by two inputs (the before DSM feeds its own halo
-    # exchange and the coarse minima) stays one task; the key names are given so dask need not
-    # hash every argument of every block.
-    delayed_grids = [arr.to_delayed(optimize_graph=False) for arr in inputs]
-    delayed_nir = [
-        None if arr is None else arr.to_delayed(optimize_graph=False) for arr in nir_inputs
-    ]
-    token = tokenize(
-        *(arr.name for arr in inputs),
-        *(None if arr is None else arr.name for arr in nir_inputs),
-        params,
-        scale,
-        rgb_only,
-        rgb,
-        None if scene is None else scene.record(),
+        scheduler = "synchronous" if plan.n_chunks == 1 else "threads"
+    scene = _scene_of(*inputs.plain, scale.cell, params, scheduler) if rgb_only else None
+    codes_blocks, found = _block_graph(inputs, plan, params, scale, rgb, scene)
+    codes, found_list = compute_in_groups(
+        codes_blocks,
+        found,
+        plan.row_chunks,
+        plan.col_chunks,
+        max(1, int(params.group_px) // plan.size),
+        codes_sink=codes_sink,
+        sink_lock=sink_lock,
+        scheduler=scheduler,
     )
-    row_starts = np.concatenate([[0], np.cumsum(row_chunks)])
-    col_starts = np.concatenate([[0], np.cumsum(col_chunks)])
-    min_pixels = max(1, math.ceil(params.min_area_m2 / scale.pixel_area_m2))
-    # The constant arguments are bound once: dask would otherwise walk the fields of the
-    # parameter dataclasses for every block (0.6 s of graph building at 8192 px).
-    process = dask.delayed(
-        functools.partial(_process_block, params=params, scale=scale, min_pixels=min_pixels),
-        pure=True,
-    )
-    process_rgb = (
-        None
-        if scene is None
-        else dask.delayed(
-            functools.partial(_process_rgb_block, params=params, rgb=rgb, scene=scene), pure=True
-        )
-    )
-    ground_block = dask.delayed(_ground_block, pure=True)
-    codes_blocks: list[list[da.Array]] = []
-    pieces_delayed: dict[tuple[int, int], Any] = {}
-    for i in range(ny):
-        row_blocks = []
-        for j in range(nx):
-            args = []
-            for grid in delayed_grids:
-                args.append(grid[0, i, j] if grid.ndim == 3 else grid[i, j])
-            if ground_per_block:
-                args[6] = ground_block(
-                    [
-                        [delayed_grids[6][i + di, j + dj] for dj in (-1, 0, 1) if 0 <= j + dj < nx]
-                        for di in (-1, 0, 1)
-                        if 0 <= i + di < ny
-                    ],
-                    (i > 0, i < ny - 1, j > 0, j < nx - 1),
-                    (gh + cy, gh + cx),
-                    (cy, cx),
-                    scale.ground_cells,
-                    dask_key_name=("ground-" + token, i, j),
-                )
-            nir_args = [None if grid is None else grid[i, j] for grid in delayed_nir]
-            pads = (
-                halo if i > 0 else 0,
-                halo if i < ny - 1 else 0,
-                halo if j > 0 else 0,
-                halo if j < nx - 1 else 0,
-            )
-            where = {
-                "block": (i, j),
-                "pads": pads,
-                "origin": (int(row_starts[i]), int(col_starts[j])),
-                "dask_key_name": ("process-" + token, i, j),
-            }
-            if process_rgb is not None:
-                result = process_rgb(*args[:4], *nir_args, **where)
-            else:
-                result = process(*args[:7], None, *nir_args, **where)
-            codes_block = dask.delayed(_codes_of)(result, dask_key_name=("codes-" + token, i, j))
-            row_blocks.append(
-                da.from_delayed(codes_block, shape=(row_chunks[i], col_chunks[j]), dtype=np.uint8)
-            )
-            pieces_delayed[(i, j)] = dask.delayed(_pieces_of)(
-                result, dask_key_name=("pieces-" + token, i, j)
-            )
-        codes_blocks.append(row_blocks)
-
-    codes_np: np.ndarray | None = None
-    if codes_sink is None:
-        codes_np = np.empty(shape, np.uint8)
-
-    # Square groups of chunks, one compute each: what dask holds at once grows with the chunks
-    # of a compute (it reads ahead), so groups keep peak memory flat on larger rasters.
-    def spans(n: int) -> list[tuple[int, int]]:
-        per = max(1, int(params.group_px) // size)
-        k = -(-n // per)
-        per = -(-n // k)
-        return [(a, min(n, a + per)) for a in range(0, n, per)]
-
-    groups = [(r, c) for r in spans(ny) for c in spans(nx)]
-    pieces_list = []
-    for (i0, i1), (j0, j1) in groups:
-        rows = slice(int(row_starts[i0]), int(row_starts[i1]))
-        cols = slice(int(col_starts[j0]), int(col_starts[j1]))
-        codes = da.block([row[j0:j1] for row in codes_blocks[i0:i1]])
-        wanted = [pieces_delayed[(i, j)] for i in range(i0, i1) for j in range(j0, j1)]
-        if codes_sink is not None:
-            store = da.store(
-                codes,
-                codes_sink,
-                regions=(rows, cols),
-                lock=sink_lock if sink_lock is not None else True,
-                compute=False,
-            )
-            got, _ = dask.compute(wanted, store, scheduler=scheduler, optimize_graph=False)
-        else:
-            assert codes_np is not None
-            got, codes_np[rows, cols] = dask.compute(
-                wanted, codes, scheduler=scheduler, optimize_graph=False
-            )
-        pieces_list.extend(got)
-        _release_freed_memory()
-    if len(groups) > 1:
-        log.info("computed in %d groups of chunks", len(groups))
-    if rgb_only:
-        assert scene is not None
-        segments = {bs.block: bs for bs in pieces_list if isinstance(bs, BlockSegments)}
-        nir_decides = (after.nir is not None, before.nir is not None)
-        objects = merge_segment_pieces(segments, transform, params, scale, rgb, scene, nir_decides)
-    else:
-        blocks = {bp.block: bp for bp in pieces_list if isinstance(bp, BlockPieces)}
-        objects = merge_pieces(blocks, transform, params, scale, rgb_only=rgb_only)
-    log.info("%d change objects passed the filters", len(objects))
-    codes_xr: xr.DataArray | None = None
-    if codes_np is not None:
-        codes_xr = xr.DataArray(
-            codes_np,
-            dims=("y", "x"),
-            coords={"y": before.rgb["y"], "x": before.rgb["x"]}
-            if "y" in before.rgb.coords
-            else None,
-            name="change",
-        )
-        codes_xr = codes_xr.rio.write_nodata(CODE_NODATA)
-        if crs is not None:
-            codes_xr = codes_xr.rio.write_crs(crs)
-        codes_xr = codes_xr.rio.write_transform(transform)
     return ChangeResult(
-        objects=tuple(objects),
-        codes=codes_xr,
+        objects=_merge_objects(found_list, before, after, transform, params, scale, rgb, scene),
+        codes=None if codes is None else _codes_array(codes, before.rgb, crs, transform),
         mode="rgb_only" if rgb_only else "dsm",
         crs=crs,
         transform=transform,
         shape=shape,
         scale=scale,
-        n_chunks=ny * nx,
+        n_chunks=plan.n_chunks,
     )
-
-
-@functools.cache
-def _libc() -> Any:
-    """The C library through ctypes (None where it cannot be loaded)."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name) if name else None
-    except OSError:
-        return None
-
-
-def _malloc_trim() -> Any:
-    """glibc's ``malloc_trim`` (None elsewhere)."""
-    return getattr(_libc(), "malloc_trim", None)
-
-
-_M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-@functools.cache
-def limit_malloc_arenas(n: int | None = None) -> bool:
-    """Cap glibc's malloc arenas at ``n`` (default: one per core; at least 2) for the rest of
-    the process, unless ``MALLOC_ARENA_MAX`` is set; True when the cap was applied.
-
-    glibc gives threads their own arenas (up to eight per core) and each keeps the pages that
-    numpy freed in it; the pipeline's short-lived thread pools (tie points, vertical offset,
-    warps) took the peak of an 8192 px run from 0.96 to 1.23 GB that way, and a cap of one
-    arena per core brought it back to 0.95 GB at the same speed. No-op off glibc.
-    """
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return False
-    mallopt = getattr(_libc(), "mallopt", None)
-    if mallopt is None or _malloc_trim() is None:  # not glibc
-        return False
-    return bool(mallopt(_M_ARENA_MAX, max(2, n or os.cpu_count() or 2)))
-
-
-_TRIM_LOCK = threading.Lock()
-_LAST_TRIM = [0.0]
-
-
-def _release_freed_memory(min_interval_s: float = 0.0) -> None:
-    """Hand the heap's free pages back to the system (glibc ``malloc_trim``).
-
-    glibc keeps what numpy freed in its arenas (chunks are allocated and freed by several
-    threads), so without this the resident size creeps up although what is alive stays the
-    same; dask.distributed trims its workers the same way. A trim walks the heap (tens of
-    milliseconds), so blocks trim at most once every ``min_interval_s`` seconds (measured at
-    8192 px: every block cost 10 % of the detection time for 20 % less peak memory).
-    """
-    trim = _malloc_trim()
-    if trim is None:
-        return
-    now = time.monotonic()
-    with _TRIM_LOCK:
-        if now - _LAST_TRIM[0] < min_interval_s:
-            return
-        _LAST_TRIM[0] = now
-    trim(0)
-
-
-def _depth(depth: int, chunks: tuple[int, ...]) -> int:
-    """Overlap along one axis: none for a single chunk, never more than the axis."""
-    return 0 if len(chunks) == 1 else min(depth, sum(chunks) - 1)

@@ -75,7 +75,8 @@ from rasterio.enums import Resampling
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from change_detection.detect import ChangeResult, Epoch, detect_changes, limit_malloc_arenas
+from change_detection._memory import limit_malloc_arenas
+from change_detection.detect import ChangeResult, Epoch, detect_changes
 from change_detection.grids import align_epoch, onto_reference_grid
 from change_detection.leads import Lead
 from change_detection.params import DetectParams
@@ -128,7 +129,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def bounded_memory(func: _F) -> _F:
     """Run ``func`` with GDAL's block cache at :data:`GDAL_CACHE_MB` unless the user set
     ``GDAL_CACHEMAX`` (in the environment or an enclosing ``rasterio.Env``), and glibc's
-    malloc arenas capped (:func:`change_detection.detect.limit_malloc_arenas`)."""
+    malloc arenas capped (:func:`change_detection._memory.limit_malloc_arenas`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
