@@ -51,8 +51,8 @@ from change_detection.coregistration.coarse import COARSE_IMAGES_UNUSED, CoarseI
 from change_detection.errors import CoregistrationError
 from change_detection.onto_grid import (
     _grid_of,
-    _grid_offset,
     _RowCache,
+    _translation_offset,
     grid_snap,
     onto_reference_grid,
 )
@@ -410,9 +410,7 @@ def snapped_offset(target: xr.DataArray, reference: xr.DataArray) -> tuple[int, 
     GridMismatchError
         Either raster has no CRS.
     """
-    r_crs, r_t, _ = _grid_of(reference)
-    t_crs, t_t, _ = _grid_of(target)
-    exact = _grid_offset(r_t, t_t) if r_crs == t_crs else None
+    exact = _translation_offset(target, reference)
     if exact is None:
         return None
     return round(exact[0]), round(exact[1])

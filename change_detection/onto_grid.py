@@ -56,6 +56,16 @@ def _grid_offset(ref_t: Affine, tgt_t: Affine) -> tuple[float, float] | None:
     return float(row), float(col)
 
 
+def _translation_offset(
+    target: xr.DataArray, reference: xr.DataArray
+) -> tuple[float, float] | None:
+    """(row, col) of the reference grid origin in the target grid when the two differ by a
+    translation only (one CRS, pixel size and orientation), else None."""
+    r_crs, r_t, _ = _grid_of(reference)
+    t_crs, t_t, _ = _grid_of(target)
+    return _grid_offset(r_t, t_t) if r_crs == t_crs else None
+
+
 def grid_snap(target: xr.DataArray, reference: xr.DataArray) -> tuple[float, float] | None:
     """The sub-pixel (x, y) part of the offset between two grids of one CRS and pixel size.
 
@@ -65,11 +75,7 @@ def grid_snap(target: xr.DataArray, reference: xr.DataArray) -> tuple[float, flo
     the returned amount in reference pixels: a feature at x on the exact placement is at
     x + snap_x on the snapped one.
     """
-    r_crs, r_t, _ = _grid_of(reference)
-    t_crs, t_t, _ = _grid_of(target)
-    if r_crs != t_crs:
-        return None
-    off = _grid_offset(r_t, t_t)
+    off = _translation_offset(target, reference)
     if off is None:
         return None
     row, col = off
@@ -100,9 +106,8 @@ def onto_reference_grid(
     GridMismatchError
         Either raster has no CRS.
     """
-    r_crs, r_t, r_shape = _grid_of(reference)
-    t_crs, t_t, t_shape = _grid_of(target)
-    exact = _grid_offset(r_t, t_t) if r_crs == t_crs else None
+    r_shape, t_shape = _grid_of(reference)[2], _grid_of(target)[2]
+    exact = _translation_offset(target, reference)
     whole = exact is not None and all(abs(v - round(v)) <= 1e-6 for v in exact)
     default_fill = _default_fill(target.dtype, fill)
     if exact is not None and (whole or snap or (resampling == Resampling.nearest and default_fill)):
