@@ -47,7 +47,8 @@ layout of a synthetic site); without any, permits are checked without dates.
 permits, write products and provenance. The module is over the house's ~500 lines because it
 holds the whole pipeline: those five stages, the input checks they need (overlap, site crop,
 dates) and the memory and scheduler settings of a run (:func:`bounded_memory`,
-:func:`_scheduler`), which belong to the execution layer the detection issue (#15) plans.
+:func:`_scheduler`); the machinery they set lives in :mod:`change_detection._memory` and
+:mod:`change_detection._exec`.
 """
 
 from __future__ import annotations
