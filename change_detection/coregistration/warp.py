@@ -119,25 +119,18 @@ def warp_arrays(
 
     def one(block_rc: tuple[int, int, int, int]) -> None:
         r0, r1, c0, c1 = block_rc
-        rows = np.arange(r_start + r0, r_start + r1, dtype=np.float64)[:, None]
-        cols = np.arange(c_start + c0, c_start + c1, dtype=np.float64)[None, :]
-        src_r, src_c = source_coordinates(rows, cols)
-        src_r = np.broadcast_to(src_r, (r1 - r0, c1 - c0))
-        src_c = np.broadcast_to(src_c, (r1 - r0, c1 - c0))
-        y0 = math.floor(float(np.nanmin(src_r))) - halo
-        y1 = math.ceil(float(np.nanmax(src_r))) + halo + 1
-        x0 = math.floor(float(np.nanmin(src_c))) - halo
-        x1 = math.ceil(float(np.nanmax(src_c))) + halo + 1
+        rows, cols = (r_start + r0, r_start + r1), (c_start + c0, c_start + c1)
         tiles = (
-            _near_translation_tiles(
-                source_coordinates,
-                tolerance_px,
-                (r_start + r0, r_start + r1),
-                (c_start + c0, c_start + c1),
-            )
+            _near_translation_tiles(source_coordinates, tolerance_px, rows, cols)
             if order_max == 1 and tolerance_px > 0
             else None
         )
+        exact: tuple[np.ndarray, np.ndarray] | None = None
+        if tiles is not None and tiles.ok.all():
+            y0, y1, x0, x1 = _window_of_tiles(tiles, rows, cols, halo)
+        else:
+            exact = _block_coordinates(source_coordinates, rows, cols)
+            y0, y1, x0, x1 = _window_of_coordinates(*exact, halo)
         for array, k, out in todo:
             src_h, src_w = array.shape[-2], array.shape[-1]
             block = out[..., r0:r1, c0:c1]
@@ -149,17 +142,11 @@ def warp_arrays(
             src = src.reshape((-1, sy1 - sy0, sx1 - sx0))
             flat = block.reshape((-1, r1 - r0, c1 - c0))
             if tiles is not None and min(src.shape[-2:]) >= 2:
-                _resample_tiles(
-                    tiles,
-                    src,
-                    src_r - sy0,
-                    src_c - sx0,
-                    flat,
-                    (r_start + r0, c_start + c0),
-                    (sy0, sx0),
-                    k,
-                )
+                _resample_tiles(tiles, src, exact, flat, (rows[0], cols[0]), (sy0, sx0), k)
                 continue
+            if exact is None:
+                exact = _block_coordinates(source_coordinates, rows, cols)
+            src_r, src_c = exact
             if k.order == 1 and min(src.shape[-2:]) >= 2:
                 _gather_bilinear(src, src_r - sy0, src_c - sx0, flat, k.fill, k.is_bool, k.is_int)
                 continue
@@ -194,6 +181,43 @@ def warp_arrays(
     return outs
 
 
+def _block_coordinates(
+    source_coordinates: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Source (row, col) of every output pixel of ``rows`` x ``cols`` (first, end)."""
+    r = np.arange(rows[0], rows[1], dtype=np.float64)[:, None]
+    c = np.arange(cols[0], cols[1], dtype=np.float64)[None, :]
+    qr, qc = source_coordinates(r, c)
+    shape = (rows[1] - rows[0], cols[1] - cols[0])
+    return np.broadcast_to(qr, shape), np.broadcast_to(qc, shape)
+
+
+def _window_of_coordinates(qr: np.ndarray, qc: np.ndarray, halo: int) -> tuple[int, int, int, int]:
+    """Source rows and columns (y0, y1, x0, x1) holding the samples and ``halo`` around."""
+    return (
+        math.floor(float(np.nanmin(qr))) - halo,
+        math.ceil(float(np.nanmax(qr))) + halo + 1,
+        math.floor(float(np.nanmin(qc))) - halo,
+        math.ceil(float(np.nanmax(qc))) + halo + 1,
+    )
+
+
+def _window_of_tiles(
+    tiles: _Tiles, rows: tuple[int, int], cols: tuple[int, int], halo: int
+) -> tuple[int, int, int, int]:
+    """:func:`_window_of_coordinates` of a block whose every tile is a translation: each
+    sample is its pixel plus its tile's offset, so the map need not be evaluated at every
+    pixel."""
+    return (
+        math.floor(rows[0] + float(tiles.offsets[0].min())) - halo,
+        math.ceil(rows[1] - 1 + float(tiles.offsets[0].max())) + halo + 1,
+        math.floor(cols[0] + float(tiles.offsets[1].min())) - halo,
+        math.ceil(cols[1] - 1 + float(tiles.offsets[1].max())) + halo + 1,
+    )
+
+
 #: Side of the tiles of the output grid on which a pull map that is nearly a translation is
 #: applied as one translation each (see :func:`_near_translation_tiles`).
 TILE_PX = 128
@@ -226,11 +250,11 @@ def _near_translation_tiles(
     (the 20480 px benchmark mosaic's: 35 % of its tiles within 0.01 px) gains little: its
     other tiles are sampled exactly. The tiles are fixed on the output grid (multiples of
     :data:`TILE_PX` from its origin), so a window or chunk gets the same values as the whole
-    raster. The map is evaluated on a
-    lattice every 16 px of each tile, edges included (exact for an affine model; for the warp
-    field, bilinear between its control points, to within the lattice); the translation of a
-    tile is the midrange of the lattice's offsets, so no sample moves by more than the
-    tolerance (0.01 px by default, 5 to 20 times below the accuracy of the co-registration).
+    raster. The map is evaluated on a lattice every 16 px of each tile, edges included (exact
+    for an affine model; for the warp field, bilinear between its control points, to within
+    the lattice); the translation of a tile is the midrange of the lattice's offsets, so no
+    sample moves by more than the tolerance (0.01 px by default, 5 to 20 times below the
+    accuracy of the co-registration).
     """
     t0r, t1r = rows[0] // TILE_PX, -(-rows[1] // TILE_PX)
     t0c, t1c = cols[0] // TILE_PX, -(-cols[1] // TILE_PX)
@@ -260,8 +284,7 @@ def _near_translation_tiles(
 def _resample_tiles(
     tiles: _Tiles,
     src: np.ndarray,
-    qy: np.ndarray,
-    qx: np.ndarray,
+    exact: tuple[np.ndarray, np.ndarray] | None,
     out: np.ndarray,
     start: tuple[int, int],
     src_origin: tuple[int, int],
@@ -269,8 +292,8 @@ def _resample_tiles(
 ) -> None:
     """Bilinear resampling of one block ``out`` (bands, h, w), whose first pixel is output
     pixel ``start``, from ``src`` (bands, rows, cols; source pixel ``src_origin`` on): each
-    tile that may as its translation, the others at the exact coordinates ``qy``, ``qx``
-    (in ``src``'s pixels)."""
+    tile that may as its translation, the others at the exact source coordinates ``exact``
+    (rows, cols of the block's pixels; needed only when some tile may not)."""
     h, w = out.shape[-2], out.shape[-1]
     t0r, t0c = tiles.first
     if not tiles.ok.all() and src.dtype != np.float32:
@@ -298,10 +321,18 @@ def _resample_tiles(
                     kind.is_bool,
                     kind.is_int,
                 )
-            else:
-                _gather_bilinear(
-                    src, qy[a:b, c:d], qx[a:b, c:d], part, kind.fill, kind.is_bool, kind.is_int
-                )
+                continue
+            assert exact is not None  # computed whenever a tile is not a translation
+            qy, qx = exact
+            _gather_bilinear(
+                src,
+                qy[a:b, c:d] - src_origin[0],
+                qx[a:b, c:d] - src_origin[1],
+                part,
+                kind.fill,
+                kind.is_bool,
+                kind.is_int,
+            )
 
 
 def _warp_threads() -> int:
