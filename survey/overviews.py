@@ -77,6 +77,7 @@ import xarray as xr
 from rasterio.windows import Window
 from scipy import ndimage
 
+from change_detection.coregistration import _block_mean
 from change_detection.coregistration.coarse import CoarseImages
 from change_detection.coregistration.params import CoregParams
 from change_detection.grids import snapped_offset
@@ -304,7 +305,8 @@ def _coarse_side(
     # raster there) may stand for a block partly without data; the coarse pass's taper
     # gives the outermost blocks no weight anyway
     valid = ndimage.binary_erosion(valid, np.ones((3, 3), bool), border_value=0)
-    mean, fraction = _blocks(grey, valid, k)
+    # k x k means over the valid pixels, as the full-resolution coarse pass takes them
+    mean, fraction = _block_mean(grey, valid, k)
     origin = (j0 * level.pixel[0] - at[1], i0 * level.pixel[1] - at[0])
     return _Side(mean, fraction, origin, level)
 
@@ -344,15 +346,6 @@ def _grey(
         raw = np.clip((raw - lo) * (np.float32(255.0) / (hi - lo)), 0, 255)
     grey = np.where(ok, raw.mean(axis=0), np.float32(0)).astype(np.float32)
     return grey, ok
-
-
-def _blocks(grey: np.ndarray, valid: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean grey over the valid pixels of each k x k block and the valid fraction."""
-    rows, cols = grey.shape[0] // k, grey.shape[1] // k
-    w = valid.astype(np.float32)
-    total = (grey * w).reshape(rows, k, cols, k).sum(axis=(1, 3))
-    n = w.reshape(rows, k, cols, k).sum(axis=(1, 3))
-    return (total / np.maximum(n, 1)).astype(np.float32), (n / (k * k)).astype(np.float32)
 
 
 def _check_against_pixels(

@@ -143,7 +143,7 @@ Example
 
 from __future__ import annotations
 
-# private names that grids.py, the benchmarks and the tests import from here
+# private names that grids.py, survey.overviews, the benchmarks and the tests import from here
 from change_detection.coregistration.caches import _BandCache as _BandCache
 from change_detection.coregistration.caches import _block_mean as _block_mean
 from change_detection.coregistration.caches import _read_window as _read_window
