@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from survey.registry import Registry
 
 __all__ = [
+    "change_options",
     "command",
     "db_option",
     "echo_json",
@@ -59,6 +60,12 @@ store_option: Callable[[F], F] = click.option(
 user_option: Callable[[F], F] = click.option(
     "--user", help="Who makes the change (default: the operating-system user)."
 )
+
+
+def change_options(func: F) -> F:
+    """``--db``, ``--store``, ``--user`` and ``--json``: the options of every command that
+    changes the registry (each change is recorded in the evidence store, by someone)."""
+    return db_option(store_option(user_option(json_option(func))))
 
 
 def open_registry(db: str | None, *, create: bool = False, store: Path | None = None) -> Registry:

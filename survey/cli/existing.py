@@ -17,13 +17,12 @@ import click
 
 from survey.cli._common import existing_file, is_quiet
 from survey.cli.db import (
+    change_options,
     db_option,
     echo_json,
     echo_table,
     json_option,
     open_registry,
-    store_option,
-    user_option,
 )
 
 __all__ = ["command"]
@@ -37,10 +36,7 @@ def command() -> None:
 @command.command(name="import")
 @click.argument("file", type=existing_file)
 @click.option("--site", required=True, help="The site the buildings belong to.")
-@db_option
-@store_option
-@user_option
-@json_option
+@change_options
 def import_cmd(
     file: Path, site: str, db: str | None, store: Path | None, user: str | None, as_json: bool
 ) -> None:

@@ -29,13 +29,12 @@ import click
 
 from survey.cli._common import is_quiet
 from survey.cli.db import (
+    change_options,
     db_option,
     echo_json,
     echo_table,
     json_option,
     open_registry,
-    store_option,
-    user_option,
 )
 
 if TYPE_CHECKING:
@@ -201,10 +200,7 @@ def show_cmd(lead_id: int, db: str | None, as_json: bool) -> None:
 @click.argument("lead_id", type=int)
 @click.argument("state", type=click.Choice(_STATES))
 @click.option("--reason", help="Why (required to dismiss, to reopen, to close a new lead).")
-@db_option
-@store_option
-@user_option
-@json_option
+@change_options
 def set_status_cmd(
     lead_id: int,
     state: str,
@@ -225,10 +221,7 @@ def set_status_cmd(
 @click.argument("lead_id", type=int)
 @click.argument("risk", type=click.Choice(_RISKS))
 @click.option("--reason", help="Why (recorded with the change).")
-@db_option
-@store_option
-@user_option
-@json_option
+@change_options
 def set_risk_cmd(
     lead_id: int,
     risk: str,

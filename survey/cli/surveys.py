@@ -23,13 +23,12 @@ import click
 
 from survey.cli._common import is_quiet
 from survey.cli.db import (
+    change_options,
     db_option,
     echo_json,
     echo_table,
     json_option,
     open_registry,
-    store_option,
-    user_option,
 )
 
 __all__ = ["command"]
@@ -95,10 +94,7 @@ def show_cmd(survey_id: int, db: str | None, as_json: bool) -> None:
 
 @command.command(name="approve")
 @click.argument("survey_id", type=int)
-@db_option
-@store_option
-@user_option
-@json_option
+@change_options
 def approve_cmd(
     survey_id: int, db: str | None, store: Path | None, user: str | None, as_json: bool
 ) -> None:
@@ -117,10 +113,7 @@ def approve_cmd(
 @command.command(name="discard")
 @click.argument("survey_id", type=int)
 @click.option("--reason", required=True, help="Why (e.g. the error that stopped its run).")
-@db_option
-@store_option
-@user_option
-@json_option
+@change_options
 def discard_cmd(
     survey_id: int,
     reason: str,

@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 
 from survey.cli.db import (
+    change_options,
     db_option,
     echo_json,
     echo_table,
@@ -72,10 +73,7 @@ def command() -> None:
 @click.option("--timezone", default="Asia/Shanghai", show_default=True, help="IANA time zone.")
 @click.option("--generate", is_flag=True, help="Make up a password and print it once.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@db_option
-@store_option
-@user_option
-@json_option
+@change_options
 def add_cmd(
     name: str,
     role: str,
