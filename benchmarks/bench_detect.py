@@ -1,14 +1,16 @@
 """Benchmark of ``sitewatch detect`` (run_detect) against the floor of merely reading the rasters.
 
 Inputs: the synthetic site (seed 0, 80 m at 10 cm, both epochs with DSMs, rendered on one
-frame) is tiled into square mosaics of N x N px and written as tiled, DEFLATE-compressed
-GeoTIFFs (512 px tiles, like OpenDroneMap's), orthophotos with an internal mask and DSMs with
-a nodata value. The orthophotos carry internal overviews at 2, 4, 8 and 16 (average, JPEG),
-as OpenDroneMap builds them (see :func:`_write_mosaic`), which the co-registration's coarse
-pass reads (``survey.overviews``). The after mosaic is georeferenced ``AFTER_OFFSET_M`` off
-the before one (the GNSS error between two flights: a global shift of a non-integer number of
-pixels, so the grids differ too); a misregistration rendered into the 80 m tile would repeat
-in every tile, a saw-tooth no survey has.
+frame) is tiled into square mosaics of N x N px, each tile one of the scene's eight flips and
+quarter turns (:func:`_tile_orientations`: a plain repetition beats against the tie-point
+grid), and written as tiled, DEFLATE-compressed GeoTIFFs (512 px tiles, like OpenDroneMap's),
+orthophotos with an internal mask and DSMs with a nodata value. The orthophotos carry internal
+overviews at 2, 4, 8 and 16 (average, JPEG), as OpenDroneMap builds them (see
+:func:`_write_mosaic`), which the co-registration's coarse pass reads (``survey.overviews``).
+The after mosaic is georeferenced ``AFTER_OFFSET_M`` off the before one (the GNSS error between
+two flights: a global shift of a non-integer number of pixels, so the grids differ too); a
+misregistration rendered into the 80 m tile would repeat in every tile, a saw-tooth no survey
+has.
 
 For every size three fresh subprocesses read all four rasters with rasterio, tile by tile on
 as many threads as there are cores (the read: nothing can be faster than decoding the
@@ -56,6 +58,33 @@ _BLOCK = 512
 AFTER_OFFSET_M = (0.83, -0.47)
 
 
+def _tile_orientations(side: int, n: int) -> np.ndarray:
+    """One of the eight flips and quarter turns (bits: 1 flip rows, 2 flip columns, 4
+    transpose) for each n x n tile of a side x side mosaic, drawn from a fixed seed.
+
+    A plain repetition of the scene has a period of n px, and at 20480 px the tie-point grid
+    (25 x 25 windows) is 819 px apart: each tie window then saw nearly the content of its
+    neighbour 19 px on, so their measurement errors agreed, and the co-registration fitted
+    them as a smooth warp (up to 2.5 px) on a pure translation. Real sites do not repeat;
+    turned tiles give neighbouring windows unrelated content, as on a real site.
+    """
+    k = -(-side // n)
+    return np.random.default_rng(20480).integers(0, 8, size=(k, k))
+
+
+def _tile_source(
+    orient: np.ndarray, n: int, r0: int, r1: int, c0: int, c1: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index arrays into the n x n scene for mosaic rows r0:r1 and columns c0:c1."""
+    rr, cc = np.meshgrid(np.arange(r0, r1), np.arange(c0, c1), indexing="ij")
+    o = orient[rr // n, cc // n]
+    u, v = rr % n, cc % n
+    u, v = np.where(o & 4, v, u), np.where(o & 4, u, v)
+    u = np.where(o & 1, n - 1 - u, u)
+    v = np.where(o & 2, n - 1 - v, v)
+    return u, v
+
+
 def _write_mosaic(scene: Any, root: Path, side: int) -> dict[str, Path]:
     """Tile the rendered scene into side x side GeoTIFFs written block by block; the
     orthophotos get OpenDroneMap's overviews."""
@@ -68,6 +97,7 @@ def _write_mosaic(scene: Any, root: Path, side: int) -> dict[str, Path]:
     t = scene.transform
     transform = Affine(t.a, t.b, t.c, t.d, t.e, t.f)
     n = scene.before_rgb.shape[1]
+    assert scene.before_rgb.shape[2] == n, "quarter turns need a square scene"
     crs = f"EPSG:{scene.epsg}"
     common = {
         "driver": "GTiff",
@@ -82,6 +112,7 @@ def _write_mosaic(scene: Any, root: Path, side: int) -> dict[str, Path]:
         "BIGTIFF": "IF_SAFER",
     }
     paths: dict[str, Path] = {}
+    orient = _tile_orientations(side, n)
     for epoch, rgb, dsm, valid, (de, dn) in (
         ("before", scene.before_rgb, scene.before_dsm, scene.before_valid, (0.0, 0.0)),
         ("after", scene.after_rgb, scene.after_dsm, scene.after_valid, AFTER_OFFSET_M),
@@ -100,11 +131,11 @@ def _write_mosaic(scene: Any, root: Path, side: int) -> dict[str, Path]:
             ) as d,
         ):
             for r0 in range(0, side, _BLOCK):
-                rows = np.arange(r0, min(r0 + _BLOCK, side)) % n
                 for c0 in range(0, side, _BLOCK):
-                    cols = np.arange(c0, min(c0 + _BLOCK, side)) % n
-                    win = Window(c0, r0, len(cols), len(rows))
-                    ix = np.ix_(rows, cols)
+                    ix = _tile_source(
+                        orient, n, r0, min(r0 + _BLOCK, side), c0, min(c0 + _BLOCK, side)
+                    )
+                    win = Window(c0, r0, ix[1].shape[1], ix[0].shape[0])
                     o.write(np.stack([b[ix] for b in rgb]), window=win)
                     o.write_mask(np.where(valid[ix], 255, 0).astype(np.uint8), window=win)
                     d.write(dsm_filled[ix], 1, window=win)
