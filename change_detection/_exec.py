@@ -33,6 +33,8 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 
 from change_detection._memory import release_freed_memory
 
@@ -249,6 +251,25 @@ def _spans(n: int, per: int) -> list[tuple[int, int]]:
     return [(a, min(n, a + per)) for a in range(0, n, per)]
 
 
+def _culled(collections: list[Any]) -> list[Any]:
+    """``collections`` (delayed objects and dask arrays) over only the tasks they need.
+
+    Each block's graph is the whole raster's (``to_delayed(optimize_graph=False)`` keeps it
+    whole, so a read shared by two inputs stays one task), and the threaded scheduler converts
+    and orders every task of the graph it is given before running the few it needs: 10.7 s of
+    the main thread's time over the 9 groups at 20480 px (``order`` 6.5 s,
+    ``convert_legacy_graph`` 4.2 s), against the group's own tasks only once culled.
+    """
+    merged = HighLevelGraph.merge(*(c.__dask_graph__() for c in collections))
+    graph = dict(merged.cull([c.__dask_keys__() for c in collections]))
+    return [
+        da.Array(graph, c.name, c.chunks, c.dtype, meta=c._meta)
+        if isinstance(c, da.Array)
+        else Delayed(c.key, graph)
+        for c in collections
+    ]
+
+
 def compute_in_groups(
     codes_blocks: list[list[da.Array]],
     found: dict[tuple[int, int], Any],
@@ -304,11 +325,13 @@ def compute_in_groups(
                 lock=sink_lock if sink_lock is not None else True,
                 compute=False,
             )
-            got, _ = dask.compute(wanted, store, scheduler=scheduler, optimize_graph=False)
+            *got, _ = dask.compute(
+                *_culled([*wanted, store]), scheduler=scheduler, optimize_graph=False
+            )
         else:
             assert codes_np is not None
-            got, codes_np[rows, cols] = dask.compute(
-                wanted, codes, scheduler=scheduler, optimize_graph=False
+            *got, codes_np[rows, cols] = dask.compute(
+                *_culled([*wanted, codes]), scheduler=scheduler, optimize_graph=False
             )
         found_list.extend(got)
         release_freed_memory()
