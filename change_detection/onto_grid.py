@@ -24,6 +24,7 @@ import xarray as xr
 from affine import Affine
 from rasterio.enums import Resampling
 
+from change_detection._memory import read_into
 from change_detection.coregistration import TIEPOINT_DTYPE, CoregResult, translation_mapping
 from change_detection.errors import GridMismatchError
 from change_detection.warped import _chunk_sizes, _lazy_grid, _warp_lazy
@@ -388,7 +389,6 @@ class _RowCache:
         self.rows: list[dict[int, np.ndarray]] = [{} for _ in self.arrays]
 
     def get(self, y0: int, y1: int) -> list[np.ndarray]:
-        import dask
 
         wanted = []
         for i, b in enumerate(self.bounds):
@@ -404,8 +404,8 @@ class _RowCache:
             if k not in self.rows[i]
         ]
         parts = [self.arrays[i][..., self.bounds[i][k] : self.bounds[i][k + 1], :] for i, k in todo]
-        for (i, k), v in zip(todo, dask.compute(*parts), strict=True):
-            self.rows[i][k] = np.asarray(v)
+        for (i, k), v in zip(todo, read_into(parts), strict=True):
+            self.rows[i][k] = v
         out = []
         for i, (k0, k1) in enumerate(wanted):
             b = self.bounds[i]

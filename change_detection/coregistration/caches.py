@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from change_detection._memory import read_into
 from change_detection.coregistration.params import CoregParams, _Sliceable, _tie_geometry
 from change_detection.coregistration.representation import _to_grey
 
@@ -87,11 +88,14 @@ class _BandCache:
         """Rows b0 .. b1, reusing what the current band holds of them."""
         a0, a1 = self._rows
         if self._band is None or b0 < a0 or b0 >= a1:
-            return np.asarray(self.arr[..., b0:b1, :])
+            return read_into([self.arr[..., b0:b1, :]])[0]
         kept = self._band[..., b0 - a0 : min(a1, b1) - a0, :]
         if b1 <= a1:
             return kept.copy()
-        return np.concatenate([kept, np.asarray(self.arr[..., a1:b1, :])], axis=-2)
+        band = np.empty((*self.shape[:-2], b1 - b0, self.shape[-1]), kept.dtype)
+        band[..., : kept.shape[-2], :] = kept
+        read_into([self.arr[..., a1:b1, :]], [band[..., kept.shape[-2] :, :]])
+        return band
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if not isinstance(key, tuple):
