@@ -15,7 +15,7 @@ machinery:
   each, streaming the codes into a sink or an in-memory array. Dask reads ahead and a chunk's
   data lives until its neighbours' blocks are done, so what it holds at once grows with the
   chunks of a compute; groups keep peak memory flat on larger rasters (measured for the whole
-  pipeline: 0.94 GB at 8192 px, 1.8 GB at 20480 px, inputs with DSMs).
+  pipeline, ``make bench``: 0.99 GB at 8192 px, 1.43 GB at 20480 px, inputs with DSMs).
 
 After every block (at most once a second) and every group the heap's free pages go back to
 the system (:func:`change_detection._memory.release_freed_memory`).

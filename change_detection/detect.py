@@ -31,8 +31,9 @@ neighbours' blocks are done, so the chunk grid is computed in square groups
 (``DetectParams.group_px``, at most 8 x 8 chunks by default) one after the other, each
 reading the ring of chunks around it for its halos; after each block the heap's free pages
 go back to the system (glibc keeps what worker threads freed otherwise). Peak memory is then
-bounded by a group, not the raster (measured for the whole pipeline: 0.94 GB at 8192 px,
-1.8 GB at 20480 px, inputs with DSMs). ``scheduler`` may be a ``dask.distributed.Client``.
+bounded by a group, not the raster (measured for the whole pipeline by ``make bench``: 0.99 GB
+at 8192 px, 1.43 GB at 20480 px, inputs with DSMs). ``scheduler`` may be a
+``dask.distributed.Client``.
 
 RGB-only mode (:mod:`change_detection.spectral`) first sums exact histograms of both
 orthophotos over every chunk (one read) for the scene statistics and the radiometric
