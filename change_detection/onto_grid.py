@@ -389,7 +389,6 @@ class _RowCache:
         self.rows: list[dict[int, np.ndarray]] = [{} for _ in self.arrays]
 
     def get(self, y0: int, y1: int) -> list[np.ndarray]:
-
         wanted = []
         for i, b in enumerate(self.bounds):
             k0 = int(np.searchsorted(b, y0, "right")) - 1
