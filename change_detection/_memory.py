@@ -121,16 +121,14 @@ def read_into(arrays: list[Any], outs: list[Any] | None = None) -> list[Any]:
     """
     import numpy as np
 
-    def lazy(a: Any) -> bool:
-        return type(a).__module__.split(".")[0] == "dask"
-
+    # dask collections, told apart as the rest of the project does (no dask import here)
     if outs is None:
-        outs = [np.empty(a.shape, a.dtype) if lazy(a) else np.asarray(a) for a in arrays]
+        outs = [np.empty(a.shape, a.dtype) if hasattr(a, "dask") else np.asarray(a) for a in arrays]
     else:
         for a, o in zip(arrays, outs, strict=True):
-            if not lazy(a):
+            if not hasattr(a, "dask"):
                 o[...] = np.asarray(a)
-    pairs = [(a, o) for a, o in zip(arrays, outs, strict=True) if lazy(a)]
+    pairs = [(a, o) for a, o in zip(arrays, outs, strict=True) if hasattr(a, "dask")]
     if not pairs:
         return outs
     import dask
