@@ -974,6 +974,13 @@ def _packages(
 
     permits = _pairs(run_dir / "inputs" / "permits.geojson")
     existing = _pairs(run_dir / "inputs" / "existing.geojson")
+    leads_hash = None
+    if cs is not None:
+        from survey.evidence.wiring import package_ledger
+        from survey.rasters import sha256_file
+
+        # every lead's ledger excerpt starts from the same leads.geojson: hashed once
+        leads_hash = sha256_file(result.leads_geojson)
     out: dict[str, Path] = {}
     start, share = STEP_FRACTIONS["packages"], STEP_FRACTIONS["record"] - STEP_FRACTIONS["packages"]
     for n, lead in enumerate(leads, start=1):
@@ -983,12 +990,8 @@ def _packages(
         )
         excerpt, head = None, None
         if cs is not None:
-            from survey.evidence.wiring import package_ledger
-            from survey.rasters import sha256_file
-
-            excerpt, head = package_ledger(
-                cs, [sha256_file(result.leads_geojson), *lead.input_hashes.values()]
-            )
+            assert leads_hash is not None
+            excerpt, head = package_ledger(cs, [leads_hash, *lead.input_hashes.values()])
         folder = run_dir / "packages" / f".staged-{n}"
         common: dict[str, Any] = {
             "permits": permits,
