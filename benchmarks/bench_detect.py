@@ -378,18 +378,12 @@ def run(quick: bool) -> list[Result]:
             series.append((side, m))
             for p in paths.values():
                 p.unlink()
+            each = ", ".join(f"{v:.1f}" for v in m["detect_runs_s"])
+            runs = f"; median of {m['repeats']}: {each} s" if m["repeats"] > 1 else ""
             print(
                 f"   {side} px: read {m['read_s']:.1f} s ({m['read_cpu_s']:.1f} s CPU, "
                 f"{m['read_rss_mb']:.0f} MB), "
-                f"detect {m['detect_s']:.1f} s ({m['detect_cpu_s']:.1f} s CPU"
-                + (
-                    f"; median of {m['repeats']}: "
-                    + ", ".join(f"{v:.1f}" for v in m["detect_runs_s"])
-                    + " s"
-                    if m["repeats"] > 1
-                    else ""
-                )
-                + "), "
+                f"detect {m['detect_s']:.1f} s ({m['detect_cpu_s']:.1f} s CPU{runs}), "
                 f"peak {m['peak_rss_mb']:.0f} MB (ru_maxrss {m['peak_ru_maxrss_mb']:.0f} MB), "
                 f"{m['n_leads']} leads, co-registration model {m['model']}, "
                 f"stages {m['stages']}; "
