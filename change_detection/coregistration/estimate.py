@@ -168,11 +168,12 @@ def _coarse_pass(
     """The whole-image shift: from the handed-in coarse images when they give one, else from
     block means of the rasters; either way a lazy reference's tie-point windows are stashed
     (decoded once, chunk by chunk)."""
+    # A lazy reference is decoded once: whichever pass reads it keeps its tie-point windows.
     lazy = _chunked(reference, reference_valid)
+    stash = _WindowStash.for_grid(shape, params) if lazy else None
     if images is not None:
         found, why = _coarse_from_images(images, shape, params)
         if found is not None:
-            stash = _WindowStash.for_grid(shape, params) if lazy else None
             if stash is not None:
                 _stash_windows(reference, reference_valid, stash)
             return found, stash
@@ -180,6 +181,4 @@ def _coarse_pass(
             f"{COARSE_IMAGES_UNUSED} ({images.source}) were not used: {why}; the coarse pass "
             "block-averaged the full-resolution rasters instead"
         )
-    # A lazy reference is decoded once: the coarse pass keeps its tie-point windows.
-    stash = _WindowStash.for_grid(shape, params) if lazy else None
     return _coarse_shift(reference, target, reference_valid, target_valid, params, stash), stash
